@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* phictl: the one command for users, approvers, admins and auditors. A thin
+ * client: the daemon decides what each caller may do (by SO_PEERCRED), phictl
+ * only formats requests and replies. */
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include "phi/client.h"
+#include "phi/macro.h"
+#include "phi/wire.h"
+
+enum {
+        EXIT_DONE = 0,
+        EXIT_REFUSED = 1,
+        EXIT_USAGE = 2,
+        EXIT_UNREACHABLE = 3,
+};
+
+struct ctl {
+        const char *socket_path;
+        bool json;
+};
+
+static void usage(FILE *f) {
+        fprintf(f,
+                "Usage: phictl [--json] [--socket PATH] VERB [ARGS]...\n"
+                "Talk to phiaccessd, the phi access daemon.\n"
+                "\n"
+                "Verbs:\n"
+                "  status              daemon state: directory sync, counts, snapshot\n"
+                "\n"
+                "Options:\n"
+                "  -j, --json          machine-readable output\n"
+                "  -s, --socket PATH   daemon socket (default $PHI_SOCKET, else " PHI_SOCKET_PATH ")\n"
+                "  -h, --help          show this help and exit\n"
+                "      --version       show the version and exit\n"
+                "\n"
+                "Exit status: 0 done, 1 refused or failed, 2 usage error, 3 daemon unreachable.\n");
+}
+
+static void json_string(FILE *f, const char *s) {
+        fputc('"', f);
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        fprintf(f, "\\%c", *p);
+                else if (*p < 0x20)
+                        fprintf(f, "\\u%04x", *p);
+                else
+                        fputc(*p, f);
+        }
+        fputc('"', f);
+}
+
+/* Prints the KEY/VALUE pairs of a reply as aligned lines or one JSON object. */
+static void print_pairs(const struct ctl *ctl, const phi_msg *m) {
+        size_t n = phi_msg_field_count(m);
+        const char *key = NULL;
+        bool first = true;
+
+        if (ctl->json)
+                fputc('{', stdout);
+        for (size_t i = 0; i < n; i++) {
+                uint16_t tag;
+                const void *value;
+
+                if (phi_msg_field(m, i, &tag, NULL, &value, NULL) < 0)
+                        continue;
+                if (tag == PHI_TAG_KEY) {
+                        key = value;
+                        continue;
+                }
+                if (tag != PHI_TAG_VALUE || !key)
+                        continue;
+                if (ctl->json) {
+                        if (!first)
+                                fputc(',', stdout);
+                        json_string(stdout, key);
+                        fputc(':', stdout);
+                        json_string(stdout, value);
+                } else
+                        printf("%-20s %s\n", key, (const char *) value);
+                first = false;
+                key = NULL;
+        }
+        if (ctl->json)
+                fputs("}\n", stdout);
+}
+
+/* One request, one reply; maps failures to the documented exit codes. */
+static int ctl_call(const struct ctl *ctl, const phi_msg *req, phi_msg **ret) {
+        _cleanup_client_ phi_client *c = NULL;
+        _cleanup_msg_ phi_msg *reply = NULL;
+        const char *message;
+        int r, error;
+
+        r = phi_client_connect(ctl->socket_path, PHI_CLIENT_DEFAULT_TIMEOUT_MS, &c);
+        if (r < 0) {
+                fprintf(stderr, "phictl: cannot reach phiaccessd at %s: %s\n", ctl->socket_path,
+                        phi_errno_text(r));
+                return EXIT_UNREACHABLE;
+        }
+        r = phi_client_call(c, req, &reply);
+        if (r < 0) {
+                fprintf(stderr, "phictl: no valid answer from phiaccessd: %s\n",
+                        phi_wire_strerror(r));
+                return EXIT_UNREACHABLE;
+        }
+        if (phi_msg_get_error(reply, &error, &message) == 0) {
+                fprintf(stderr, "phictl: %s\n", message);
+                return EXIT_REFUSED;
+        }
+        *ret = PHI_TAKE_PTR(reply);
+        return EXIT_DONE;
+}
+
+static int verb_status(const struct ctl *ctl, int argc, char **argv) {
+        _cleanup_msg_ phi_msg *req = phi_msg_new(PHI_MSG_STATUS);
+        _cleanup_msg_ phi_msg *reply = NULL;
+        int r;
+
+        (void) argv;
+        if (argc != 1) {
+                fprintf(stderr, "phictl: status takes no arguments\n");
+                return EXIT_USAGE;
+        }
+        if (!req)
+                return EXIT_REFUSED;
+        r = ctl_call(ctl, req, &reply);
+        if (r == EXIT_DONE)
+                print_pairs(ctl, reply);
+        return r;
+}
+
+static const struct {
+        const char *name;
+        int (*run)(const struct ctl *ctl, int argc, char **argv);
+} verbs[] = {
+        { "status", verb_status },
+};
+
+int main(int argc, char **argv) {
+        enum { OPT_VERSION = 256 };
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "socket", required_argument, NULL, 's' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, OPT_VERSION },
+                {},
+        };
+        struct ctl ctl = { .socket_path = secure_getenv("PHI_SOCKET") };
+        int c;
+
+        if (!ctl.socket_path || !*ctl.socket_path)
+                ctl.socket_path = PHI_SOCKET_PATH;
+        /* '+': stop at the verb, so verbs can have options of their own. */
+        while ((c = getopt_long(argc, argv, "+js:h", options, NULL)) != -1) {
+                switch (c) {
+                case 'j':
+                        ctl.json = true;
+                        break;
+                case 's':
+                        ctl.socket_path = optarg;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return EXIT_DONE;
+                case OPT_VERSION:
+                        puts("phictl " PHI_VERSION);
+                        return EXIT_DONE;
+                default:
+                        usage(stderr);
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind >= argc) {
+                usage(stderr);
+                return EXIT_USAGE;
+        }
+        for (size_t i = 0; i < PHI_ELEMENTSOF(verbs); i++)
+                if (strcmp(argv[optind], verbs[i].name) == 0)
+                        return verbs[i].run(&ctl, argc - optind, argv + optind);
+        fprintf(stderr, "phictl: unknown verb '%s' (see phictl --help)\n", argv[optind]);
+        return EXIT_USAGE;
+}
