@@ -7,6 +7,10 @@
  * denial (PAM_AUTHINFO_UNAVAIL when the daemon cannot be asked, PAM_PERM_DENIED
  * or PAM_AUTH_ERR otherwise), never PAM_SUCCESS and never PAM_IGNORE, so that a
  * stack written with "sufficient" or "[default=ignore]" cannot fall through.
+ *
+ * Security events (auth_ok, auth_fail, ...) are journaled by the daemon, which
+ * knows why a code failed; this module logs only its own trouble (pam_syslog),
+ * and with "debug" a trace of what it does -- never a code or a password.
  */
 
 #include <security/pam_ext.h>
@@ -14,13 +18,18 @@
 #include <stdbool.h>
 #include <syslog.h>
 
+#include "phi/authtok.h"
 #include "phi/client.h"
 #include "phi/macro.h"
 #include "phi/parse.h"
+#include "phi/secret.h"
+
+#define CODE_PROMPT "Verification code: "
 
 struct pam_phi_options {
         const char *socket_path;
         int timeout_ms;
+        unsigned digits;
         bool debug;
         bool combined;
         bool openvpn;
@@ -34,6 +43,7 @@ static int phi_pam_parse_options(pam_handle_t *pamh, int argc, const char **argv
         struct pam_phi_options o = {
                 .socket_path = PHI_SOCKET_PATH,
                 .timeout_ms = PHI_CLIENT_DEFAULT_TIMEOUT_MS,
+                .digits = 6,
         };
         int r = 0;
 
@@ -47,6 +57,12 @@ static int phi_pam_parse_options(pam_handle_t *pamh, int argc, const char **argv
                                 r = -EINVAL;
                         } else
                                 o.timeout_ms = (int) v * 1000;
+                } else if (strncmp(a, "digits=", 7) == 0) {
+                        if (phi_parse_u64(a + 7, 6, 8, &v) < 0 || v == 7) {
+                                pam_syslog(pamh, LOG_ERR, "bad option '%s': 6 or 8", a);
+                                r = -EINVAL;
+                        } else
+                                o.digits = (unsigned) v;
                 } else if (strncmp(a, "socket=", 7) == 0 && a[7] == '/')
                         o.socket_path = a + 7;
                 else if (strcmp(a, "debug") == 0)
@@ -62,19 +78,192 @@ static int phi_pam_parse_options(pam_handle_t *pamh, int argc, const char **argv
                         r = -EINVAL;
                 }
         }
+        if (r == 0 && o.combined && o.openvpn) {
+                pam_syslog(pamh, LOG_ERR, "options 'combined' and 'openvpn' exclude each other");
+                r = -EINVAL;
+        }
         if (r == 0)
                 *ret = o;
         return r;
 }
 
+/* The user as PAM knows it, if it is a name the directory could hold at all. */
+static int phi_pam_user(pam_handle_t *pamh, const char **ret) {
+        const char *user = NULL;
+
+        if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || !user)
+                return -ENOENT;
+        if (!phi_name_valid(user))
+                return -EINVAL;
+        *ret = user;
+        return 0;
+}
+
+/* Adds SERVICE, RHOST and TTY when PAM has them. A value the schema refuses
+ * (too long, not UTF-8) fails the request: a shortened RHOST in an audit
+ * record would be worse than a denial. */
+static int phi_pam_put_items(pam_handle_t *pamh, phi_msg *m, bool service_required) {
+        static const struct {
+                int item;
+                uint16_t tag;
+        } items[] = {
+                { PAM_SERVICE, PHI_TAG_SERVICE },
+                { PAM_RHOST, PHI_TAG_RHOST },
+                { PAM_TTY, PHI_TAG_TTY },
+        };
+        int r;
+
+        for (size_t i = 0; i < PHI_ELEMENTSOF(items); i++) {
+                const void *v = NULL;
+
+                if (pam_get_item(pamh, items[i].item, &v) != PAM_SUCCESS || !v || !*(const char *) v) {
+                        if (items[i].item == PAM_SERVICE && service_required)
+                                return -ENODATA;
+                        continue;
+                }
+                if ((r = phi_msg_put_str(m, items[i].tag, v)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/*
+ * One request, one final reply. 0 when the daemon said OK; -EACCES when it
+ * refused (the only errno that means "no" rather than "could not decide");
+ * any other negative errno when the daemon could not be asked or answered
+ * nonsense. The request is freed (and so wiped) by the caller.
+ */
+static int phi_pam_call(pam_handle_t *pamh, const struct pam_phi_options *o, const phi_msg *req) {
+        _cleanup_client_ phi_client *c = NULL;
+        _cleanup_msg_ phi_msg *reply = NULL;
+        const char *message = NULL;
+        int r, error;
+
+        r = phi_client_connect(o->socket_path, o->timeout_ms, &c);
+        if (r < 0) {
+                pam_syslog(pamh, LOG_ERR, "cannot reach phiaccessd at %s: %s", o->socket_path,
+                           phi_errno_text(r));
+                return r;
+        }
+        r = phi_client_call(c, req, &reply);
+        if (r < 0) {
+                pam_syslog(pamh, LOG_ERR, "no valid answer from phiaccessd: %s", phi_wire_strerror(r));
+                return r;
+        }
+        if (phi_msg_type(reply) == PHI_MSG_OK)
+                return 0;
+        if (phi_msg_get_error(reply, &error, &message) < 0) {
+                pam_syslog(pamh, LOG_ERR, "unexpected %s reply from phiaccessd",
+                           phi_msg_type_name(phi_msg_type(reply)));
+                return -EPROTO;
+        }
+        if (error != -EACCES)
+                pam_syslog(pamh, LOG_ERR, "phiaccessd could not decide: %s", message);
+        else if (o->debug)
+                pam_syslog(pamh, LOG_DEBUG, "phiaccessd refused: %s", message);
+        return error == -EACCES ? -EACCES : (error < 0 ? error : -EPROTO);
+}
+
+/* Asks for the code. A prompt with echo off is what keyboard-interactive
+ * shows as a question; nothing is ever sent as PAM_TEXT_INFO alone, since
+ * sshd holds such messages back until a prompt follows. */
+static int phi_pam_prompt_code(pam_handle_t *pamh, char **ret) {
+        char *answer = NULL;
+
+        if (pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, &answer, "%s", CODE_PROMPT) != PAM_SUCCESS || !answer) {
+                phi_secret_free_str(answer);
+                return -ECANCELED;
+        }
+        *ret = answer;
+        return 0;
+}
+
+/* The password already given (prompting for it if no module did), so that the
+ * one-field modes can split it. */
+static int phi_pam_authtok(pam_handle_t *pamh, const char **ret) {
+        const char *tok = NULL;
+
+        if (pam_get_authtok(pamh, PAM_AUTHTOK, &tok, NULL) != PAM_SUCCESS || !tok)
+                return -ECANCELED;
+        *ret = tok;
+        return 0;
+}
+
+/* Finds the code for this login: from the conversation, or split off the
+ * password in combined/openvpn mode, in which case the password part replaces
+ * PAM_AUTHTOK for the modules that follow (use_first_pass). */
+static int phi_pam_get_code(pam_handle_t *pamh, const struct pam_phi_options *o, char **ret_code) {
+        _cleanup_secret_str_ char *password = NULL;
+        const char *tok = NULL;
+        char *code = NULL;
+        int r;
+
+        if (!o->combined && !o->openvpn)
+                return phi_pam_prompt_code(pamh, ret_code);
+        if ((r = phi_pam_authtok(pamh, &tok)) < 0)
+                return r;
+        if (o->openvpn)
+                r = phi_authtok_parse_scrv1(tok, &password, &code);
+        else
+                r = phi_authtok_split_combined(tok, o->digits, &password, &code);
+        if (r < 0)
+                return r;
+        if (pam_set_item(pamh, PAM_AUTHTOK, password) != PAM_SUCCESS) {
+                phi_secret_free_str(code);
+                return -ENOMEM;
+        }
+        *ret_code = code;
+        return 0;
+}
+
 _phi_export_ int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        _cleanup_secret_str_ char *code = NULL;
+        _cleanup_msg_ phi_msg *req = NULL;
         struct pam_phi_options o;
+        const char *user = NULL;
+        int r, ret = PAM_AUTHINFO_UNAVAIL;
 
         (void) flags;
         if (phi_pam_parse_options(pamh, argc, argv, &o) < 0)
-                return PAM_AUTHINFO_UNAVAIL;
-        pam_syslog(pamh, LOG_ERR, "code verification is not available in this build; denying");
-        return PAM_AUTHINFO_UNAVAIL;
+                goto out;
+        r = phi_pam_user(pamh, &user);
+        if (r < 0) {
+                /* No such name can be enrolled anywhere: the same answer as a wrong code. */
+                if (r == -EINVAL)
+                        pam_syslog(pamh, LOG_NOTICE, "user name is not valid; denying");
+                ret = r == -EINVAL ? PAM_AUTH_ERR : PAM_AUTHINFO_UNAVAIL;
+                goto out;
+        }
+        r = phi_pam_get_code(pamh, &o, &code);
+        if (r < 0) {
+                if (o.debug || r != -ECANCELED)
+                        pam_syslog(pamh, LOG_NOTICE, "no usable code for %s: %s", user,
+                                   r == -ECANCELED ? "conversation gave no answer"
+                                   : o.openvpn ? "not an OpenVPN static-challenge response"
+                                   : o.combined ? "password does not end in a code"
+                                   : phi_errno_text(r));
+                ret = r == -ENOMEM ? PAM_AUTHINFO_UNAVAIL : PAM_AUTH_ERR;
+                goto out;
+        }
+        /* The wire refuses codes longer than any token makes; so does this. */
+        if (!*code || strlen(code) > PHI_CODE_MAX) {
+                ret = PAM_AUTH_ERR;
+                goto out;
+        }
+        req = phi_msg_new(PHI_MSG_AUTH);
+        if (!req || phi_msg_put_str(req, PHI_TAG_USER, user) < 0 ||
+            phi_msg_put_str(req, PHI_TAG_CODE, code) < 0 ||
+            phi_pam_put_items(pamh, req, true) < 0) {
+                pam_syslog(pamh, LOG_ERR, "cannot build the request for %s", user);
+                goto out;
+        }
+        phi_secret_free_str(PHI_TAKE_PTR(code));
+        r = phi_pam_call(pamh, &o, req);
+        ret = r == 0 ? PAM_SUCCESS : r == -EACCES ? PAM_AUTH_ERR : PAM_AUTHINFO_UNAVAIL;
+        if (o.debug)
+                pam_syslog(pamh, LOG_DEBUG, "auth for %s: %s", user, pam_strerror(pamh, ret));
+out:
+        return ret;
 }
 
 _phi_export_ int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv) {
@@ -84,29 +273,57 @@ _phi_export_ int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const c
 }
 
 _phi_export_ int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        _cleanup_msg_ phi_msg *req = NULL;
         struct pam_phi_options o;
+        const char *user = NULL;
+        int ret = PAM_PERM_DENIED;
 
         (void) flags;
-        if (phi_pam_parse_options(pamh, argc, argv, &o) < 0)
-                return PAM_PERM_DENIED;
-        pam_syslog(pamh, LOG_ERR, "access policy is not available in this build; denying");
-        return PAM_PERM_DENIED;
+        if (phi_pam_parse_options(pamh, argc, argv, &o) < 0 || phi_pam_user(pamh, &user) < 0)
+                goto out;
+        req = phi_msg_new(PHI_MSG_ACCOUNT);
+        if (!req || phi_msg_put_str(req, PHI_TAG_USER, user) < 0 ||
+            phi_pam_put_items(pamh, req, true) < 0 ||
+            (o.elevate && phi_msg_put_u64(req, PHI_TAG_ELEVATE, 1) < 0)) {
+                pam_syslog(pamh, LOG_ERR, "cannot build the request for %s", user);
+                goto out;
+        }
+        /* Default deny: only the daemon's OK opens the account. */
+        if (phi_pam_call(pamh, &o, req) == 0)
+                ret = PAM_SUCCESS;
+        if (o.debug)
+                pam_syslog(pamh, LOG_DEBUG, "account for %s: %s", user, pam_strerror(pamh, ret));
+out:
+        return ret;
+}
+
+static int phi_pam_session(pam_handle_t *pamh, int argc, const char **argv, const char *state) {
+        _cleanup_msg_ phi_msg *req = NULL;
+        struct pam_phi_options o;
+        const char *user = NULL;
+        int ret = PAM_SESSION_ERR;
+
+        if (phi_pam_parse_options(pamh, argc, argv, &o) < 0 || phi_pam_user(pamh, &user) < 0)
+                goto out;
+        req = phi_msg_new(PHI_MSG_SESSION);
+        if (!req || phi_msg_put_str(req, PHI_TAG_USER, user) < 0 ||
+            phi_msg_put_str(req, PHI_TAG_STATE, state) < 0 ||
+            phi_pam_put_items(pamh, req, true) < 0) {
+                pam_syslog(pamh, LOG_ERR, "cannot build the request for %s", user);
+                goto out;
+        }
+        if (phi_pam_call(pamh, &o, req) == 0)
+                ret = PAM_SUCCESS;
+out:
+        return ret;
 }
 
 _phi_export_ int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
-        struct pam_phi_options o;
-
         (void) flags;
-        if (phi_pam_parse_options(pamh, argc, argv, &o) < 0)
-                return PAM_SESSION_ERR;
-        return PAM_SESSION_ERR;
+        return phi_pam_session(pamh, argc, argv, "open");
 }
 
 _phi_export_ int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
-        struct pam_phi_options o;
-
         (void) flags;
-        if (phi_pam_parse_options(pamh, argc, argv, &o) < 0)
-                return PAM_SESSION_ERR;
-        return PAM_SESSION_ERR;
+        return phi_pam_session(pamh, argc, argv, "close");
 }
