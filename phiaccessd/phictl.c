@@ -29,6 +29,8 @@ static void usage(FILE *f) {
                 "\n"
                 "Verbs:\n"
                 "  status              daemon state: directory sync, counts, snapshot\n"
+                "  sync [--full]       synchronise from the directory now (admins)\n"
+                "  user show NAME      a user as the daemon sees it: ids, groups, token\n"
                 "\n"
                 "Options:\n"
                 "  -j, --json          machine-readable output\n"
@@ -88,7 +90,7 @@ static void print_pairs(const struct ctl *ctl, const phi_msg *m) {
 }
 
 /* One request, one reply; maps failures to the documented exit codes. */
-static int ctl_call(const struct ctl *ctl, const phi_msg *req, phi_msg **ret) {
+static int ctl_call_timeout(const struct ctl *ctl, const phi_msg *req, int timeout_ms, phi_msg **ret) {
         _cleanup_client_ phi_client *c = NULL;
         _cleanup_msg_ phi_msg *reply = NULL;
         const char *message;
@@ -100,6 +102,7 @@ static int ctl_call(const struct ctl *ctl, const phi_msg *req, phi_msg **ret) {
                         phi_errno_text(r));
                 return EXIT_UNREACHABLE;
         }
+        phi_client_set_timeout(c, timeout_ms);
         r = phi_client_call(c, req, &reply);
         if (r < 0) {
                 fprintf(stderr, "phictl: no valid answer from phiaccessd: %s\n",
@@ -112,6 +115,10 @@ static int ctl_call(const struct ctl *ctl, const phi_msg *req, phi_msg **ret) {
         }
         *ret = PHI_TAKE_PTR(reply);
         return EXIT_DONE;
+}
+
+static int ctl_call(const struct ctl *ctl, const phi_msg *req, phi_msg **ret) {
+        return ctl_call_timeout(ctl, req, PHI_CLIENT_DEFAULT_TIMEOUT_MS, ret);
 }
 
 static int verb_status(const struct ctl *ctl, int argc, char **argv) {
@@ -132,11 +139,134 @@ static int verb_status(const struct ctl *ctl, int argc, char **argv) {
         return r;
 }
 
+/* A full sync of a large directory takes a while; the daemon answers when done. */
+#define SYNC_TIMEOUT_MS (15 * 60 * 1000)
+
+static int verb_sync(const struct ctl *ctl, int argc, char **argv) {
+        _cleanup_msg_ phi_msg *req = phi_msg_new(PHI_MSG_SYNC);
+        _cleanup_msg_ phi_msg *reply = NULL;
+        const char *message = NULL;
+        bool full = false;
+        int r;
+
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--full") == 0)
+                        full = true;
+                else {
+                        fprintf(stderr, "phictl: sync takes only --full, not '%s'\n", argv[i]);
+                        return EXIT_USAGE;
+                }
+        }
+        if (!req || phi_msg_put_u64(req, PHI_TAG_FULL, full ? 1 : 0) < 0)
+                return EXIT_REFUSED;
+        r = ctl_call_timeout(ctl, req, SYNC_TIMEOUT_MS, &reply);
+        if (r != EXIT_DONE)
+                return r;
+        if (phi_msg_get_str(reply, PHI_TAG_MESSAGE, &message) < 0)
+                message = "done";
+        if (ctl->json) {
+                fputs("{\"result\":", stdout);
+                json_string(stdout, message);
+                fputs("}\n", stdout);
+        } else
+                printf("%s\n", message);
+        return EXIT_DONE;
+}
+
+static void print_field(const struct ctl *ctl, bool *first, const char *key, const char *value,
+                        bool number) {
+        if (ctl->json) {
+                fputs(*first ? "" : ",", stdout);
+                json_string(stdout, key);
+                fputc(':', stdout);
+                if (number)
+                        fputs(value, stdout);
+                else
+                        json_string(stdout, value);
+        } else
+                printf("%-8s %s\n", key, value);
+        *first = false;
+}
+
+static int verb_user(const struct ctl *ctl, int argc, char **argv) {
+        _cleanup_msg_ phi_msg *req = phi_msg_new(PHI_MSG_USER_SHOW);
+        _cleanup_msg_ phi_msg *reply = NULL;
+        static const struct {
+                uint16_t tag;
+                const char *key;
+        } fields[] = {
+                { PHI_TAG_USER, "name" },   { PHI_TAG_UID, "uid" },     { PHI_TAG_GID, "gid" },
+                { PHI_TAG_GECOS, "gecos" }, { PHI_TAG_HOME, "home" },   { PHI_TAG_SHELL, "shell" },
+                { PHI_TAG_DN, "dn" },       { PHI_TAG_TOKEN, "token" },
+        };
+        bool first = true;
+        int r;
+
+        if (argc != 3 || strcmp(argv[1], "show") != 0) {
+                fprintf(stderr, "phictl: usage: phictl user show NAME\n");
+                return EXIT_USAGE;
+        }
+        if (!req)
+                return EXIT_REFUSED;
+        if (phi_msg_put_str(req, PHI_TAG_USER, argv[2]) < 0) {
+                fprintf(stderr, "phictl: '%s' is not a possible user name\n", argv[2]);
+                return EXIT_USAGE;
+        }
+        r = ctl_call(ctl, req, &reply);
+        if (r != EXIT_DONE)
+                return r;
+        if (phi_msg_type(reply) != PHI_MSG_USER_INFO) {
+                fprintf(stderr, "phictl: unexpected answer from phiaccessd\n");
+                return EXIT_REFUSED;
+        }
+        if (ctl->json)
+                fputc('{', stdout);
+        for (size_t i = 0; i < PHI_ELEMENTSOF(fields); i++) {
+                const char *sv;
+                uint64_t v;
+                char buf[24];
+                if (phi_msg_get_str(reply, fields[i].tag, &sv) == 0)
+                        print_field(ctl, &first, fields[i].key, sv, false);
+                else if (phi_msg_get_u64(reply, fields[i].tag, &v) == 0) {
+                        snprintf(buf, sizeof(buf), "%llu", (unsigned long long) v);
+                        print_field(ctl, &first, fields[i].key, buf, true);
+                }
+        }
+        /* Groups: one line in the table, an array in JSON. */
+        {
+                size_t n = phi_msg_field_count(reply);
+                bool any = false;
+                if (ctl->json)
+                        fputs(",\"groups\":[", stdout);
+                else
+                        printf("%-8s ", "groups");
+                for (size_t i = 0; i < n; i++) {
+                        uint16_t tag;
+                        const void *value;
+                        if (phi_msg_field(reply, i, &tag, NULL, &value, NULL) < 0 || tag != PHI_TAG_GROUP)
+                                continue;
+                        if (ctl->json) {
+                                fputs(any ? "," : "", stdout);
+                                json_string(stdout, value);
+                        } else
+                                printf("%s%s", any ? ", " : "", (const char *) value);
+                        any = true;
+                }
+                if (ctl->json)
+                        fputs("]}\n", stdout);
+                else
+                        printf("%s\n", any ? "" : "(none)");
+        }
+        return EXIT_DONE;
+}
+
 static const struct {
         const char *name;
         int (*run)(const struct ctl *ctl, int argc, char **argv);
 } verbs[] = {
         { "status", verb_status },
+        { "sync", verb_sync },
+        { "user", verb_user },
 };
 
 int main(int argc, char **argv) {

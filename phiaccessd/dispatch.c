@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdio.h>
+#include <time.h>
+
+#include "dispatch.h"
+#include "journal.h"
+#include "localfiles.h"
+#include "phi/parse.h"
+
+typedef int (*handler_fn)(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                          phi_msg **ret_reply, uint64_t *ret_ticket);
+
+struct verb {
+        uint16_t type;
+        const char *name;       /* as phictl spells it, for messages */
+        unsigned allowed;       /* enum phi_caller_class bits */
+        handler_fn handler;
+};
+
+static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                         phi_msg **ret_reply, uint64_t *ret_ticket);
+static int handle_sync(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                       phi_msg **ret_reply, uint64_t *ret_ticket);
+static int handle_user_show(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                            phi_msg **ret_reply, uint64_t *ret_ticket);
+
+/* Every request the daemon serves. Rows are appended by later features. */
+static const struct verb verbs[] = {
+        { PHI_MSG_STATUS, "status", PHI_CALLER_ANYONE, handle_status },
+        { PHI_MSG_SYNC, "sync", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, handle_sync },
+        { PHI_MSG_USER_SHOW, "user show", PHI_CALLER_ANYONE, handle_user_show },
+};
+
+static bool in_groups(char **groups, size_t n, const char *g) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(groups[i], g) == 0)
+                        return true;
+        return false;
+}
+
+void phi_caller_identify(struct phi_daemon *d, const struct ucred *cred, struct phi_caller *ret) {
+        const struct phi_config *c = d->config;
+        struct phi_caller who = { .uid = cred->uid, .gid = cred->gid, .pid = cred->pid };
+        _cleanup_free_ char *name = NULL;
+        struct phi_user u = { 0 };
+        char **groups = NULL;
+        size_t n_groups = 0;
+        gid_t gid = cred->gid;
+        bool known = false;
+
+        who.classes = PHI_CALLER_ANYONE;
+        if (cred->uid == 0)
+                who.classes |= PHI_CALLER_ROOT;
+        /* Local accounts first, as "passwd: files phi" resolves them. */
+        if (phi_local_user_by_uid(c->passwd_file, cred->uid, &name, &gid) == 0)
+                known = true;
+        else if (phi_store_user_get_by_uid(d->store, cred->uid, &u) == 0) {
+                name = strdup(u.name);
+                gid = u.gid;
+                known = name != NULL;
+                phi_user_clear(&u);
+        }
+        if (known) {
+                snprintf(who.name, sizeof(who.name), "%s", name);
+                if (phi_store_user_groups(d->store, name, &groups, &n_groups) < 0) {
+                        groups = NULL;   /* no directory roles; local groups still count */
+                        n_groups = 0;
+                }
+                const struct {
+                        const char *group;
+                        unsigned cls;
+                } roles[] = {
+                        { c->admin_group, PHI_CALLER_ADMIN },
+                        { c->approver_group, PHI_CALLER_APPROVER },
+                        { c->auditor_group, PHI_CALLER_AUDITOR },
+                };
+                for (size_t i = 0; i < PHI_ELEMENTSOF(roles); i++)
+                        if (in_groups(groups, n_groups, roles[i].group) ||
+                            phi_local_group_has_member(c->group_file, roles[i].group, name, gid))
+                                who.classes |= roles[i].cls;
+                phi_strv_free(groups, n_groups);
+        } else
+                snprintf(who.name, sizeof(who.name), "uid %u", (unsigned) cred->uid);
+        *ret = who;
+}
+
+static const char *class_list(const struct phi_daemon *d, unsigned allowed, char *buf, size_t len) {
+        size_t used = 0;
+
+        buf[0] = 0;
+#define ADD(bit, text)                                                                              \
+        if (allowed & (bit))                                                                      \
+                used += (size_t) snprintf(buf + used, used < len ? len - used : 0, "%s%s",        \
+                                          used ? " or " : "", text);
+        ADD(PHI_CALLER_ROOT, "root");
+        if (allowed & PHI_CALLER_ADMIN)
+                used += (size_t) snprintf(buf + used, used < len ? len - used : 0, "%smembers of %s",
+                                          used ? " or " : "", d->config->admin_group);
+        if (allowed & PHI_CALLER_APPROVER)
+                used += (size_t) snprintf(buf + used, used < len ? len - used : 0, "%smembers of %s",
+                                          used ? " or " : "", d->config->approver_group);
+        if (allowed & PHI_CALLER_AUDITOR)
+                used += (size_t) snprintf(buf + used, used < len ? len - used : 0, "%smembers of %s",
+                                          used ? " or " : "", d->config->auditor_group);
+        ADD(PHI_CALLER_SELF, "the user concerned");
+#undef ADD
+        return buf;
+}
+
+static void journal_refusal(const struct phi_caller *caller, const char *verb, const char *reason) {
+        char uid[24];
+
+        snprintf(uid, sizeof(uid), "%u", (unsigned) caller->uid);
+        const struct phi_journal_field fields[] = {
+                { "PHI_ACTOR", caller->name },
+                { "PHI_USER", caller->name },
+                { "PHI_SERVICE", "phiaccessd" },
+                { "PHI_VERB", verb },
+                { "PHI_REASON", reason },
+                { "PHI_CALLER_UID", uid },
+        };
+        phi_journal_event(PHI_EVENT_ACCESS_DENIED, LOG_WARNING, fields, PHI_ELEMENTSOF(fields),
+                          "Request '%s' by %s refused: %s", verb, caller->name, reason);
+}
+
+int phi_dispatch(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                 phi_msg **ret_reply, uint64_t *ret_ticket) {
+        uint16_t type = phi_msg_type(req);
+        const struct verb *v = NULL;
+        unsigned classes = caller->classes;
+        const char *user = NULL;
+
+        *ret_reply = NULL;
+        *ret_ticket = 0;
+        d->requests++;
+        for (size_t i = 0; i < PHI_ELEMENTSOF(verbs); i++)
+                if (verbs[i].type == type)
+                        v = &verbs[i];
+        if (!v) {
+                const char *name = phi_msg_type_name(type);
+                d->refused++;
+                journal_refusal(caller, name ? name : "unknown", "request type not served");
+                return phi_msg_new_error(-EOPNOTSUPP, ret_reply,
+                                         "request '%s' is not served by this phiaccessd",
+                                         name ? name : "unknown");
+        }
+        if (phi_msg_get_str(req, PHI_TAG_USER, &user) == 0 && caller->name[0] &&
+            strcmp(user, caller->name) == 0)
+                classes |= PHI_CALLER_SELF;
+        if (!(classes & v->allowed)) {
+                char who[256], reason[512];
+                d->refused++;
+                snprintf(reason, sizeof(reason), "'%s' is only for %s", v->name,
+                         class_list(d, v->allowed, who, sizeof(who)));
+                journal_refusal(caller, v->name, reason);
+                return phi_msg_new_error(-EACCES, ret_reply, "permission denied: %s; you are %s",
+                                         reason, caller->name);
+        }
+        return v->handler(d, caller, req, ret_reply, ret_ticket);
+}
+
+int phi_dispatch_bad_frame(int error, phi_msg **ret_reply) {
+        return phi_msg_new_error(-EPROTO, ret_reply, "malformed request: %s", phi_wire_strerror(error));
+}
+
+int phi_dispatch_sync_reply(int error, const char *message, phi_msg **ret_reply) {
+        _cleanup_msg_ phi_msg *m = NULL;
+        int r;
+
+        if (error < 0)
+                return phi_msg_new_error(error, ret_reply, "sync failed: %s", message);
+        m = phi_msg_new(PHI_MSG_OK);
+        if (!m)
+                return -ENOMEM;
+        if ((r = phi_msg_put_str(m, PHI_TAG_MESSAGE, message)) < 0)
+                return r;
+        *ret_reply = PHI_TAKE_PTR(m);
+        return 0;
+}
+
+/* --------------------------------------------------------------- handlers */
+
+static void format_time(uint64_t t, char *buf, size_t len) {
+        struct tm tm;
+        time_t tt = (time_t) t;
+
+        if (t == 0 || !gmtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                snprintf(buf, len, "never");
+}
+
+static int put_u64(phi_msg *m, const char *key, uint64_t v) {
+        char buf[24];
+
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long) v);
+        return phi_msg_put_pair(m, key, buf);
+}
+
+static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                         phi_msg **ret_reply, uint64_t *ret_ticket) {
+        _cleanup_msg_ phi_msg *m = phi_msg_new(PHI_MSG_OK);
+        struct phi_sync_status st;
+        char last[32], since[32], age[24];
+        uint64_t now = (uint64_t) time(NULL);
+        int r;
+
+        (void) caller, (void) req, (void) ret_ticket;
+        if (!m)
+                return -ENOMEM;
+        phi_sync_get_status(d->sync, &st);
+        format_time(st.last_success, last, sizeof(last));
+        format_time(st.outage_since, since, sizeof(since));
+        if (st.last_success == 0)
+                snprintf(age, sizeof(age), "never");
+        else
+                snprintf(age, sizeof(age), "%llu",
+                         (unsigned long long) (now > st.last_success ? now - st.last_success : 0));
+        if ((r = phi_msg_put_pair(m, "daemon", "running")) < 0 ||
+            (r = phi_msg_put_pair(m, "version", PHI_VERSION)) < 0 ||
+            (r = put_u64(m, "uptime_seconds", now - d->started)) < 0 ||
+            (r = phi_msg_put_pair(m, "sync_state", st.state)) < 0 ||
+            (r = phi_msg_put_pair(m, "sync_mode", st.mode[0] ? st.mode : "unknown")) < 0 ||
+            (r = phi_msg_put_pair(m, "directory", st.uri[0] ? st.uri : "none")) < 0 ||
+            (r = phi_msg_put_pair(m, "last_sync", last)) < 0 ||
+            (r = phi_msg_put_pair(m, "sync_age_seconds", age)) < 0 ||
+            (r = phi_msg_put_pair(m, "outage", st.outage_since ? "yes" : "no")) < 0 ||
+            (r = phi_msg_put_pair(m, "outage_since", st.outage_since ? since : "none")) < 0 ||
+            (r = phi_msg_put_pair(m, "last_error", st.last_error[0] ? st.last_error : "none")) < 0 ||
+            (r = put_u64(m, "users", st.users)) < 0 || (r = put_u64(m, "groups", st.groups)) < 0 ||
+            (r = put_u64(m, "snapshot_generation", st.generation)) < 0 ||
+            (r = phi_msg_put_pair(m, "snapshot", st.snapshot)) < 0 ||
+            (r = phi_msg_put_pair(m, "sync_cookie", st.have_cookie ? "yes" : "no")) < 0 ||
+            (r = put_u64(m, "full_refreshes", st.full_refreshes)) < 0 ||
+            (r = put_u64(m, "incremental_refreshes", st.incremental_refreshes)) < 0 ||
+            (r = put_u64(m, "entries_received", st.entries_received)) < 0 ||
+            (r = put_u64(m, "entries_rejected", st.entries_rejected)) < 0 ||
+            (r = put_u64(m, "changes_applied", st.changes_applied)) < 0 ||
+            (r = put_u64(m, "refreshes_refused", st.refreshes_refused)) < 0 ||
+            (r = put_u64(m, "reconnects", st.reconnects)) < 0 ||
+            (r = put_u64(m, "nested_cycles", st.nested_cycles)) < 0 ||
+            (r = put_u64(m, "requests", d->requests)) < 0 ||
+            (r = put_u64(m, "requests_refused", d->refused)) < 0 ||
+            (r = phi_msg_put_pair(m, "audit_head", "none")) < 0)
+                return r;
+        *ret_reply = PHI_TAKE_PTR(m);
+        return 0;
+}
+
+static int handle_sync(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                       phi_msg **ret_reply, uint64_t *ret_ticket) {
+        uint64_t full = 0;
+
+        (void) caller;
+        if (phi_msg_get_u64(req, PHI_TAG_FULL, &full) == 0 && full > 1)
+                return phi_msg_new_error(-EINVAL, ret_reply, "full must be 0 or 1");
+        phi_log(LOG_INFO, "%s sync requested by %s", full ? "full" : "incremental", caller->name);
+        *ret_reply = NULL;
+        *ret_ticket = phi_sync_request(d->sync, full == 1);
+        return 0;
+}
+
+static int handle_user_show(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                            phi_msg **ret_reply, uint64_t *ret_ticket) {
+        _cleanup_msg_ phi_msg *m = NULL;
+        struct phi_user u = { 0 };
+        const char *name = NULL;
+        char **groups = NULL;
+        size_t n_groups = 0;
+        int r;
+
+        (void) caller, (void) ret_ticket;
+        if (phi_msg_get_str(req, PHI_TAG_USER, &name) < 0 || !phi_name_valid(name))
+                return phi_msg_new_error(-EINVAL, ret_reply, "not a valid user name");
+        r = phi_store_user_get(d->store, name, &u);
+        if (r == -ENOENT)
+                return phi_msg_new_error(-ENOENT, ret_reply, "no directory user named '%s'", name);
+        if (r < 0)
+                return phi_msg_new_error(r, ret_reply, "cannot read the store: %s", phi_errno_text(r));
+        r = phi_store_user_groups(d->store, name, &groups, &n_groups);
+        if (r < 0)
+                goto out;
+        m = phi_msg_new(PHI_MSG_USER_INFO);
+        if (!m) {
+                r = -ENOMEM;
+                goto out;
+        }
+        if ((r = phi_msg_put_str(m, PHI_TAG_USER, u.name)) < 0 ||
+            (r = phi_msg_put_u64(m, PHI_TAG_UID, u.uid)) < 0 ||
+            (r = phi_msg_put_u64(m, PHI_TAG_GID, u.gid)) < 0 ||
+            (r = phi_msg_put_str(m, PHI_TAG_GECOS, u.gecos)) < 0 ||
+            (r = phi_msg_put_str(m, PHI_TAG_HOME, u.home)) < 0 ||
+            (r = phi_msg_put_str(m, PHI_TAG_SHELL, u.shell)) < 0 ||
+            (r = phi_msg_put_str(m, PHI_TAG_DN, u.dn)) < 0 ||
+            (r = phi_msg_put_str(m, PHI_TAG_TOKEN, "none")) < 0)
+                goto out;
+        for (size_t i = 0; i < n_groups; i++)
+                if ((r = phi_msg_put_str(m, PHI_TAG_GROUP, groups[i])) < 0)
+                        break;
+        if (r == -EMSGSIZE)
+                r = 0;   /* a user in thousands of groups: the reply lists what fits */
+        if (r >= 0)
+                *ret_reply = PHI_TAKE_PTR(m);
+out:
+        phi_user_clear(&u);
+        phi_strv_free(groups, n_groups);
+        if (r < 0 && !*ret_reply)
+                return phi_msg_new_error(r, ret_reply, "cannot answer: %s", phi_errno_text(r));
+        return 0;
+}

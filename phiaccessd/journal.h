@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* Security events to the journal, with the fields of SPEC.md. Diagnostics that
+ * are not security events use phi_log() (no PHI_EVENT, no MESSAGE_ID), so a query
+ * for PHI_EVENT= finds only what an auditor needs. */
+
+#include <stddef.h>
+#include <syslog.h>
+
+#include "events.h"
+#include "phi/macro.h"
+
+struct phi_journal_field {
+        const char *name;       /* e.g. "PHI_USER" */
+        const char *value;      /* NULL: field left out */
+};
+
+/* Sends one event: MESSAGE (formatted), MESSAGE_ID and PHI_EVENT from the event,
+ * PRIORITY, SYSLOG_IDENTIFIER=phiaccessd and the given fields. Never fails the
+ * caller: an event that cannot be journaled is written to stderr. */
+void phi_journal_event(enum phi_event event, int priority, const struct phi_journal_field *fields,
+                       size_t n_fields, const char *fmt, ...) _phi_printf_(5, 6);
+
+/* Diagnostics: journal (SYSLOG_IDENTIFIER=phiaccessd) and stderr when stderr is
+ * not already the journal. */
+void phi_log(int priority, const char *fmt, ...) _phi_printf_(2, 3);
+
+/* Test hook: minimum priority printed to stderr (default LOG_INFO). */
+void phi_log_set_max_level(int priority);

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* phiaccessd: start-up, signals and the event loop. The work is elsewhere:
+ * config.c (the file), sync.h (the directory thread), server.c (the socket),
+ * dispatch.c (who may do what). */
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "journal.h"
+#include "server.h"
+#include "store.h"
+#include "sync.h"
+
+struct main_ctx {
+        const char *config_path;
+        struct phi_daemon daemon;
+        sd_event *event;
+        char last_status[600];
+};
+
+static void usage(FILE *f) {
+        fprintf(f,
+                "Usage: phiaccessd [OPTION]...\n"
+                "The phi access daemon: directory identities, TOTP verification, elevation\n"
+                "grants and the audit store, served on " "/run/phiaccessd/socket" ".\n"
+                "\n"
+                "  -c, --config FILE   configuration file (default " PHI_CONFIG_PATH ")\n"
+                "  -f, --foreground    stay in the foreground (the only mode; systemd runs it so)\n"
+                "      --check-config  validate the configuration, print FILE:LINE: message per\n"
+                "                      problem, exit 1 if there is any\n"
+                "  -h, --help          show this help and exit\n"
+                "      --version       show the version and exit\n");
+}
+
+static int load_config(const char *path, struct phi_config **ret, bool print_errors) {
+        struct phi_config_errors errors = { 0 };
+        int r;
+
+        r = phi_config_load(path, ret, &errors);
+        if (r < 0) {
+                if (print_errors)
+                        phi_config_errors_print(&errors, stderr);
+                for (size_t i = 0; i < errors.n; i++)
+                        phi_log(LOG_ERR, "%s:%u: %s", errors.items[i].file, errors.items[i].line,
+                                errors.items[i].message);
+        }
+        phi_config_errors_clear(&errors);
+        return r;
+}
+
+static void update_status(struct main_ctx *m) {
+        struct phi_sync_status st;
+        char text[600];
+
+        phi_sync_get_status(m->daemon.sync, &st);
+        snprintf(text, sizeof(text), "directory %s%s%s, %llu users, %llu groups, snapshot generation %llu",
+                 st.state, st.uri[0] ? " at " : "", st.uri, (unsigned long long) st.users,
+                 (unsigned long long) st.groups, (unsigned long long) st.generation);
+        if (strcmp(text, m->last_status) != 0) {
+                (void) sd_notifyf(false, "STATUS=%s", text);
+                snprintf(m->last_status, sizeof(m->last_status), "%s", text);
+        }
+}
+
+static int on_status_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct main_ctx *m = userdata;
+
+        update_status(m);
+        (void) sd_event_source_set_time(src, usec + 2 * 1000000ULL);
+        (void) sd_event_source_set_enabled(src, SD_EVENT_ON);
+        return 0;
+}
+
+static int on_sighup(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+        struct main_ctx *m = userdata;
+        struct phi_config *c = NULL;
+
+        (void) src, (void) si;
+        (void) sd_notify(false, "RELOADING=1");
+        if (load_config(m->config_path, &c, false) < 0)
+                phi_log(LOG_ERR, "reload: %s has errors; keeping the running configuration",
+                        m->config_path);
+        else {
+                if (strcmp(c->socket_path, m->daemon.config->socket_path) != 0 ||
+                    strcmp(c->store_path, m->daemon.config->store_path) != 0)
+                        phi_log(LOG_WARNING, "reload: socket and store paths change only on restart");
+                phi_sync_reconfigure(m->daemon.sync, c);
+                phi_config_unref(m->daemon.config);
+                m->daemon.config = c;
+                phi_log(LOG_INFO, "configuration reloaded from %s", m->config_path);
+        }
+        (void) sd_notify(false, "READY=1");
+        return 0;
+}
+
+static int on_exit_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+        struct main_ctx *m = userdata;
+
+        (void) src;
+        phi_log(LOG_INFO, "received %s, stopping", strsignal((int) si->ssi_signo));
+        (void) sd_notify(false, "STOPPING=1");
+        return sd_event_exit(m->event, 0);
+}
+
+static int run(struct main_ctx *m) {
+        _cleanup_(phi_server_freep) phi_server *server = NULL;
+        sd_event_source *status_timer = NULL;
+        sigset_t mask;
+        int r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        /* Blocked before the sync thread exists, so it inherits the mask and the
+         * signals reach the event loop's signalfd only. */
+        if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0)
+                return -EIO;
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        r = phi_store_open("sqlite", m->daemon.config->store_path, &m->daemon.store);
+        if (r < 0) {
+                phi_log(LOG_ERR, "cannot open the store %s: %s", m->daemon.config->store_path,
+                        phi_errno_text(r));
+                return r;
+        }
+        r = phi_sync_start(m->daemon.config, &m->daemon.sync);
+        if (r < 0) {
+                phi_log(LOG_ERR, "cannot start the directory sync: %s", phi_errno_text(r));
+                return r;
+        }
+        if ((r = sd_event_default(&m->event)) < 0 ||
+            (r = sd_event_add_signal(m->event, NULL, SIGTERM, on_exit_signal, m)) < 0 ||
+            (r = sd_event_add_signal(m->event, NULL, SIGINT, on_exit_signal, m)) < 0 ||
+            (r = sd_event_add_signal(m->event, NULL, SIGHUP, on_sighup, m)) < 0 ||
+            (r = sd_event_add_time_relative(m->event, &status_timer, CLOCK_MONOTONIC, 1000000ULL, 0,
+                                            on_status_timer, m)) < 0 ||
+            (r = sd_event_set_watchdog(m->event, true)) < 0) {
+                phi_log(LOG_ERR, "cannot set up the event loop: %s", phi_errno_text(r));
+                return r;
+        }
+        r = phi_server_new(m->event, &m->daemon, m->daemon.config->socket_path, &server);
+        if (r < 0)
+                return r;
+        phi_log(LOG_INFO, "phiaccessd %s ready on %s", PHI_VERSION, m->daemon.config->socket_path);
+        (void) sd_notify(false, "READY=1\nSTATUS=started, directory sync starting");
+        r = sd_event_loop(m->event);
+        sd_event_source_disable_unref(status_timer);
+        return r;
+}
+
+int main(int argc, char **argv) {
+        enum { OPT_CHECK = 256, OPT_VERSION };
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "foreground", no_argument, NULL, 'f' },
+                { "check-config", no_argument, NULL, OPT_CHECK },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, OPT_VERSION },
+                {},
+        };
+        struct main_ctx m = { .config_path = PHI_CONFIG_PATH };
+        bool check = false;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "c:fh", options, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        m.config_path = optarg;
+                        break;
+                case 'f':
+                        break;
+                case OPT_CHECK:
+                        check = true;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                case OPT_VERSION:
+                        puts("phiaccessd " PHI_VERSION);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "phiaccessd: unexpected argument '%s'\n", argv[optind]);
+                return 2;
+        }
+        if (check) {
+                struct phi_config_errors errors = { 0 };
+                struct phi_config *cfg = NULL;
+                r = phi_config_load(m.config_path, &cfg, &errors);
+                if (r < 0) {
+                        phi_config_errors_print(&errors, stdout);
+                        if (errors.n == 0)
+                                printf("%s:0: %s\n", m.config_path, phi_errno_text(r));
+                        phi_config_errors_clear(&errors);
+                        return 1;
+                }
+                phi_config_unref(cfg);
+                printf("%s: ok\n", m.config_path);
+                return 0;
+        }
+
+        if (load_config(m.config_path, &m.daemon.config, true) < 0)
+                return 1;
+        m.daemon.started = (uint64_t) time(NULL);
+        r = run(&m);
+        /* The server is gone (run's cleanup); stop the thread, then the store. */
+        phi_sync_free(m.daemon.sync);
+        phi_store_free(m.daemon.store);
+        sd_event_unref(m.event);
+        phi_config_unref(m.daemon.config);
+        if (r < 0)
+                phi_log(LOG_ERR, "exiting: %s", phi_errno_text(r));
+        return r < 0 ? 1 : 0;
+}

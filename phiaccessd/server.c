@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Each connection reads one frame at a time into a buffer sized from the
+ * length prefix (at most PHI_WIRE_MAX_FRAME), answers it, and only then reads
+ * the next: a client cannot make the daemon queue replies or buffer more than
+ * one frame. A timer closes connections that stall mid-request or sit idle. */
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+
+#include "dispatch.h"
+#include "journal.h"
+#include "server.h"
+
+struct conn {
+        struct phi_server *server;
+        struct conn *prev, *next;
+        int fd;
+        struct ucred cred;
+        sd_event_source *io, *timer;
+        uint8_t header[PHI_WIRE_HEADER_SIZE];
+        size_t header_len;
+        uint8_t *body;
+        size_t body_len, body_got;
+        uint8_t *out;
+        size_t out_len, out_pos;
+        bool close_after_write;
+        uint64_t waiting_ticket;
+};
+
+struct phi_server {
+        sd_event *event;
+        struct phi_daemon *daemon;
+        int listen_fd;
+        char *bound_path;           /* unlinked at exit when we created it */
+        sd_event_source *listen_src, *sync_src;
+        struct conn *conns;
+        size_t n_conns;
+};
+
+static void conn_free(struct conn *c) {
+        struct phi_server *s;
+
+        if (!c)
+                return;
+        s = c->server;
+        if (c->prev)
+                c->prev->next = c->next;
+        else if (s->conns == c)
+                s->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        s->n_conns--;
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->timer);
+        (void) phi_close_safe(c->fd);
+        free(c->body);
+        free(c->out);
+        free(c);
+}
+
+static int conn_arm_timer(struct conn *c, uint64_t seconds) {
+        uint64_t now;
+
+        if (sd_event_now(c->server->event, CLOCK_MONOTONIC, &now) < 0)
+                return -EIO;
+        (void) sd_event_source_set_time(c->timer, now + seconds * 1000000ULL);
+        return sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+}
+
+static int conn_send(struct conn *c, phi_msg *reply) {
+        uint8_t *frame = NULL;
+        size_t len = 0;
+        int r;
+
+        r = phi_msg_encode(reply, &frame, &len);
+        if (r < 0)
+                return r;
+        free(c->out);
+        c->out = frame;
+        c->out_len = len;
+        c->out_pos = 0;
+        (void) sd_event_source_set_io_events(c->io, EPOLLOUT);
+        return conn_arm_timer(c, PHI_SERVER_REQUEST_TIMEOUT_S);
+}
+
+static void conn_reset_read(struct conn *c) {
+        free(c->body);
+        c->body = NULL;
+        c->body_len = c->body_got = 0;
+        c->header_len = 0;
+}
+
+static void conn_handle_frame(struct conn *c) {
+        struct phi_daemon *d = c->server->daemon;
+        _cleanup_msg_ phi_msg *req = NULL, *reply = NULL;
+        struct phi_caller caller;
+        uint64_t ticket = 0;
+        int r;
+
+        r = phi_msg_decode(c->body, c->body_len, &req);
+        conn_reset_read(c);
+        if (r < 0) {
+                if (phi_dispatch_bad_frame(r, &reply) < 0 || conn_send(c, reply) < 0)
+                        conn_free(c);
+                else
+                        c->close_after_write = true;
+                return;
+        }
+        /* Identify per request: group membership may have changed since connect. */
+        phi_caller_identify(d, &c->cred, &caller);
+        r = phi_dispatch(d, &caller, req, &reply, &ticket);
+        if (r < 0 && !reply && phi_msg_new_error(r, &reply, "internal error: %s", phi_errno_text(r)) < 0) {
+                conn_free(c);
+                return;
+        }
+        if (!reply) {
+                /* Deferred: no reading until the answer is out. */
+                c->waiting_ticket = ticket;
+                (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+                (void) conn_arm_timer(c, PHI_SERVER_SYNC_TIMEOUT_S);
+                return;
+        }
+        if (conn_send(c, reply) < 0)
+                conn_free(c);
+}
+
+static int conn_read(struct conn *c) {
+        for (;;) {
+                ssize_t n;
+                if (c->header_len < PHI_WIRE_HEADER_SIZE) {
+                        n = recv(c->fd, c->header + c->header_len, PHI_WIRE_HEADER_SIZE - c->header_len,
+                                 MSG_DONTWAIT);
+                        if (n > 0) {
+                                c->header_len += (size_t) n;
+                                if (c->header_len == PHI_WIRE_HEADER_SIZE) {
+                                        int r = phi_wire_frame_length(c->header, &c->body_len);
+                                        if (r < 0) {
+                                                _cleanup_msg_ phi_msg *reply = NULL;
+                                                /* No way to resynchronise: answer and close. */
+                                                conn_reset_read(c);
+                                                if (phi_dispatch_bad_frame(r, &reply) < 0 ||
+                                                    conn_send(c, reply) < 0)
+                                                        return -EPROTO;
+                                                c->close_after_write = true;
+                                                return 0;
+                                        }
+                                        c->body = malloc(c->body_len);
+                                        if (!c->body)
+                                                return -ENOMEM;
+                                        c->body_got = 0;
+                                        /* Once a frame starts, it must arrive in time. */
+                                        (void) conn_arm_timer(c, PHI_SERVER_REQUEST_TIMEOUT_S);
+                                }
+                                continue;
+                        }
+                } else {
+                        n = recv(c->fd, c->body + c->body_got, c->body_len - c->body_got, MSG_DONTWAIT);
+                        if (n > 0) {
+                                c->body_got += (size_t) n;
+                                if (c->body_got == c->body_len) {
+                                        conn_handle_frame(c);
+                                        return 1;   /* c may be gone */
+                                }
+                                continue;
+                        }
+                }
+                if (n == 0)
+                        return -ECONNRESET;
+                if (errno == EINTR)
+                        continue;
+                if (errno == EAGAIN)
+                        return 0;
+                return phi_negative_errno();
+        }
+}
+
+static int conn_write(struct conn *c) {
+        while (c->out_pos < c->out_len) {
+                ssize_t n = send(c->fd, c->out + c->out_pos, c->out_len - c->out_pos,
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n > 0) {
+                        c->out_pos += (size_t) n;
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                return n < 0 ? phi_negative_errno() : -EIO;
+        }
+        free(c->out);
+        c->out = NULL;
+        c->out_len = c->out_pos = 0;
+        if (c->close_after_write)
+                return -ECONNRESET;
+        (void) sd_event_source_set_io_events(c->io, EPOLLIN);
+        return conn_arm_timer(c, PHI_SERVER_IDLE_TIMEOUT_S);
+}
+
+static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        struct conn *c = userdata;
+        int r = 0;
+
+        (void) src, (void) fd;
+        if (c->out)
+                r = conn_write(c);
+        else if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                r = conn_read(c);
+                if (r == 1)
+                        return 0;
+        }
+        if (r < 0)
+                conn_free(c);
+        return 0;
+}
+
+static int on_conn_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct conn *c = userdata;
+
+        (void) src, (void) usec;
+        if (c->waiting_ticket) {
+                _cleanup_msg_ phi_msg *reply = NULL;
+                c->waiting_ticket = 0;
+                (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+                if (phi_msg_new_error(-ETIMEDOUT, &reply, "sync did not finish in time; see phictl status") == 0 &&
+                    conn_send(c, reply) == 0)
+                        return 0;
+        }
+        conn_free(c);
+        return 0;
+}
+
+static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        struct phi_server *s = userdata;
+        socklen_t len;
+        struct conn *c;
+        int cfd, r;
+
+        (void) src, (void) revents;
+        cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0)
+                return 0;
+        if (s->n_conns >= PHI_SERVER_MAX_CONNECTIONS) {
+                /* Accept-and-close keeps the backlog moving; clients see a reset and
+                 * report the daemon busy instead of hanging. */
+                phi_log(LOG_WARNING, "too many connections (%d); refusing one", PHI_SERVER_MAX_CONNECTIONS);
+                (void) phi_close_safe(cfd);
+                return 0;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                (void) phi_close_safe(cfd);
+                return 0;
+        }
+        c->server = s;
+        c->fd = cfd;
+        c->next = s->conns;
+        if (s->conns)
+                s->conns->prev = c;
+        s->conns = c;
+        s->n_conns++;
+        len = sizeof(c->cred);
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0 || len != sizeof(c->cred)) {
+                conn_free(c);
+                return 0;
+        }
+        r = sd_event_add_io(s->event, &c->io, cfd, EPOLLIN, on_conn_io, c);
+        if (r >= 0)
+                r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC,
+                                               PHI_SERVER_IDLE_TIMEOUT_S * 1000000ULL, 0, on_conn_timer, c);
+        if (r < 0)
+                conn_free(c);
+        return 0;
+}
+
+/* The sync thread finished a request: answer every connection waiting for it. */
+static int on_sync_event(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        struct phi_server *s = userdata;
+        struct conn *next;
+
+        (void) src, (void) fd, (void) revents;
+        phi_sync_event_ack(s->daemon->sync);
+        for (struct conn *c = s->conns; c; c = next) {
+                _cleanup_msg_ phi_msg *reply = NULL;
+                char message[256];
+                int error;
+
+                next = c->next;
+                if (!c->waiting_ticket ||
+                    !phi_sync_request_result(s->daemon->sync, c->waiting_ticket, &error, message, sizeof(message)))
+                        continue;
+                c->waiting_ticket = 0;
+                (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+                if (phi_dispatch_sync_reply(error, message, &reply) < 0 || conn_send(c, reply) < 0)
+                        conn_free(c);
+        }
+        return 0;
+}
+
+static int listen_on(const char *path, int *ret_fd) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -1;
+        size_t len = strlen(path);
+
+        if (len >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, len + 1);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return phi_negative_errno();
+        /* A socket left by a previous run; anything else at the path is not ours. */
+        {
+                struct stat st;
+                if (lstat(path, &st) == 0) {
+                        if (!S_ISSOCK(st.st_mode))
+                                return -EEXIST;
+                        (void) unlink(path);
+                }
+        }
+        {
+                mode_t old = umask(0111);  /* 0666: each verb authorises its caller */
+                int r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+                (void) umask(old);
+                if (r < 0)
+                        return phi_negative_errno();
+        }
+        if (listen(fd, 128) < 0)
+                return phi_negative_errno();
+        *ret_fd = PHI_TAKE_FD(fd);
+        return 0;
+}
+
+int phi_server_new(sd_event *event, struct phi_daemon *d, const char *path, phi_server **ret) {
+        phi_server *s = calloc(1, sizeof(*s));
+        int n, r;
+
+        if (!s)
+                return -ENOMEM;
+        s->event = event;
+        s->daemon = d;
+        s->listen_fd = -1;
+        n = sd_listen_fds(1);
+        if (n > 1) {
+                r = -EINVAL;
+                phi_log(LOG_ERR, "systemd passed %d sockets; expected one", n);
+                goto fail;
+        }
+        if (n == 1) {
+                s->listen_fd = SD_LISTEN_FDS_START;
+                (void) fcntl(s->listen_fd, F_SETFL, O_NONBLOCK);
+        } else {
+                r = listen_on(path, &s->listen_fd);
+                if (r < 0) {
+                        phi_log(LOG_ERR, "cannot listen on %s: %s", path, phi_errno_text(r));
+                        goto fail;
+                }
+                s->bound_path = strdup(path);
+        }
+        r = sd_event_add_io(event, &s->listen_src, s->listen_fd, EPOLLIN, on_accept, s);
+        if (r >= 0)
+                r = sd_event_add_io(event, &s->sync_src, phi_sync_event_fd(d->sync), EPOLLIN,
+                                    on_sync_event, s);
+        if (r < 0)
+                goto fail;
+        *ret = s;
+        return 0;
+fail:
+        phi_server_free(s);
+        return r;
+}
+
+void phi_server_free(phi_server *s) {
+        if (!s)
+                return;
+        while (s->conns)
+                conn_free(s->conns);
+        sd_event_source_disable_unref(s->listen_src);
+        sd_event_source_disable_unref(s->sync_src);
+        (void) phi_close_safe(s->listen_fd);
+        if (s->bound_path) {
+                (void) unlink(s->bound_path);
+                free(s->bound_path);
+        }
+        free(s);
+}
+
+size_t phi_server_connections(const phi_server *s) {
+        return s->n_conns;
+}

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* The daemon's store, behind a narrow interface: the rest of phiaccessd calls
+ * phi_store_*() and never sees SQL, so a PostgreSQL backend for fleets (approval
+ * records shared across hosts) can be added as another ops table.
+ *
+ * Threads: a phi_store handle belongs to one thread. The socket thread and the
+ * LDAP thread each open their own handle on the same database; the backend must
+ * let one writer and many readers work at once (SQLite: WAL mode).
+ *
+ * Schema: versioned by numbered migrations, applied in order at open, each in
+ * its own transaction and recorded in schema_migrations. Later features append
+ * migrations; a database newer than the code is refused (-EPROTONOSUPPORT). */
+
+#include <stdint.h>
+
+#include "identity.h"
+#include "phi/macro.h"
+
+typedef struct phi_store phi_store;
+
+/* Sync bookkeeping kept across restarts. */
+struct phi_sync_state {
+        uint8_t *cookie;            /* RFC 4533 cookie; NULL when none */
+        size_t cookie_len;
+        uint64_t last_success;      /* Unix seconds of the last completed refresh or change */
+        uint64_t last_full;         /* Unix seconds of the last full refresh */
+        uint64_t generation;        /* snapshot generation last published */
+};
+void phi_sync_state_clear(struct phi_sync_state *s);
+
+struct phi_store_ops {
+        const char *name;
+        int (*open)(const char *location, void **ret);
+        void (*close)(void *b);
+        int (*begin)(void *b);
+        int (*commit)(void *b);
+        void (*rollback)(void *b);
+        int (*schema_version)(void *b, unsigned *ret);
+
+        int (*user_put)(void *b, const struct phi_user *u);
+        int (*group_put)(void *b, const struct phi_group *g);
+        int (*entry_delete)(void *b, const char *key, bool *ret_found);
+        int (*identities_clear)(void *b);
+        int (*identities_load)(void *b, struct phi_identities *ret);
+        int (*keys_load)(void *b, char ***ret, size_t *ret_n, size_t *ret_n_users);
+        int (*memberships_replace)(void *b, const struct phi_identities *ids,
+                                   const struct phi_resolved *res);
+        int (*counts)(void *b, uint64_t *ret_users, uint64_t *ret_groups);
+
+        int (*user_get)(void *b, const char *name, struct phi_user *ret);
+        int (*user_get_by_uid)(void *b, uint32_t uid, struct phi_user *ret);
+        int (*user_groups)(void *b, const char *name, char ***ret, size_t *ret_n);
+
+        int (*sync_state_get)(void *b, struct phi_sync_state *ret);
+        int (*sync_state_put)(void *b, const struct phi_sync_state *s);
+};
+
+extern const struct phi_store_ops phi_store_sqlite_ops;
+
+/* Opens (creating and migrating as needed) the store at location with the named
+ * backend ("sqlite"). */
+int phi_store_open(const char *backend, const char *location, phi_store **ret)
+        _phi_warn_unused_ _phi_nonnull_;
+void phi_store_free(phi_store *s);
+PHI_DEFINE_TRIVIAL_CLEANUP_FUNC(phi_store *, phi_store_free);
+#define _cleanup_store_ _cleanup_(phi_store_freep)
+
+int phi_store_begin(phi_store *s) _phi_warn_unused_ _phi_nonnull_;
+int phi_store_commit(phi_store *s) _phi_warn_unused_ _phi_nonnull_;
+void phi_store_rollback(phi_store *s) _phi_nonnull_;
+int phi_store_schema_version(phi_store *s, unsigned *ret) _phi_warn_unused_ _phi_nonnull_;
+
+/* Inserts or replaces by key. -EEXIST when the name or id belongs to another key. */
+int phi_store_user_put(phi_store *s, const struct phi_user *u) _phi_warn_unused_ _phi_nonnull_;
+int phi_store_group_put(phi_store *s, const struct phi_group *g) _phi_warn_unused_ _phi_nonnull_;
+/* Deletes the user or group with this key; *ret_found tells whether one existed. */
+int phi_store_entry_delete(phi_store *s, const char *key, bool *ret_found) _phi_warn_unused_
+        _phi_nonnull_;
+int phi_store_identities_clear(phi_store *s) _phi_warn_unused_ _phi_nonnull_;
+int phi_store_identities_load(phi_store *s, struct phi_identities *ret) _phi_warn_unused_
+        _phi_nonnull_;
+/* Every user key (sorted), then every group key (sorted): *ret_n_users of the first
+ * kind. For RFC 4533's present phase and the shrink check. */
+int phi_store_keys_load(phi_store *s, char ***ret, size_t *ret_n, size_t *ret_n_users)
+        _phi_warn_unused_ _phi_nonnull_;
+int phi_store_memberships_replace(phi_store *s, const struct phi_identities *ids,
+                                  const struct phi_resolved *res) _phi_warn_unused_ _phi_nonnull_;
+int phi_store_counts(phi_store *s, uint64_t *ret_users, uint64_t *ret_groups) _phi_warn_unused_
+        _phi_nonnull_;
+
+/* -ENOENT when absent. */
+int phi_store_user_get(phi_store *s, const char *name, struct phi_user *ret) _phi_warn_unused_
+        _phi_nonnull_;
+int phi_store_user_get_by_uid(phi_store *s, uint32_t uid, struct phi_user *ret) _phi_warn_unused_
+        _phi_nonnull_;
+/* Effective (nested) groups of a user name, sorted. */
+int phi_store_user_groups(phi_store *s, const char *name, char ***ret, size_t *ret_n)
+        _phi_warn_unused_ _phi_nonnull_;
+
+int phi_store_sync_state_get(phi_store *s, struct phi_sync_state *ret) _phi_warn_unused_
+        _phi_nonnull_;
+int phi_store_sync_state_put(phi_store *s, const struct phi_sync_state *st) _phi_warn_unused_
+        _phi_nonnull_;
+
+void phi_strv_free(char **v, size_t n);
