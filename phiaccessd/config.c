@@ -529,6 +529,20 @@ static char *reader(char *str, int num, void *stream) {
                         st->long_line = true;
         }
         st->line++;
+        /* inih gives no callback for a section header; note its line here so a
+         * missing key can be reported at the section it belongs to. */
+        {
+                size_t i = 0;
+                while (i < n && (str[i] == ' ' || str[i] == '\t'))
+                        i++;
+                if (i < n && str[i] == '[')
+                        for (size_t k = 0; k < PHI_ELEMENTSOF(sections); k++) {
+                                size_t len = strlen(sections[k]);
+                                if (n - i > len + 1 && memcmp(str + i + 1, sections[k], len) == 0 &&
+                                    str[i + 1 + len] == ']' && st->section_line[k] == 0)
+                                        st->section_line[k] = st->line;
+                        }
+        }
         if (st->long_line) {
                 errors_add(st->errors, st->file, st->line, "line is longer than %d bytes",
                            PHI_CONFIG_MAX_LINE);

@@ -126,7 +126,8 @@ static int single_value(const struct phi_ldap_entry *e, const char *name, size_t
                         continue;
                 for (size_t i = 0; i < a->n_values; i++)
                         if (a->values[i].len == (*rdn)->la_value.bv_len &&
-                            memcmp(a->values[i].data, (*rdn)->la_value.bv_val, a->values[i].len) == 0) {
+                            (a->values[i].len == 0 ||
+                             memcmp(a->values[i].data, (*rdn)->la_value.bv_val, a->values[i].len) == 0)) {
                                 *ret = value_dup(&a->values[i], max);
                                 r = *ret ? 0 : -EINVAL;
                                 goto out;

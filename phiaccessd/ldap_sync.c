@@ -98,8 +98,10 @@ struct worker {
         char uri[256];
         bool syncrepl;
         char *attrs[MAX_ATTRS];
-        uint8_t *cookie;
+        uint8_t *cookie;            /* committed with the data it covers */
         size_t cookie_len;
+        uint8_t *pending_cookie;    /* received, not yet committed */
+        size_t pending_cookie_len;
         uint64_t generation;
         unsigned backoff;
         /* persist batch */
@@ -517,9 +519,29 @@ static int resolve_into_store(struct worker *w, struct resolved_view *v) {
         return 0;
 }
 
+/* The cookie moves on only together with the data it covers: a refused or
+ * failed refresh must be asked for again from the old cookie. */
+static void cookie_drop_pending(struct worker *w) {
+        free(w->pending_cookie);
+        w->pending_cookie = NULL;
+        w->pending_cookie_len = 0;
+}
+
+static void cookie_promote(struct worker *w) {
+        if (!w->pending_cookie)
+                return;
+        free(w->cookie);
+        w->cookie = w->pending_cookie;
+        w->cookie_len = w->pending_cookie_len;
+        w->pending_cookie = NULL;
+        w->pending_cookie_len = 0;
+}
+
 static int save_state(struct worker *w, bool full) {
         struct phi_sync_state st = {
-                .cookie = w->cookie, .cookie_len = w->cookie_len, .last_success = now_s(),
+                .cookie = w->pending_cookie ? w->pending_cookie : w->cookie,
+                .cookie_len = w->pending_cookie ? w->pending_cookie_len : w->cookie_len,
+                .last_success = now_s(),
                 .generation = w->generation + 1,
         };
         struct phi_sync_state old = { 0 };
@@ -538,6 +560,7 @@ static void after_commit(struct worker *w, struct resolved_view *v) {
         uint64_t users = 0, groups = 0;
         int r;
 
+        cookie_promote(w);
         w->generation++;
         r = phi_snapshot_publish(&v->ids, &v->res, w->c, w->generation, &ps);
         if (r < 0)
@@ -638,6 +661,7 @@ static int apply_refresh(struct worker *w, struct staged *st, const char *mode) 
                              (uint64_t) (phi_now_ms() - t0), reason,
                              "Directory refresh from %s refused: %s; keeping the last good data (%zu users)",
                              w->uri, reason, n_user_keys);
+                cookie_drop_pending(w);
                 r = RUN_REFUSED;
                 goto out;
         }
@@ -681,6 +705,7 @@ static int apply_refresh(struct worker *w, struct staged *st, const char *mode) 
                 r = phi_store_commit(w->store);
         if (r < 0) {
                 phi_store_rollback(w->store);
+                cookie_drop_pending(w);
                 set_error(w->s, "cannot store the refresh: %s", phi_errno_text(r));
                 phi_log(LOG_ERR, "cannot store the directory refresh: %s", phi_errno_text(r));
                 goto out;
@@ -819,9 +844,9 @@ static int cookie_set(struct worker *w, const struct berval *c) {
         if (!copy)
                 return -ENOMEM;
         memcpy(copy, c->bv_val, c->bv_len);
-        free(w->cookie);
-        w->cookie = copy;
-        w->cookie_len = c->bv_len;
+        free(w->pending_cookie);
+        w->pending_cookie = copy;
+        w->pending_cookie_len = c->bv_len;
         return 0;
 }
 
@@ -853,6 +878,7 @@ static int persist_flush(struct worker *w) {
         w->txn = false;
         if (r < 0) {
                 phi_store_rollback(w->store);
+                cookie_drop_pending(w);
                 phi_log(LOG_ERR, "cannot store directory changes: %s", phi_errno_text(r));
                 view_clear(&v);
                 return r;
@@ -1150,6 +1176,7 @@ static int run_syncrepl(struct worker *w) {
         bool in_refresh = true;
         int msgid = -1, r;
 
+        cookie_drop_pending(w);
         st.full = w->cookie == NULL;
         if (st.full)
                 st.present_mode = true;
@@ -1264,6 +1291,7 @@ static int run_syncrepl(struct worker *w) {
                                 r = f;
                 } else {
                         phi_store_rollback(w->store);
+                        cookie_drop_pending(w);
                         w->txn = false;
                 }
         }
@@ -1427,6 +1455,7 @@ static void *thread_main(void *arg) {
                                 free(w.cookie);
                                 w.cookie = NULL;
                                 w.cookie_len = 0;
+                                cookie_drop_pending(&w);
                         } else if (r == RUN_REFUSED) {
                                 disconnect(&w);
                                 wait_for(s, w.c->refresh_interval);
@@ -1490,6 +1519,7 @@ done:
         for (size_t i = 0; i < MAX_ATTRS; i++)
                 free(w.attrs[i]);
         free(w.cookie);
+        free(w.pending_cookie);
         phi_config_unref(w.c);
         return NULL;
 }

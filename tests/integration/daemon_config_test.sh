@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# phiaccessd --check-config: every problem of a broken file is reported as
+# FILE:LINE: message, exit 1; a good file prints "ok" and exits 0. Also: a
+# config file that others can write is refused, and the daemon will not start
+# with a broken file.
+set -euo pipefail
+source "$(dirname "$0")/../lib/harness.bash"
+source "$(dirname "$0")/daemon_lib.bash"
+phi_harness_init "$@"
+
+dir=$PHI_TMP/conf
+mkdir -p "$dir"
+printf 'secret\n' >"$dir/bindpw"
+chmod 600 "$dir/bindpw"
+
+good=$dir/good.conf
+cat >"$good" <<CONF
+[ldap]
+uri = ldap://127.0.0.1:3890 ldap://localhost:3891
+base = dc=example,dc=org
+tls = none
+bind_dn = cn=reader,dc=example,dc=org
+bind_password_file = $dir/bindpw
+[store]
+path = $dir/phi.db
+[daemon]
+socket = $dir/socket
+CONF
+chmod 644 "$good"
+rc=0; out=$("$PHI_DAEMON" --check-config --config "$good" 2>&1) || rc=$?
+phi_assert_eq "$rc" 0 "a good config passes"
+phi_assert_eq "$out" "$good: ok" "and says ok"
+
+check_bad() { # NAME EXPECTED-LINE-REGEX  (file content on stdin)
+    local f=$dir/$1.conf rc=0 out
+    cat >"$f"
+    chmod 644 "$f"
+    out=$("$PHI_DAEMON" --check-config --config "$f" 2>&1) || rc=$?
+    phi_assert_eq "$rc" 1 "$1: exit status 1"
+    phi_assert_match "$out" "$2" "$1: reported with file and line"
+}
+
+check_bad missing-base "^$dir/missing-base.conf:1: \\[ldap\\] needs base=" <<'CONF'
+[ldap]
+uri = ldap://127.0.0.1:3890
+tls = none
+CONF
+
+check_bad bad-uri "^$dir/bad-uri.conf:3: uri 'http://example.org' must start with ldap:// or ldaps://" <<'CONF'
+[ldap]
+base = dc=example,dc=org
+uri = http://example.org
+tls = none
+CONF
+
+check_bad unknown-key "^$dir/unknown-key.conf:4: unknown key 'colour' in \\[ldap\\]" <<'CONF'
+[ldap]
+uri = ldap://127.0.0.1:3890
+base = dc=example,dc=org
+colour = blue
+tls = none
+CONF
+
+# Several problems in one file: each on its own line.
+f=$dir/many.conf
+cat >"$f" <<'CONF'
+[ldap]
+uri = ldap://127.0.0.1:3890
+base = not a dn
+min_uid = -5
+refresh_interval = soon
+[daemon]
+admin_group = bad group!
+[nonsense]
+x = 1
+CONF
+chmod 644 "$f"
+rc=0; out=$("$PHI_DAEMON" --check-config --config "$f" 2>&1) || rc=$?
+phi_assert_eq "$rc" 1 "many problems: exit 1"
+phi_assert_match "$out" "many.conf:3: base 'not a dn' is not a valid distinguished name" "bad DN on line 3"
+phi_assert_match "$out" "many.conf:4: min_uid must be a whole number" "bad number on line 4"
+phi_assert_match "$out" "many.conf:5: refresh_interval must be a duration" "bad duration on line 5"
+phi_assert_match "$out" "many.conf:7: admin_group 'bad group!' is not a valid group name" "bad group on line 7"
+phi_assert_match "$out" "many.conf:9: \\[nonsense\\] is not a known section" "unknown section on line 9"
+
+# Plain LDAP to another host needs an explicit opt-in.
+check_bad insecure "insecure.conf:1: tls = none with non-local uri ldap://ldap.example.org" <<'CONF'
+[ldap]
+uri = ldap://ldap.example.org
+base = dc=example,dc=org
+tls = none
+CONF
+check_bad default-tls-ldaps "uri ldaps://ldap.example.org is ldaps:// \\(use tls = ldaps\\)" <<'CONF'
+[ldap]
+uri = ldaps://ldap.example.org
+base = dc=example,dc=org
+CONF
+
+# Trust: world-writable config, group-writable, symlink, world-readable password.
+ww=$dir/world-writable.conf
+cp "$good" "$ww"
+chmod 666 "$ww"
+rc=0; out=$("$PHI_DAEMON" --check-config --config "$ww" 2>&1) || rc=$?
+phi_assert_eq "$rc" 1 "world-writable config: exit 1"
+phi_assert_match "$out" "^$ww:0: is writable by group or others; refusing to trust it" "world-writable config: reported"
+chmod 664 "$ww"
+phi_check_fails "group-writable config is refused too" "$PHI_DAEMON" --check-config --config "$ww"
+ln -s "$good" "$dir/link.conf"
+rc=0; out=$("$PHI_DAEMON" --check-config --config "$dir/link.conf" 2>&1) || rc=$?
+phi_assert_eq "$rc" 1 "symlinked config: exit 1"
+phi_assert_contains "$out" "symbolic link" "symlinked config: reported"
+chmod 644 "$dir/bindpw"
+rc=0; out=$("$PHI_DAEMON" --check-config --config "$good" 2>&1) || rc=$?
+phi_assert_eq "$rc" 1 "world-readable bind password: exit 1"
+phi_assert_match "$out" "good.conf:6: bind_password_file $dir/bindpw: holds a secret but is readable by others" \
+    "world-readable bind password: reported at its line"
+chmod 600 "$dir/bindpw"
+
+# A line longer than the limit is an error, not two lines.
+{ printf '[ldap]\nuri = ldap://127.0.0.1\nbase = dc=example,dc=org\ntls = none\nuser_filter = (uid='; head -c 5000 /dev/zero | tr '\0' a; printf ')\n'; } >"$dir/long.conf"
+chmod 644 "$dir/long.conf"
+rc=0; out=$("$PHI_DAEMON" --check-config --config "$dir/long.conf" 2>&1) || rc=$?
+phi_assert_eq "$rc" 1 "overlong line: exit 1"
+phi_assert_match "$out" "long.conf:5: line is longer than 4096 bytes" "overlong line: reported at its line"
+
+# The daemon refuses to start with a broken file and names the problem.
+rc=0; out=$(timeout 10 "$PHI_DAEMON" --config "$dir/unknown-key.conf" 2>&1) || rc=$?
+phi_assert_eq "$rc" 1 "daemon with a broken config exits 1"
+phi_assert_contains "$out" "unknown key 'colour'" "and says why"

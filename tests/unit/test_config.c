@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "config.h"
+
+static const char minimal[] = "[ldap]\nuri = ldap://127.0.0.1:3890\nbase = dc=example,dc=org\ntls = none\n";
+
+static bool has_error(const struct phi_config_errors *e, unsigned line, const char *needle) {
+        for (size_t i = 0; i < e->n; i++)
+                if (e->items[i].line == line && strstr(e->items[i].message, needle))
+                        return true;
+        return false;
+}
+
+static void test_defaults(void **state) {
+        struct phi_config_errors e = { 0 };
+        struct phi_config *c = NULL;
+
+        (void) state;
+        assert_int_equal(phi_config_load_string("t", minimal, &c, &e), 0);
+        assert_int_equal(c->n_uris, 1);
+        assert_string_equal(c->user_base, "dc=example,dc=org");
+        assert_string_equal(c->group_base, "dc=example,dc=org");
+        assert_string_equal(c->user_filter, "(objectClass=posixAccount)");
+        assert_string_equal(c->attrs.member_uid, "memberUid");
+        assert_int_equal(c->min_uid, 1000);
+        assert_int_equal(c->shrink_threshold, 50);
+        assert_int_equal(c->refresh_interval, 900);
+        assert_string_equal(c->socket_path, "/run/phiaccessd/socket");
+        assert_string_equal(c->admin_group, "phi-admins");
+        phi_config_unref(c);
+}
+
+static void test_values(void **state) {
+        static const char text[] =
+                "; comment\n[ldap]\nuri = ldap://127.0.0.1:1 ldap://localhost:2\nuri = ldap://[::1]:3\n"
+                "base = dc=example,dc=org\ntls = none\nshrink_threshold = 20%\nrefresh_interval = 4h\n"
+                "membership = member\nsync = paged\nmin_uid = 5000\n[daemon]\nauditor_group = audit.team\n";
+        struct phi_config_errors e = { 0 };
+        struct phi_config *c = NULL;
+
+        (void) state;
+        assert_int_equal(phi_config_load_string("t", text, &c, &e), 0);
+        assert_int_equal(c->n_uris, 3);
+        assert_string_equal(c->uris[2], "ldap://[::1]:3");
+        assert_int_equal(c->shrink_threshold, 20);
+        assert_int_equal(c->refresh_interval, 4 * 3600);
+        assert_int_equal(c->membership, PHI_MEMBERSHIP_MEMBER);
+        assert_int_equal(c->sync_mode, PHI_SYNC_PAGED);
+        assert_int_equal(c->min_uid, 5000);
+        assert_string_equal(c->auditor_group, "audit.team");
+        phi_config_unref(c);
+}
+
+static void test_errors_have_lines(void **state) {
+        static const char text[] = "[ldap]\n"                            /* 1 */
+                                   "uri = ldap://127.0.0.1\n"            /* 2 */
+                                   "base = dc=example,dc=org\n"          /* 3 */
+                                   "tls = maybe\n"                       /* 4 */
+                                   "min_uid = 0\n"                       /* 5 */
+                                   "shrink_threshold = 101\n"            /* 6 */
+                                   "user_filter = uid=*\n"               /* 7 */
+                                   "attr_uid = has space\n"              /* 8 */
+                                   "base = dc=other\n"                   /* 9 */
+                                   "[store]\n"                           /* 10 */
+                                   "backend = postgres\n"                /* 11 */
+                                   "path = relative.db\n"                /* 12 */
+                                   "this line is nonsense\n";            /* 13 */
+        struct phi_config_errors e = { 0 };
+        struct phi_config *c = NULL;
+
+        (void) state;
+        assert_int_equal(phi_config_load_string("t", text, &c, &e), -EINVAL);
+        assert_null(c);
+        assert_true(has_error(&e, 4, "tls must be starttls, ldaps or none"));
+        assert_true(has_error(&e, 5, "min_uid must be a whole number from 1"));
+        assert_true(has_error(&e, 6, "shrink_threshold must be a percentage"));
+        assert_true(has_error(&e, 7, "not a parenthesised LDAP filter"));
+        assert_true(has_error(&e, 8, "not an attribute name"));
+        assert_true(has_error(&e, 9, "base is set twice (first on line 3)"));
+        assert_true(has_error(&e, 11, "backend 'postgres' is not available"));
+        assert_true(has_error(&e, 12, "must be an absolute path"));
+        assert_true(has_error(&e, 13, "syntax error"));
+        phi_config_errors_clear(&e);
+}
+
+static void test_tls_rules(void **state) {
+        static const char remote_plain[] = "[ldap]\nuri = ldap://ldap.example.org\nbase = dc=x\ntls = none\n";
+        static const char remote_insecure[] =
+                "[ldap]\nuri = ldap://ldap.example.org\nbase = dc=x\ntls = none\nallow_insecure = yes\n";
+        static const char remote_default[] = "[ldap]\nuri = ldap://ldap.example.org\nbase = dc=x\n";
+        struct phi_config_errors e = { 0 };
+        struct phi_config *c = NULL;
+
+        (void) state;
+        assert_int_equal(phi_config_load_string("t", remote_plain, &c, &e), -EINVAL);
+        assert_true(has_error(&e, 1, "tls = none with non-local uri"));
+        phi_config_errors_clear(&e);
+        assert_int_equal(phi_config_load_string("t", remote_insecure, &c, &e), 0);
+        phi_config_unref(c);
+        assert_int_equal(phi_config_load_string("t", remote_default, &c, &e), 0);
+        assert_int_equal(c->tls, PHI_TLS_STARTTLS);
+        phi_config_unref(c);
+        assert_true(phi_config_uri_is_loopback("ldap://127.0.0.1:389"));
+        assert_true(phi_config_uri_is_loopback("ldap://localhost"));
+        assert_false(phi_config_uri_is_loopback("ldap://127.0.0.1.evil.example"));
+        assert_false(phi_config_uri_is_loopback("ldap://ldap.example.org"));
+}
+
+static void test_trusted_files(void **state) {
+        char dir[] = "/tmp/phi-test-config.XXXXXX", path[256];
+        const char *reason = NULL;
+        char *pw = NULL;
+        int fd;
+
+        (void) state;
+        if (geteuid() != 0)
+                skip();
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/pw", dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "s3cret\nignored\n", 15), 15);
+        close(fd);
+        assert_int_equal(phi_config_read_password(path, &pw), 0);
+        assert_string_equal(pw, "s3cret");
+        free(pw);
+        assert_int_equal(chmod(path, 0604), 0);
+        assert_int_equal(phi_config_open_trusted(path, true, &reason), -EPERM);
+        assert_non_null(strstr(reason, "readable by others"));
+        assert_int_equal(chmod(path, 0620), 0);
+        assert_int_equal(phi_config_open_trusted(path, false, &reason), -EPERM);
+        assert_non_null(strstr(reason, "writable by group or others"));
+        assert_int_equal(chown(path, 65534, 0), 0);
+        assert_int_equal(chmod(path, 0600), 0);
+        assert_int_equal(phi_config_open_trusted(path, false, &reason), -EPERM);
+        assert_non_null(strstr(reason, "not owned by root"));
+        unlink(path);
+        rmdir(dir);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_values),
+                cmocka_unit_test(test_errors_have_lines),
+                cmocka_unit_test(test_tls_rules),
+                cmocka_unit_test(test_trusted_files),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

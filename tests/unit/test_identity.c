@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Nested groups, cycles and duplicates, and the store that keeps them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+
+#include "identity.h"
+#include "store.h"
+
+static void add_user(struct phi_identities *ids, const char *name, uint32_t uid) {
+        struct phi_user u = { .uid = uid, .gid = 100 };
+        char dn[128], key[64];
+
+        snprintf(dn, sizeof(dn), "uid=%s,ou=people,dc=x", name);
+        snprintf(key, sizeof(key), "key-%s", name);
+        u.key = strdup(key);
+        u.dn = strdup(dn);
+        u.name = strdup(name);
+        u.gecos = strdup("");
+        u.home = strdup("/home/x");
+        u.shell = strdup("/bin/sh");
+        assert_int_equal(phi_identities_add_user(ids, &u), 0);
+}
+
+/* members: "uid:NAME" for memberUid, "dn:GROUPNAME" or "user:NAME" for member DNs. */
+static void add_group(struct phi_identities *ids, const char *name, uint32_t gid, const char *const *members) {
+        struct phi_group g = { .gid = gid };
+        char dn[128], key[64];
+        size_t n = 0;
+
+        while (members && members[n])
+                n++;
+        snprintf(dn, sizeof(dn), "cn=%s,ou=groups,dc=x", name);
+        snprintf(key, sizeof(key), "key-%s", name);
+        g.key = strdup(key);
+        g.dn = strdup(dn);
+        g.name = strdup(name);
+        g.member_uids = calloc(n + 1, sizeof(char *));
+        g.member_dns = calloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++) {
+                if (strncmp(members[i], "uid:", 4) == 0)
+                        g.member_uids[g.n_member_uids++] = strdup(members[i] + 4);
+                else if (strncmp(members[i], "dn:", 3) == 0) {
+                        snprintf(dn, sizeof(dn), "cn=%s,ou=groups,dc=x", members[i] + 3);
+                        g.member_dns[g.n_member_dns++] = strdup(dn);
+                } else {
+                        snprintf(dn, sizeof(dn), "uid=%s,ou=people,dc=x", members[i] + 5);
+                        g.member_dns[g.n_member_dns++] = strdup(dn);
+                }
+        }
+        assert_int_equal(phi_identities_add_group(ids, &g), 0);
+}
+
+static bool member(const struct phi_resolved *r, size_t g, const char *name) {
+        for (size_t i = 0; i < r->groups[g].n; i++)
+                if (strcmp(r->groups[g].names[i], name) == 0)
+                        return true;
+        return false;
+}
+
+static void build(struct phi_identities *ids) {
+        add_user(ids, "alice", 10001);
+        add_user(ids, "bob", 10002);
+        add_user(ids, "carol", 10003);
+        add_group(ids, "base", 20001, (const char *const[]){ "uid:alice", "uid:localonly", NULL });
+        add_group(ids, "mid", 20002, (const char *const[]){ "dn:base", "user:bob", NULL });
+        add_group(ids, "top", 20003, (const char *const[]){ "dn:mid", NULL });
+        add_group(ids, "cyc1", 20004, (const char *const[]){ "dn:cyc2", "user:carol", NULL });
+        add_group(ids, "cyc2", 20005, (const char *const[]){ "dn:cyc1", "uid:bob", "uid:bob", NULL });
+}
+
+static void test_nesting_and_cycles(void **state) {
+        struct phi_identities ids = { 0 };
+        struct phi_resolved r = { 0 };
+
+        (void) state;
+        build(&ids);
+        assert_int_equal(phi_identities_resolve(&ids, PHI_RESOLVE_MEMBER_UID | PHI_RESOLVE_MEMBER_DN, &r), 0);
+        assert_true(member(&r, 0, "alice"));
+        assert_true(member(&r, 0, "localonly"));       /* memberUid may name a local user */
+        assert_true(member(&r, 2, "alice"));           /* two levels down */
+        assert_true(member(&r, 2, "bob"));
+        assert_int_equal(r.groups[2].n, 3);
+        assert_true(member(&r, 3, "bob") && member(&r, 3, "carol"));
+        assert_true(member(&r, 4, "carol"));           /* through the cycle */
+        assert_int_equal(r.groups[4].n, 2);            /* bob listed twice counts once */
+        assert_true(r.n_cycles >= 1);
+        assert_non_null(strstr(r.cycle_example, "cyc"));
+        phi_resolved_clear(&r);
+
+        /* memberUid only: nesting through member DNs does not count. */
+        assert_int_equal(phi_identities_resolve(&ids, PHI_RESOLVE_MEMBER_UID, &r), 0);
+        assert_false(member(&r, 2, "alice"));
+        phi_resolved_clear(&r);
+        phi_identities_clear(&ids);
+}
+
+static void test_dedup(void **state) {
+        struct phi_identities ids = { 0 };
+        char example[128];
+
+        (void) state;
+        add_user(&ids, "alice", 10001);
+        add_user(&ids, "mallory", 10001);    /* same uid as alice */
+        add_group(&ids, "g", 20001, NULL);
+        add_group(&ids, "h", 20001, NULL);   /* same gid */
+        assert_int_equal(phi_identities_dedup(&ids, example, sizeof(example)), 2);
+        assert_int_equal(ids.n_users, 1);
+        assert_string_equal(ids.users[0].name, "alice");
+        assert_int_equal(ids.n_groups, 1);
+        assert_string_equal(ids.groups[0].name, "g");
+        phi_identities_clear(&ids);
+}
+
+static void test_store_roundtrip(void **state) {
+        char dir[] = "/tmp/phi-test-store.XXXXXX", path[256];
+        struct phi_identities ids = { 0 }, loaded = { 0 };
+        struct phi_resolved r = { 0 };
+        struct phi_sync_state st = { 0 };
+        struct phi_user u = { 0 };
+        phi_store *s = NULL;
+        uint64_t users, groups;
+        unsigned version;
+        char **v = NULL;
+        size_t n = 0, n_users = 0;
+        bool found;
+
+        (void) state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/phi.db", dir);
+        assert_int_equal(phi_store_open("sqlite", path, &s), 0);
+        assert_int_equal(phi_store_schema_version(s, &version), 0);
+        assert_true(version >= 1);
+        build(&ids);
+        assert_int_equal(phi_store_begin(s), 0);
+        for (size_t i = 0; i < ids.n_users; i++)
+                assert_int_equal(phi_store_user_put(s, &ids.users[i]), 0);
+        for (size_t i = 0; i < ids.n_groups; i++)
+                assert_int_equal(phi_store_group_put(s, &ids.groups[i]), 0);
+        assert_int_equal(phi_store_commit(s), 0);
+
+        /* Another key with alice's uid is refused, and changes nothing. */
+        {
+                struct phi_user dup;
+                assert_int_equal(phi_user_copy(&ids.users[1], &dup), 0);
+                free(dup.key);
+                dup.key = strdup("key-other");
+                dup.uid = 10001;
+                assert_int_equal(phi_store_user_put(s, &dup), -EEXIST);
+                phi_user_clear(&dup);
+        }
+        assert_int_equal(phi_store_identities_load(s, &loaded), 0);
+        assert_int_equal(loaded.n_users, 3);
+        assert_int_equal(loaded.n_groups, 5);
+        assert_int_equal(phi_identities_resolve(&loaded, PHI_RESOLVE_MEMBER_UID | PHI_RESOLVE_MEMBER_DN, &r), 0);
+        assert_int_equal(phi_store_memberships_replace(s, &loaded, &r), 0);
+        assert_int_equal(phi_store_user_groups(s, "alice", &v, &n), 0);
+        assert_int_equal(n, 3);
+        assert_string_equal(v[0], "base");
+        assert_string_equal(v[2], "top");
+        phi_strv_free(v, n);
+
+        /* Rename by key: same entry, new name. */
+        free(ids.users[0].name);
+        ids.users[0].name = strdup("alice2");
+        assert_int_equal(phi_store_user_put(s, &ids.users[0]), 0);
+        assert_int_equal(phi_store_user_get(s, "alice", &u), -ENOENT);
+        assert_int_equal(phi_store_user_get(s, "alice2", &u), 0);
+        assert_int_equal(u.uid, 10001);
+        phi_user_clear(&u);
+        assert_int_equal(phi_store_user_get_by_uid(s, 10002, &u), 0);
+        assert_string_equal(u.name, "bob");
+        phi_user_clear(&u);
+
+        assert_int_equal(phi_store_entry_delete(s, "key-bob", &found), 0);
+        assert_true(found);
+        assert_int_equal(phi_store_entry_delete(s, "key-nobody", &found), 0);
+        assert_false(found);
+        assert_int_equal(phi_store_counts(s, &users, &groups), 0);
+        assert_int_equal(users, 2);
+        assert_int_equal(groups, 5);
+        assert_int_equal(phi_store_keys_load(s, &v, &n, &n_users), 0);
+        assert_int_equal(n, 7);
+        assert_int_equal(n_users, 2);
+        phi_strv_free(v, n);
+
+        st.cookie = (uint8_t *) strdup("rid=000,csn=1");
+        st.cookie_len = 13;
+        st.generation = 7;
+        assert_int_equal(phi_store_sync_state_put(s, &st), 0);
+        free(st.cookie);
+        st = (struct phi_sync_state){ 0 };
+        phi_store_free(s);
+
+        /* Reopening runs no migration twice and keeps the state. */
+        assert_int_equal(phi_store_open("sqlite", path, &s), 0);
+        assert_int_equal(phi_store_sync_state_get(s, &st), 0);
+        assert_int_equal(st.cookie_len, 13);
+        assert_memory_equal(st.cookie, "rid=000,csn=1", 13);
+        assert_int_equal(st.generation, 7);
+        phi_sync_state_clear(&st);
+        assert_int_equal(phi_store_open("postgres", path, &(phi_store *){ NULL }), -EOPNOTSUPP);
+        phi_store_free(s);
+        phi_resolved_clear(&r);
+        phi_identities_clear(&loaded);
+        phi_identities_clear(&ids);
+        {
+                char cmd[512];
+                snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir);
+                assert_int_equal(system(cmd), 0);
+        }
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_nesting_and_cycles),
+                cmocka_unit_test(test_dedup),
+                cmocka_unit_test(test_store_roundtrip),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
