@@ -622,8 +622,10 @@ static int apply_refresh(struct worker *w, struct staged *st, const char *mode) 
                 staged_keys[n_staged_keys++] = st->ids.groups[i].key;
         qsort(staged_user_keys, st->ids.n_users, sizeof(char *), cmp_str);
         qsort(staged_keys, n_staged_keys, sizeof(char *), cmp_str);
-        qsort(st->present, st->n_present, sizeof(char *), cmp_str);
-        qsort(st->deletes, st->n_deletes, sizeof(char *), cmp_str);
+        if (st->n_present > 0)
+                qsort(st->present, st->n_present, sizeof(char *), cmp_str);
+        if (st->n_deletes > 0)
+                qsort(st->deletes, st->n_deletes, sizeof(char *), cmp_str);
 
         /* keys[0..n_user_keys) are the users now stored. */
         for (size_t i = 0; i < n_user_keys; i++) {

@@ -79,8 +79,10 @@ static int load(const char *path, bool groups, struct phi_local_db *ret) {
                 phi_local_db_clear(&db);
                 return r;
         }
-        qsort(db.names, db.n_names, sizeof(char *), cmp_str);
-        qsort(db.ids, db.n_ids, sizeof(uint32_t), cmp_u32);
+        if (db.n_names > 0) {
+                qsort(db.names, db.n_names, sizeof(char *), cmp_str);
+                qsort(db.ids, db.n_ids, sizeof(uint32_t), cmp_u32);
+        }
         *ret = db;
         return 0;
 }

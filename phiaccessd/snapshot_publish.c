@@ -18,7 +18,9 @@ int phi_snapshot_publish(const struct phi_identities *ids, const struct phi_reso
          * nsswitch.conf, but getpwuid of a shared uid would be ambiguous). */
         if ((r = phi_local_users_load(c->passwd_file, &lu)) < 0 ||
             (r = phi_local_groups_load(c->group_file, &lg)) < 0 ||
-            (r = phi_snapshot_builder_new(&b)) < 0)
+            (r = phi_snapshot_builder_new(&b)) < 0 ||
+            /* Readers check the floor again, so a uid 0 can never come from the file. */
+            (r = phi_snapshot_builder_set_min_ids(b, (uid_t) c->min_uid, (gid_t) c->min_gid)) < 0)
                 goto out;
         group_in = calloc(ids->n_groups + 1, sizeof(bool));
         if (!group_in) {

@@ -59,8 +59,10 @@ if [ -x "$snapshot_tool" ]; then
     phi_check "the snapshot file exists" test -s "$DAEMON_SNAPSHOT"
     phi_check "the snapshot verifies" "$snapshot_tool" --verify "$DAEMON_SNAPSHOT"
     dump=$("$snapshot_tool" --dump "$DAEMON_SNAPSHOT")
-    phi_assert_contains "$dump" "user04711:x:14711:" "the snapshot decodes and holds user04711"
-    phi_assert_not_contains "$dump" "user00002:x:" "a name in the local passwd file is kept out"
+    phi_assert_contains "$dump" "user04711:*:14711:" "the snapshot decodes and holds user04711"
+    phi_assert_not_contains "$dump" "user00002:*:" "a name in the local passwd file is kept out"
+    grp2=$(grep '^grp00002:' <<<"$dump")
+    phi_assert_match ",${grp2##*:}," ",user00001," "nested membership (grp00001 in grp00002) is in the snapshot"
 else
     # The snapshot writer (nss_phi's issue) is not in this tree yet: the daemon
     # must say so rather than pretend.
@@ -112,6 +114,10 @@ memberUid: newbie
 LDIF
 phi_check "an added user appears without a manual sync" phi_wait_for --timeout 20 ctl user show newbie
 phi_assert_eq "$(ctl --json user show newbie | jq -r .shell)" /bin/zsh "added user: attributes"
+if [ -x "$snapshot_tool" ]; then
+    phi_check "the added user reaches the snapshot" phi_wait_for --timeout 20 \
+        bash -c '"$0" --dump "$1" | grep -q "^newbie:\*:50001:"' "$snapshot_tool" "$DAEMON_SNAPSHOT"
+fi
 phi_check "a modified user changes" phi_wait_for --timeout 20 \
     bash -c '[ "$("$0" --json user show user00005 | jq -r .shell)" = /bin/dash ]' "$PHI_CTL"
 phi_check "a deleted user vanishes" phi_wait_for --timeout 20 bash -c '! "$0" user show user00006' "$PHI_CTL"
