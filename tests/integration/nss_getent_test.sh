@@ -18,7 +18,9 @@ phi_harness_init "$@"
 module=$PHI_BUILD_DIR/nss_phi/libnss_phi.so.2
 mksnap=$PHI_BUILD_DIR/tests/tools/phi-mksnapshot
 suffix=dc=example,dc=org
-[ -r "$module" ] && [ -x "$mksnap" ] || phi_skip "build the tree first ($module, $mksnap)"
+if [ ! -r "$module" ] || [ ! -x "$mksnap" ]; then
+    phi_skip "build the tree first ($module, $mksnap)"
+fi
 wrapper=$(ldconfig -p | awk '/libnss_wrapper.so / { print $NF; exit }')
 [ -n "$wrapper" ] || phi_skip "libnss_wrapper is not installed"
 # The sanitizer build's module needs its runtimes loaded first in every program
