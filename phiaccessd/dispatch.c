@@ -222,6 +222,7 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
             (r = phi_msg_put_pair(m, "directory", st.uri[0] ? st.uri : "none")) < 0 ||
             (r = phi_msg_put_pair(m, "last_sync", last)) < 0 ||
             (r = phi_msg_put_pair(m, "sync_age_seconds", age)) < 0 ||
+            (r = put_u64(m, "last_refresh_ms", st.last_duration_ms)) < 0 ||
             (r = phi_msg_put_pair(m, "outage", st.outage_since ? "yes" : "no")) < 0 ||
             (r = phi_msg_put_pair(m, "outage_since", st.outage_since ? since : "none")) < 0 ||
             (r = phi_msg_put_pair(m, "last_error", st.last_error[0] ? st.last_error : "none")) < 0 ||

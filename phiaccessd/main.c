@@ -44,11 +44,14 @@ static int load_config(const char *path, struct phi_config **ret, bool print_err
 
         r = phi_config_load(path, ret, &errors);
         if (r < 0) {
+                /* At start-up stderr is the place (systemd journals it); on reload
+                 * nobody is watching stderr, so each problem goes to the journal. */
                 if (print_errors)
                         phi_config_errors_print(&errors, stderr);
-                for (size_t i = 0; i < errors.n; i++)
-                        phi_log(LOG_ERR, "%s:%u: %s", errors.items[i].file, errors.items[i].line,
-                                errors.items[i].message);
+                else
+                        for (size_t i = 0; i < errors.n; i++)
+                                phi_log(LOG_ERR, "%s:%u: %s", errors.items[i].file, errors.items[i].line,
+                                        errors.items[i].message);
         }
         phi_config_errors_clear(&errors);
         return r;

@@ -127,3 +127,10 @@ phi_assert_match "$out" "long.conf:5: line is longer than 4096 bytes" "overlong 
 rc=0; out=$(timeout 10 "$PHI_DAEMON" --config "$dir/unknown-key.conf" 2>&1) || rc=$?
 phi_assert_eq "$rc" 1 "daemon with a broken config exits 1"
 phi_assert_contains "$out" "unknown key 'colour'" "and says why"
+
+# The shipped example stays valid (with its password file pointed at a real one).
+ex=$dir/example.conf
+sed "s|^bind_password_file = .*|bind_password_file = $dir/bindpw|" \
+    "$PHI_SOURCE_DIR/phiaccessd/phiaccessd.conf.example" >"$ex"
+chmod 644 "$ex"
+phi_check "phiaccessd.conf.example passes --check-config" "$PHI_DAEMON" --check-config --config "$ex"

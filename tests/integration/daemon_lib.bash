@@ -32,7 +32,7 @@ base = $PHI_LDAP_BASE
 user_base = ou=people,$PHI_LDAP_BASE
 group_base = ou=groups,$PHI_LDAP_BASE
 tls = none
-network_timeout = 3s
+network_timeout = ${DAEMON_NETWORK_TIMEOUT:-3s}
 ${DAEMON_EXTRA:-}
 
 [store]

@@ -68,6 +68,36 @@ phi_check "a directory group phi-admins arrives" phi_wait_for --timeout 20 \
 phi_check "its member (uid 10003, known only from the directory) may sync" \
     as_uid 10003 "$PHI_CTL" --socket "$DAEMON_SOCKET" sync
 
+# SIGHUP: a new admin group takes effect without a restart; a broken file
+# changes nothing.
+sed -i 's/^admin_group = phi-admins$/admin_group = grp00001/' "$DAEMON_CONF"
+kill -HUP "$DAEMON_PID"
+phi_check "after SIGHUP the new admin group's member (user00001) may sync" phi_wait_for --timeout 10 \
+    as_uid 10001 "$PHI_CTL" --socket "$DAEMON_SOCKET" sync
+phi_check_fails "and the old local admin may not" as_uid 1700 "$PHI_CTL" --socket "$DAEMON_SOCKET" sync
+cp "$DAEMON_CONF" "$PHI_TMP/good.conf"
+printf '[ldap]\nbogus = 1\n' >>"$DAEMON_CONF"
+kill -HUP "$DAEMON_PID"
+phi_check "a broken file on SIGHUP is journaled" phi_wait_for --timeout 10 \
+    bash -c 'journalctl --sync; journalctl -o cat SYSLOG_IDENTIFIER=phiaccessd | grep -q "keeping the running configuration"'
+phi_check "and the running configuration stays" as_uid 10001 "$PHI_CTL" --socket "$DAEMON_SOCKET" sync
+cp "$PHI_TMP/good.conf" "$DAEMON_CONF"
+sed -i 's/^admin_group = grp00001$/admin_group = phi-admins/' "$DAEMON_CONF"
+kill -HUP "$DAEMON_PID"
+phi_check "SIGHUP back to phi-admins" phi_wait_for --timeout 10 \
+    as_uid 1700 "$PHI_CTL" --socket "$DAEMON_SOCKET" sync
+
+# Many clients at once: every one gets its answer.
+pids=()
+for i in $(seq 1 60); do
+    ctl --json status >"$PHI_TMP/status.$i" 2>&1 &
+    pids+=($!)
+done
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+phi_assert_eq "$failed" 0 "60 concurrent status requests all answered"
+phi_assert_eq "$(cat "$PHI_TMP"/status.* | jq -r .daemon | sort -u)" running "with a valid reply each"
+
 # ------------------------------------------------------------------ outage
 cursor=$(phi_journal_cursor)
 phi_slapd_stop --kill
