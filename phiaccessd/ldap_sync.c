@@ -1176,6 +1176,7 @@ out:
 static int run_syncrepl(struct worker *w) {
         struct staged st = { .started_ms = phi_now_ms() };
         bool in_refresh = true;
+        int64_t last_msg_ms = phi_now_ms();
         int msgid = -1, r;
 
         cookie_drop_pending(w);
@@ -1205,8 +1206,18 @@ static int run_syncrepl(struct worker *w) {
                 if (rc == 0) {
                         if (!in_refresh && (r = persist_flush(w)) < 0)
                                 break;
+                        /* Silence is normal once live; during the refresh it means
+                         * the server stalled, and waiting forever would keep every
+                         * request (and the next URI) waiting too. */
+                        if (in_refresh &&
+                            phi_now_ms() - last_msg_ms > (int64_t) w->c->network_timeout * 3000) {
+                                set_error(w->s, "directory %s stopped answering during the refresh", w->uri);
+                                r = -ECONNRESET;
+                                break;
+                        }
                         continue;
                 }
+                last_msg_ms = phi_now_ms();
                 if (rc < 0) {
                         int err = LDAP_SERVER_DOWN;
                         (void) ldap_get_option(w->ld, LDAP_OPT_RESULT_CODE, &err);

@@ -134,3 +134,24 @@ sed "s|^bind_password_file = .*|bind_password_file = $dir/bindpw|" \
     "$PHI_SOURCE_DIR/phiaccessd/phiaccessd.conf.example" >"$ex"
 chmod 644 "$ex"
 phi_check "phiaccessd.conf.example passes --check-config" "$PHI_DAEMON" --check-config --config "$ex"
+
+# phictl without a daemon: exit 3 and a clear message.
+rc=0; out=$("$PHI_CTL" --socket "$dir/no-such-socket" status 2>&1) || rc=$?
+phi_assert_eq "$rc" 3 "phictl with no daemon exits 3"
+phi_assert_contains "$out" "cannot reach phiaccessd" "and says so"
+rc=0; "$PHI_CTL" --socket "$dir/no-such-socket" frobnicate >/dev/null 2>&1 || rc=$?
+phi_assert_eq "$rc" 2 "unknown verb: exit 2"
+rc=0; "$PHI_CTL" --socket "$dir/no-such-socket" sync --fast >/dev/null 2>&1 || rc=$?
+phi_assert_eq "$rc" 2 "bad sync option: exit 2"
+
+# Socket activation: the daemon serves the socket systemd passes and binds none
+# of its own. (The directory in this config is not running; status still works.)
+if command -v systemd-socket-activate >/dev/null; then
+    phi_spawn activated systemd-socket-activate -l "$dir/activated.sock" \
+        "$PHI_DAEMON" --foreground --config "$good"
+    phi_check "socket-activated daemon answers on the passed socket" phi_wait_for --timeout 10 \
+        "$PHI_CTL" --socket "$dir/activated.sock" status
+    phi_check "and did not bind its configured path" test ! -e "$dir/socket"
+    phi_assert_eq "$("$PHI_CTL" --socket "$dir/activated.sock" --json status | jq -r .daemon)" running \
+        "status through the activated socket"
+fi
