@@ -36,7 +36,11 @@
  *   A retired slot is unmapped by the refresh that retires it, by a later one,
  *   or by the last reader to leave it (with a trylock, never waiting).
  *   Signals: the hot path holds no lock, so a handler that resolves a name just
- *   nests; the cold path blocks signals while it holds the mutex.
+ *   nests. The cold path holds the mutex; a handler that interrupts it in the
+ *   same thread and resolves a name would wait for itself, so a thread-local
+ *   flag makes such a nested call skip the refresh and answer from what is
+ *   mapped (or UNAVAIL). That costs nothing, where blocking signals around the
+ *   refresh would cost two system calls on the first lookup of every process.
  *
  * Replacement without a system call per lookup
  *   The writer sets the old file's `superseded` word after the rename; we read
@@ -92,6 +96,10 @@ static atomic_llong next_retry;   /* monotonic seconds: after a failed load */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t ent_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t pw_next, gr_next;   /* enumeration cursors, under ent_lock */
+/* Set while this thread holds `lock`: a signal handler nesting a lookup must
+ * not try to take it again. initial-exec would be cheaper but is not safe for a
+ * module loaded with dlopen(), so the default dynamic model stays. */
+static _Thread_local volatile sig_atomic_t refreshing;
 
 /* ---- entry points ---- */
 
@@ -180,7 +188,6 @@ static void retire_current(void) {
  * Returns 0 when the caller should look again, or a negative errno when there is
  * no usable snapshot. */
 static int refresh(int seen) {
-        sigset_t all, saved;
         long long now = monotonic_seconds();
         int cur, r = 0;
         struct stat sb;
@@ -188,8 +195,9 @@ static int refresh(int seen) {
         dev_t dev;
         ino_t ino;
 
-        (void) sigfillset(&all);
-        (void) pthread_sigmask(SIG_BLOCK, &all, &saved);
+        if (refreshing)
+                return atomic_load(&current) >= 0 ? 0 : -ENOENT;
+        refreshing = true;
         (void) pthread_mutex_lock(&lock);
 
         cur = atomic_load(&current);
@@ -249,7 +257,7 @@ static int refresh(int seen) {
 out:
         reclaim();
         (void) pthread_mutex_unlock(&lock);
-        (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        refreshing = false;
         return r;
 }
 
