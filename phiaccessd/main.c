@@ -172,6 +172,12 @@ int main(int argc, char **argv) {
         bool check = false;
         int c, r;
 
+        /* libldap would otherwise read /etc/ldap/ldap.conf, $HOME/.ldaprc and an
+         * ldaprc in the working directory, any of which could turn off certificate
+         * checks (TLS_REQCERT never) behind phiaccessd.conf's back. */
+        if (setenv("LDAPNOINIT", "1", 1) < 0)
+                return 1;
+
         while ((c = getopt_long(argc, argv, "c:fh", options, NULL)) != -1) {
                 switch (c) {
                 case 'c':
