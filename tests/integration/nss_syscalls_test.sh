@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # No system call on nss_phi's hot path: the module's lookups (getpwnam,
 # getgrgid, initgroups_dyn) are run 10 and 20,000 times under strace; the number
-# of system calls must be the same (the first lookup maps the file; every later
-# one reads memory only, including the check for a replaced snapshot).
+# of system calls must not grow with them (the first lookup maps the file; every
+# later one reads memory only, including the check for a replaced snapshot). The
+# one allowance: the safety-net inode check, at most one stat() per second of
+# run time (a slow sanitizer build may cross a second or two).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/harness.bash
 source "$(dirname "$0")/../lib/harness.bash"
@@ -25,10 +27,13 @@ syscalls() {
     awk '$NF == "total" { print $4 }' "$PHI_TMP/strace.$1"
 }
 few=$(syscalls 10)
+start=$(date +%s)
 many=$(syscalls 20000)
+seconds=$(($(date +%s) - start + 1))
 phi_assert_match "$few" '^[0-9]+$' "strace counted the system calls"
-if [ "$few" = "$many" ]; then
-    phi_pass "60,000 lookups make no more system calls than 30 ($few)"
+if [ "$many" -le $((few + seconds)) ]; then
+    phi_pass "60,000 lookups make no more system calls than 30 ($few, $many; run ${seconds}s)"
 else
-    phi_fail "system calls grow with lookups: $few for 30, $many for 60,000" "$(cat "$PHI_TMP/strace.20000")"
+    phi_fail "system calls grow with lookups: $few for 30, $many for 60,000 in ${seconds}s" \
+        "$(cat "$PHI_TMP/strace.20000")"
 fi
