@@ -892,7 +892,7 @@ static int persist_flush(struct worker *w) {
                         w->s->status.changes_applied += w->batch_puts + w->batch_deletes;
                         w->s->status.entries_rejected += w->batch_rejected;
                 }
-                if (w->batch_puts + w->batch_deletes > 0)
+                if (w->batch_puts + w->batch_deletes + w->batch_rejected > 0)
                         journal_sync(w, LOG_INFO, "ok", "persist", v.ids.n_users, v.ids.n_groups, ms, NULL,
                                      "Directory changes from %s applied: %zu entries added or changed, "
                                      "%zu deleted, %zu rejected",
@@ -987,10 +987,8 @@ static int sync_entry(struct worker *w, LDAPMessage *msg, struct staged *st, boo
                         if (in_refresh) {
                                 st->rejected++;
                                 r = strv_push(&st->present, &st->n_present, &st->cap_present, key);
-                        } else {
+                        } else if ((r = persist_begin(w)) == 0)
                                 w->batch_rejected++;
-                                r = 0;
-                        }
                         break;
                 }
                 if (r < 0)

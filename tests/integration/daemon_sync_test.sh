@@ -126,6 +126,49 @@ phi_check "a group membership added in the directory shows" phi_wait_for --timeo
 phi_assert_eq "$(status_get users)" 10000 "10,000 - 1 + 1 users"
 phi_assert_eq "$(status_get full_refreshes)" 1 "changes came without another full load"
 
+# Bad entries are skipped and logged; nothing else changes.
+rejected_before=$(status_get entries_rejected)
+phi_ldapmodify >/dev/null <<LDIF
+dn: uid=bad user,ou=people,$suffix
+changetype: add
+objectClass: inetOrgPerson
+objectClass: posixAccount
+uid: bad user
+cn: Bad
+sn: Bad
+uidNumber: 50002
+gidNumber: 20001
+homeDirectory: /home/bad
+
+dn: uid=lowuid,ou=people,$suffix
+changetype: add
+objectClass: inetOrgPerson
+objectClass: posixAccount
+uid: lowuid
+cn: Low
+sn: Low
+uidNumber: 0
+gidNumber: 0
+homeDirectory: /root
+
+dn: uid=dupuid,ou=people,$suffix
+changetype: add
+objectClass: inetOrgPerson
+objectClass: posixAccount
+uid: dupuid
+cn: Dup
+sn: Dup
+uidNumber: 10001
+gidNumber: 20001
+homeDirectory: /home/dupuid
+LDIF
+phi_check "three bad entries are counted as rejected" phi_wait_for --timeout 20 status_ge entries_rejected $((rejected_before + 3))
+phi_check_fails "uid 0 from the directory is not stored" ctl user show lowuid
+phi_check_fails "a second entry with user00001's uid is not stored" ctl user show dupuid
+phi_assert_eq "$(ctl --json user show user00001 | jq -r .uid)" 10001 "user00001 keeps its uid"
+phi_check "the skipped entries are logged with their DN" grep -q "skipping directory entry uid=lowuid" "$PHI_TMP/phiaccessd.log"
+phi_assert_eq "$(status_get users)" 10000 "user count unchanged by bad entries"
+
 # A rename (modrdn) keeps the entry and changes its name.
 ldapmodrdn -x -H "$PHI_LDAP_URI" -D "$PHI_LDAP_ROOTDN" -y "$PHI_LDAP_ROOTPW_FILE" -r \
     "uid=user00007,ou=people,$suffix" "uid=renamed7" >/dev/null
