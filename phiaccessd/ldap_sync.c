@@ -55,6 +55,9 @@
 #define BACKOFF_MIN 1
 #define BACKOFF_MAX 30
 #define MAX_ATTRS 16
+/* Largest LDAP message accepted: a group of PHI_LDAP_MEMBERS_MAX member DNs fits;
+ * a server (or whatever answers at its address) cannot make us allocate more. */
+#define MAX_PDU (64u * 1024u * 1024u)
 
 struct phi_sync {
         pthread_t thread;
@@ -270,6 +273,12 @@ static int connect_one(struct worker *w, const char *uri, char *err, size_t err_
                 return -EINVAL;
         }
         (void) ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version);
+        {
+                Sockbuf *sb = NULL;
+                ber_len_t max = MAX_PDU;
+                if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) == LDAP_OPT_SUCCESS && sb)
+                        (void) ber_sockbuf_ctrl(sb, LBER_SB_OPT_SET_MAX_INCOMING, &max);
+        }
         (void) ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
         (void) set_timeout_opt(ld, LDAP_OPT_NETWORK_TIMEOUT, c->network_timeout);
         (void) set_timeout_opt(ld, LDAP_OPT_TIMEOUT, c->network_timeout * 3);
@@ -713,6 +722,9 @@ static int apply_refresh(struct worker *w, struct staged *st, const char *mode) 
                 goto out;
         }
         after_commit(w, &v);
+        /* Only a completed refresh proves the server works: one that accepts the
+         * connection and then breaks every session keeps the delays growing. */
+        w->backoff = BACKOFF_MIN;
         {
                 uint64_t ms = (uint64_t) (phi_now_ms() - t0);
                 LOCKED(w->s) {
@@ -1438,7 +1450,6 @@ static void *thread_main(void *arg) {
                                 if (s->status.outage_since != 0)
                                         s->status.reconnects++;
                         }
-                        w.backoff = BACKOFF_MIN;
                         phi_log(LOG_INFO, "connected to directory %s (%s)", w.uri,
                                 w.syncrepl ? "RFC 4533 sync" : "paged searches");
                 }
@@ -1489,6 +1500,7 @@ static void *thread_main(void *arg) {
                                                      "Directory connection lost (%s); serving the last good data",
                                                      s->status.last_error);
                                 wait_for(s, w.backoff);
+                                w.backoff = w.backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : w.backoff * 2;
                         }
                         continue;
                 }
