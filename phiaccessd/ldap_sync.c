@@ -546,11 +546,12 @@ static void cookie_promote(struct worker *w) {
         w->pending_cookie_len = 0;
 }
 
-static int save_state(struct worker *w, bool full) {
+/* synced: this commit carries data from the directory (a start-up republish
+ * of the store does not, and must not look like a sync in `status`). */
+static int save_state_ex(struct worker *w, bool full, bool synced) {
         struct phi_sync_state st = {
                 .cookie = w->pending_cookie ? w->pending_cookie : w->cookie,
                 .cookie_len = w->pending_cookie ? w->pending_cookie_len : w->cookie_len,
-                .last_success = now_s(),
                 .generation = w->generation + 1,
         };
         struct phi_sync_state old = { 0 };
@@ -558,12 +559,17 @@ static int save_state(struct worker *w, bool full) {
 
         if ((r = phi_store_sync_state_get(w->store, &old)) < 0)
                 return r;
+        st.last_success = synced ? now_s() : old.last_success;
         st.last_full = full ? now_s() : old.last_full;
         phi_sync_state_clear(&old);
         return phi_store_sync_state_put(w->store, &st);
 }
 
 /* After a commit: publish and refresh the counters in the status. */
+static int save_state(struct worker *w, bool full) {
+        return save_state_ex(w, full, true);
+}
+
 static void after_commit(struct worker *w, struct resolved_view *v) {
         struct phi_publish_stats ps = { 0 };
         uint64_t users = 0, groups = 0;
@@ -1351,7 +1357,7 @@ static void publish_from_store(struct worker *w) {
                 return;
         r = resolve_into_store(w, &v);
         if (r >= 0 && v.ids.n_users > 0)
-                r = save_state(w, false);
+                r = save_state_ex(w, false, false);
         if (r >= 0)
                 r = phi_store_commit(w->store);
         if (r < 0) {

@@ -144,3 +144,14 @@ phi_assert_eq "$(status_get snapshot_generation)" "$gen" "no snapshot published 
 entry=$(phi_journal_wait --timeout 10 PHI_EVENT=ldap_sync PHI_OUTCOME=refused | tail -n 1)
 phi_assert_eq "$(jq -r .PRIORITY <<<"$entry")" 3 "refusal journaled at error"
 phi_assert_contains "$(jq -r .PHI_REASON <<<"$entry")" "no users" "with the reason"
+
+# A restart while no directory answers at all: the store is served at once and
+# the last sync time is not faked.
+last_sync=$(status_get last_sync)
+daemon_stop
+phi_slapd_stop empty
+daemon_start
+phi_check "after a restart with no directory, status reports the outage" phi_wait_for --timeout 20 status_is outage yes
+phi_assert_eq "$(status_get users)" 2000 "the stored users are served"
+phi_assert_eq "$(ctl --json user show user01999 | jq -r .uid)" 11999 "user show works from the store"
+phi_assert_eq "$(status_get last_sync)" "$last_sync" "last_sync is the real last sync, not the restart"
