@@ -90,6 +90,21 @@ static const struct field_spec session_fields[] = {
         { PHI_TAG_TTY, PHI_KIND_STR, 0, 64 },
 };
 
+static const struct field_spec totp_issue_fields[] = {
+        { PHI_TAG_USER, PHI_KIND_STR, F_REQUIRED, NAME_BOUND },
+        { PHI_TAG_DURATION, PHI_KIND_U64, 0, 8 },
+};
+static const struct field_spec totp_secret_fields[] = {
+        { PHI_TAG_USER, PHI_KIND_STR, F_REQUIRED, NAME_BOUND },
+        { PHI_TAG_URI, PHI_KIND_STR, F_REQUIRED | F_SECRET, TEXT_BOUND },
+};
+static const struct field_spec totp_activate_fields[] = {
+        { PHI_TAG_CODE, PHI_KIND_STR, F_REQUIRED | F_SECRET, 16 },
+};
+static const struct field_spec totp_reset_fields[] = {
+        { PHI_TAG_USER, PHI_KIND_STR, F_REQUIRED, NAME_BOUND },
+};
+
 #define SPEC(t, n, f) { t, n, f, PHI_ELEMENTSOF(f) }
 #define SPEC_EMPTY(t, n) { t, n, NULL, 0 }
 static const struct msg_spec msg_specs[] = {
@@ -103,6 +118,11 @@ static const struct msg_spec msg_specs[] = {
         SPEC(PHI_MSG_AUTH, "auth", auth_fields),
         SPEC(PHI_MSG_ACCOUNT, "account", account_fields),
         SPEC(PHI_MSG_SESSION, "session", session_fields),
+        SPEC(PHI_MSG_TOTP_ISSUE, "totp-issue", totp_issue_fields),
+        SPEC_EMPTY(PHI_MSG_TOTP_ENROLL, "totp-enroll"),
+        SPEC(PHI_MSG_TOTP_SECRET, "totp-secret", totp_secret_fields),
+        SPEC(PHI_MSG_TOTP_ACTIVATE, "totp-activate", totp_activate_fields),
+        SPEC(PHI_MSG_TOTP_RESET, "totp-reset", totp_reset_fields),
 };
 
 static const char *const tag_names[_PHI_TAG_MAX] = {
@@ -113,6 +133,7 @@ static const char *const tag_names[_PHI_TAG_MAX] = {
         [PHI_TAG_SHELL] = "shell",     [PHI_TAG_GROUP] = "group",     [PHI_TAG_KEY] = "key",
         [PHI_TAG_VALUE] = "value",     [PHI_TAG_ELEVATE] = "elevate", [PHI_TAG_DN] = "dn",
         [PHI_TAG_TOKEN] = "token",     [PHI_TAG_STATE] = "state",
+        [PHI_TAG_DURATION] = "duration", [PHI_TAG_URI] = "uri",
 };
 
 /* One bit per tag records which non-repeating tags were seen. */

@@ -10,17 +10,7 @@
 #include "phi/macro.h"
 #include "phi/wire.h"
 
-enum {
-        EXIT_DONE = 0,
-        EXIT_REFUSED = 1,
-        EXIT_USAGE = 2,
-        EXIT_UNREACHABLE = 3,
-};
-
-struct ctl {
-        const char *socket_path;
-        bool json;
-};
+#include "phictl.h"
 
 static void usage(FILE *f) {
         fprintf(f,
@@ -29,6 +19,10 @@ static void usage(FILE *f) {
                 "\n"
                 "Verbs:\n"
                 "  status              daemon state: directory sync, counts, snapshot\n"
+                "  totp issue USER [--expires DUR]\n"
+                "                      one-time enrolment ticket, 7 days by default (admin)\n"
+                "  totp enroll         enrol your token: QR code, then a code to activate it\n"
+                "  totp reset USER     remove a user's token (admin)\n"
                 "  sync [--full]       synchronise from the directory now (admins)\n"
                 "  user show NAME      a user as the daemon sees it: ids, groups, token\n"
                 "\n"
@@ -54,8 +48,7 @@ static void json_string(FILE *f, const char *s) {
         fputc('"', f);
 }
 
-/* Prints the KEY/VALUE pairs of a reply as aligned lines or one JSON object. */
-static void print_pairs(const struct ctl *ctl, const phi_msg *m) {
+void print_pairs(const struct ctl *ctl, const phi_msg *m) {
         size_t n = phi_msg_field_count(m);
         const char *key = NULL;
         bool first = true;
@@ -117,7 +110,7 @@ static int ctl_call_timeout(const struct ctl *ctl, const phi_msg *req, int timeo
         return EXIT_DONE;
 }
 
-static int ctl_call(const struct ctl *ctl, const phi_msg *req, phi_msg **ret) {
+int ctl_call(const struct ctl *ctl, const phi_msg *req, phi_msg **ret) {
         return ctl_call_timeout(ctl, req, PHI_CLIENT_DEFAULT_TIMEOUT_MS, ret);
 }
 
@@ -267,6 +260,7 @@ static const struct {
         { "status", verb_status },
         { "sync", verb_sync },
         { "user", verb_user },
+        { "totp", verb_totp },
 };
 
 int main(int argc, char **argv) {

@@ -102,6 +102,8 @@ enum phi_tag {
         PHI_TAG_DN = 18,         /* str: directory entry */
         PHI_TAG_TOKEN = 19,      /* str: token state (none, pending, active) */
         PHI_TAG_STATE = 20,      /* str: short machine-readable outcome */
+        PHI_TAG_DURATION = 21,   /* u64: seconds (TOTP ticket lifetime) */
+        PHI_TAG_URI = 22,        /* str, secret: otpauth:// URI holding a TOTP seed */
         _PHI_TAG_MAX,
 };
 
@@ -119,6 +121,14 @@ enum phi_msg_type {
         PHI_MSG_AUTH = 0x0200,        /* USER CODE SERVICE [RHOST] [TTY] -> OK | ERROR */
         PHI_MSG_ACCOUNT = 0x0201,     /* USER SERVICE [RHOST] [TTY] [ELEVATE] -> OK | ERROR */
         PHI_MSG_SESSION = 0x0202,     /* USER SERVICE STATE(open|close) [RHOST] [TTY] -> OK */
+
+        /* TOTP enrolment (phictl totp ...). The caller of ENROLL and ACTIVATE is the
+         * user enrolling, known by SO_PEERCRED; ISSUE and RESET are admin verbs. */
+        PHI_MSG_TOTP_ISSUE = 0x0300,    /* USER [DURATION] -> OK (pairs: user, expires) */
+        PHI_MSG_TOTP_ENROLL = 0x0301,   /* (caller's ticket) -> TOTP_SECRET: a new pending token */
+        PHI_MSG_TOTP_SECRET = 0x0302,   /* reply: USER URI */
+        PHI_MSG_TOTP_ACTIVATE = 0x0303, /* CODE -> OK: the pending token becomes active */
+        PHI_MSG_TOTP_RESET = 0x0304,    /* USER -> OK: the user's tokens and ticket removed */
 };
 
 /* A decoded or to-be-encoded message. Opaque; see phi_msg_new(). */

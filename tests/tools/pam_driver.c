@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Runs one PAM operation through a real libpam stack read from a directory
+ * (pam_start_confdir), answering the conversation from the command line. The
+ * integration tests and benchmarks use it in place of a login program.
+ *
+ * Usage: pam_driver --confdir DIR --service NAME --user USER [--op auth|account|open|close]
+ *                   [--rhost HOST] [--tty TTY] [--answer TEXT]...
+ * Prints the PAM result's symbolic name ("PAM_SUCCESS") on stdout and every
+ * message of the conversation on stderr ("prompt-off: Verification code: ").
+ * Exit status: 0 PAM_SUCCESS, 1 any other result, 2 usage error. */
+
+#include <getopt.h>
+#include <security/pam_appl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ANSWERS 16
+
+struct script {
+        const char *answers[MAX_ANSWERS];
+        int n, next;
+};
+
+static const char *result_name(int r) {
+        static const struct {
+                int code;
+                const char *name;
+        } names[] = {
+#define N(x) { x, #x }
+                N(PAM_SUCCESS), N(PAM_OPEN_ERR), N(PAM_SYMBOL_ERR), N(PAM_SERVICE_ERR),
+                N(PAM_SYSTEM_ERR), N(PAM_BUF_ERR), N(PAM_PERM_DENIED), N(PAM_AUTH_ERR),
+                N(PAM_CRED_INSUFFICIENT), N(PAM_AUTHINFO_UNAVAIL), N(PAM_USER_UNKNOWN),
+                N(PAM_MAXTRIES), N(PAM_NEW_AUTHTOK_REQD), N(PAM_ACCT_EXPIRED), N(PAM_SESSION_ERR),
+                N(PAM_CONV_ERR), N(PAM_IGNORE), N(PAM_ABORT), N(PAM_BAD_ITEM),
+#undef N
+        };
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                if (names[i].code == r)
+                        return names[i].name;
+        return "PAM_UNKNOWN_RESULT";
+}
+
+static int conv(int n, const struct pam_message **msg, struct pam_response **resp, void *data) {
+        struct script *s = data;
+        struct pam_response *r = calloc((size_t) n, sizeof(*r));
+
+        if (!r)
+                return PAM_BUF_ERR;
+        for (int i = 0; i < n; i++) {
+                switch (msg[i]->msg_style) {
+                case PAM_PROMPT_ECHO_OFF:
+                case PAM_PROMPT_ECHO_ON:
+                        fprintf(stderr, "%s: %s\n",
+                                msg[i]->msg_style == PAM_PROMPT_ECHO_OFF ? "prompt-off" : "prompt-on",
+                                msg[i]->msg);
+                        if (s->next >= s->n) {
+                                /* A login program whose user gave up. */
+                                for (int j = 0; j < i; j++)
+                                        free(r[j].resp);
+                                free(r);
+                                return PAM_CONV_ERR;
+                        }
+                        r[i].resp = strdup(s->answers[s->next++]);
+                        break;
+                case PAM_TEXT_INFO:
+                        fprintf(stderr, "info: %s\n", msg[i]->msg);
+                        break;
+                default:
+                        fprintf(stderr, "error: %s\n", msg[i]->msg);
+                        break;
+                }
+        }
+        *resp = r;
+        return PAM_SUCCESS;
+}
+
+int main(int argc, char **argv) {
+        static const struct option options[] = {
+                { "confdir", required_argument, NULL, 'c' },
+                { "service", required_argument, NULL, 's' },
+                { "user", required_argument, NULL, 'u' },
+                { "op", required_argument, NULL, 'o' },
+                { "rhost", required_argument, NULL, 'r' },
+                { "tty", required_argument, NULL, 't' },
+                { "answer", required_argument, NULL, 'a' },
+                {},
+        };
+        const char *confdir = NULL, *service = NULL, *user = NULL, *op = "auth";
+        const char *rhost = NULL, *tty = NULL;
+        struct script s = { 0 };
+        struct pam_conv c = { conv, &s };
+        pam_handle_t *pamh = NULL;
+        int opt, r;
+
+        while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+                switch (opt) {
+                case 'c': confdir = optarg; break;
+                case 's': service = optarg; break;
+                case 'u': user = optarg; break;
+                case 'o': op = optarg; break;
+                case 'r': rhost = optarg; break;
+                case 't': tty = optarg; break;
+                case 'a':
+                        if (s.n >= MAX_ANSWERS) {
+                                fprintf(stderr, "pam_driver: at most %d answers\n", MAX_ANSWERS);
+                                return 2;
+                        }
+                        s.answers[s.n++] = optarg;
+                        break;
+                default:
+                        return 2;
+                }
+        }
+        if (!confdir || !service || !user || optind != argc) {
+                fprintf(stderr, "usage: pam_driver --confdir DIR --service NAME --user USER "
+                                "[--op auth|account|open|close] [--rhost H] [--tty T] [--answer A]...\n");
+                return 2;
+        }
+        r = pam_start_confdir(service, user, &c, confdir, &pamh);
+        if (r != PAM_SUCCESS) {
+                printf("%s\n", result_name(r));
+                return 1;
+        }
+        if ((rhost && pam_set_item(pamh, PAM_RHOST, rhost) != PAM_SUCCESS) ||
+            (tty && pam_set_item(pamh, PAM_TTY, tty) != PAM_SUCCESS)) {
+                pam_end(pamh, PAM_SYSTEM_ERR);
+                return 2;
+        }
+        if (strcmp(op, "auth") == 0)
+                r = pam_authenticate(pamh, 0);
+        else if (strcmp(op, "account") == 0)
+                r = pam_acct_mgmt(pamh, 0);
+        else if (strcmp(op, "open") == 0)
+                r = pam_open_session(pamh, 0);
+        else if (strcmp(op, "close") == 0)
+                r = pam_close_session(pamh, 0);
+        else {
+                fprintf(stderr, "pam_driver: unknown --op '%s'\n", op);
+                pam_end(pamh, PAM_SYSTEM_ERR);
+                return 2;
+        }
+        printf("%s\n", result_name(r));
+        pam_end(pamh, r);
+        return r == PAM_SUCCESS ? 0 : 1;
+}
