@@ -32,6 +32,7 @@ enum key_kind {
         K_SYNC,
         K_MEMBERSHIP,
         K_BACKEND,
+        K_TOTP_ALGORITHM,
 };
 
 struct key_spec {
@@ -83,9 +84,20 @@ static const struct key_spec keys[] = {
         { "daemon", "auditor_group", K_GROUP, OFF(auditor_group), 0, 0 },
         { "daemon", "passwd_file", K_PATH, OFF(passwd_file), 0, 0 },
         { "daemon", "group_file", K_PATH, OFF(group_file), 0, 0 },
+        { "totp", "master_key", K_PATH, OFF(totp_master_key), 0, 0 },
+        { "totp", "create_master_key", K_BOOL, OFF(totp_create_master_key), 0, 0 },
+        { "totp", "issuer", K_STR, OFF(totp_issuer), 0, 0 },
+        { "totp", "algorithm", K_TOTP_ALGORITHM, OFF(totp_algorithm), 0, 0 },
+        { "totp", "digits", K_U64, OFF(totp_digits), 6, 8 },
+        { "totp", "window", K_U64, OFF(totp_window), 0, PHI_TOTP_MAX_WINDOW },
+        { "totp", "max_failures", K_U64, OFF(totp_max_failures), 1, 1000 },
+        { "totp", "host_max_failures", K_U64, OFF(totp_host_max_failures), 1, 1000000 },
+        { "totp", "failure_window", K_DURATION, OFF(totp_failure_window), 60, 7 * 86400 },
+        { "totp", "lockout", K_DURATION, OFF(totp_lockout), 60, 7 * 86400 },
+        { "totp", "ticket_lifetime", K_DURATION, OFF(totp_ticket_lifetime), 300, 30 * 86400 },
 };
 
-static const char *const sections[] = { "ldap", "store", "daemon" };
+static const char *const sections[] = { "ldap", "store", "daemon", "totp" };
 
 struct parse_state {
         struct phi_config *config;
@@ -197,6 +209,16 @@ static struct phi_config *config_new_defaults(const char *path) {
         DEF(auditor_group, "phi-auditors");
         DEF(passwd_file, "/etc/passwd");
         DEF(group_file, "/etc/group");
+        DEF(totp_master_key, "/etc/phi/master.key");
+        DEF(totp_issuer, "phi");
+        c->totp_algorithm = PHI_TOTP_SHA1;   /* the one every authenticator app reads */
+        c->totp_digits = 6;
+        c->totp_window = PHI_TOTP_DEFAULT_WINDOW;
+        c->totp_max_failures = 5;
+        c->totp_host_max_failures = 20;
+        c->totp_failure_window = 15 * 60;
+        c->totp_lockout = 15 * 60;
+        c->totp_ticket_lifetime = 7 * 86400;
 #undef DEF
         if (!ok) {
                 phi_config_unref(c);
@@ -224,7 +246,7 @@ void phi_config_unref(struct phi_config *c) {
                 &c->attrs.shell, &c->attrs.group_name, &c->attrs.member_uid, &c->attrs.member,
                 &c->store_path, &c->socket_path, &c->snapshot_path, &c->policy_path,
                 &c->admin_group, &c->approver_group, &c->auditor_group, &c->passwd_file,
-                &c->group_file,
+                &c->group_file, &c->totp_master_key, &c->totp_issuer,
         };
         for (size_t i = 0; i < PHI_ELEMENTSOF(strs); i++)
                 free(*strs[i]);
@@ -443,6 +465,18 @@ static int set_value(struct parse_state *st, const struct key_spec *k, const cha
                 else
                         BAD("membership must be both, memberUid or member, got '%s'", value);
                 return 0;
+        case K_TOTP_ALGORITHM:
+                /* Spelled out rather than phi_totp_algorithm_from_name(): the
+                 * parser stays free of liboath (its fuzz target links it alone). */
+                if (strcasecmp(value, "SHA1") == 0)
+                        *(enum phi_totp_algorithm *) field = PHI_TOTP_SHA1;
+                else if (strcasecmp(value, "SHA256") == 0)
+                        *(enum phi_totp_algorithm *) field = PHI_TOTP_SHA256;
+                else if (strcasecmp(value, "SHA512") == 0)
+                        *(enum phi_totp_algorithm *) field = PHI_TOTP_SHA512;
+                else
+                        BAD("algorithm must be SHA1, SHA256 or SHA512, got '%s'", value);
+                return 0;
         case K_BACKEND:
                 if (strcmp(value, "sqlite") != 0)
                         BAD("backend '%s' is not available (this build has: sqlite)", value);
@@ -602,7 +636,13 @@ static void validate(struct parse_state *st) {
                         errors_add(st->errors, st->file, 0, "out of memory");
                 if (!c->group_base && set_string(&c->group_base, c->base) < 0)
                         errors_add(st->errors, st->file, 0, "out of memory");
-        }
+        }        /* [totp]: the URI label must fit phi_totp_uri(); 7 digits no app shows. */
+        if (c->totp_digits == 7)
+                errors_add(st->errors, st->file, st->section_line[PHI_ELEMENTSOF(sections) - 1],
+                           "[totp] digits must be 6 or 8");
+        if (!c->totp_issuer || !*c->totp_issuer || strlen(c->totp_issuer) > 64)
+                errors_add(st->errors, st->file, st->section_line[PHI_ELEMENTSOF(sections) - 1],
+                           "[totp] issuer must be 1 to 64 bytes");
 }
 
 static int parse(struct parse_state *st, struct phi_config **ret) {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "phi/macro.h"
+#include "totp.h"
 
 #define PHI_CONFIG_PATH "/etc/phi/phiaccessd.conf"
 #define PHI_CONFIG_MAX_URIS 8
@@ -88,6 +89,19 @@ struct phi_config {
         char *auditor_group;
         char *passwd_file;
         char *group_file;
+
+        /* [totp] */
+        char *totp_master_key;              /* key file when no systemd credential */
+        bool totp_create_master_key;
+        char *totp_issuer;
+        enum phi_totp_algorithm totp_algorithm;
+        uint64_t totp_digits;
+        uint64_t totp_window;               /* steps */
+        uint64_t totp_max_failures;
+        uint64_t totp_host_max_failures;
+        uint64_t totp_failure_window;       /* seconds */
+        uint64_t totp_lockout;              /* seconds */
+        uint64_t totp_ticket_lifetime;      /* seconds */
 };
 
 /* One problem found in a file: printed as "FILE:LINE: message". Line 0 means the

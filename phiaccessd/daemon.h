@@ -8,6 +8,7 @@
 #include "config.h"
 #include "store.h"
 #include "sync.h"
+#include "verifier.h"
 
 struct phi_daemon {
         struct phi_config *config;  /* replaced on SIGHUP */
@@ -16,4 +17,5 @@ struct phi_daemon {
         uint64_t started;           /* Unix seconds */
         uint64_t requests;
         uint64_t refused;
+        phi_verifier *verifier;     /* TOTP; NULL without a master key */
 };

@@ -6,6 +6,7 @@
 #include "journal.h"
 #include "localfiles.h"
 #include "phi/parse.h"
+#include "totp_handlers.h"
 
 typedef int (*handler_fn)(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                           phi_msg **ret_reply, uint64_t *ret_ticket);
@@ -29,6 +30,11 @@ static const struct verb verbs[] = {
         { PHI_MSG_STATUS, "status", PHI_CALLER_ANYONE, handle_status },
         { PHI_MSG_SYNC, "sync", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, handle_sync },
         { PHI_MSG_USER_SHOW, "user show", PHI_CALLER_ANYONE, handle_user_show },
+        { PHI_MSG_AUTH, "auth", PHI_CALLER_ROOT, phi_handle_auth },
+        { PHI_MSG_TOTP_ISSUE, "totp issue", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, phi_handle_totp_issue },
+        { PHI_MSG_TOTP_ENROLL, "totp enroll", PHI_CALLER_ANYONE, phi_handle_totp_enroll },
+        { PHI_MSG_TOTP_ACTIVATE, "totp enroll", PHI_CALLER_ANYONE, phi_handle_totp_activate },
+        { PHI_MSG_TOTP_RESET, "totp reset", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, phi_handle_totp_reset },
 };
 
 static bool in_groups(char **groups, size_t n, const char *g) {

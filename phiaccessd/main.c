@@ -16,6 +16,7 @@
 #include "server.h"
 #include "store.h"
 #include "sync.h"
+#include "totp_handlers.h"
 
 struct main_ctx {
         const char *config_path;
@@ -133,6 +134,7 @@ static int run(struct main_ctx *m) {
                         phi_errno_text(r));
                 return r;
         }
+        (void) phi_totp_start(m->daemon.config, &m->daemon.verifier);
         r = phi_sync_start(m->daemon.config, &m->daemon.sync);
         if (r < 0) {
                 phi_log(LOG_ERR, "cannot start the directory sync: %s", phi_errno_text(r));
@@ -225,6 +227,7 @@ int main(int argc, char **argv) {
         r = run(&m);
         /* The server is gone (run's cleanup); stop the thread, then the store. */
         phi_sync_free(m.daemon.sync);
+        phi_verifier_free(m.daemon.verifier);
         phi_store_free(m.daemon.store);
         sd_event_unref(m.event);
         phi_config_unref(m.daemon.config);

@@ -99,3 +99,44 @@ int phi_store_sync_state_get(phi_store *s, struct phi_sync_state *ret) {
 int phi_store_sync_state_put(phi_store *s, const struct phi_sync_state *st) {
         return s->ops->sync_state_put(s->backend, st);
 }
+
+const char *phi_token_state_name(enum phi_token_state st) {
+        return st == PHI_TOKEN_PENDING ? "pending" : st == PHI_TOKEN_ACTIVE ? "active" : "none";
+}
+
+int phi_store_token_get(phi_store *s, const char *user, enum phi_token_state state,
+                        struct phi_token *ret) {
+        return s->ops->token_get(s->backend, user, state, ret);
+}
+int phi_store_token_put(phi_store *s, const char *user, const struct phi_token *t) {
+        return s->ops->token_put(s->backend, user, t);
+}
+int phi_store_token_advance(phi_store *s, const char *user, enum phi_token_state state, uint64_t step) {
+        return s->ops->token_advance(s->backend, user, state, step);
+}
+int phi_store_token_activate(phi_store *s, const char *user, uint64_t now) {
+        return s->ops->token_activate(s->backend, user, now);
+}
+int phi_store_token_delete(phi_store *s, const char *user, bool *ret_found) {
+        return s->ops->token_delete(s->backend, user, ret_found);
+}
+int phi_store_ticket_put(phi_store *s, const char *user, uint64_t expires, uint64_t now) {
+        return s->ops->ticket_put(s->backend, user, expires, now);
+}
+int phi_store_ticket_get(phi_store *s, const char *user, uint64_t *ret_expires) {
+        return s->ops->ticket_get(s->backend, user, ret_expires);
+}
+int phi_store_ticket_delete(phi_store *s, const char *user) {
+        return s->ops->ticket_delete(s->backend, user);
+}
+int phi_store_failures_get(phi_store *s, enum phi_failure_kind kind, const char *key,
+                           struct phi_failures *ret) {
+        return s->ops->failures_get(s->backend, kind, key, ret);
+}
+int phi_store_failures_put(phi_store *s, enum phi_failure_kind kind, const char *key,
+                           const struct phi_failures *f) {
+        return s->ops->failures_put(s->backend, kind, key, f);
+}
+int phi_store_failures_prune(phi_store *s, uint64_t now, uint64_t window) {
+        return s->ops->failures_prune(s->backend, now, window);
+}

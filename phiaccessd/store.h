@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "identity.h"
+#include "token.h"
 #include "phi/macro.h"
 
 typedef struct phi_store phi_store;
@@ -55,6 +56,19 @@ struct phi_store_ops {
 
         int (*sync_state_get)(void *b, struct phi_sync_state *ret);
         int (*sync_state_put)(void *b, const struct phi_sync_state *s);
+
+        /* TOTP (token.h) */
+        int (*token_get)(void *b, const char *user, enum phi_token_state state, struct phi_token *ret);
+        int (*token_put)(void *b, const char *user, const struct phi_token *t);
+        int (*token_advance)(void *b, const char *user, enum phi_token_state state, uint64_t step);
+        int (*token_activate)(void *b, const char *user, uint64_t now);
+        int (*token_delete)(void *b, const char *user, bool *ret_found);
+        int (*ticket_put)(void *b, const char *user, uint64_t expires, uint64_t now);
+        int (*ticket_get)(void *b, const char *user, uint64_t *ret_expires);
+        int (*ticket_delete)(void *b, const char *user);
+        int (*failures_get)(void *b, enum phi_failure_kind kind, const char *key, struct phi_failures *ret);
+        int (*failures_put)(void *b, enum phi_failure_kind kind, const char *key, const struct phi_failures *f);
+        int (*failures_prune)(void *b, uint64_t now, uint64_t window);
 };
 
 extern const struct phi_store_ops phi_store_sqlite_ops;
@@ -105,3 +119,38 @@ int phi_store_sync_state_put(phi_store *s, const struct phi_sync_state *st) _phi
         _phi_nonnull_;
 
 void phi_strv_free(char **v, size_t n);
+
+/* TOTP tokens, enrolment tickets and failure counters. The verifier calls these
+ * inside one transaction per batch, so an acceptance and its watermark are
+ * durable together. */
+/* -ENOENT when the user has no token in that state. */
+int phi_store_token_get(phi_store *s, const char *user, enum phi_token_state state,
+                        struct phi_token *ret) _phi_warn_unused_ _phi_nonnull_;
+/* Inserts or replaces the user's token in t->state. */
+int phi_store_token_put(phi_store *s, const char *user, const struct phi_token *t) _phi_warn_unused_
+        _phi_nonnull_;
+/* Raises the watermark to step; -ESTALE when it is already at or above it (the
+ * code was accepted by someone else first) or the token is gone. */
+int phi_store_token_advance(phi_store *s, const char *user, enum phi_token_state state,
+                            uint64_t step) _phi_warn_unused_ _phi_nonnull_;
+/* The pending token replaces the active one; -ENOENT without a pending token. */
+int phi_store_token_activate(phi_store *s, const char *user, uint64_t now) _phi_warn_unused_
+        _phi_nonnull_;
+/* Removes every token and the ticket of the user. */
+int phi_store_token_delete(phi_store *s, const char *user, bool *ret_found) _phi_warn_unused_
+        _phi_nonnull_;
+int phi_store_ticket_put(phi_store *s, const char *user, uint64_t expires, uint64_t now)
+        _phi_warn_unused_ _phi_nonnull_;
+/* -ENOENT when there is none (expired ones are returned; the caller compares). */
+int phi_store_ticket_get(phi_store *s, const char *user, uint64_t *ret_expires) _phi_warn_unused_
+        _phi_nonnull_;
+int phi_store_ticket_delete(phi_store *s, const char *user) _phi_warn_unused_ _phi_nonnull_;
+/* Absent counters read as all zero. Putting all-zero counters deletes the row. */
+int phi_store_failures_get(phi_store *s, enum phi_failure_kind kind, const char *key,
+                           struct phi_failures *ret) _phi_warn_unused_ _phi_nonnull_;
+int phi_store_failures_put(phi_store *s, enum phi_failure_kind kind, const char *key,
+                           const struct phi_failures *f) _phi_warn_unused_ _phi_nonnull_;
+/* Drops counters whose window and lockout are both over, so names that were
+ * only ever guessed do not pile up. */
+int phi_store_failures_prune(phi_store *s, uint64_t now, uint64_t window) _phi_warn_unused_
+        _phi_nonnull_;

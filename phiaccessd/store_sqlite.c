@@ -41,6 +41,24 @@ static const struct {
           "  last_success INTEGER NOT NULL DEFAULT 0, last_full INTEGER NOT NULL DEFAULT 0,"
           "  generation INTEGER NOT NULL DEFAULT 0);"
           "INSERT INTO sync_state (id) VALUES (1);" },
+        { 2, "totp",
+          /* Seeds only sealed (seal.h); nonce and tag make a row self-contained. */
+          "CREATE TABLE totp_tokens ("
+          "  user TEXT NOT NULL, state INTEGER NOT NULL CHECK (state IN (1, 2)),"
+          "  algorithm TEXT NOT NULL CHECK (algorithm IN ('SHA1', 'SHA256', 'SHA512')),"
+          "  digits INTEGER NOT NULL CHECK (digits IN (6, 8)),"
+          "  nonce BLOB NOT NULL CHECK (length(nonce) = 24), sealed BLOB NOT NULL,"
+          "  watermark INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL,"
+          "  enrolled INTEGER NOT NULL DEFAULT 0,"
+          "  PRIMARY KEY (user, state)) WITHOUT ROWID;"
+          "CREATE TABLE totp_tickets ("
+          "  user TEXT PRIMARY KEY, expires INTEGER NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;"
+          /* kind 1 = user name, 2 = remote host */
+          "CREATE TABLE auth_failures ("
+          "  kind INTEGER NOT NULL CHECK (kind IN (1, 2)), key TEXT NOT NULL,"
+          "  count INTEGER NOT NULL, window_start INTEGER NOT NULL,"
+          "  locked_until INTEGER NOT NULL DEFAULT 0,"
+          "  PRIMARY KEY (kind, key)) WITHOUT ROWID;" },
 };
 
 enum {
@@ -54,6 +72,19 @@ enum {
         S_USER_GET_UID,
         S_USER_GROUPS,
         S_MEMBERSHIP_ADD,
+        S_TOKEN_GET,
+        S_TOKEN_PUT,
+        S_TOKEN_ADVANCE,
+        S_TOKEN_ACTIVATE_DROP,
+        S_TOKEN_ACTIVATE,
+        S_TOKEN_DELETE,
+        S_TICKET_PUT,
+        S_TICKET_GET,
+        S_TICKET_DELETE,
+        S_FAILURES_GET,
+        S_FAILURES_PUT,
+        S_FAILURES_DELETE,
+        S_FAILURES_PRUNE,
         _S_MAX,
 };
 
@@ -72,6 +103,26 @@ static const char *const statements[_S_MAX] = {
         [S_USER_GET_UID] = "SELECT key, dn, name, uid, gid, gecos, home, shell FROM users WHERE uid = ?1",
         [S_USER_GROUPS] = "SELECT group_name FROM memberships WHERE user_name = ?1 ORDER BY group_name",
         [S_MEMBERSHIP_ADD] = "INSERT OR IGNORE INTO memberships (user_name, group_name) VALUES (?1, ?2)",
+        [S_TOKEN_GET] = "SELECT algorithm, digits, nonce, sealed, watermark, created, enrolled"
+                        " FROM totp_tokens WHERE user = ?1 AND state = ?2",
+        [S_TOKEN_PUT] = "INSERT OR REPLACE INTO totp_tokens (user, state, algorithm, digits, nonce,"
+                        " sealed, watermark, created, enrolled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        /* The WHERE is the replay rule's last line: of two racing acceptances of
+         * one step, only one changes a row. */
+        [S_TOKEN_ADVANCE] = "UPDATE totp_tokens SET watermark = ?3"
+                            " WHERE user = ?1 AND state = ?2 AND watermark < ?3",
+        [S_TOKEN_ACTIVATE_DROP] = "DELETE FROM totp_tokens WHERE user = ?1 AND state = 2",
+        [S_TOKEN_ACTIVATE] = "UPDATE totp_tokens SET state = 2, enrolled = ?2 WHERE user = ?1 AND state = 1",
+        [S_TOKEN_DELETE] = "DELETE FROM totp_tokens WHERE user = ?1",
+        [S_TICKET_PUT] = "INSERT OR REPLACE INTO totp_tickets (user, expires, created) VALUES (?1, ?2, ?3)",
+        [S_TICKET_GET] = "SELECT expires FROM totp_tickets WHERE user = ?1",
+        [S_TICKET_DELETE] = "DELETE FROM totp_tickets WHERE user = ?1",
+        [S_FAILURES_GET] = "SELECT count, window_start, locked_until FROM auth_failures"
+                           " WHERE kind = ?1 AND key = ?2",
+        [S_FAILURES_PUT] = "INSERT OR REPLACE INTO auth_failures (kind, key, count, window_start,"
+                           " locked_until) VALUES (?1, ?2, ?3, ?4, ?5)",
+        [S_FAILURES_DELETE] = "DELETE FROM auth_failures WHERE kind = ?1 AND key = ?2",
+        [S_FAILURES_PRUNE] = "DELETE FROM auth_failures WHERE locked_until <= ?1 AND window_start + ?2 <= ?1",
 };
 
 struct sqlite_store {
@@ -612,6 +663,199 @@ static int sqlite_sync_state_put(void *b, const struct phi_sync_state *state) {
         return r;
 }
 
+/* ------------------------------------------------------------------ TOTP */
+
+static int bind_i64(sqlite3_stmt *st, int i, uint64_t v) {
+        return v > INT64_MAX || sqlite3_bind_int64(st, i, (sqlite3_int64) v) != SQLITE_OK ? -ERANGE : 0;
+}
+
+static int sqlite_token_get(void *b, const char *user, enum phi_token_state state, struct phi_token *ret) {
+        struct sqlite_store *s = b;
+        sqlite3_stmt *st = stmt(s, S_TOKEN_GET);
+        struct phi_token t = { .state = state };
+        const void *nonce, *sealed;
+        int rc, r = 0, n_nonce, n_sealed;
+
+        if (!st)
+                return -ENOMEM;
+        if (bind_text(st, 1, user) < 0 || sqlite3_bind_int(st, 2, (int) state) != SQLITE_OK)
+                return -ENOMEM;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+                r = rc == SQLITE_DONE ? -ENOENT : sql_error(rc);
+                goto out;
+        }
+        nonce = sqlite3_column_blob(st, 2);
+        n_nonce = sqlite3_column_bytes(st, 2);
+        sealed = sqlite3_column_blob(st, 3);
+        n_sealed = sqlite3_column_bytes(st, 3);
+        /* The table's CHECKs hold for rows we wrote; a row edited behind our back
+         * is refused here rather than handed to the cipher with a wrong length. */
+        if (phi_totp_algorithm_from_name((const char *) sqlite3_column_text(st, 0) ?: "", &t.algorithm) < 0 ||
+            !nonce || n_nonce != PHI_SEAL_NONCE_BYTES || !sealed || n_sealed <= (int) PHI_SEAL_TAG_BYTES ||
+            n_sealed > (int) sizeof(t.sealed)) {
+                r = -EUCLEAN;
+                goto out;
+        }
+        t.digits = (unsigned) sqlite3_column_int(st, 1);
+        memcpy(t.nonce, nonce, PHI_SEAL_NONCE_BYTES);
+        memcpy(t.sealed, sealed, (size_t) n_sealed);
+        t.sealed_len = (size_t) n_sealed;
+        t.watermark = (uint64_t) sqlite3_column_int64(st, 4);
+        t.created = (uint64_t) sqlite3_column_int64(st, 5);
+        t.enrolled = (uint64_t) sqlite3_column_int64(st, 6);
+        *ret = t;
+out:
+        (void) sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_token_put(void *b, const char *user, const struct phi_token *t) {
+        struct sqlite_store *s = b;
+        sqlite3_stmt *st = stmt(s, S_TOKEN_PUT);
+
+        if (!st)
+                return -ENOMEM;
+        if (bind_text(st, 1, user) < 0 || sqlite3_bind_int(st, 2, (int) t->state) != SQLITE_OK ||
+            bind_text(st, 3, phi_totp_algorithm_name(t->algorithm)) < 0 ||
+            sqlite3_bind_int(st, 4, (int) t->digits) != SQLITE_OK ||
+            sqlite3_bind_blob(st, 5, t->nonce, PHI_SEAL_NONCE_BYTES, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_blob(st, 6, t->sealed, (int) t->sealed_len, SQLITE_STATIC) != SQLITE_OK ||
+            bind_i64(st, 7, t->watermark) < 0 || bind_i64(st, 8, t->created) < 0 ||
+            bind_i64(st, 9, t->enrolled) < 0)
+                return -ENOMEM;
+        return step_done(st);
+}
+
+static int sqlite_token_advance(void *b, const char *user, enum phi_token_state state, uint64_t step) {
+        struct sqlite_store *s = b;
+        sqlite3_stmt *st = stmt(s, S_TOKEN_ADVANCE);
+        int r;
+
+        if (!st)
+                return -ENOMEM;
+        if (bind_text(st, 1, user) < 0 || sqlite3_bind_int(st, 2, (int) state) != SQLITE_OK ||
+            bind_i64(st, 3, step) < 0)
+                return -ENOMEM;
+        r = step_done(st);
+        if (r == 0 && sqlite3_changes(s->db) != 1)
+                r = -ESTALE;
+        return r;
+}
+
+static int sqlite_token_activate(void *b, const char *user, uint64_t now) {
+        struct sqlite_store *s = b;
+        struct phi_token pending;
+        sqlite3_stmt *st;
+        int r;
+
+        if ((r = sqlite_token_get(b, user, PHI_TOKEN_PENDING, &pending)) < 0)
+                return r;
+        st = stmt(s, S_TOKEN_ACTIVATE_DROP);
+        if (!st || bind_text(st, 1, user) < 0)
+                return -ENOMEM;
+        if ((r = step_done(st)) < 0)
+                return r;
+        st = stmt(s, S_TOKEN_ACTIVATE);
+        if (!st || bind_text(st, 1, user) < 0 || bind_i64(st, 2, now) < 0)
+                return -ENOMEM;
+        return step_done(st);
+}
+
+static int exec_user(struct sqlite_store *s, int which, const char *user) {
+        sqlite3_stmt *st = stmt(s, which);
+
+        if (!st || bind_text(st, 1, user) < 0)
+                return -ENOMEM;
+        return step_done(st);
+}
+
+static int sqlite_token_delete(void *b, const char *user, bool *ret_found) {
+        struct sqlite_store *s = b;
+        int r, n;
+
+        if ((r = exec_user(s, S_TOKEN_DELETE, user)) < 0)
+                return r;
+        n = sqlite3_changes(s->db);
+        if ((r = exec_user(s, S_TICKET_DELETE, user)) < 0)
+                return r;
+        if (ret_found)
+                *ret_found = n > 0;
+        return 0;
+}
+
+static int sqlite_ticket_put(void *b, const char *user, uint64_t expires, uint64_t now) {
+        struct sqlite_store *s = b;
+        sqlite3_stmt *st = stmt(s, S_TICKET_PUT);
+
+        if (!st || bind_text(st, 1, user) < 0 || bind_i64(st, 2, expires) < 0 || bind_i64(st, 3, now) < 0)
+                return -ENOMEM;
+        return step_done(st);
+}
+
+static int sqlite_ticket_get(void *b, const char *user, uint64_t *ret_expires) {
+        struct sqlite_store *s = b;
+        sqlite3_stmt *st = stmt(s, S_TICKET_GET);
+        int rc, r = 0;
+
+        if (!st || bind_text(st, 1, user) < 0)
+                return -ENOMEM;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret_expires = (uint64_t) sqlite3_column_int64(st, 0);
+        else
+                r = rc == SQLITE_DONE ? -ENOENT : sql_error(rc);
+        (void) sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_ticket_delete(void *b, const char *user) {
+        return exec_user(b, S_TICKET_DELETE, user);
+}
+
+static int sqlite_failures_get(void *b, enum phi_failure_kind kind, const char *key, struct phi_failures *ret) {
+        struct sqlite_store *s = b;
+        sqlite3_stmt *st = stmt(s, S_FAILURES_GET);
+        struct phi_failures f = { 0 };
+        int rc, r = 0;
+
+        if (!st || sqlite3_bind_int(st, 1, (int) kind) != SQLITE_OK || bind_text(st, 2, key) < 0)
+                return -ENOMEM;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                f.count = (uint64_t) sqlite3_column_int64(st, 0);
+                f.window_start = (uint64_t) sqlite3_column_int64(st, 1);
+                f.locked_until = (uint64_t) sqlite3_column_int64(st, 2);
+        } else if (rc != SQLITE_DONE)
+                r = sql_error(rc);
+        (void) sqlite3_reset(st);
+        if (r == 0)
+                *ret = f;
+        return r;
+}
+
+static int sqlite_failures_put(void *b, enum phi_failure_kind kind, const char *key, const struct phi_failures *f) {
+        struct sqlite_store *s = b;
+        bool empty = f->count == 0 && f->locked_until == 0;
+        sqlite3_stmt *st = stmt(s, empty ? S_FAILURES_DELETE : S_FAILURES_PUT);
+
+        if (!st || sqlite3_bind_int(st, 1, (int) kind) != SQLITE_OK || bind_text(st, 2, key) < 0)
+                return -ENOMEM;
+        if (!empty && (bind_i64(st, 3, f->count) < 0 || bind_i64(st, 4, f->window_start) < 0 ||
+                       bind_i64(st, 5, f->locked_until) < 0))
+                return -ENOMEM;
+        return step_done(st);
+}
+
+static int sqlite_failures_prune(void *b, uint64_t now, uint64_t window) {
+        struct sqlite_store *s = b;
+        sqlite3_stmt *st = stmt(s, S_FAILURES_PRUNE);
+
+        if (!st || bind_i64(st, 1, now) < 0 || bind_i64(st, 2, window) < 0)
+                return -ENOMEM;
+        return step_done(st);
+}
+
 const struct phi_store_ops phi_store_sqlite_ops = {
         .name = "sqlite",
         .open = sqlite_open,
@@ -633,4 +877,15 @@ const struct phi_store_ops phi_store_sqlite_ops = {
         .user_groups = sqlite_user_groups,
         .sync_state_get = sqlite_sync_state_get,
         .sync_state_put = sqlite_sync_state_put,
+        .token_get = sqlite_token_get,
+        .token_put = sqlite_token_put,
+        .token_advance = sqlite_token_advance,
+        .token_activate = sqlite_token_activate,
+        .token_delete = sqlite_token_delete,
+        .ticket_put = sqlite_ticket_put,
+        .ticket_get = sqlite_ticket_get,
+        .ticket_delete = sqlite_ticket_delete,
+        .failures_get = sqlite_failures_get,
+        .failures_put = sqlite_failures_put,
+        .failures_prune = sqlite_failures_prune,
 };

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdio.h>
+
+#include "journal.h"
+#include "phi/secret.h"
+#include "totp_handlers.h"
+
+#define TICKET_MIN (5 * 60)
+#define TICKET_MAX (30 * 86400)
+
+int phi_totp_start(const struct phi_config *c, phi_verifier **ret) {
+        struct phi_seal_options o = { .key_path = c->totp_master_key, .create = c->totp_create_master_key };
+        struct phi_verifier_policy p = {
+                .algorithm = c->totp_algorithm,
+                .digits = (unsigned) c->totp_digits,
+                .window = (unsigned) c->totp_window,
+                .max_failures = c->totp_max_failures,
+                .host_max_failures = c->totp_host_max_failures,
+                .failure_window = c->totp_failure_window,
+                .lockout = c->totp_lockout,
+                .ticket_lifetime = c->totp_ticket_lifetime,
+        };
+        const char *source = NULL, *reason = NULL;
+        phi_seal_key *key = NULL;
+        int r;
+
+        *ret = NULL;
+        snprintf(p.issuer, sizeof(p.issuer), "%s", c->totp_issuer);
+        if ((r = phi_seal_init()) < 0 || (r = phi_totp_init()) < 0) {
+                phi_log(LOG_CRIT, "cannot initialise libsodium or liboath; TOTP logins will be refused");
+                return r;
+        }
+        r = phi_seal_key_load(&o, &key, &source, &reason);
+        if (r < 0) {
+                phi_log(LOG_CRIT, "no usable TOTP master key (%s%s%s): %s; TOTP logins will be refused",
+                        source, reason ? " " : "", reason ? reason : "",
+                        r == -ENOENT ? "absent, and [totp] create_master_key is off" : phi_errno_text(r));
+                return r;
+        }
+        r = phi_verifier_new("sqlite", c->store_path, key, &p, ret);
+        if (r < 0) {
+                phi_log(LOG_CRIT, "cannot start the TOTP verifier: %s; TOTP logins will be refused",
+                        phi_errno_text(r));
+                return r;
+        }
+        phi_log(LOG_INFO, "TOTP verifier ready (master key from %s)", source);
+        return 0;
+}
+
+static int submit(struct phi_daemon *d, struct phi_verify_request *q, phi_msg **ret_reply,
+                  uint64_t *ret_ticket) {
+        int r;
+
+        if (!d->verifier)
+                r = phi_msg_new_error(-EIO, ret_reply, "TOTP is unavailable: the daemon has no master key");
+        else if ((r = phi_verifier_submit(d->verifier, q, ret_ticket)) < 0)
+                r = phi_msg_new_error(r == -ENOBUFS ? -EBUSY : r, ret_reply, "too many requests waiting; try again");
+        phi_secret_wipe(q, sizeof(*q));
+        return r;
+}
+
+static void copy(char *dst, size_t size, const phi_msg *req, uint16_t tag) {
+        const char *s = NULL;
+
+        /* The schema bounds every field below these buffers. */
+        snprintf(dst, size, "%s", phi_msg_get_str(req, tag, &s) == 0 ? s : "");
+}
+
+int phi_handle_auth(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                    phi_msg **ret_reply, uint64_t *ret_ticket) {
+        struct phi_verify_request q = { .kind = PHI_VERIFY_LOGIN };
+        const char *user = NULL, *code = NULL;
+
+        (void) caller;
+        if (phi_msg_get_str(req, PHI_TAG_USER, &user) < 0 || phi_msg_get_str(req, PHI_TAG_CODE, &code) < 0)
+                return phi_msg_new_error(-EPROTO, ret_reply, "auth needs user and code");
+        if (!phi_name_valid(user) || strlen(code) >= sizeof(q.code))
+                return phi_msg_new_error(-EACCES, ret_reply, "Verification failed.");
+        snprintf(q.user, sizeof(q.user), "%s", user);
+        memcpy(q.code, code, strlen(code));
+        copy(q.service, sizeof(q.service), req, PHI_TAG_SERVICE);
+        copy(q.rhost, sizeof(q.rhost), req, PHI_TAG_RHOST);
+        copy(q.tty, sizeof(q.tty), req, PHI_TAG_TTY);
+        return submit(d, &q, ret_reply, ret_ticket);
+}
+
+/* The caller of enroll/activate is the user, as SO_PEERCRED says. */
+static int caller_user(const struct phi_caller *caller, struct phi_verify_request *q, phi_msg **ret_reply) {
+        size_t n = strlen(caller->name);
+
+        if (!phi_name_valid(caller->name) || n >= sizeof(q->user))
+                return phi_msg_new_error(-EACCES, ret_reply, "phiaccessd does not know you (%s)", caller->name);
+        memcpy(q->user, caller->name, n + 1);
+        return 1;
+}
+
+int phi_handle_totp_enroll(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                           phi_msg **ret_reply, uint64_t *ret_ticket) {
+        struct phi_verify_request q = { .kind = PHI_VERIFY_ENROLL };
+        int r;
+
+        (void) req;
+        if ((r = caller_user(caller, &q, ret_reply)) <= 0)
+                return r;
+        snprintf(q.actor, sizeof(q.actor), "%s", caller->name);
+        return submit(d, &q, ret_reply, ret_ticket);
+}
+
+int phi_handle_totp_activate(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                             phi_msg **ret_reply, uint64_t *ret_ticket) {
+        struct phi_verify_request q = { .kind = PHI_VERIFY_ACTIVATE };
+        const char *code = NULL;
+        int r;
+
+        if ((r = caller_user(caller, &q, ret_reply)) <= 0)
+                return r;
+        if (phi_msg_get_str(req, PHI_TAG_CODE, &code) < 0 || strlen(code) >= sizeof(q.code))
+                return phi_msg_new_error(-EINVAL, ret_reply, "not a code");
+        memcpy(q.code, code, strlen(code));
+        snprintf(q.actor, sizeof(q.actor), "%s", caller->name);
+        snprintf(q.service, sizeof(q.service), "phictl");
+        return submit(d, &q, ret_reply, ret_ticket);
+}
+
+static int admin_request(const struct phi_caller *caller, const phi_msg *req, struct phi_verify_request *q,
+                         phi_msg **ret_reply) {
+        const char *user = NULL;
+
+        if (phi_msg_get_str(req, PHI_TAG_USER, &user) < 0 || !phi_name_valid(user))
+                return phi_msg_new_error(-EINVAL, ret_reply, "not a valid user name");
+        snprintf(q->user, sizeof(q->user), "%s", user);
+        snprintf(q->actor, sizeof(q->actor), "%s", caller->name);
+        snprintf(q->service, sizeof(q->service), "phictl");
+        return 1;
+}
+
+int phi_handle_totp_issue(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                          phi_msg **ret_reply, uint64_t *ret_ticket) {
+        struct phi_verify_request q = { .kind = PHI_VERIFY_ISSUE };
+        uint64_t duration = 0;
+        int r;
+
+        if ((r = admin_request(caller, req, &q, ret_reply)) <= 0)
+                return r;
+        if (phi_msg_get_u64(req, PHI_TAG_DURATION, &duration) == 0 &&
+            (duration < TICKET_MIN || duration > TICKET_MAX))
+                return phi_msg_new_error(-EINVAL, ret_reply, "a ticket lasts from 5 minutes to 30 days");
+        q.duration = duration;
+        return submit(d, &q, ret_reply, ret_ticket);
+}
+
+int phi_handle_totp_reset(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                          phi_msg **ret_reply, uint64_t *ret_ticket) {
+        struct phi_verify_request q = { .kind = PHI_VERIFY_RESET };
+        int r;
+
+        if ((r = admin_request(caller, req, &q, ret_reply)) <= 0)
+                return r;
+        return submit(d, &q, ret_reply, ret_ticket);
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* The TOTP verbs of the dispatch table, and the verifier's start-up. Each
+ * handler checks its request and queues it to the verifier (verifier.h); the
+ * reply comes back later through the server's deferred-reply path. */
+
+#include "config.h"
+#include "daemon.h"
+#include "dispatch.h"
+#include "verifier.h"
+
+/* Loads the master key and starts the verifier. A missing or untrusted key is
+ * logged and leaves *ret NULL (every TOTP request is then answered with an
+ * error, so PAM denies) rather than stopping the daemon's other work. */
+int phi_totp_start(const struct phi_config *c, phi_verifier **ret) _phi_nonnull_;
+
+int phi_handle_auth(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                    phi_msg **ret_reply, uint64_t *ret_ticket);
+int phi_handle_totp_issue(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                          phi_msg **ret_reply, uint64_t *ret_ticket);
+int phi_handle_totp_enroll(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                           phi_msg **ret_reply, uint64_t *ret_ticket);
+int phi_handle_totp_activate(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                             phi_msg **ret_reply, uint64_t *ret_ticket);
+int phi_handle_totp_reset(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                          phi_msg **ret_reply, uint64_t *ret_ticket);

@@ -1,0 +1,695 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The TOTP verifier thread and its rules; see verifier.h for the group commit.
+ *
+ * What a caller of PHI_MSG_AUTH can learn is one bit: accepted or not. A wrong
+ * code, a replayed code, a locked-out user, a user without a token and a name
+ * nobody has all get the same reply, and the last two do the same work as a
+ * wrong code (a stand-in token is unsealed and checked), so neither the answer
+ * nor its timing tells which names exist. The journal, which only admins read,
+ * says why in PHI_REASON. */
+
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <time.h>
+
+#include "journal.h"
+#include "phi/secret.h"
+#include "store.h"
+#include "verifier.h"
+
+/* The stand-in token is sealed for a name no user can have. */
+#define DUMMY_USER "\x01phi-no-such-user"
+#define PRUNE_EVERY 64            /* rounds between clean-ups of old failure counters */
+#define GENERIC_FAILURE "Verification failed."
+
+enum outcome {
+        O_NONE,
+        O_OK,               /* login accepted */
+        O_WRONG,            /* no step in the window matches */
+        O_REPLAY,           /* matches a step at or below the watermark */
+        O_NO_TOKEN,         /* no active token: unknown or unenrolled name */
+        O_LOCKED,           /* refused unchecked: user or host locked out */
+        O_NO_TICKET,        /* enrolment without a valid ticket */
+        O_NO_PENDING,       /* activation without a pending token */
+        O_ENROLLED,         /* a pending token became active */
+        O_PENDING,          /* a pending token was made (reply carries the URI) */
+        O_ISSUED,
+        O_RESET,
+        O_UNSEAL,           /* a sealed seed did not open: wrong key or a tampered row */
+};
+
+struct job {
+        struct phi_verify_request req;
+        uint64_t ticket;
+        enum outcome outcome;
+        bool lock_user, lock_host;   /* this request started a lockout */
+        uint64_t locked_until;
+        uint64_t expires;            /* ISSUE */
+        bool found;                  /* RESET */
+        phi_msg *reply;
+        struct job *next;
+};
+
+struct queue {
+        struct job *head, *tail;
+        size_t n;
+};
+
+struct phi_verifier {
+        phi_store *store;
+        phi_seal_key *key;
+        struct phi_verifier_policy policy;
+        struct phi_token dummy;
+        int event_fd;
+        pthread_t thread;
+        bool thread_started;
+
+        pthread_mutex_t lock;
+        pthread_cond_t wake;
+        struct queue todo, done;
+        bool stop;
+        uint64_t next_ticket;
+        uint64_t rounds, requests;
+};
+
+static void job_free(struct job *j) {
+        if (!j)
+                return;
+        phi_msg_free(j->reply);
+        phi_secret_wipe(j, sizeof(*j));
+        free(j);
+}
+
+static void queue_push(struct queue *q, struct job *j) {
+        j->next = NULL;
+        if (q->tail)
+                q->tail->next = j;
+        else
+                q->head = j;
+        q->tail = j;
+        q->n++;
+}
+
+static void queue_free(struct queue *q) {
+        while (q->head) {
+                struct job *j = q->head;
+                q->head = j->next;
+                job_free(j);
+        }
+        *q = (struct queue){ 0 };
+}
+
+/* ------------------------------------------------------------ the rules */
+
+/* Counts one failure against a counter; true when it reaches the limit, which
+ * starts a lockout and a new window. */
+static bool failure_count(struct phi_failures *f, uint64_t max, const struct phi_verifier_policy *p,
+                          uint64_t now) {
+        if (f->window_start + p->failure_window <= now) {
+                f->count = 0;
+                f->window_start = now;
+        }
+        f->count++;
+        if (f->count < max)
+                return false;
+        f->locked_until = now + p->lockout;
+        f->count = 0;
+        f->window_start = now;
+        return true;
+}
+
+static int failures_record(phi_verifier *v, struct job *j, struct phi_failures *uf,
+                           struct phi_failures *hf, bool count_host, uint64_t now) {
+        int r;
+
+        if (failure_count(uf, v->policy.max_failures, &v->policy, now)) {
+                j->lock_user = true;
+                j->locked_until = uf->locked_until;
+        }
+        if ((r = phi_store_failures_put(v->store, PHI_FAILURE_USER, j->req.user, uf)) < 0)
+                return r;
+        if (!count_host)
+                return 0;
+        if (failure_count(hf, v->policy.host_max_failures, &v->policy, now)) {
+                j->lock_host = true;
+                if (hf->locked_until > j->locked_until)
+                        j->locked_until = hf->locked_until;
+        }
+        return phi_store_failures_put(v->store, PHI_FAILURE_HOST, j->req.rhost, hf);
+}
+
+/*
+ * Checks the code against the token (or the stand-in), and on success raises
+ * the watermark. Returns a negative errno only for store failures, which abort
+ * the round; everything else is an outcome.
+ */
+static int check_code(phi_verifier *v, struct job *j, enum phi_token_state state, uint64_t now,
+                      bool *ret_accepted) {
+        struct phi_token tok;
+        const char *ad = j->req.user;
+        uint8_t seed[PHI_SEAL_MAX_PLAIN];
+        uint64_t step = 0;
+        bool no_token = false;
+        int r, vr;
+
+        *ret_accepted = false;
+        r = phi_store_token_get(v->store, j->req.user, state, &tok);
+        if (r == -ENOENT || r == -EUCLEAN) {
+                if (r == -EUCLEAN)
+                        phi_log(LOG_ERR, "TOTP token row of %s is malformed; treating it as absent",
+                                j->req.user);
+                tok = v->dummy;
+                ad = DUMMY_USER;
+                no_token = true;
+        } else if (r < 0)
+                return r;
+
+        r = phi_unseal(v->key, ad, tok.nonce, tok.sealed, tok.sealed_len, seed);
+        if (r < 0) {
+                j->outcome = O_UNSEAL;
+                return 0;
+        }
+        struct phi_totp_params params = { tok.algorithm, tok.digits, v->policy.window };
+        vr = phi_totp_verify(seed, tok.sealed_len - PHI_SEAL_TAG_BYTES, &params, (time_t) now,
+                             j->req.code, tok.watermark, &step);
+        phi_secret_wipe(seed, sizeof(seed));
+        phi_secret_wipe(j->req.code, sizeof(j->req.code));
+
+        if (no_token)
+                j->outcome = state == PHI_TOKEN_ACTIVE ? O_NO_TOKEN : O_NO_PENDING;
+        else if (vr == 0) {
+                r = phi_store_token_advance(v->store, j->req.user, state, step);
+                if (r == -ESTALE)
+                        j->outcome = O_REPLAY;
+                else if (r < 0)
+                        return r;
+                else
+                        *ret_accepted = true;
+        } else if (vr == -EALREADY)
+                j->outcome = O_REPLAY;
+        else
+                j->outcome = O_WRONG;
+        return 0;
+}
+
+static int serve_login(phi_verifier *v, struct job *j, uint64_t now) {
+        struct phi_failures uf, hf = { 0 };
+        bool count_host = j->req.rhost[0] != 0, accepted;
+        int r;
+
+        if ((r = phi_store_failures_get(v->store, PHI_FAILURE_USER, j->req.user, &uf)) < 0 ||
+            (count_host && (r = phi_store_failures_get(v->store, PHI_FAILURE_HOST, j->req.rhost, &hf)) < 0))
+                return r;
+        if (uf.locked_until > now || hf.locked_until > now) {
+                j->outcome = O_LOCKED;
+                j->locked_until = uf.locked_until > hf.locked_until ? uf.locked_until : hf.locked_until;
+                phi_secret_wipe(j->req.code, sizeof(j->req.code));
+                return 0;
+        }
+        if ((r = check_code(v, j, PHI_TOKEN_ACTIVE, now, &accepted)) < 0)
+                return r;
+        if (accepted) {
+                j->outcome = O_OK;
+                /* A success clears the user's count; the host's decays with its window,
+                 * so one good login from a host cannot reset a spray from it. */
+                if (uf.count > 0)
+                        return phi_store_failures_put(v->store, PHI_FAILURE_USER, j->req.user,
+                                                      &(struct phi_failures){ 0 });
+                return 0;
+        }
+        if (j->outcome == O_UNSEAL)
+                return 0;
+        return failures_record(v, j, &uf, &hf, count_host, now);
+}
+
+static int ticket_valid(phi_verifier *v, const char *user, uint64_t now, bool *ret_valid) {
+        uint64_t expires = 0;
+        int r = phi_store_ticket_get(v->store, user, &expires);
+
+        if (r < 0 && r != -ENOENT)
+                return r;
+        *ret_valid = r == 0 && expires > now;
+        return 0;
+}
+
+static int serve_activate(phi_verifier *v, struct job *j, uint64_t now) {
+        struct phi_failures uf, hf = { 0 };
+        bool valid, accepted;
+        int r;
+
+        if ((r = phi_store_failures_get(v->store, PHI_FAILURE_USER, j->req.user, &uf)) < 0)
+                return r;
+        if (uf.locked_until > now) {
+                j->outcome = O_LOCKED;
+                j->locked_until = uf.locked_until;
+                return 0;
+        }
+        if ((r = ticket_valid(v, j->req.user, now, &valid)) < 0)
+                return r;
+        if (!valid) {
+                j->outcome = O_NO_TICKET;
+                return 0;
+        }
+        if ((r = check_code(v, j, PHI_TOKEN_PENDING, now, &accepted)) < 0)
+                return r;
+        if (accepted) {
+                j->outcome = O_ENROLLED;
+                if ((r = phi_store_token_activate(v->store, j->req.user, now)) < 0 ||
+                    (r = phi_store_ticket_delete(v->store, j->req.user)) < 0)
+                        return r;
+                if (uf.count > 0)
+                        return phi_store_failures_put(v->store, PHI_FAILURE_USER, j->req.user,
+                                                      &(struct phi_failures){ 0 });
+                return 0;
+        }
+        if (j->outcome == O_UNSEAL || j->outcome == O_NO_PENDING)
+                return 0;
+        return failures_record(v, j, &uf, &hf, false, now);
+}
+
+static int serve_enroll(phi_verifier *v, struct job *j, uint64_t now) {
+        struct phi_token tok = {
+                .state = PHI_TOKEN_PENDING,
+                .algorithm = v->policy.algorithm,
+                .digits = v->policy.digits,
+                .created = now,
+        };
+        struct phi_totp_params params = { v->policy.algorithm, v->policy.digits, v->policy.window };
+        uint8_t seed[PHI_SEAL_SEED_BYTES];
+        _cleanup_msg_ phi_msg *m = NULL;
+        char *uri = NULL;
+        bool valid;
+        int r;
+
+        if ((r = ticket_valid(v, j->req.user, now, &valid)) < 0)
+                return r;
+        if (!valid) {
+                j->outcome = O_NO_TICKET;
+                return 0;
+        }
+        phi_seal_seed_new(seed);
+        r = phi_seal(v->key, j->req.user, seed, sizeof(seed), tok.nonce, tok.sealed);
+        if (r < 0)
+                goto out;
+        tok.sealed_len = sizeof(seed) + PHI_SEAL_TAG_BYTES;
+        if ((r = phi_store_token_put(v->store, j->req.user, &tok)) < 0 ||
+            (r = phi_totp_uri(v->policy.issuer, j->req.user, seed, sizeof(seed), &params, &uri)) < 0)
+                goto out;
+        m = phi_msg_new(PHI_MSG_TOTP_SECRET);
+        if (!m) {
+                r = -ENOMEM;
+                goto out;
+        }
+        if ((r = phi_msg_put_str(m, PHI_TAG_USER, j->req.user)) < 0 ||
+            (r = phi_msg_put_str(m, PHI_TAG_URI, uri)) < 0)
+                goto out;
+        /* Built now, while the seed exists; sent only if the round commits. */
+        j->reply = PHI_TAKE_PTR(m);
+        j->outcome = O_PENDING;
+out:
+        phi_secret_wipe(seed, sizeof(seed));
+        phi_secret_free_str(uri);
+        return r;
+}
+
+static int serve_one(phi_verifier *v, struct job *j, uint64_t now) {
+        switch (j->req.kind) {
+        case PHI_VERIFY_LOGIN:
+                return serve_login(v, j, now);
+        case PHI_VERIFY_ACTIVATE:
+                return serve_activate(v, j, now);
+        case PHI_VERIFY_ENROLL:
+                return serve_enroll(v, j, now);
+        case PHI_VERIFY_ISSUE:
+                j->expires = now + (j->req.duration ? j->req.duration : v->policy.ticket_lifetime);
+                j->outcome = O_ISSUED;
+                return phi_store_ticket_put(v->store, j->req.user, j->expires, now);
+        case PHI_VERIFY_RESET:
+                j->outcome = O_RESET;
+                return phi_store_token_delete(v->store, j->req.user, &j->found);
+        }
+        return -EINVAL;
+}
+
+/* ---------------------------------------------------------- replies, journal */
+
+static void format_time(uint64_t t, char buf[static 32]) {
+        struct tm tm;
+        time_t tt = (time_t) t;
+
+        if (!gmtime_r(&tt, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                snprintf(buf, 32, "%llu", (unsigned long long) t);
+}
+
+static int reply_for(struct job *j, phi_msg **ret) {
+        _cleanup_msg_ phi_msg *m = NULL;
+        char until[32];
+        int r;
+
+        switch (j->outcome) {
+        case O_OK:
+        case O_ENROLLED:
+        case O_RESET:
+                m = phi_msg_new(PHI_MSG_OK);
+                if (!m)
+                        return -ENOMEM;
+                if (j->outcome == O_RESET &&
+                    (r = phi_msg_put_pair(m, "removed", j->found ? "yes" : "no")) < 0)
+                        return r;
+                *ret = PHI_TAKE_PTR(m);
+                return 0;
+        case O_ISSUED:
+                format_time(j->expires, until);
+                m = phi_msg_new(PHI_MSG_OK);
+                if (!m)
+                        return -ENOMEM;
+                if ((r = phi_msg_put_pair(m, "user", j->req.user)) < 0 ||
+                    (r = phi_msg_put_pair(m, "ticket_expires", until)) < 0 ||
+                    (r = phi_msg_put_pair(m, "next", "the user runs: phictl totp enroll")) < 0)
+                        return r;
+                *ret = PHI_TAKE_PTR(m);
+                return 0;
+        case O_PENDING:
+                *ret = PHI_TAKE_PTR(j->reply);
+                return 0;
+        case O_UNSEAL:
+                return phi_msg_new_error(-EIO, ret, "TOTP verification is unavailable; see the daemon's log");
+        case O_NO_TICKET:
+                if (j->req.kind == PHI_VERIFY_ACTIVATE || j->req.kind == PHI_VERIFY_ENROLL)
+                        return phi_msg_new_error(-EACCES, ret,
+                                                 "no valid enrolment ticket for %s; ask an admin "
+                                                 "to run: phictl totp issue %s",
+                                                 j->req.user, j->req.user);
+                break;
+        case O_NO_PENDING:
+                return phi_msg_new_error(-ENOENT, ret, "no token waiting for activation; run phictl totp enroll");
+        case O_LOCKED:
+                if (j->req.kind == PHI_VERIFY_ACTIVATE) {
+                        format_time(j->locked_until, until);
+                        return phi_msg_new_error(-EACCES, ret, "too many wrong codes; locked until %s", until);
+                }
+                break;
+        case O_WRONG:
+        case O_REPLAY:
+                if (j->req.kind == PHI_VERIFY_ACTIVATE)
+                        return phi_msg_new_error(-EACCES, ret, "wrong code; check the app and try again");
+                break;
+        case O_NO_TOKEN:
+        case O_NONE:
+                break;
+        }
+        /* Logins learn one bit. */
+        return phi_msg_new_error(-EACCES, ret, GENERIC_FAILURE);
+}
+
+static const char *reason_of(enum outcome o) {
+        switch (o) {
+        case O_WRONG: return "wrong_code";
+        case O_REPLAY: return "replay";
+        case O_NO_TOKEN: return "no_token";
+        case O_LOCKED: return "locked_out";
+        case O_NO_TICKET: return "no_ticket";
+        case O_NO_PENDING: return "no_pending_token";
+        case O_UNSEAL: return "unseal_failed";
+        default: return NULL;
+        }
+}
+
+static void journal_job(const struct job *j) {
+        const struct phi_verify_request *q = &j->req;
+        const char *reason = reason_of(j->outcome);
+        char until[32] = "";
+        const struct phi_journal_field fields[] = {
+                { "PHI_USER", q->user },
+                { "PHI_SERVICE", q->service[0] ? q->service : NULL },
+                { "PHI_RHOST", q->rhost[0] ? q->rhost : NULL },
+                { "PHI_TTY", q->tty[0] ? q->tty : NULL },
+                { "PHI_ACTOR", q->actor[0] ? q->actor : NULL },
+                { "PHI_REASON", reason },
+        };
+        const size_t n = PHI_ELEMENTSOF(fields);
+        const char *what = q->kind == PHI_VERIFY_ACTIVATE ? "enrolment code" : "TOTP";
+
+        switch (j->outcome) {
+        case O_OK:
+                phi_journal_event(PHI_EVENT_AUTH_OK, LOG_INFO, fields, n, "TOTP accepted for %s (%s%s%s)",
+                                  q->user, q->service, q->rhost[0] ? " from " : "", q->rhost);
+                break;
+        case O_WRONG:
+        case O_NO_TOKEN:
+        case O_LOCKED:
+        case O_NO_PENDING:
+                /* One message for all of them; PHI_REASON tells the admin which. */
+                phi_journal_event(PHI_EVENT_AUTH_FAIL, LOG_WARNING, fields, n, "%s verification failed for %s (%s%s%s)",
+                                  what, q->user, q->service, q->rhost[0] ? " from " : "", q->rhost);
+                break;
+        case O_REPLAY:
+                phi_journal_event(PHI_EVENT_TOTP_REPLAY, LOG_WARNING, fields, n,
+                                  "%s reused for %s (%s%s%s): a code is accepted once", what, q->user,
+                                  q->service, q->rhost[0] ? " from " : "", q->rhost);
+                break;
+        case O_UNSEAL:
+                phi_journal_event(PHI_EVENT_AUTH_FAIL, LOG_ERR, fields, n,
+                                  "TOTP seed of %s does not open with the master key (key replaced, or the row was altered)",
+                                  q->user);
+                break;
+        case O_ENROLLED:
+                phi_journal_event(PHI_EVENT_ENROLLED, LOG_NOTICE, fields, n, "TOTP token of %s activated", q->user);
+                break;
+        case O_RESET:
+                phi_journal_event(PHI_EVENT_TOKEN_RESET, LOG_NOTICE, fields, n, "TOTP token of %s %s by %s",
+                                  q->user, j->found ? "removed" : "reset (there was none)", q->actor);
+                break;
+        case O_ISSUED:
+                format_time(j->expires, until);
+                phi_log(LOG_NOTICE, "enrolment ticket for %s issued by %s, valid until %s", q->user, q->actor, until);
+                break;
+        case O_NO_TICKET:
+                phi_log(LOG_NOTICE, "%s tried to enrol a token without a valid ticket", q->user);
+                break;
+        case O_PENDING:
+                phi_log(LOG_INFO, "new TOTP token for %s waits for its first code", q->user);
+                break;
+        case O_NONE:
+                break;
+        }
+        if (j->lock_user || j->lock_host) {
+                format_time(j->locked_until, until);
+                const struct phi_journal_field lock_fields[] = {
+                        { "PHI_USER", q->user },
+                        { "PHI_SERVICE", q->service[0] ? q->service : NULL },
+                        { "PHI_RHOST", q->rhost[0] ? q->rhost : NULL },
+                        { "PHI_TTY", q->tty[0] ? q->tty : NULL },
+                        { "PHI_REASON", j->lock_user && j->lock_host ? "user_and_host_failures"
+                                        : j->lock_user ? "user_failures" : "host_failures" },
+                        { "PHI_EXPIRES", until },
+                };
+                phi_journal_event(PHI_EVENT_LOCKOUT, LOG_ALERT, lock_fields, PHI_ELEMENTSOF(lock_fields),
+                                  "Too many failed codes for %s%s%s: locked out until %s", q->user,
+                                  j->lock_host ? ", host " : "", j->lock_host ? q->rhost : "", until);
+        }
+}
+
+/* ---------------------------------------------------------------- the thread */
+
+static void round_serve(phi_verifier *v, struct queue *batch) {
+        uint64_t now = (uint64_t) time(NULL);
+        struct job *j;
+        int r;
+
+        r = phi_store_begin(v->store);
+        for (j = batch->head; j && r >= 0; j = j->next)
+                r = serve_one(v, j, now);
+        if (r >= 0 && v->rounds % PRUNE_EVERY == 0)
+                r = phi_store_failures_prune(v->store, now, v->policy.failure_window);
+        if (r >= 0)
+                r = phi_store_commit(v->store);
+        if (r < 0) {
+                phi_store_rollback(v->store);
+                phi_log(LOG_ERR, "TOTP round of %zu requests failed and was rolled back: %s", batch->n,
+                        phi_errno_text(r));
+        }
+        for (j = batch->head; j; j = j->next) {
+                phi_msg *reply = NULL;
+                phi_secret_wipe(j->req.code, sizeof(j->req.code));
+                if (r < 0) {
+                        /* Nothing of this round happened; no reply may say otherwise. */
+                        phi_msg_free(PHI_TAKE_PTR(j->reply));
+                        j->outcome = O_NONE;
+                        j->lock_user = j->lock_host = false;
+                        if (phi_msg_new_error(-EIO, &reply, "the verification store failed; try again") < 0)
+                                reply = NULL;
+                } else {
+                        journal_job(j);
+                        if (reply_for(j, &reply) < 0)
+                                reply = NULL;
+                }
+                phi_msg_free(j->reply);
+                j->reply = reply;   /* NULL on ENOMEM: the server closes, the client denies */
+        }
+}
+
+static void *verifier_thread(void *arg) {
+        phi_verifier *v = arg;
+
+        for (;;) {
+                struct queue batch;
+                uint64_t one = 1;
+
+                pthread_mutex_lock(&v->lock);
+                while (!v->stop && !v->todo.head)
+                        pthread_cond_wait(&v->wake, &v->lock);
+                if (v->stop) {
+                        pthread_mutex_unlock(&v->lock);
+                        break;
+                }
+                batch = v->todo;
+                v->todo = (struct queue){ 0 };
+                pthread_mutex_unlock(&v->lock);
+
+                round_serve(v, &batch);
+
+                pthread_mutex_lock(&v->lock);
+                v->rounds++;
+                v->requests += batch.n;
+                while (batch.head) {
+                        struct job *j = batch.head;
+                        batch.head = j->next;
+                        queue_push(&v->done, j);
+                }
+                pthread_mutex_unlock(&v->lock);
+                (void) !write(v->event_fd, &one, sizeof(one));
+        }
+        return NULL;
+}
+
+/* --------------------------------------------------------------- public API */
+
+int phi_verifier_new(const char *backend, const char *location, phi_seal_key *key,
+                     const struct phi_verifier_policy *policy, phi_verifier **ret) {
+        phi_verifier *v = calloc(1, sizeof(*v));
+        uint8_t seed[PHI_SEAL_SEED_BYTES];
+        int r;
+
+        if (!v) {
+                phi_seal_key_free(key);
+                return -ENOMEM;
+        }
+        v->key = key;
+        v->policy = *policy;
+        v->event_fd = -1;
+        v->next_ticket = 1;
+        pthread_mutex_init(&v->lock, NULL);
+        pthread_cond_init(&v->wake, NULL);
+
+        /* The stand-in token for names without one: same algorithm and size as a
+         * real token, so checking it costs the same. */
+        v->dummy = (struct phi_token){ .state = PHI_TOKEN_ACTIVE, .algorithm = policy->algorithm,
+                                       .digits = policy->digits };
+        phi_seal_seed_new(seed);
+        r = phi_seal(key, DUMMY_USER, seed, sizeof(seed), v->dummy.nonce, v->dummy.sealed);
+        phi_secret_wipe(seed, sizeof(seed));
+        if (r < 0)
+                goto fail;
+        v->dummy.sealed_len = sizeof(seed) + PHI_SEAL_TAG_BYTES;
+
+        v->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (v->event_fd < 0) {
+                r = phi_negative_errno();
+                goto fail;
+        }
+        if ((r = phi_store_open(backend, location, &v->store)) < 0)
+                goto fail;
+        r = -pthread_create(&v->thread, NULL, verifier_thread, v);
+        if (r < 0)
+                goto fail;
+        v->thread_started = true;
+        *ret = v;
+        return 0;
+fail:
+        phi_verifier_free(v);
+        return r;
+}
+
+void phi_verifier_free(phi_verifier *v) {
+        if (!v)
+                return;
+        if (v->thread_started) {
+                pthread_mutex_lock(&v->lock);
+                v->stop = true;
+                pthread_cond_signal(&v->wake);
+                pthread_mutex_unlock(&v->lock);
+                pthread_join(v->thread, NULL);
+        }
+        queue_free(&v->todo);
+        queue_free(&v->done);
+        phi_store_free(v->store);
+        phi_seal_key_free(v->key);
+        (void) phi_close_safe(v->event_fd);
+        pthread_mutex_destroy(&v->lock);
+        pthread_cond_destroy(&v->wake);
+        phi_secret_wipe(v, sizeof(*v));
+        free(v);
+}
+
+int phi_verifier_submit(phi_verifier *v, const struct phi_verify_request *req, uint64_t *ret_ticket) {
+        struct job *j;
+        int r = 0;
+
+        pthread_mutex_lock(&v->lock);
+        if (v->todo.n >= PHI_VERIFIER_MAX_QUEUE) {
+                r = -ENOBUFS;
+                goto out;
+        }
+        j = calloc(1, sizeof(*j));
+        if (!j) {
+                r = -ENOMEM;
+                goto out;
+        }
+        j->req = *req;
+        j->ticket = PHI_VERIFIER_TICKET_BIT | v->next_ticket++;
+        queue_push(&v->todo, j);
+        pthread_cond_signal(&v->wake);
+        *ret_ticket = j->ticket;
+out:
+        pthread_mutex_unlock(&v->lock);
+        return r;
+}
+
+int phi_verifier_event_fd(const phi_verifier *v) {
+        return v->event_fd;
+}
+
+void phi_verifier_event_ack(phi_verifier *v) {
+        uint64_t n;
+
+        (void) !read(v->event_fd, &n, sizeof(n));
+}
+
+bool phi_verifier_take(phi_verifier *v, uint64_t *ret_ticket, phi_msg **ret_reply) {
+        struct job *j;
+
+        pthread_mutex_lock(&v->lock);
+        j = v->done.head;
+        if (j) {
+                v->done.head = j->next;
+                if (!v->done.head)
+                        v->done.tail = NULL;
+                v->done.n--;
+        }
+        pthread_mutex_unlock(&v->lock);
+        if (!j)
+                return false;
+        *ret_ticket = j->ticket;
+        *ret_reply = PHI_TAKE_PTR(j->reply);
+        job_free(j);
+        return true;
+}
+
+void phi_verifier_stats(phi_verifier *v, uint64_t *ret_rounds, uint64_t *ret_requests) {
+        pthread_mutex_lock(&v->lock);
+        *ret_rounds = v->rounds;
+        *ret_requests = v->requests;
+        pthread_mutex_unlock(&v->lock);
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * The TOTP verifier: one thread that owns every TOTP read and write (logins,
+ * enrolment, tickets, resets, failure counters) on its own store handle.
+ *
+ * Group commit: the thread takes every request queued since its last round,
+ * serves them one after another inside ONE transaction, commits, and only
+ * then hands the replies back. A reply therefore never leaves before the
+ * acceptance it reports -- and the raised watermark that makes the code
+ * unusable again -- is durable, and one fdatasync is shared by everyone who
+ * arrived while the previous one ran. Requests in a round see each other's
+ * writes, so of twenty concurrent logins with one code exactly one wins.
+ *
+ * If the transaction fails, every request of the round is answered with an
+ * error (PAM denies); nothing is half-applied.
+ *
+ * Threading: submit() and take() are called from the event loop; the thread
+ * signals finished replies through an eventfd.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "phi/authtok.h"
+#include "phi/macro.h"
+#include "phi/parse.h"
+#include "phi/wire.h"
+#include "seal.h"
+#include "totp.h"
+
+struct phi_verifier_policy {
+        enum phi_totp_algorithm algorithm;  /* for new tokens */
+        unsigned digits;                    /* for new tokens */
+        unsigned window;                    /* steps accepted either side of now */
+        uint64_t max_failures;              /* per user name, within failure_window */
+        uint64_t host_max_failures;         /* per remote host, within failure_window */
+        uint64_t failure_window;            /* seconds */
+        uint64_t lockout;                   /* seconds */
+        uint64_t ticket_lifetime;           /* default for phictl totp issue, seconds */
+        char issuer[65];                    /* label in otpauth URIs */
+};
+
+enum phi_verify_kind {
+        PHI_VERIFY_LOGIN,       /* PAM auth: user, code, service, rhost, tty */
+        PHI_VERIFY_ENROLL,      /* the caller: new pending token (needs a ticket) */
+        PHI_VERIFY_ACTIVATE,    /* the caller: code for the pending token */
+        PHI_VERIFY_ISSUE,       /* admin: ticket for user, duration */
+        PHI_VERIFY_RESET,       /* admin: remove user's tokens */
+};
+
+struct phi_verify_request {
+        enum phi_verify_kind kind;
+        char user[PHI_NAME_MAX + 1];
+        char code[PHI_CODE_MAX + 1];        /* secret: wiped with the request */
+        char service[65];
+        char rhost[256];
+        char tty[65];
+        char actor[64];                     /* who asked, for the journal */
+        uint64_t duration;                  /* ISSUE: 0 = the policy's default */
+};
+
+typedef struct phi_verifier phi_verifier;
+
+/* Opens its own handle on the store and starts the thread. Takes ownership of
+ * key (freed on failure too). */
+int phi_verifier_new(const char *backend, const char *location, phi_seal_key *key,
+                     const struct phi_verifier_policy *policy, phi_verifier **ret) _phi_warn_unused_
+        _phi_nonnull_args_(1, 2, 4, 5);
+/* Finishes the round in progress, drops what is still queued (their clients
+ * see the connection close and deny), stops the thread, wipes everything. */
+void phi_verifier_free(phi_verifier *v);
+PHI_DEFINE_TRIVIAL_CLEANUP_FUNC(phi_verifier *, phi_verifier_free);
+
+/* Queues a copy of req (the caller wipes its own). *ret_ticket identifies the
+ * reply; tickets have the top bit set so they never equal a sync ticket.
+ * -ENOBUFS when PHI_VERIFIER_MAX_QUEUE requests are already waiting. */
+#define PHI_VERIFIER_MAX_QUEUE 4096
+#define PHI_VERIFIER_TICKET_BIT (UINT64_C(1) << 63)
+int phi_verifier_submit(phi_verifier *v, const struct phi_verify_request *req, uint64_t *ret_ticket)
+        _phi_warn_unused_ _phi_nonnull_;
+
+/* Readable when replies are waiting; ack() clears it before take()ing them all. */
+int phi_verifier_event_fd(const phi_verifier *v) _phi_nonnull_;
+void phi_verifier_event_ack(phi_verifier *v) _phi_nonnull_;
+/* One finished reply (caller frees it), or false when none is left. */
+bool phi_verifier_take(phi_verifier *v, uint64_t *ret_ticket, phi_msg **ret_reply) _phi_nonnull_;
+
+/* Counters for status: rounds committed and requests served. */
+void phi_verifier_stats(phi_verifier *v, uint64_t *ret_rounds, uint64_t *ret_requests) _phi_nonnull_;
