@@ -11,7 +11,10 @@
 
 #include "dispatch.h"
 #include "journal.h"
+#include "phi/secret.h"
 #include "server.h"
+
+#define PHI_TAKE_TICKET(t) ({ uint64_t _t = (t); (t) = 0; _t; })
 
 struct conn {
         struct phi_server *server;
@@ -34,7 +37,7 @@ struct phi_server {
         struct phi_daemon *daemon;
         int listen_fd;
         char *bound_path;           /* unlinked at exit when we created it */
-        sd_event_source *listen_src, *sync_src;
+        sd_event_source *listen_src, *sync_src, *verifier_src;
         struct conn *conns;
         size_t n_conns;
 };
@@ -55,7 +58,10 @@ static void conn_free(struct conn *c) {
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         (void) phi_close_safe(c->fd);
+        /* Frames may hold a one-time code or an enrolment secret. */
+        phi_secret_wipe(c->body, c->body_len);
         free(c->body);
+        phi_secret_wipe(c->out, c->out_len);
         free(c->out);
         free(c);
 }
@@ -77,6 +83,7 @@ static int conn_send(struct conn *c, phi_msg *reply) {
         r = phi_msg_encode(reply, &frame, &len);
         if (r < 0)
                 return r;
+        phi_secret_wipe(c->out, c->out_len);
         free(c->out);
         c->out = frame;
         c->out_len = len;
@@ -86,6 +93,7 @@ static int conn_send(struct conn *c, phi_msg *reply) {
 }
 
 static void conn_reset_read(struct conn *c) {
+        phi_secret_wipe(c->body, c->body_len);
         free(c->body);
         c->body = NULL;
         c->body_len = c->body_got = 0;
@@ -190,6 +198,7 @@ static int conn_write(struct conn *c) {
                         return 0;
                 return n < 0 ? phi_negative_errno() : -EIO;
         }
+        phi_secret_wipe(c->out, c->out_len);
         free(c->out);
         c->out = NULL;
         c->out_len = c->out_pos = 0;
@@ -222,9 +231,9 @@ static int on_conn_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         (void) src, (void) usec;
         if (c->waiting_ticket) {
                 _cleanup_msg_ phi_msg *reply = NULL;
-                c->waiting_ticket = 0;
+                uint64_t ticket = PHI_TAKE_TICKET(c->waiting_ticket);
                 (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
-                if (phi_msg_new_error(-ETIMEDOUT, &reply, "sync did not finish in time; see phictl status") == 0 &&
+                if (phi_msg_new_error(-ETIMEDOUT, &reply, ticket & PHI_VERIFIER_TICKET_BIT ? "the request did not finish in time" : "sync did not finish in time; see phictl status") == 0 &&
                     conn_send(c, reply) == 0)
                         return 0;
         }
@@ -299,6 +308,31 @@ static int on_sync_event(sd_event_source *src, int fd, uint32_t revents, void *u
         return 0;
 }
 
+/* The TOTP verifier committed a round: send each reply to the connection that
+ * waits for it. A connection that gave up meanwhile is gone; its reply is dropped. */
+static int on_verifier_event(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        struct phi_server *s = userdata;
+        phi_msg *reply = NULL;
+        uint64_t ticket;
+
+        (void) src, (void) fd, (void) revents;
+        phi_verifier_event_ack(s->daemon->verifier);
+        while (phi_verifier_take(s->daemon->verifier, &ticket, &reply)) {
+                struct conn *c = s->conns;
+                while (c && c->waiting_ticket != ticket)
+                        c = c->next;
+                if (c) {
+                        c->waiting_ticket = 0;
+                        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+                        if (!reply || conn_send(c, reply) < 0)
+                                conn_free(c);
+                }
+                phi_msg_free(reply);
+                reply = NULL;
+        }
+        return 0;
+}
+
 static int listen_on(const char *path, int *ret_fd) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -1;
@@ -362,6 +396,9 @@ int phi_server_new(sd_event *event, struct phi_daemon *d, const char *path, phi_
         if (r >= 0)
                 r = sd_event_add_io(event, &s->sync_src, phi_sync_event_fd(d->sync), EPOLLIN,
                                     on_sync_event, s);
+        if (r >= 0 && d->verifier)
+                r = sd_event_add_io(event, &s->verifier_src, phi_verifier_event_fd(d->verifier), EPOLLIN,
+                                    on_verifier_event, s);
         if (r < 0)
                 goto fail;
         *ret = s;
@@ -378,6 +415,7 @@ void phi_server_free(phi_server *s) {
                 conn_free(s->conns);
         sd_event_source_disable_unref(s->listen_src);
         sd_event_source_disable_unref(s->sync_src);
+        sd_event_source_disable_unref(s->verifier_src);
         (void) phi_close_safe(s->listen_fd);
         if (s->bound_path) {
                 (void) unlink(s->bound_path);
