@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# TOTP two-factor through real PAM stacks (pam_start_confdir via pam_driver)
+# against the real phiaccessd, with codes computed by oathtool: enrolment on a
+# pty, right/wrong/replayed/out-of-window codes, unknown and unenrolled users,
+# combined and openvpn modes, 20 racing logins with one code, user and host
+# lockout, daemon down, replay state across a restart, and no seed in the store
+# or the journal. Every outcome is checked in the journal too.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/harness.bash
+source "$(dirname "$0")/../lib/harness.bash"
+# shellcheck source=totp-lib.bash
+source "$(dirname "$0")/totp-lib.bash"
+phi_harness_init "$@"
+command -v oathtool >/dev/null || phi_skip "oathtool is not installed"
+command -v expect >/dev/null || phi_skip "expect is not installed"
+
+TOTP_EXTRA_CONFIG=$'max_failures = 5\nhost_max_failures = 8\nfailure_window = 10m\nlockout = 10m'
+totp_setup
+totp_daemon_start
+PAM_PHI=$PHI_BUILD_DIR/pam_phi/pam_phi.so
+
+# The module after pam_phi in the one-field stacks: it passes only when it is
+# handed exactly the password part as PAM_AUTHTOK.
+cat >"$TOTP_DIR/check-password" <<'SH'
+#!/bin/sh
+IFS= read -r pw || true
+[ "$pw" = "s3cret pass" ]
+SH
+chmod 0755 "$TOTP_DIR/check-password"
+totp_stack phi-auth "auth required $PAM_PHI"
+totp_stack phi-combined "auth requisite $PAM_PHI combined" \
+    "auth required pam_exec.so expose_authtok quiet $TOTP_DIR/check-password"
+totp_stack phi-openvpn "auth requisite $PAM_PHI openvpn" \
+    "auth required pam_exec.so expose_authtok quiet $TOTP_DIR/check-password"
+
+event() { # CURSOR EVENT USER: the daemon's journal entries for it (waits up to 5 s)
+    phi_journal_wait --timeout 5 --after "$1" SYSLOG_IDENTIFIER=phiaccessd "PHI_EVENT=$2" "PHI_USER=$3"
+}
+field() { # JSON FIELD
+    printf '%s\n' "$1" | head -n 1 | phi_json_field "$2"
+}
+
+# ---------------------------------------------------------------- enrolment
+cur=$(phi_journal_cursor)
+totp_enroll alice 1
+out=$(cat "$TOTP_ENROLL_OUT")
+phi_assert_contains "$out" "otpauth://totp/phi%20test:alice?secret=" "enrolment prints the otpauth URI"
+phi_assert_contains "$out" "&algorithm=SHA1&digits=6&period=30" "URI names algorithm, digits and period"
+qr_lines=$(printf '%s\n' "$out" | tr -d '\r' | grep -c -e '▀' -e '▄' || true)
+phi_assert_match "$qr_lines" '^(1[1-9]|[2-9][0-9])$' "a QR code of half-block lines is drawn ($qr_lines lines)"
+phi_assert_contains "$out" "wrong code" "a wrong code at enrolment is refused"
+phi_assert_contains "$out" "Token active" "the right code activates the token"
+ev=$(event "$cur" enrolled alice)
+phi_assert_eq "$(field "$ev" PRIORITY)" 5 "enrolled is journaled at notice"
+ev=$(event "$cur" auth_fail alice)
+phi_assert_eq "$(field "$ev" PHI_REASON)" wrong_code "the wrong enrolment code is journaled as auth_fail"
+
+# A token is active only after a correct code: grace gets three wrong tries.
+totp_phictl_as root totp issue grace >/dev/null
+totp_phictl_enroll_expect grace 3 >"$PHI_TMP/enroll.grace.out" 2>&1 ||
+    phi_fail "enrolment with only wrong codes runs to its end" "$(cat "$PHI_TMP/enroll.grace.out")"
+phi_assert_contains "$(cat "$PHI_TMP/enroll.grace.out")" "not activated" "phictl says the token was not activated"
+step=$(totp_now_step)
+phi_assert_eq "$(totp_pam phi-auth grace --answer "$(totp_code grace "$step")")" PAM_AUTH_ERR \
+    "a pending token does not log in, even with its right code"
+cur=$(phi_journal_cursor)
+totp_enroll grace
+phi_check "the second enrolment (ticket still valid) activates" grep -q "Token active" "$TOTP_ENROLL_OUT"
+step=$(totp_fresh_step grace)
+phi_assert_eq "$(totp_pam phi-auth grace --answer "$(totp_code grace "$step")")" PAM_SUCCESS \
+    "after activation the token logs in"
+TOTP_LAST[grace]=$step
+phi_check_fails "a ticket is good for one activation only" totp_phictl_as grace totp enroll </dev/null
+
+# ---------------------------------------------------------------- codes
+cur=$(phi_journal_cursor)
+step=$(totp_fresh_step alice)
+code=$(totp_code alice "$step")
+phi_assert_eq "$(totp_pam phi-auth alice --rhost 192.0.2.1 --tty ssh --answer "$code")" PAM_SUCCESS \
+    "right code: PAM_SUCCESS"
+TOTP_LAST[alice]=$step
+ev=$(event "$cur" auth_ok alice)
+phi_assert_eq "$(field "$ev" PHI_SERVICE)" phi-auth "auth_ok names the PAM service"
+phi_assert_eq "$(field "$ev" PHI_RHOST)" 192.0.2.1 "auth_ok names the remote host"
+phi_assert_eq "$(field "$ev" PHI_TTY)" ssh "auth_ok names the tty"
+phi_assert_eq "$(field "$ev" PRIORITY)" 6 "auth_ok is journaled at info"
+
+cur=$(phi_journal_cursor)
+phi_assert_eq "$(totp_pam phi-auth alice --rhost 192.0.2.1 --answer "$code")" PAM_AUTH_ERR \
+    "the same code a second time: PAM_AUTH_ERR"
+ev=$(event "$cur" totp_replay alice)
+phi_assert_eq "$(field "$ev" PRIORITY)" 4 "totp_replay is journaled at warning"
+cur=$(phi_journal_cursor)
+phi_assert_eq "$(totp_pam phi-auth alice --rhost 192.0.2.1 --answer "$(totp_code alice $((step - 1)))")" PAM_AUTH_ERR \
+    "the code before the accepted one (still inside the window): PAM_AUTH_ERR"
+event "$cur" totp_replay alice >/dev/null
+phi_pass "an older code is journaled as totp_replay"
+
+cur=$(phi_journal_cursor)
+wrong=$(totp_code alice $((step + 7)))
+phi_assert_eq "$(totp_pam phi-auth alice --rhost 192.0.2.1 --answer "$wrong")" PAM_AUTH_ERR "wrong code: PAM_AUTH_ERR"
+wrong_ev=$(event "$cur" auth_fail alice)
+phi_assert_eq "$(field "$wrong_ev" PHI_REASON)" wrong_code "auth_fail says wrong_code"
+phi_assert_eq "$(field "$wrong_ev" PRIORITY)" 4 "auth_fail is journaled at warning"
+now=$(totp_now_step)
+for off in -3 3; do
+    cur=$(phi_journal_cursor)
+    phi_assert_eq "$(totp_pam phi-auth alice --rhost 192.0.2.1 --answer "$(totp_code alice $((now + off)))")" PAM_AUTH_ERR \
+        "a code $off steps from now (outside the +-1 window): PAM_AUTH_ERR"
+    event "$cur" auth_fail alice >/dev/null
+    phi_pass "outside the window is journaled as auth_fail"
+done
+
+# Unknown and unenrolled users: the same answer and the same journal shape as
+# a wrong code; only PHI_REASON (for admins) differs.
+cur=$(phi_journal_cursor)
+phi_assert_eq "$(totp_pam phi-auth nosuchuser --rhost 192.0.2.2 --answer 123456)" PAM_AUTH_ERR \
+    "unknown user: PAM_AUTH_ERR, like a wrong code"
+unknown_ev=$(event "$cur" auth_fail nosuchuser)
+phi_assert_eq "$(field "$unknown_ev" PHI_REASON)" no_token "auth_fail for an unknown user says no_token"
+phi_assert_eq "$(field "$unknown_ev" MESSAGE_ID)" "$(field "$wrong_ev" MESSAGE_ID)" "same MESSAGE_ID as a wrong code"
+phi_assert_eq "$(field "$unknown_ev" PRIORITY)" "$(field "$wrong_ev" PRIORITY)" "same priority as a wrong code"
+phi_assert_eq "$(field "$unknown_ev" MESSAGE | sed 's/nosuchuser/USER/; s/192.0.2.2/HOST/')" \
+    "$(field "$wrong_ev" MESSAGE | sed 's/alice/USER/; s/192.0.2.1/HOST/')" "same message as a wrong code"
+cur=$(phi_journal_cursor)
+phi_assert_eq "$(totp_pam phi-auth bob --rhost 192.0.2.3 --answer 123456)" PAM_AUTH_ERR "unenrolled user: PAM_AUTH_ERR"
+phi_assert_eq "$(field "$(event "$cur" auth_fail bob)" PHI_REASON)" no_token "auth_fail for an unenrolled user"
+
+# ---------------------------------------------------------------- one-field modes
+totp_enroll carol
+step=$(totp_fresh_step carol)
+phi_assert_eq "$(totp_pam phi-combined carol --answer "s3cret pass$(totp_code carol "$step")")" PAM_SUCCESS \
+    "combined: password+code passes, and the next module gets the password alone"
+TOTP_LAST[carol]=$step
+phi_assert_eq "$(totp_pam phi-combined carol --answer "s3cret pass$(totp_code carol $((step + 5)))")" PAM_AUTH_ERR \
+    "combined: a wrong code fails"
+phi_assert_eq "$(totp_pam phi-combined carol --answer "s3cret pass")" PAM_AUTH_ERR "combined: no code fails"
+step=$(totp_fresh_step carol)
+b64pw=$(printf '%s' "s3cret pass" | base64 -w0)
+scrv1="SCRV1:$b64pw:$(printf '%s' "$(totp_code carol "$step")" | base64 -w0)"
+phi_assert_eq "$(totp_pam phi-openvpn carol --answer "$scrv1")" PAM_SUCCESS "openvpn: SCRV1 response passes"
+TOTP_LAST[carol]=$step
+phi_assert_eq "$(totp_pam phi-openvpn carol --answer "$scrv1")" PAM_AUTH_ERR "openvpn: the same response again fails"
+phi_assert_eq "$(totp_pam phi-openvpn carol --answer "SCRV1:$b64pw:$(printf 999999 | base64 -w0)")" PAM_AUTH_ERR \
+    "openvpn: a wrong code fails"
+phi_assert_eq "$(totp_pam phi-openvpn carol --answer "s3cret pass123456")" PAM_AUTH_ERR "openvpn: a plain password fails"
+
+# ---------------------------------------------------------------- racing logins
+totp_enroll dave
+step=$(totp_fresh_step dave)
+code=$(totp_code dave "$step")
+cur=$(phi_journal_cursor)
+racers=()
+for i in $(seq 1 20); do
+    totp_pam phi-auth dave --answer "$code" >"$PHI_TMP/race.$i" &
+    racers+=($!)
+done
+wait "${racers[@]}"
+results=$(cat "$PHI_TMP"/race.* | sort | uniq -c | awk '{print $2 "=" $1}' | tr '\n' ' ')
+phi_assert_eq "$(cat "$PHI_TMP"/race.* | grep -c '^PAM_SUCCESS$' || true)" 1 \
+    "20 parallel logins with one code: exactly one succeeds ($results)"
+phi_assert_eq "$(cat "$PHI_TMP"/race.* | grep -c '^PAM_AUTH_ERR$' || true)" 19 "the other 19 get PAM_AUTH_ERR"
+phi_assert_eq "$(event "$cur" auth_ok dave | wc -l)" 1 "exactly one auth_ok in the journal"
+
+# ---------------------------------------------------------------- lockout
+totp_enroll erin
+cur=$(phi_journal_cursor)
+for i in 1 2 3 4 5; do
+    phi_assert_eq "$(totp_pam phi-auth erin --rhost 192.0.2.5 --answer "$(printf '%06d' $((i * 111111 % 1000000)))")" \
+        PAM_AUTH_ERR "wrong code $i of 5"
+done
+ev=$(event "$cur" lockout erin)
+phi_assert_eq "$(field "$ev" PRIORITY)" 1 "lockout is journaled at alert"
+phi_assert_eq "$(field "$ev" PHI_REASON)" user_failures "lockout names the user's failures"
+phi_assert_ne "$(field "$ev" PHI_EXPIRES)" "" "lockout says until when"
+cur=$(phi_journal_cursor)
+step=$(totp_fresh_step erin)
+phi_assert_eq "$(totp_pam phi-auth erin --rhost 192.0.2.5 --answer "$(totp_code erin "$step")")" PAM_AUTH_ERR \
+    "locked out: even the right code fails"
+phi_assert_eq "$(field "$(event "$cur" auth_fail erin)" PHI_REASON)" locked_out "auth_fail says locked_out"
+
+# Per host: wrong codes for many names from one host lock the host, for everyone.
+totp_enroll heidi
+cur=$(phi_journal_cursor)
+for i in 1 2 3 4 5 6 7 8; do
+    totp_pam phi-auth "spray$i" --rhost 198.51.100.9 --answer 000000 >/dev/null
+done
+ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=lockout PHI_RHOST=198.51.100.9)
+phi_assert_eq "$(field "$ev" PHI_REASON)" host_failures "lockout of the host after 8 failures from it"
+step=$(totp_fresh_step heidi)
+phi_assert_eq "$(totp_pam phi-auth heidi --rhost 198.51.100.9 --answer "$(totp_code heidi "$step")")" PAM_AUTH_ERR \
+    "a locked-out host is refused even a right code"
+phi_assert_eq "$(totp_pam phi-auth heidi --rhost 198.51.100.10 --answer "$(totp_code heidi "$step")")" PAM_SUCCESS \
+    "the same code from another host passes (it was not used up by the refusal)"
+TOTP_LAST[heidi]=$step
+
+# ---------------------------------------------------------------- daemon down
+totp_daemon_stop
+cur=$(phi_journal_cursor)
+step=$(totp_fresh_step heidi)
+phi_assert_eq "$(totp_pam phi-auth heidi --answer "$(totp_code heidi "$step")")" PAM_AUTHINFO_UNAVAIL \
+    "daemon stopped: PAM_AUTHINFO_UNAVAIL"
+ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=pam_driver)
+phi_assert_contains "$(printf '%s\n' "$ev" | phi_json_field MESSAGE)" "pam_phi(phi-auth:auth): cannot reach phiaccessd" \
+    "pam_phi journals that the daemon is unreachable"
+totp_daemon_start
+phi_assert_eq "$(totp_pam phi-auth heidi --answer "$(totp_code heidi "${TOTP_LAST[heidi]}")")" PAM_AUTH_ERR \
+    "after a restart the last accepted code is still refused (the watermark was durable)"
+phi_assert_eq "$(totp_pam phi-auth heidi --answer "$(totp_code heidi "$step")")" PAM_SUCCESS \
+    "after a restart a fresh code passes"
+TOTP_LAST[heidi]=$step
+
+# ---------------------------------------------------------------- no seed at rest
+journalctl --sync
+for u in alice carol dave erin grace heidi; do
+    secret=$(totp_secret "$u")
+    hex=$(printf '%s' "$secret" | base32 -d | od -An -tx1 -v | tr -d ' \n')
+    phi_assert_eq "$(cat "$TOTP_DIR"/phi.db* | grep -c -a -- "$secret" || true)" 0 "the store holds no base32 seed of $u"
+    phi_assert_eq "$(cat "$TOTP_DIR"/phi.db* | od -An -tx1 -v | tr -d ' \n' | grep -c -- "$hex" || true)" 0 \
+        "the store holds no raw seed of $u"
+    phi_assert_eq "$(journalctl -o export --no-pager | grep -c -a -- "$secret" || true)" 0 "the journal holds no seed of $u"
+    phi_assert_eq "$(grep -r -c -a -l -- "$secret" /run/log/journal 2>/dev/null | wc -l)" 0 "no journal file holds the seed of $u"
+done
