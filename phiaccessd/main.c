@@ -5,6 +5,7 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -112,6 +113,19 @@ static int on_exit_signal(sd_event_source *src, const struct signalfd_siginfo *s
         return sd_event_exit(m->event, 0);
 }
 
+/* Outside systemd (StateDirectory=) /var/lib/phiaccessd may not exist yet. It
+ * must be searchable by everyone: nss_phi reads the snapshot in it. */
+static void ensure_parent_dir(const char *path) {
+        _cleanup_free_ char *parent = strdup(path);
+        char *slash = parent ? strrchr(parent, '/') : NULL;
+
+        if (slash && slash != parent) {
+                *slash = 0;
+                if (mkdir(parent, 0755) < 0 && errno != EEXIST)
+                        phi_log(LOG_WARNING, "cannot create %s: %s", parent, phi_errno_text(errno));
+        }
+}
+
 static int run(struct main_ctx *m) {
         _cleanup_(phi_server_freep) phi_server *server = NULL;
         sd_event_source *status_timer = NULL;
@@ -128,6 +142,8 @@ static int run(struct main_ctx *m) {
                 return -EIO;
         (void) signal(SIGPIPE, SIG_IGN);
 
+        ensure_parent_dir(m->daemon.config->store_path);
+        ensure_parent_dir(m->daemon.config->snapshot_path);
         r = phi_store_open("sqlite", m->daemon.config->store_path, &m->daemon.store);
         if (r < 0) {
                 phi_log(LOG_ERR, "cannot open the store %s: %s", m->daemon.config->store_path,

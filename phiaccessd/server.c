@@ -344,6 +344,16 @@ static int listen_on(const char *path, int *ret_fd) {
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return phi_negative_errno();
+        /* Outside systemd (RuntimeDirectory=) the directory may not exist yet. */
+        {
+                _cleanup_free_ char *parent = strdup(path);
+                char *slash = parent ? strrchr(parent, '/') : NULL;
+                if (slash && slash != parent) {
+                        *slash = 0;
+                        if (mkdir(parent, 0755) < 0 && errno != EEXIST)
+                                return phi_negative_errno();
+                }
+        }
         /* A socket left by a previous run; anything else at the path is not ours. */
         {
                 struct stat st;
