@@ -103,6 +103,7 @@ struct worker {
         char *attrs[MAX_ATTRS];
         uint8_t *cookie;            /* committed with the data it covers */
         size_t cookie_len;
+        char *search;               /* fingerprint of the search the cookie belongs to */
         uint8_t *pending_cookie;    /* received, not yet committed */
         size_t pending_cookie_len;
         uint64_t generation;
@@ -561,6 +562,7 @@ static int save_state_ex(struct worker *w, bool full, bool synced) {
                 return r;
         st.last_success = synced ? now_s() : old.last_success;
         st.last_full = full ? now_s() : old.last_full;
+        st.search = w->search;
         phi_sync_state_clear(&old);
         return phi_store_sync_state_put(w->store, &st);
 }
@@ -1371,8 +1373,45 @@ static void publish_from_store(struct worker *w) {
         view_clear(&v);
 }
 
+static bool str_same(const char *a, const char *b) {
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* A cookie describes one search: with another base, filter or mapping, the
+ * changes since it would be the wrong ones, so the next refresh starts over. */
+static bool search_changed(const struct phi_config *a, const struct phi_config *b) {
+        const struct phi_ldap_attrs_map *x = &a->attrs, *y = &b->attrs;
+
+        return !str_same(a->base, b->base) || !str_same(a->user_base, b->user_base) ||
+               !str_same(a->group_base, b->group_base) || !str_same(a->user_filter, b->user_filter) ||
+               !str_same(a->group_filter, b->group_filter) || !str_same(x->uid, y->uid) ||
+               !str_same(x->uid_number, y->uid_number) || !str_same(x->gid_number, y->gid_number) ||
+               !str_same(x->gecos, y->gecos) || !str_same(x->home, y->home) ||
+               !str_same(x->shell, y->shell) || !str_same(x->group_name, y->group_name) ||
+               !str_same(x->member_uid, y->member_uid) || !str_same(x->member, y->member) ||
+               a->membership != b->membership || a->min_uid != b->min_uid || a->min_gid != b->min_gid;
+}
+
 static int worker_configure(struct worker *w, struct phi_config *c) {
         int r;
+
+        if (w->c && search_changed(w->c, c) && w->cookie) {
+                phi_log(LOG_NOTICE, "directory search settings changed; the next refresh reloads everything");
+                free(w->cookie);
+                w->cookie = NULL;
+                w->cookie_len = 0;
+        }
+        free(w->search);
+        if (asprintf(&w->search, "base=%s\nuser_base=%s\ngroup_base=%s\nuser_filter=%s\ngroup_filter=%s\n"
+                     "attrs=%s,%s,%s,%s,%s,%s,%s,%s,%s\nmembership=%d\nmin=%llu,%llu",
+                     c->base, c->user_base, c->group_base, c->user_filter, c->group_filter, c->attrs.uid,
+                     c->attrs.uid_number, c->attrs.gid_number, c->attrs.gecos, c->attrs.home,
+                     c->attrs.shell, c->attrs.group_name, c->attrs.member_uid, c->attrs.member,
+                     (int) c->membership, (unsigned long long) c->min_uid,
+                     (unsigned long long) c->min_gid) < 0) {
+                w->search = NULL;
+                return -ENOMEM;
+        }
 
         phi_ldap_scope_clear(&w->scope);
         phi_config_unref(w->c);
@@ -1399,6 +1438,14 @@ static void *thread_main(void *arg) {
                 goto wait_stop;
         }
         if (phi_store_sync_state_get(w.store, &state) == 0) {
+                if (state.cookie && (!state.search || strcmp(state.search, w.search) != 0)) {
+                        /* Configured differently than when the cookie was stored. */
+                        phi_log(LOG_NOTICE, "directory search settings changed since the last run; "
+                                "reloading everything");
+                        free(state.cookie);
+                        state.cookie = NULL;
+                        state.cookie_len = 0;
+                }
                 w.cookie = state.cookie;
                 w.cookie_len = state.cookie_len;
                 w.generation = state.generation;
@@ -1549,6 +1596,8 @@ done:
                 free(w.attrs[i]);
         free(w.cookie);
         free(w.pending_cookie);
+        free(w.search);
+        phi_sync_state_clear(&state);
         phi_config_unref(w.c);
         return NULL;
 }

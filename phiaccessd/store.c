@@ -22,6 +22,7 @@ void phi_strv_free(char **v, size_t n) {
 
 void phi_sync_state_clear(struct phi_sync_state *s) {
         free(s->cookie);
+        free(s->search);
         *s = (struct phi_sync_state){ 0 };
 }
 

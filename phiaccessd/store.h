@@ -28,6 +28,7 @@ struct phi_sync_state {
         uint64_t last_success;      /* Unix seconds of the last completed refresh or change */
         uint64_t last_full;         /* Unix seconds of the last full refresh */
         uint64_t generation;        /* snapshot generation last published */
+        char *search;               /* the search the cookie belongs to (see ldap_sync.c) */
 };
 void phi_sync_state_clear(struct phi_sync_state *s);
 

@@ -59,6 +59,8 @@ static const struct {
           "  count INTEGER NOT NULL, window_start INTEGER NOT NULL,"
           "  locked_until INTEGER NOT NULL DEFAULT 0,"
           "  PRIMARY KEY (kind, key)) WITHOUT ROWID;" },
+        /* The search a cookie belongs to: another base or filter invalidates it. */
+        { 3, "sync-search", "ALTER TABLE sync_state ADD COLUMN search TEXT NOT NULL DEFAULT '';" },
 };
 
 enum {
@@ -605,7 +607,7 @@ static int sqlite_sync_state_get(void *b, struct phi_sync_state *ret) {
         int rc, r = 0;
 
         rc = sqlite3_prepare_v2(s->db,
-                                "SELECT cookie, last_success, last_full, generation FROM sync_state WHERE id = 1",
+                                "SELECT cookie, last_success, last_full, generation, search FROM sync_state WHERE id = 1",
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sql_error(rc);
@@ -625,6 +627,9 @@ static int sqlite_sync_state_get(void *b, struct phi_sync_state *ret) {
                 state.last_success = (uint64_t) sqlite3_column_int64(st, 1);
                 state.last_full = (uint64_t) sqlite3_column_int64(st, 2);
                 state.generation = (uint64_t) sqlite3_column_int64(st, 3);
+                state.search = col_dup(st, 4);
+                if (!state.search)
+                        r = -ENOMEM;
         } else
                 r = rc == SQLITE_DONE ? -ENOENT : sql_error(rc);
         sqlite3_finalize(st);
@@ -643,7 +648,7 @@ static int sqlite_sync_state_put(void *b, const struct phi_sync_state *state) {
 
         rc = sqlite3_prepare_v2(s->db,
                                 "UPDATE sync_state SET cookie = ?1, last_success = ?2, last_full = ?3,"
-                                " generation = ?4 WHERE id = 1",
+                                " generation = ?4, search = ?5 WHERE id = 1",
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sql_error(rc);
@@ -654,7 +659,8 @@ static int sqlite_sync_state_put(void *b, const struct phi_sync_state *state) {
         if (rc != SQLITE_OK ||
             sqlite3_bind_int64(st, 2, (sqlite3_int64) state->last_success) != SQLITE_OK ||
             sqlite3_bind_int64(st, 3, (sqlite3_int64) state->last_full) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 4, (sqlite3_int64) state->generation) != SQLITE_OK) {
+            sqlite3_bind_int64(st, 4, (sqlite3_int64) state->generation) != SQLITE_OK ||
+            bind_text(st, 5, state->search) < 0) {
                 sqlite3_finalize(st);
                 return -ENOMEM;
         }

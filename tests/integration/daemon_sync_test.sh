@@ -194,3 +194,14 @@ phi_assert_eq "$(ctl --json user show user00008 | jq -r .shell)" /bin/ksh "a cha
 phi_assert_eq "$(status_get users)" 10000 "all users still there after the restart"
 phi_check "snapshot generation moved on" test "$(status_get snapshot_generation)" -gt "$gen_before"
 : "$received_before"
+
+# A cookie belongs to its search: with another filter the restart reloads all.
+daemon_stop
+DAEMON_EXTRA="user_filter = (&(objectClass=posixAccount)(!(uid=user00001)))" daemon_config "$PHI_LDAP_URI"
+daemon_start
+phi_check "after a filter change the daemon is live again" phi_wait_for --timeout 30 status_is sync_state live
+phi_assert_eq "$(status_get full_refreshes)" 1 "a changed search is reloaded in full, not resumed"
+phi_check_fails "the user the new filter leaves out is gone" ctl user show user00001
+# dupuid shared user00001's uid and was refused; with user00001 out, it is valid.
+phi_assert_eq "$(ctl --json user show dupuid | jq -r .uid)" 10001 "the entry that clashed with it is taken now"
+phi_assert_eq "$(status_get users)" 10000 "one out, one in"
