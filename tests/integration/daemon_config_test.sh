@@ -155,3 +155,20 @@ if command -v systemd-socket-activate >/dev/null; then
     phi_assert_eq "$("$PHI_CTL" --socket "$dir/activated.sock" --json status | jq -r .daemon)" running \
         "status through the activated socket"
 fi
+
+# The catalog parses and has one entry per PHI_EVENT of SPEC.md, with the ids
+# the daemon sends (events.h).
+cat_root=$PHI_TMP/catroot
+mkdir -p "$cat_root/usr/lib/systemd/catalog" "$cat_root/var/lib/systemd/catalog"
+cp "$PHI_SOURCE_DIR/phiaccessd/phi.catalog" "$cat_root/usr/lib/systemd/catalog/"
+journalctl --root="$cat_root" --update-catalog
+listed=$(journalctl --root="$cat_root" --list-catalog)
+phi_assert_eq "$(grep -c ' phi: ' <<<"$listed")" 21 "the catalog holds 21 phi entries"
+for ev in auth_ok auth_fail totp_replay lockout access_denied session_open session_close \
+          elevation_requested elevation_approved elevation_denied elevation_expired elevation_revoked \
+          sudo_escalation sudo_denied breakglass breakglass_reviewed enrolled token_reset audit_query \
+          ldap_sync checkpoint; do
+    id=$(sed -n "s/.*\"$ev\", \"\\([0-9a-f]*\\)\".*/\\1/p" "$PHI_SOURCE_DIR/phiaccessd/events.h")
+    [ -n "$id" ] && grep -q "^$id phi: " <<<"$listed" || phi_fail "event $ev has no catalog entry (id '$id')"
+done
+phi_pass "every PHI_EVENT of SPEC.md has its MESSAGE_ID in the catalog"
