@@ -11,7 +11,8 @@
 # Everything runs inside private namespaces set up by tests/lib/harness.bash; the
 # host is not changed. Prints median ns/call per operation and peer, the ratios
 # peer/phi and peer/phi-alone, then nss_phi alone at --big users (default 100,000) with the cold
-# first call, through glibc and with the module called directly.
+# first call, through glibc and with the module called directly, beside
+# glibc's own per-lookup floor (its stat() of /etc/nsswitch.conf).
 #
 # Usage: bench/nss_bench.sh [--users N] [--groups M] [--big N] [--seconds S] [--no-nslcd]
 # Needs root and a build in build/ (PHI_BUILD_DIR to use another).
@@ -138,6 +139,11 @@ big_groups=$((big / 10))
 printf '\nnss_phi at %s users, %s groups (snapshot %s bytes)\n' "$big" "$big_groups" "$(stat -c %s "$NSS_SNAPSHOT")"
 run_peer phi --users "$big" --groups "$big_groups" --seconds "$seconds" | sed 's/^/  files phi  /'
 run_peer phi-alone --users "$big" --groups "$big_groups" --seconds "$seconds" | sed 's/^/  phi alone  /'
+# glibc's floor: the stat() of nsswitch.conf it makes before every lookup,
+# whatever the module. phi-alone minus this is what the module adds.
+run_peer phi-alone --seconds "$seconds" nsswitch_stat | sed 's/^/  glibc floor /'
+PHI_NSS_SNAPSHOT=$NSS_SNAPSHOT "$bench" --direct "$NSS_MODULE" --users "$big" --groups "$big_groups" \
+    --seconds "$seconds" | sed 's/^/  module direct /'
 # Cold: a fresh process's first lookup, several times; then the module alone
 # (no glibc NSS set-up in front: its own open, fstat, mmap and first probe).
 for i in 1 2 3; do
