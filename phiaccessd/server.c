@@ -338,9 +338,11 @@ static int listen_on(const char *path, int *ret_fd) {
         _cleanup_close_ int fd = -1;
         size_t len = strlen(path);
 
-        if (len >= sizeof(sa.sun_path))
+        /* Bound as PATH.new first (see below), so that name must fit too. */
+        if (len + sizeof(".new") > sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
-        memcpy(sa.sun_path, path, len + 1);
+        memcpy(sa.sun_path, path, len);
+        memcpy(sa.sun_path + len, ".new", sizeof(".new"));
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return phi_negative_errno();
@@ -357,18 +359,24 @@ static int listen_on(const char *path, int *ret_fd) {
         /* A socket left by a previous run; anything else at the path is not ours. */
         {
                 struct stat st;
-                if (lstat(path, &st) == 0) {
+                if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+                        return -EEXIST;
+                if (lstat(sa.sun_path, &st) == 0) {
                         if (!S_ISSOCK(st.st_mode))
                                 return -EEXIST;
-                        (void) unlink(path);
+                        (void) unlink(sa.sun_path);
                 }
         }
-        {
-                mode_t old = umask(0111);  /* 0666: each verb authorises its caller */
-                int r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
-                (void) umask(old);
-                if (r < 0)
-                        return phi_negative_errno();
+        /* 0666: each verb authorises its caller. Set with chmod, not umask(0111):
+         * the umask is process-wide and the sync thread creates files at the same
+         * time (the socket once came out 0600). Bound under PATH.new and renamed
+         * over PATH (replacing a stale socket), so PATH never has another mode. */
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return phi_negative_errno();
+        if (chmod(sa.sun_path, 0666) < 0 || rename(sa.sun_path, path) < 0) {
+                int r = phi_negative_errno();
+                (void) unlink(sa.sun_path);
+                return r;
         }
         if (listen(fd, 128) < 0)
                 return phi_negative_errno();

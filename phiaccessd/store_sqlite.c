@@ -3,6 +3,7 @@
  * socket thread reads, synchronous=FULL because an audit or grant record must be
  * durable before its answer goes out (later issues), foreign keys on. */
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -245,14 +246,23 @@ static int sqlite_open(const char *location, void **ret) {
 
         if (!s)
                 return -ENOMEM;
-        /* The store holds identities now and secrets later: never readable by others,
-         * whatever the umask of whoever started us. */
-        mode_t old = umask(0077);
+        /* The store holds identities and secrets: never readable by others,
+         * whatever the umask of whoever started us. The file is created 0600 here
+         * (sqlite gives its -wal and -shm files the database's mode), not under
+         * umask(0077): the umask is process-wide, and the sync thread opens its
+         * store while the main thread binds the socket, which came out 0600. */
+        if (*location && strcmp(location, ":memory:") != 0) {
+                int fd = open(location, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+                if (fd < 0) {
+                        r = phi_negative_errno();
+                        goto fail;
+                }
+                (void) close(fd);
+        }
         rc = sqlite3_open_v2(location, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
                                      SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOFOLLOW,
                              NULL);
-        (void) umask(old);
         if (rc != SQLITE_OK) {
                 r = sql_error(rc);
                 goto fail;

@@ -5,7 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "identity.h"
 #include "store.h"
@@ -214,11 +217,73 @@ static void test_store_roundtrip(void **state) {
         }
 }
 
+/* The process umask as /proc shows it, without changing it (umask(2) cannot
+ * read it without setting it). */
+static unsigned read_umask(void) {
+        char line[128];
+        unsigned m = 07777;
+        FILE *f = fopen("/proc/self/status", "re");
+
+        while (f && fgets(line, sizeof(line), f))
+                if (sscanf(line, "Umask: %o", &m) == 1)
+                        break;
+        if (f)
+                fclose(f);
+        return m;
+}
+
+static atomic_bool watching;
+static atomic_uint umask_seen;
+
+static void *watch_umask(void *arg) {
+        (void) arg;
+        while (atomic_load(&watching)) {
+                unsigned m = read_umask();
+                if (m != 022)
+                        atomic_store(&umask_seen, m);
+        }
+        return NULL;
+}
+
+/* The store is opened by several threads of the daemon while others create
+ * files (the socket, the snapshot): opening it must not touch the process-wide
+ * umask, and still create the database (and its WAL) 0600. */
+static void test_store_open_leaves_umask_alone(void **state) {
+        char dir[] = "/tmp/phi-test-store.XXXXXX", path[256], cmd[512];
+        mode_t old = umask(022);
+        pthread_t watcher;
+        struct stat st;
+        phi_store *s = NULL;
+
+        (void) state;
+        assert_non_null(mkdtemp(dir));
+        atomic_store(&watching, true);
+        atomic_store(&umask_seen, 022);
+        assert_int_equal(pthread_create(&watcher, NULL, watch_umask, NULL), 0);
+        for (int i = 0; i < 20; i++) {
+                snprintf(path, sizeof(path), "%s/phi%d.db", dir, i % 2);
+                assert_int_equal(phi_store_open("sqlite", path, &s), 0);
+                assert_int_equal(stat(path, &st), 0);
+                assert_int_equal(st.st_mode & 07777, 0600);
+                snprintf(path, sizeof(path), "%s/phi%d.db-wal", dir, i % 2);
+                assert_int_equal(stat(path, &st), 0);
+                assert_int_equal(st.st_mode & 07777, 0600);
+                phi_store_free(s);
+        }
+        atomic_store(&watching, false);
+        assert_int_equal(pthread_join(watcher, NULL), 0);
+        assert_int_equal(atomic_load(&umask_seen), 022);
+        (void) umask(old);
+        snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_nesting_and_cycles),
                 cmocka_unit_test(test_dedup),
                 cmocka_unit_test(test_store_roundtrip),
+                cmocka_unit_test(test_store_open_leaves_umask_alone),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "config.h"
@@ -60,8 +61,13 @@ static int setup(void **state) {
                  dir, sock_path, dir, dir, dir);
         if (phi_config_load_string("test", text, &daemon_ctx.config, &e) < 0 ||
             phi_store_open("sqlite", daemon_ctx.config->store_path, &daemon_ctx.store) < 0 ||
-            phi_sync_start(daemon_ctx.config, &daemon_ctx.sync) < 0 || sd_event_new(&event) < 0 ||
-            phi_server_new(event, &daemon_ctx, sock_path, &server) < 0)
+            phi_sync_start(daemon_ctx.config, &daemon_ctx.sync) < 0 || sd_event_new(&event) < 0)
+                return -1;
+        /* A strict umask at start-up must not close the socket to users. */
+        mode_t old = umask(077);
+        int r = phi_server_new(event, &daemon_ctx, sock_path, &server);
+        (void) umask(old);
+        if (r < 0)
                 return -1;
         stop_fd = eventfd(0, EFD_CLOEXEC);
         if (sd_event_add_io(event, NULL, stop_fd, EPOLLIN, on_stop, NULL) < 0)
@@ -194,8 +200,24 @@ static void test_no_dispatch_row(void **state) {
         phi_client_free(c);
 }
 
+/* Each verb authorises its caller, so anyone may connect: 0666, and the
+ * temporary name it was bound under is gone. */
+static void test_socket_mode(void **state) {
+        char path[128];
+        struct stat st;
+
+        (void) state;
+        assert_int_equal(lstat(sock_path, &st), 0);
+        assert_true(S_ISSOCK(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0666);
+        snprintf(path, sizeof(path), "%s.new", sock_path);
+        assert_int_equal(lstat(path, &st), -1);
+        status_works();
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_socket_mode),
                 cmocka_unit_test(test_stalled_clients_do_not_block),
                 cmocka_unit_test(test_malformed_frames),
                 cmocka_unit_test(test_no_dispatch_row),
