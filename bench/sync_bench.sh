@@ -15,7 +15,9 @@
 # Usage: bench/sync_bench.sh [USERS [GROUPS]]   (defaults 100000 10000)
 # Build dir: $PHI_BUILD_DIR (default build/).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../tests/lib/harness.bash
 source "$(dirname "$0")/../tests/lib/harness.bash"
+# shellcheck source-path=SCRIPTDIR source=../tests/integration/daemon_lib.bash
 source "$(dirname "$0")/../tests/integration/daemon_lib.bash"
 phi_harness_init "$@"
 

@@ -4,7 +4,9 @@
 # config file that others can write is refused, and the daemon will not start
 # with a broken file.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/harness.bash
 source "$(dirname "$0")/../lib/harness.bash"
+# shellcheck source-path=SCRIPTDIR source=daemon_lib.bash
 source "$(dirname "$0")/daemon_lib.bash"
 phi_harness_init "$@"
 
@@ -169,6 +171,8 @@ for ev in auth_ok auth_fail totp_replay lockout access_denied session_open sessi
           sudo_escalation sudo_denied breakglass breakglass_reviewed enrolled token_reset audit_query \
           ldap_sync checkpoint; do
     id=$(sed -n "s/.*\"$ev\", \"\\([0-9a-f]*\\)\".*/\\1/p" "$PHI_SOURCE_DIR/phiaccessd/events.h")
-    [ -n "$id" ] && grep -q "^$id phi: " <<<"$listed" || phi_fail "event $ev has no catalog entry (id '$id')"
+    if [ -z "$id" ] || ! grep -q "^$id phi: " <<<"$listed"; then
+        phi_fail "event $ev has no catalog entry (id '$id')"
+    fi
 done
 phi_pass "every PHI_EVENT of SPEC.md has its MESSAGE_ID in the catalog"

@@ -6,8 +6,12 @@
 #  - slapd killed: last good data still served, outage in status and journal;
 #    slapd back: the daemon reconnects by itself;
 #  - a refresh that would empty the directory is refused, last good data kept.
+# shellcheck disable=SC2016 # bash -c snippets read their arguments as $0, $1
+# shellcheck disable=SC2119 # harness functions take optional arguments
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/harness.bash
 source "$(dirname "$0")/../lib/harness.bash"
+# shellcheck source-path=SCRIPTDIR source=daemon_lib.bash
 source "$(dirname "$0")/daemon_lib.bash"
 phi_harness_init "$@"
 

@@ -3,8 +3,12 @@
 # one cycle): the full load, `phictl user show` against the directory, the
 # snapshot, RFC 4533 changes without a manual sync, resuming from the cookie
 # after a restart, and the ldap_sync journal entry.
+# shellcheck disable=SC2016 # bash -c snippets read their arguments as $0, $1
+# shellcheck disable=SC2119 # harness functions take optional arguments
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/harness.bash
 source "$(dirname "$0")/../lib/harness.bash"
+# shellcheck source-path=SCRIPTDIR source=daemon_lib.bash
 source "$(dirname "$0")/daemon_lib.bash"
 phi_harness_init "$@"
 

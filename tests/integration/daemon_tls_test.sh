@@ -2,8 +2,12 @@
 # The default, secure path: StartTLS with certificate verification against
 # ca_file and a simple bind with a password file. A server whose certificate
 # does not verify is never used, and a wrong password is reported.
+# shellcheck disable=SC2016 # bash -c snippets read their arguments as $0, $1
+# shellcheck disable=SC2119 # harness functions take optional arguments
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/harness.bash
 source "$(dirname "$0")/../lib/harness.bash"
+# shellcheck source-path=SCRIPTDIR source=daemon_lib.bash
 source "$(dirname "$0")/daemon_lib.bash"
 phi_harness_init "$@"
 

@@ -8,7 +8,7 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/harness.bash
 source "$(dirname "$0")/../lib/harness.bash"
-# shellcheck source=totp-lib.bash
+# shellcheck source-path=SCRIPTDIR source=totp-lib.bash
 source "$(dirname "$0")/totp-lib.bash"
 phi_harness_init "$@"
 command -v oathtool >/dev/null || phi_skip "oathtool is not installed"
