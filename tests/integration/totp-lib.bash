@@ -183,3 +183,44 @@ totp_pam() {
     timeout 20 "$PHI_BUILD_DIR/tests/pam_driver" --confdir "$TOTP_DIR/pam.d" --service "$service" \
         --user "$user" "$@" 2>>"$PHI_TMP/pam_driver.log" || true
 }
+
+# totp_qr_decode FILE: what a scanner reads from the QR code phictl drew in
+# FILE (a terminal transcript). The half-block characters are turned back into
+# modules (each text line is two rows: full block = both light, upper half =
+# top light, lower half = bottom light, space = both dark), drawn 4 pixels a
+# module with a wide light border into a PBM, and read with zbarimg.
+totp_qr_decode() {
+    local img=$PHI_TMP/qr.pbm
+    tr -d '\r' <"$1" |
+        grep -E '^(█|▀|▄| )+$' | grep -E '▀|▄' |
+        sed -e 's/█/F/g' -e 's/▀/U/g' -e 's/▄/L/g' -e 's/ /D/g' |
+        awk -v scale=4 -v border=8 '
+            { line[NR] = $0; if (length($0) > w) w = length($0) }
+            function row(top,    s, i, c, dark) {
+                s = ""
+                for (i = 0; i < border; i++) s = s "0"
+                for (i = 1; i <= w; i++) {
+                    c = substr(cur, i, 1)
+                    dark = top ? (c == "L" || c == "D") : (c == "U" || c == "D")
+                    s = s (dark ? "1" : "0")
+                }
+                for (i = 0; i < border; i++) s = s "0"
+                return s
+            }
+            function emit(bits,    i, j, out) {
+                out = ""
+                for (i = 1; i <= length(bits); i++)
+                    for (j = 0; j < scale; j++) out = out substr(bits, i, 1) " "
+                for (j = 0; j < scale; j++) print out
+            }
+            END {
+                if (NR == 0) exit 1
+                blank = ""
+                for (i = 0; i < w + 2 * border; i++) blank = blank "0"
+                print "P1"; print (w + 2 * border) * scale, (2 * NR + 2 * border) * scale
+                for (i = 0; i < border; i++) emit(blank)
+                for (n = 1; n <= NR; n++) { cur = line[n]; emit(row(1)); emit(row(0)) }
+                for (i = 0; i < border; i++) emit(blank)
+            }' >"$img" || return 1
+    zbarimg --quiet --raw "$img" 2>/dev/null
+}

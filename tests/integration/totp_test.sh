@@ -48,6 +48,8 @@ phi_assert_contains "$out" "otpauth://totp/phi%20test:alice?secret=" "enrolment 
 phi_assert_contains "$out" "&algorithm=SHA1&digits=6&period=30" "URI names algorithm, digits and period"
 qr_lines=$(printf '%s\n' "$out" | tr -d '\r' | grep -c -e '▀' -e '▄' || true)
 phi_assert_match "$qr_lines" '^(1[1-9]|[2-9][0-9])$' "a QR code of half-block lines is drawn ($qr_lines lines)"
+uri=$(printf '%s\n' "$out" | tr -d '\r' | grep -o 'otpauth://[^[:space:]]*' | head -n 1)
+phi_assert_eq "$(totp_qr_decode "$TOTP_ENROLL_OUT")" "$uri" "the QR code scans (zbarimg) to the URI printed beside it"
 phi_assert_contains "$out" "wrong code" "a wrong code at enrolment is refused"
 phi_assert_contains "$out" "Token active" "the right code activates the token"
 ev=$(event "$cur" enrolled alice)
