@@ -248,6 +248,14 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
             (r = put_u64(m, "requests_refused", d->refused)) < 0 ||
             (r = phi_msg_put_pair(m, "audit_head", "none")) < 0)
                 return r;
+        if (d->verifier) {
+                /* Group commit at work: requests per durable transaction. */
+                uint64_t rounds, requests;
+                phi_verifier_stats(d->verifier, &rounds, &requests);
+                if ((r = put_u64(m, "totp_rounds", rounds)) < 0 ||
+                    (r = put_u64(m, "totp_requests", requests)) < 0)
+                        return r;
+        }
         *ret_reply = PHI_TAKE_PTR(m);
         return 0;
 }

@@ -1,0 +1,551 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * totp_bench: TOTP verification round trips through phiaccessd, and the same
+ * verifications through pamtester + pam_oath, from many concurrent clients.
+ * Driven by totp_bench.sh, which starts the components; every mode prints
+ * one line the script reads:
+ *
+ *   result label=L n=N ok=A refused=R errors=E unexpected=U wall_s=S per_s=X
+ *          p50_us=.. p90_us=.. p99_us=.. p999_us=.. max_us=..
+ *
+ * Modes (users are those of tests/lib/gen-ldif: userNNNNN, uid 10000+i):
+ *
+ *   enroll --socket P --first I --count N --threads T --out FILE
+ *       Each user through the real protocol: root issues a ticket (TOTP_ISSUE);
+ *       the user (a connection made with the user's uid, which SO_PEERCRED
+ *       reports) asks for a token (TOTP_ENROLL) and activates it with the code
+ *       of the current step (TOTP_ACTIVATE). FILE gets "name base32" lines.
+ *
+ *   auth --socket P --secrets FILE --first I --count N --threads T
+ *        [--wrong] [--reconnect] [--rhost H] [--label L]
+ *       N AUTH requests as pam_phi sends them (USER CODE SERVICE RHOST TTY),
+ *       split over T threads with one connection each (--reconnect: a new
+ *       connection per request, as pam_phi makes). Codes are computed with
+ *       liboath before the clock starts: the code of the next step, which the
+ *       daemon accepts (window 1) and which is above the watermark the
+ *       activation left, so every request is an acceptance that commits a
+ *       watermark; --wrong sends a code matching no step of the window.
+ *       A reply other than the expected one counts as unexpected.
+ *
+ *   pamtester --secrets FILE --first I --count N --threads T --service S
+ *        [--wrong] [--label L]
+ *       The same verifications as `pamtester S USER authenticate` processes
+ *       with the code on stdin; exit status 0 is an acceptance.
+ *
+ *   usersfile --secrets FILE --first I --count N --out FILE
+ *       The same secrets as a pam_oath usersfile (HOTP/T30/6 USER - HEX).
+ *
+ * Latency is from the first byte sent (or the connect, or the fork) to the
+ * last byte of the reply (or the exit). Secrets are bench data: not wiped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <liboath/oath.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "phi/client.h"
+#include "phi/wire.h"
+
+#define PERIOD 30
+#define DIGITS 6
+#define TIMEOUT_MS 30000
+
+extern char **environ;
+
+struct user {
+        char name[32];
+        uid_t uid;
+        char b32[128];
+        char *seed;
+        size_t seed_len;
+        char code[DIGITS + 1];
+};
+
+struct opts {
+        const char *mode, *socket, *secrets, *out, *rhost, *service, *label;
+        unsigned first, count, threads;
+        bool wrong, reconnect;
+};
+
+struct worker {
+        pthread_t thread;
+        const struct opts *o;
+        struct user *users;
+        size_t n;
+        uint64_t *lat_ns;
+        size_t ok, refused, errors, unexpected;
+        pthread_barrier_t *start;
+};
+
+static struct opts O = { .threads = 16, .first = 1, .rhost = "127.0.0.1", .service = "totp-bench" };
+
+static uint64_t now_ns(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+static void die(const char *what, int r) {
+        fprintf(stderr, "totp_bench: %s: %s\n", what, r ? strerror(r < 0 ? -r : r) : "failed");
+        exit(1);
+}
+
+static void user_name(unsigned i, struct user *u) {
+        snprintf(u->name, sizeof(u->name), "user%05u", i);
+        u->uid = 10000 + i;
+}
+
+/* ------------------------------------------------------------ enrolment */
+
+static int call(phi_client *c, phi_msg *req, phi_msg **ret) {
+        int r;
+
+        phi_client_set_timeout(c, TIMEOUT_MS);
+        r = phi_client_call(c, req, ret);
+        phi_msg_free(req);
+        return r;
+}
+
+static int expect_ok(phi_client *c, phi_msg *req, const char *what, const char *user) {
+        phi_msg *reply = NULL;
+        const char *msg = "";
+        int r = call(c, req, &reply), e = 0;
+
+        if (r == 0 && phi_msg_type(reply) != PHI_MSG_OK) {
+                (void) phi_msg_get_error(reply, &e, &msg);
+                fprintf(stderr, "totp_bench: %s for %s refused: %s\n", what, user, msg);
+                r = -EPROTO;
+        } else if (r < 0)
+                fprintf(stderr, "totp_bench: %s for %s: %s\n", what, user, strerror(-r));
+        phi_msg_free(reply);
+        return r;
+}
+
+/* A connection whose SO_PEERCRED names uid: only this thread's euid changes
+ * (the raw syscall, not glibc's process-wide setresuid). */
+static int connect_as(uid_t uid, phi_client **ret) {
+        int r;
+
+        if (syscall(SYS_setresuid, -1, uid, -1) < 0)
+                return -errno;
+        r = phi_client_connect(O.socket, TIMEOUT_MS, ret);
+        if (syscall(SYS_setresuid, -1, 0, -1) < 0)
+                die("cannot become root again", errno);
+        return r;
+}
+
+static int enroll_one(phi_client *root, struct user *u) {
+        phi_client *c = NULL;
+        phi_msg *m, *reply = NULL;
+        const char *uri = NULL, *s, *e;
+        char code[DIGITS + 1];
+        int r;
+
+        m = phi_msg_new(PHI_MSG_TOTP_ISSUE);
+        if (!m || phi_msg_put_str(m, PHI_TAG_USER, u->name) < 0)
+                return -ENOMEM;
+        if ((r = expect_ok(root, m, "totp issue", u->name)) < 0)
+                return r;
+        if ((r = connect_as(u->uid, &c)) < 0)
+                return r;
+        m = phi_msg_new(PHI_MSG_TOTP_ENROLL);
+        if (!m) {
+                r = -ENOMEM;
+                goto out;
+        }
+        if ((r = call(c, m, &reply)) < 0)
+                goto out;
+        if (phi_msg_type(reply) != PHI_MSG_TOTP_SECRET || phi_msg_get_str(reply, PHI_TAG_URI, &uri) < 0 ||
+            !(s = strstr(uri, "secret="))) {
+                fprintf(stderr, "totp_bench: enrol of %s gave no URI\n", u->name);
+                r = -EPROTO;
+                goto out;
+        }
+        s += 7;
+        e = strchr(s, '&');
+        if (!e || (size_t) (e - s) >= sizeof(u->b32)) {
+                r = -EPROTO;
+                goto out;
+        }
+        memcpy(u->b32, s, (size_t) (e - s));
+        u->b32[e - s] = 0;
+        if (oath_base32_decode(u->b32, strlen(u->b32), &u->seed, &u->seed_len) != OATH_OK ||
+            oath_totp_generate(u->seed, u->seed_len, time(NULL), PERIOD, 0, DIGITS, code) != OATH_OK) {
+                r = -EINVAL;
+                goto out;
+        }
+        m = phi_msg_new(PHI_MSG_TOTP_ACTIVATE);
+        if (!m || phi_msg_put_str(m, PHI_TAG_CODE, code) < 0) {
+                r = -ENOMEM;
+                goto out;
+        }
+        r = expect_ok(c, m, "totp activate", u->name);
+out:
+        phi_msg_free(reply);
+        phi_client_free(c);
+        return r;
+}
+
+static void *enroll_thread(void *arg) {
+        struct worker *w = arg;
+        phi_client *root = NULL;
+
+        if (phi_client_connect(O.socket, TIMEOUT_MS, &root) < 0) {
+                w->errors = w->n;
+                return NULL;
+        }
+        for (size_t i = 0; i < w->n; i++) {
+                uint64_t t0 = now_ns();
+                if (enroll_one(root, &w->users[i]) < 0)
+                        w->errors++;
+                else
+                        w->ok++;
+                w->lat_ns[i] = now_ns() - t0;
+        }
+        phi_client_free(root);
+        return NULL;
+}
+
+/* ------------------------------------------------------------ codes */
+
+static int code_at(const struct user *u, uint64_t step, char out[static DIGITS + 1]) {
+        return oath_totp_generate(u->seed, u->seed_len, (time_t) (step * PERIOD), PERIOD, 0, DIGITS, out) ==
+                               OATH_OK
+                       ? 0
+                       : -EINVAL;
+}
+
+/* The code of the next step (accepted, above the watermark of the activation),
+ * or with wrong, a code that matches no step near now. */
+static int prepare_code(struct user *u, uint64_t step, bool wrong) {
+        char near[5][DIGITS + 1];
+        unsigned v;
+        int r;
+
+        if ((r = code_at(u, step + 1, u->code)) < 0 || !wrong)
+                return r;
+        for (int d = 0; d < 5; d++)
+                if ((r = code_at(u, step - 2 + (uint64_t) d, near[d])) < 0)
+                        return r;
+        v = (unsigned) strtoul(u->code, NULL, 10);
+        for (bool clash = true; clash;) {
+                v = (v + 500009u) % 1000000u;
+                snprintf(u->code, sizeof(u->code), "%06u", v);
+                clash = false;
+                for (int d = 0; d < 5; d++)
+                        clash |= strcmp(near[d], u->code) == 0;
+        }
+        return 0;
+}
+
+/* ------------------------------------------------------------ auth */
+
+static phi_msg *auth_request(const struct user *u) {
+        phi_msg *m = phi_msg_new(PHI_MSG_AUTH);
+
+        if (!m || phi_msg_put_str(m, PHI_TAG_USER, u->name) < 0 || phi_msg_put_str(m, PHI_TAG_CODE, u->code) < 0 ||
+            phi_msg_put_str(m, PHI_TAG_SERVICE, O.service) < 0 ||
+            (O.rhost[0] && phi_msg_put_str(m, PHI_TAG_RHOST, O.rhost) < 0) ||
+            phi_msg_put_str(m, PHI_TAG_TTY, "ssh") < 0) {
+                phi_msg_free(m);
+                return NULL;
+        }
+        return m;
+}
+
+static void classify(struct worker *w, int r, const phi_msg *reply) {
+        int e = 0;
+        const char *msg = NULL;
+
+        if (r < 0) {
+                w->errors++;
+                return;
+        }
+        if (phi_msg_type(reply) == PHI_MSG_OK) {
+                w->ok++;
+                w->unexpected += O.wrong;
+        } else if (phi_msg_get_error(reply, &e, &msg) == 0 && e == -EACCES) {
+                w->refused++;
+                w->unexpected += !O.wrong;
+        } else
+                w->errors++;
+}
+
+static void *auth_thread(void *arg) {
+        struct worker *w = arg;
+        phi_client *c = NULL;
+
+        int r0 = O.reconnect ? 0 : phi_client_connect(O.socket, TIMEOUT_MS, &c);
+
+        if (r0 < 0)
+                die("connect", r0);
+        pthread_barrier_wait(w->start);
+        for (size_t i = 0; i < w->n; i++) {
+                phi_msg *req = auth_request(&w->users[i]), *reply = NULL;
+                uint64_t t0;
+                int r;
+
+                if (!req)
+                        die("building a request", ENOMEM);
+                t0 = now_ns();
+                if (O.reconnect && (r = phi_client_connect(O.socket, TIMEOUT_MS, &c)) < 0) {
+                        w->errors++;
+                        phi_msg_free(req);
+                        continue;
+                }
+                phi_client_set_timeout(c, TIMEOUT_MS);
+                r = phi_client_call(c, req, &reply);
+                if (O.reconnect) {
+                        phi_client_free(c);
+                        c = NULL;
+                }
+                w->lat_ns[i] = now_ns() - t0;
+                classify(w, r, reply);
+                phi_msg_free(req);
+                phi_msg_free(reply);
+                if (r < 0 && !O.reconnect) {
+                        /* The connection is unusable after an error: a new one. */
+                        phi_client_free(c);
+                        if ((r = phi_client_connect(O.socket, TIMEOUT_MS, &c)) < 0)
+                                die("reconnect", r);
+                }
+        }
+        phi_client_free(c);
+        return NULL;
+}
+
+/* ------------------------------------------------------------ pamtester */
+
+static void *pamtester_thread(void *arg) {
+        struct worker *w = arg;
+
+        pthread_barrier_wait(w->start);
+        for (size_t i = 0; i < w->n; i++) {
+                const struct user *u = &w->users[i];
+                char service[64], name[32], verb[] = "authenticate", prog[] = "pamtester";
+                char *argv[] = { prog, service, name, verb, NULL };
+                posix_spawn_file_actions_t fa;
+                char line[DIGITS + 2];
+                int p[2], status = 0;
+                uint64_t t0 = now_ns();
+                pid_t pid;
+
+                snprintf(service, sizeof(service), "%s", O.service);
+                memcpy(name, u->name, sizeof(name));
+                if (pipe2(p, O_CLOEXEC) < 0)
+                        die("pipe", errno);
+                posix_spawn_file_actions_init(&fa);
+                posix_spawn_file_actions_adddup2(&fa, p[0], 0);
+                posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+                posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+                if (posix_spawnp(&pid, "pamtester", &fa, NULL, argv, environ) != 0)
+                        die("posix_spawn pamtester", errno);
+                posix_spawn_file_actions_destroy(&fa);
+                close(p[0]);
+                snprintf(line, sizeof(line), "%s\n", u->code);
+                (void) !write(p[1], line, strlen(line));
+                close(p[1]);
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                        ;
+                w->lat_ns[i] = now_ns() - t0;
+                if (!WIFEXITED(status) || WEXITSTATUS(status) > 1)
+                        w->errors++;
+                else if (WEXITSTATUS(status) == 0) {
+                        w->ok++;
+                        w->unexpected += O.wrong;
+                } else {
+                        w->refused++;
+                        w->unexpected += !O.wrong;
+                }
+        }
+        return NULL;
+}
+
+/* ------------------------------------------------------------ driver */
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return (x > y) - (x < y);
+}
+
+static double pct_us(const uint64_t *v, size_t n, double p) {
+        size_t i = (size_t) (p * (double) (n - 1) + 0.5);
+        return (double) v[i] / 1000.0;
+}
+
+static struct user *load_secrets(size_t *ret_n) {
+        FILE *f = fopen(O.secrets, "re");
+        struct user *users = calloc(O.count, sizeof(*users));
+        char name[32], b32[128];
+        size_t n = 0;
+        unsigned line = 0;
+
+        if (!f || !users)
+                die(O.secrets, errno);
+        while (n < O.count && fscanf(f, "%31s %127s", name, b32) == 2) {
+                line++;
+                if (line < O.first)
+                        continue;
+                struct user *u = &users[n++];
+                snprintf(u->name, sizeof(u->name), "%s", name);
+                snprintf(u->b32, sizeof(u->b32), "%s", b32);
+                if (oath_base32_decode(u->b32, strlen(u->b32), &u->seed, &u->seed_len) != OATH_OK)
+                        die("bad base32 secret", EINVAL);
+        }
+        fclose(f);
+        if (n < O.count) {
+                fprintf(stderr, "totp_bench: %s has %zu users from line %u, wanted %u\n", O.secrets, n, O.first,
+                        O.count);
+                exit(1);
+        }
+        *ret_n = n;
+        return users;
+}
+
+static void run(void *(*fn)(void *), struct user *users, size_t n) {
+        unsigned t = O.threads < n ? O.threads : (unsigned) n;
+        struct worker *w = calloc(t, sizeof(*w));
+        uint64_t *lat = calloc(n, sizeof(*lat));
+        pthread_barrier_t start;
+        size_t ok = 0, refused = 0, errors = 0, unexpected = 0, at = 0;
+        uint64_t t0, t1;
+
+        if (!w || !lat)
+                die("memory", ENOMEM);
+        pthread_barrier_init(&start, NULL, t + 1);
+        for (unsigned i = 0; i < t; i++) {
+                size_t share = n / t + (i < n % t);
+                w[i] = (struct worker){ .o = &O, .users = users + at, .n = share, .lat_ns = lat + at, .start = &start };
+                at += share;
+                if (pthread_create(&w[i].thread, NULL, fn, &w[i]) != 0)
+                        die("pthread_create", errno);
+        }
+        if (fn != enroll_thread)
+                pthread_barrier_wait(&start);
+        t0 = now_ns();
+        for (unsigned i = 0; i < t; i++) {
+                pthread_join(w[i].thread, NULL);
+                ok += w[i].ok;
+                refused += w[i].refused;
+                errors += w[i].errors;
+                unexpected += w[i].unexpected;
+        }
+        t1 = now_ns();
+        qsort(lat, n, sizeof(*lat), cmp_u64);
+        printf("result label=%s n=%zu ok=%zu refused=%zu errors=%zu unexpected=%zu threads=%u wall_s=%.3f "
+               "per_s=%.0f p50_us=%.0f p90_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f\n",
+               O.label ? O.label : O.mode, n, ok, refused, errors, unexpected, t, (double) (t1 - t0) / 1e9,
+               (double) n / ((double) (t1 - t0) / 1e9), pct_us(lat, n, 0.5), pct_us(lat, n, 0.9),
+               pct_us(lat, n, 0.99), pct_us(lat, n, 0.999), pct_us(lat, n, 1.0));
+        fflush(stdout);
+        pthread_barrier_destroy(&start);
+        free(lat);
+        free(w);
+}
+
+static void usage(void) {
+        fputs("usage: totp_bench enroll|auth|pamtester|usersfile [--socket P] [--secrets F] [--out F]\n"
+              "       [--first I] [--count N] [--threads T] [--wrong] [--reconnect] [--rhost H]\n"
+              "       [--service S] [--label L]\n",
+              stderr);
+        exit(2);
+}
+
+int main(int argc, char **argv) {
+        static const struct option longopts[] = {
+                { "socket", required_argument, NULL, 's' },  { "secrets", required_argument, NULL, 'S' },
+                { "out", required_argument, NULL, 'o' },     { "first", required_argument, NULL, 'f' },
+                { "count", required_argument, NULL, 'n' },   { "threads", required_argument, NULL, 't' },
+                { "wrong", no_argument, NULL, 'w' },         { "reconnect", no_argument, NULL, 'r' },
+                { "rhost", required_argument, NULL, 'h' },   { "service", required_argument, NULL, 'v' },
+                { "label", required_argument, NULL, 'l' },   { NULL, 0, NULL, 0 },
+        };
+        struct user *users = NULL;
+        size_t n = 0;
+        int c;
+
+        if (argc < 2)
+                usage();
+        O.mode = argv[1];
+        optind = 2;
+        while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
+                switch (c) {
+                case 's': O.socket = optarg; break;
+                case 'S': O.secrets = optarg; break;
+                case 'o': O.out = optarg; break;
+                case 'f': O.first = (unsigned) strtoul(optarg, NULL, 10); break;
+                case 'n': O.count = (unsigned) strtoul(optarg, NULL, 10); break;
+                case 't': O.threads = (unsigned) strtoul(optarg, NULL, 10); break;
+                case 'w': O.wrong = true; break;
+                case 'r': O.reconnect = true; break;
+                case 'h': O.rhost = optarg; break;
+                case 'v': O.service = optarg; break;
+                case 'l': O.label = optarg; break;
+                default: usage();
+                }
+        if (O.count == 0 || O.threads == 0 || O.first == 0)
+                usage();
+        if (oath_init() != OATH_OK)
+                die("oath_init", EIO);
+
+        if (strcmp(O.mode, "enroll") == 0) {
+                FILE *f;
+                if (!O.socket || !O.out)
+                        usage();
+                users = calloc(O.count, sizeof(*users));
+                if (!users)
+                        die("memory", ENOMEM);
+                for (n = 0; n < O.count; n++)
+                        user_name(O.first + (unsigned) n, &users[n]);
+                run(enroll_thread, users, n);
+                if (!(f = fopen(O.out, "we")))
+                        die(O.out, errno);
+                for (size_t i = 0; i < n; i++)
+                        if (users[i].b32[0])
+                                fprintf(f, "%s %s\n", users[i].name, users[i].b32);
+                if (fclose(f) != 0)
+                        die(O.out, errno);
+        } else if (strcmp(O.mode, "auth") == 0 || strcmp(O.mode, "pamtester") == 0) {
+                bool auth = O.mode[0] == 'a';
+                uint64_t step = (uint64_t) time(NULL) / PERIOD;
+                if (!O.secrets || (auth && !O.socket))
+                        usage();
+                users = load_secrets(&n);
+                for (size_t i = 0; i < n; i++)
+                        if (prepare_code(&users[i], step, O.wrong) < 0)
+                                die("computing a code", EINVAL);
+                run(auth ? auth_thread : pamtester_thread, users, n);
+        } else if (strcmp(O.mode, "usersfile") == 0) {
+                FILE *f;
+                if (!O.secrets || !O.out)
+                        usage();
+                users = load_secrets(&n);
+                if (!(f = fopen(O.out, "we")))
+                        die(O.out, errno);
+                for (size_t i = 0; i < n; i++) {
+                        fprintf(f, "HOTP/T30/6 %s - ", users[i].name);
+                        for (size_t b = 0; b < users[i].seed_len; b++)
+                                fprintf(f, "%02x", (unsigned char) users[i].seed[b]);
+                        fputc('\n', f);
+                }
+                if (fclose(f) != 0)
+                        die(O.out, errno);
+        } else
+                usage();
+        for (size_t i = 0; i < n; i++)
+                free(users[i].seed);
+        free(users);
+        return 0;
+}
