@@ -49,45 +49,55 @@ void phi_caller_identify(struct phi_daemon *d, const struct ucred *cred, struct 
         struct phi_caller who = { .uid = cred->uid, .gid = cred->gid, .pid = cred->pid };
         _cleanup_free_ char *name = NULL;
         struct phi_user u = { 0 };
-        char **groups = NULL;
-        size_t n_groups = 0;
         gid_t gid = cred->gid;
-        bool known = false;
 
         who.classes = PHI_CALLER_ANYONE;
         if (cred->uid == 0)
                 who.classes |= PHI_CALLER_ROOT;
         /* Local accounts first, as "passwd: files phi" resolves them. */
         if (phi_local_user_by_uid(c->passwd_file, cred->uid, &name, &gid) == 0)
-                known = true;
+                who.known = true;
         else if (phi_store_user_get_by_uid(d->store, cred->uid, &u) == 0) {
                 name = strdup(u.name);
                 gid = u.gid;
-                known = name != NULL;
+                who.known = name != NULL;
                 phi_user_clear(&u);
         }
-        if (known) {
+        if (who.known) {
                 snprintf(who.name, sizeof(who.name), "%s", name);
-                if (phi_store_user_groups(d->store, name, &groups, &n_groups) < 0) {
-                        groups = NULL;   /* no directory roles; local groups still count */
-                        n_groups = 0;
-                }
-                const struct {
-                        const char *group;
-                        unsigned cls;
-                } roles[] = {
-                        { c->admin_group, PHI_CALLER_ADMIN },
-                        { c->approver_group, PHI_CALLER_APPROVER },
-                        { c->auditor_group, PHI_CALLER_AUDITOR },
-                };
-                for (size_t i = 0; i < PHI_ELEMENTSOF(roles); i++)
-                        if (in_groups(groups, n_groups, roles[i].group) ||
-                            phi_local_group_has_member(c->group_file, roles[i].group, name, gid))
-                                who.classes |= roles[i].cls;
-                phi_strv_free(groups, n_groups);
-        } else
+                who.user_gid = gid;
+        } else {
                 snprintf(who.name, sizeof(who.name), "uid %u", (unsigned) cred->uid);
+                who.roles_resolved = true;   /* an unknown uid has none */
+        }
         *ret = who;
+}
+
+void phi_caller_resolve_roles(struct phi_daemon *d, struct phi_caller *who) {
+        const struct phi_config *c = d->config;
+        char **groups = NULL;
+        size_t n_groups = 0;
+
+        if (who->roles_resolved)
+                return;
+        who->roles_resolved = true;
+        if (phi_store_user_groups(d->store, who->name, &groups, &n_groups) < 0) {
+                groups = NULL;   /* no directory roles; local groups still count */
+                n_groups = 0;
+        }
+        const struct {
+                const char *group;
+                unsigned cls;
+        } roles[] = {
+                { c->admin_group, PHI_CALLER_ADMIN },
+                { c->approver_group, PHI_CALLER_APPROVER },
+                { c->auditor_group, PHI_CALLER_AUDITOR },
+        };
+        for (size_t i = 0; i < PHI_ELEMENTSOF(roles); i++)
+                if (in_groups(groups, n_groups, roles[i].group) ||
+                    phi_local_group_has_member(c->group_file, roles[i].group, who->name, who->user_gid))
+                        who->classes |= roles[i].cls;
+        phi_strv_free(groups, n_groups);
 }
 
 static const char *class_list(const struct phi_daemon *d, unsigned allowed, char *buf, size_t len) {
@@ -129,11 +139,12 @@ static void journal_refusal(const struct phi_caller *caller, const char *verb, c
                           "Request '%s' by %s refused: %s", verb, caller->name, reason);
 }
 
-int phi_dispatch(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+int phi_dispatch(struct phi_daemon *d, const struct phi_caller *identified, const phi_msg *req,
                  phi_msg **ret_reply, uint64_t *ret_ticket) {
         uint16_t type = phi_msg_type(req);
         const struct verb *v = NULL;
-        unsigned classes = caller->classes;
+        struct phi_caller copy = *identified, *caller = &copy;
+        unsigned classes;
         const char *user = NULL;
 
         *ret_reply = NULL;
@@ -150,6 +161,10 @@ int phi_dispatch(struct phi_daemon *d, const struct phi_caller *caller, const ph
                                          "request '%s' is not served by this phiaccessd",
                                          name ? name : "unknown");
         }
+        /* Roles are looked up only when nothing cheaper already allows the verb. */
+        if (!(caller->classes & v->allowed))
+                phi_caller_resolve_roles(d, caller);
+        classes = caller->classes;
         if (phi_msg_get_str(req, PHI_TAG_USER, &user) == 0 && caller->name[0] &&
             strcmp(user, caller->name) == 0)
                 classes |= PHI_CALLER_SELF;

@@ -27,13 +27,21 @@ struct phi_caller {
         pid_t pid;
         char name[64];      /* login name, or "uid N" when unknown */
         unsigned classes;
+        /* The group roles (ADMIN, APPROVER, AUDITOR) are in classes only once
+         * roles_resolved is set: they cost a store query and three reads of the
+         * group file, which a login (AUTH, root only) does not need. */
+        bool known, roles_resolved;
+        gid_t user_gid;     /* primary gid of the name, for the group file */
 };
 
 /* Works out who is calling from SO_PEERCRED alone: the name from the local
- * passwd file or the store (never NSS), group roles from the store's resolved
- * memberships or the local group file. */
+ * passwd file or the store (never NSS), and ANYONE/ROOT. */
 void phi_caller_identify(struct phi_daemon *d, const struct ucred *cred, struct phi_caller *ret)
         _phi_nonnull_;
+/* Adds the group roles, from the store's resolved memberships or the local
+ * group file. phi_dispatch() calls it when a verb's row needs a role; a
+ * handler that looks at roles for anything else calls it first. */
+void phi_caller_resolve_roles(struct phi_daemon *d, struct phi_caller *caller) _phi_nonnull_;
 
 /* Serves one request. Either *ret_reply is set, or (long-running verbs) 0 with
  * *ret_reply NULL and *ret_ticket the sync ticket to wait for; then

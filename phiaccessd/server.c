@@ -75,6 +75,12 @@ static int conn_arm_timer(struct conn *c, uint64_t seconds) {
         return sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
 }
 
+static int conn_write(struct conn *c);
+
+/* Queues reply and sends what the socket takes at once: a reply almost always
+ * fits, which spares a wake-up for EPOLLOUT on the path of every login. Fails
+ * (the caller frees c) on errors, and with -ECONNRESET once a reply with
+ * close_after_write set is out. */
 static int conn_send(struct conn *c, phi_msg *reply) {
         uint8_t *frame = NULL;
         size_t len = 0;
@@ -88,6 +94,9 @@ static int conn_send(struct conn *c, phi_msg *reply) {
         c->out = frame;
         c->out_len = len;
         c->out_pos = 0;
+        r = conn_write(c);
+        if (r < 0 || !c->out)
+                return r;
         (void) sd_event_source_set_io_events(c->io, EPOLLOUT);
         return conn_arm_timer(c, PHI_SERVER_REQUEST_TIMEOUT_S);
 }
@@ -110,10 +119,9 @@ static void conn_handle_frame(struct conn *c) {
         r = phi_msg_decode(c->body, c->body_len, &req);
         conn_reset_read(c);
         if (r < 0) {
+                c->close_after_write = true;
                 if (phi_dispatch_bad_frame(r, &reply) < 0 || conn_send(c, reply) < 0)
                         conn_free(c);
-                else
-                        c->close_after_write = true;
                 return;
         }
         /* Identify per request: group membership may have changed since connect. */
@@ -148,10 +156,10 @@ static int conn_read(struct conn *c) {
                                                 _cleanup_msg_ phi_msg *reply = NULL;
                                                 /* No way to resynchronise: answer and close. */
                                                 conn_reset_read(c);
+                                                c->close_after_write = true;
                                                 if (phi_dispatch_bad_frame(r, &reply) < 0 ||
                                                     conn_send(c, reply) < 0)
                                                         return -EPROTO;
-                                                c->close_after_write = true;
                                                 return 0;
                                         }
                                         c->body = malloc(c->body_len);

@@ -39,6 +39,14 @@ enum outcome {
         O_UNSEAL,           /* a sealed seed did not open: wrong key or a tampered row */
 };
 
+/* A finished reply on its way to the event loop. Allocated with its job, so
+ * that handing it over after the commit cannot fail. */
+struct answer {
+        uint64_t ticket;
+        phi_msg *reply;
+        struct answer *next;
+};
+
 struct job {
         struct phi_verify_request req;
         uint64_t ticket;
@@ -48,12 +56,17 @@ struct job {
         uint64_t expires;            /* ISSUE */
         bool found;                  /* RESET */
         phi_msg *reply;
+        struct answer *answer;
         struct job *next;
 };
 
 struct queue {
         struct job *head, *tail;
         size_t n;
+};
+
+struct answers {
+        struct answer *head, *tail;
 };
 
 struct phi_verifier {
@@ -67,16 +80,25 @@ struct phi_verifier {
 
         pthread_mutex_t lock;
         pthread_cond_t wake;
-        struct queue todo, done;
+        struct queue todo;
+        struct answers done;
         bool stop;
         uint64_t next_ticket;
         uint64_t rounds, requests;
 };
 
+static void answer_free(struct answer *a) {
+        if (!a)
+                return;
+        phi_msg_free(a->reply);   /* wipes: an enrolment reply holds a seed */
+        free(a);
+}
+
 static void job_free(struct job *j) {
         if (!j)
                 return;
         phi_msg_free(j->reply);
+        answer_free(j->answer);
         phi_secret_wipe(j, sizeof(*j));
         free(j);
 }
@@ -98,6 +120,15 @@ static void queue_free(struct queue *q) {
                 job_free(j);
         }
         *q = (struct queue){ 0 };
+}
+
+static void answers_free(struct answers *q) {
+        while (q->head) {
+                struct answer *a = q->head;
+                q->head = a->next;
+                answer_free(a);
+        }
+        *q = (struct answers){ 0 };
 }
 
 /* ------------------------------------------------------------ the rules */
@@ -493,7 +524,9 @@ static void journal_job(const struct job *j) {
 
 /* ---------------------------------------------------------------- the thread */
 
-static void round_serve(phi_verifier *v, struct queue *batch) {
+/* Serves the batch in one transaction and leaves each job's reply in j->reply.
+ * Returns false when the round was rolled back. */
+static bool round_serve(phi_verifier *v, struct queue *batch) {
         uint64_t now = (uint64_t) time(NULL);
         struct job *j;
         int r;
@@ -520,14 +553,12 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
                         j->lock_user = j->lock_host = false;
                         if (phi_msg_new_error(-EIO, &reply, "the verification store failed; try again") < 0)
                                 reply = NULL;
-                } else {
-                        journal_job(j);
-                        if (reply_for(j, &reply) < 0)
-                                reply = NULL;
-                }
+                } else if (reply_for(j, &reply) < 0)
+                        reply = NULL;
                 phi_msg_free(j->reply);
                 j->reply = reply;   /* NULL on ENOMEM: the server closes, the client denies */
         }
+        return r >= 0;
 }
 
 static void *verifier_thread(void *arg) {
@@ -536,6 +567,7 @@ static void *verifier_thread(void *arg) {
         for (;;) {
                 struct queue batch;
                 uint64_t one = 1;
+                bool committed;
 
                 pthread_mutex_lock(&v->lock);
                 while (!v->stop && !v->todo.head)
@@ -548,18 +580,36 @@ static void *verifier_thread(void *arg) {
                 v->todo = (struct queue){ 0 };
                 pthread_mutex_unlock(&v->lock);
 
-                round_serve(v, &batch);
+                committed = round_serve(v, &batch);
 
+                /* The replies leave first: each waits only for its own durable
+                 * commit, not for the journal entries of the whole round. The
+                 * journal comes right after (answer, then journal event), from
+                 * the jobs, which this thread still owns. */
                 pthread_mutex_lock(&v->lock);
                 v->rounds++;
                 v->requests += batch.n;
-                while (batch.head) {
-                        struct job *j = batch.head;
-                        batch.head = j->next;
-                        queue_push(&v->done, j);
+                for (struct job *j = batch.head; j; j = j->next) {
+                        struct answer *a = PHI_TAKE_PTR(j->answer);
+                        a->ticket = j->ticket;
+                        a->reply = PHI_TAKE_PTR(j->reply);
+                        a->next = NULL;
+                        if (v->done.tail)
+                                v->done.tail->next = a;
+                        else
+                                v->done.head = a;
+                        v->done.tail = a;
                 }
                 pthread_mutex_unlock(&v->lock);
                 (void) !write(v->event_fd, &one, sizeof(one));
+
+                while (batch.head) {
+                        struct job *j = batch.head;
+                        batch.head = j->next;
+                        if (committed)
+                                journal_job(j);
+                        job_free(j);
+                }
         }
         return NULL;
 }
@@ -623,7 +673,7 @@ void phi_verifier_free(phi_verifier *v) {
                 pthread_join(v->thread, NULL);
         }
         queue_free(&v->todo);
-        queue_free(&v->done);
+        answers_free(&v->done);
         phi_store_free(v->store);
         phi_seal_key_free(v->key);
         (void) phi_close_safe(v->event_fd);
@@ -643,7 +693,10 @@ int phi_verifier_submit(phi_verifier *v, const struct phi_verify_request *req, u
                 goto out;
         }
         j = calloc(1, sizeof(*j));
-        if (!j) {
+        if (j)
+                j->answer = calloc(1, sizeof(*j->answer));
+        if (!j || !j->answer) {
+                free(j);
                 r = -ENOMEM;
                 goto out;
         }
@@ -668,22 +721,21 @@ void phi_verifier_event_ack(phi_verifier *v) {
 }
 
 bool phi_verifier_take(phi_verifier *v, uint64_t *ret_ticket, phi_msg **ret_reply) {
-        struct job *j;
+        struct answer *a;
 
         pthread_mutex_lock(&v->lock);
-        j = v->done.head;
-        if (j) {
-                v->done.head = j->next;
+        a = v->done.head;
+        if (a) {
+                v->done.head = a->next;
                 if (!v->done.head)
                         v->done.tail = NULL;
-                v->done.n--;
         }
         pthread_mutex_unlock(&v->lock);
-        if (!j)
+        if (!a)
                 return false;
-        *ret_ticket = j->ticket;
-        *ret_reply = PHI_TAKE_PTR(j->reply);
-        job_free(j);
+        *ret_ticket = a->ticket;
+        *ret_reply = PHI_TAKE_PTR(a->reply);
+        answer_free(a);
         return true;
 }
 

@@ -152,6 +152,11 @@ totp_enroll dave
 step=$(totp_fresh_step dave)
 code=$(totp_code dave "$step")
 cur=$(phi_journal_cursor)
+status_of() { # KEY: one value of `phictl status`
+    "$PHI_BUILD_DIR/phiaccessd/phictl" --json status | jq -r --arg k "$1" '.[$k]'
+}
+rounds0=$(status_of totp_rounds)
+requests0=$(status_of totp_requests)
 racers=()
 for i in $(seq 1 20); do
     totp_pam phi-auth dave --answer "$code" >"$PHI_TMP/race.$i" &
@@ -163,6 +168,9 @@ phi_assert_eq "$(cat "$PHI_TMP"/race.* | grep -c '^PAM_SUCCESS$' || true)" 1 \
     "20 parallel logins with one code: exactly one succeeds ($results)"
 phi_assert_eq "$(cat "$PHI_TMP"/race.* | grep -c '^PAM_AUTH_ERR$' || true)" 19 "the other 19 get PAM_AUTH_ERR"
 phi_assert_eq "$(event "$cur" auth_ok dave | wc -l)" 1 "exactly one auth_ok in the journal"
+rounds=$(($(status_of totp_rounds) - rounds0))
+phi_assert_eq "$(($(status_of totp_requests) - requests0))" 20 "status counts the 20 verifications"
+phi_assert_match "$rounds" '^([1-9]|1[0-9]|20)$' "status counts 1 to 20 durable rounds for them ($rounds)"
 
 # ---------------------------------------------------------------- lockout
 totp_enroll erin

@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# totp_bench: durable TOTP verifications through phiaccessd, from many
+# concurrent clients, next to pamtester + pam_oath with the same secrets.
+#
+# In private namespaces (tests/lib/harness.bash): a journald, a slapd holding
+# the users (tests/lib/gen-ldif: userNNNNN, uid 10000+i), and phiaccessd with
+# its store, master key and socket in the test's temp dir. The daemon learns
+# the users from the directory, as deployed; every user is then enrolled
+# through the real protocol by `totp_bench enroll` (root issues a ticket, the
+# user -- a connection with the user's uid -- enrols and activates with a code).
+# A watermark allows one acceptance per user and step, so each acceptance run
+# uses users of its own. Then, in the same run:
+#   phi            N AUTH requests over T persistent connections, each code
+#                  valid and never used: every one is an acceptance whose
+#                  watermark is committed (synchronous=FULL) before the answer;
+#   phi-connect    the same with a new connection per request, as pam_phi does;
+#   phi-wrong      N wrong codes (each commits a failure counter);
+#   pam_oath       `pamtester SERVICE USER authenticate` with pam_oath and a
+#                  usersfile holding the same secrets (window=1 as phi), N
+#                  processes, T at a time; and the same with wrong codes.
+# During each run it counts the daemon's fdatasync/fsync (perf tracepoints)
+# and reads `phictl status` (totp_rounds, totp_requests) for the requests per
+# durable transaction.
+#
+# Usage: bench/totp_bench.sh [--count N] [--threads T] [--peer-count M]
+#        (defaults 10000, 32, N). Needs root (namespaces); build dir $PHI_BUILD_DIR.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../tests/lib/harness.bash
+source "$(dirname "$0")/../tests/lib/harness.bash"
+phi_harness_init "$@"
+
+count=10000 threads=32 sweep="1 2 4 8 16" sweep_count="" peer_count="" peer=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --count) count=$2; shift 2 ;;
+        --threads) threads=$2; shift 2 ;;
+        --sweep) sweep=$2; shift 2 ;;
+        --sweep-count) sweep_count=$2; shift 2 ;;
+        --peer-count) peer_count=$2; shift 2 ;;
+        --no-peer) peer=0; shift ;;
+        *) phi_die "usage: totp_bench.sh [--count N] [--threads T] [--sweep 'T1 T2...'] [--sweep-count N]" \
+               "[--peer-count M] [--no-peer]" ;;
+    esac
+done
+sweep_count=${sweep_count:-$((count / 2))}
+peer_count=${peer_count:-$count}
+read -r -a sweep_list <<<"$sweep"
+users=$((2 * count + ${#sweep_list[@]} * sweep_count))
+# uid 65534 (user55534) is refused by design.
+[ "$users" -lt 55534 ] || phi_die "$users users needed; at most 55,533"
+command -v pamtester >/dev/null || phi_skip "pamtester is not installed"
+[ -e /lib/x86_64-linux-gnu/security/pam_oath.so ] || [ -e /usr/lib/x86_64-linux-gnu/security/pam_oath.so ] ||
+    phi_skip "pam_oath (libpam-oath) is not installed"
+
+BENCH=$PHI_BUILD_DIR/bench/totp_bench
+CTL=$PHI_BUILD_DIR/phiaccessd/phictl
+DIR=$PHI_TMP/phi
+SOCKET=$DIR/run/socket
+SECRETS=$DIR/secrets
+suffix=dc=example,dc=org
+mkdir -p "$DIR/run"
+# The users' own connections (enrolment) need to reach the socket.
+chmod 0755 "$PHI_TMP" "$PHI_RUN_DIR" "$DIR" "$DIR/run"
+
+# shellcheck disable=SC2119 # no options: the default journald
+phi_journald_start
+phi_log "directory with $users users"
+phi_gen_ldif --suffix "$suffix" --users "$users" >"$PHI_TMP/users.ldif"
+PHI_SLAPD_TIMEOUT=120 phi_slapd_start "$suffix" "$PHI_TMP/users.ldif"
+
+printf 'root:x:0:0:root:/root:/bin/bash\n' >"$DIR/passwd"
+printf 'root:x:0:\nphi-admins:x:3000:\n' >"$DIR/group"
+# host_max_failures at its maximum: every request comes from one host, and the
+# wrong-code run is meant to measure counting failures, not a locked-out host.
+cat >"$DIR/phiaccessd.conf" <<CONF
+[ldap]
+uri = $PHI_LDAP_URI
+base = $suffix
+user_base = ou=people,$suffix
+group_base = ou=groups,$suffix
+tls = none
+
+[store]
+path = $DIR/phi.db
+
+[daemon]
+socket = $SOCKET
+snapshot = $DIR/nss.snapshot
+passwd_file = $DIR/passwd
+group_file = $DIR/group
+
+[totp]
+master_key = $DIR/master.key
+create_master_key = yes
+issuer = phi bench
+host_max_failures = 1000000
+CONF
+chmod 0600 "$DIR/phiaccessd.conf"
+
+ctl() { "$CTL" --socket "$SOCKET" "$@"; }
+status_get() { ctl --json status | jq -r --arg k "$1" '.[$k]'; }
+status_is() { [ "$(status_get "$1")" = "$2" ]; }
+
+phi_spawn phiaccessd "$PHI_BUILD_DIR/phiaccessd/phiaccessd" --foreground --config "$DIR/phiaccessd.conf"
+DAEMON_PID=$PHI_LAST_PID
+phi_wait_for --timeout 15 --what "phiaccessd socket" test -S "$SOCKET" || phi_die "phiaccessd did not start"
+phi_wait_for --timeout 300 --interval 0.2 --what "$users users synced" status_is users "$users" ||
+    phi_die "the daemon did not load $users users"
+
+result_field() { # LINE KEY
+    printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
+phi_log "enrolling $users users through the protocol ($threads at a time)"
+enroll=$("$BENCH" enroll --socket "$SOCKET" --first 1 --count "$users" --threads "$threads" --out "$SECRETS")
+[ "$(result_field "$enroll" errors)" = 0 ] || phi_die "enrolment failed: $enroll"
+[ "$(wc -l <"$SECRETS")" = "$users" ] || phi_die "enrolment wrote $(wc -l <"$SECRETS") secrets"
+
+declare -A RES=() SYNCS=() PER_TX=()
+labels=()
+
+ok_line() { # LINE ALLOW_REFUSALS: no transport error; every answer as expected unless allowed
+    [ "$(result_field "$1" errors)" = 0 ] && { [ "$2" = 1 ] || [ "$(result_field "$1" unexpected)" = 0 ]; }
+}
+perf_syncs() { # PERF_LOG
+    awk -F, '/sys_enter_f(data)?sync/ { n += $1 } END { print n + 0 }' "$1"
+}
+
+# run_phi LABEL FIRST COUNT THREADS [totp_bench auth args]: one daemon run, with
+# the daemon's sync calls counted by perf and the group commit read from status.
+run_phi() {
+    local label=$1 first=$2 n=$3 t=$4 perf_log=$PHI_TMP/perf.$1 rounds0 req0 line perf_pid
+    shift 4
+    rounds0=$(status_get totp_rounds)
+    req0=$(status_get totp_requests)
+    perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -p "$DAEMON_PID" \
+        -o "$perf_log" 2>/dev/null &
+    perf_pid=$!
+    sleep 0.5
+    line=$("$BENCH" auth --socket "$SOCKET" --secrets "$SECRETS" --first "$first" --count "$n" \
+        --threads "$t" --label "$label" "$@")
+    kill -INT "$perf_pid"
+    wait "$perf_pid" || true
+    ok_line "$line" 0 || phi_die "run $label went wrong: $line"
+    labels+=("$label")
+    RES[$label]=$line
+    SYNCS[$label]=$(perf_syncs "$perf_log")
+    PER_TX[$label]=$(awk -v r="$(( $(status_get totp_requests) - req0 ))" \
+        -v n="$(( $(status_get totp_rounds) - rounds0 ))" 'BEGIN { printf "%.1f", n ? r / n : 0 }')
+    phi_log "$line syncs=${SYNCS[$label]} requests/tx=${PER_TX[$label]}"
+}
+
+echo "PAUSE $SOCKET $SECRETS" >/tmp/tb-pause; while [ -e /tmp/tb-pause ]; do sleep 1; done
+next=1
+run_phi phi "$next" "$count" "$threads"
+next=$((next + count))
+run_phi phi-connect "$next" "$count" "$threads" --reconnect
+next=$((next + count))
+run_phi phi-wrong 1 "$count" "$threads" --wrong
+for t in "${sweep_list[@]}"; do
+    run_phi "phi-c$t" "$next" "$sweep_count" "$t"
+    next=$((next + sweep_count))
+done
+
+# ---------------------------------------------------------------- the peer
+# run_peer LABEL THREADS ALLOW_REFUSALS [totp_bench pamtester args]
+run_peer() {
+    local label=$1 t=$2 allow=$3 perf_log=$PHI_TMP/perf.$1 line
+    shift 3
+    line=$(perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -o "$perf_log" -- \
+        "$BENCH" pamtester --service totp-bench-oath --secrets "$SECRETS" --first 1 --count "$peer_count" \
+        --threads "$t" --label "$label" "$@")
+    ok_line "$line" "$allow" || phi_die "run $label went wrong: $line"
+    labels+=("$label")
+    RES[$label]=$line
+    SYNCS[$label]=$(perf_syncs "$perf_log")
+    PER_TX[$label]="-"
+    phi_log "$line syncs=${SYNCS[$label]}"
+}
+if [ "$peer" = 1 ]; then
+    phi_log "peer: pamtester + pam_oath, $peer_count verifications per run"
+    USERSFILE=$DIR/users.oath
+    "$BENCH" usersfile --secrets "$SECRETS" --first 1 --count "$peer_count" --out "$USERSFILE"
+    chmod 0600 "$USERSFILE"
+    phi_private_dir /etc/pam.d
+    printf 'auth required pam_oath.so usersfile=%s window=1 digits=6\n' "$USERSFILE" \
+        >/etc/pam.d/totp-bench-oath
+    # pam_oath takes its lock with O_EXCL and refuses the login when another
+    # process holds it, so concurrent logins with valid codes fail; serially
+    # every valid code passes. Both are shown.
+    run_peer pam_oath 1 0
+    "$BENCH" usersfile --secrets "$SECRETS" --first 1 --count "$peer_count" --out "$USERSFILE"
+    run_peer "pam_oath-c$threads" "$threads" 1
+    run_peer pam_oath-wrong "$threads" 0 --wrong
+fi
+
+# ---------------------------------------------------------------- table
+f() { result_field "${RES[$1]}" "$2"; }
+printf '\ntotp_bench: %s CPUs, load %s; fdatasync+fsync in the daemon (or pamtester and children)\n' \
+    "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-16s %7s %7s %8s %9s %8s %8s %8s %8s %8s %8s %10s\n' run clients n accepted verif/s p50_us p90_us \
+    p99_us max_us syncs/s req/tx "vs peer"
+for label in "${labels[@]}"; do
+    peer_label=pam_oath
+    [[ "$label" == *wrong ]] && peer_label=pam_oath-wrong
+    ratio="-"
+    if [ "$peer" = 1 ] && [[ "$label" != pam_oath* ]]; then
+        ratio=$(awk -v a="$(f "$label" per_s)" -v b="$(f "$peer_label" per_s)" 'BEGIN { printf "%.1fx", a / b }')
+    fi
+    printf '%-16s %7s %7s %8s %9s %8s %8s %8s %8s %8s %8s %10s\n' "$label" "$(f "$label" threads)" \
+        "$(f "$label" n)" "$(f "$label" ok)" "$(f "$label" per_s)" "$(f "$label" p50_us)" "$(f "$label" p90_us)" \
+        "$(f "$label" p99_us)" "$(f "$label" max_us)" \
+        "$(awk -v s="${SYNCS[$label]}" -v w="$(f "$label" wall_s)" 'BEGIN { printf "%.0f", s / w }')" \
+        "${PER_TX[$label]}" "$ratio"
+done
+printf '(vs peer: verifications/s against serial pam_oath with the same kind of codes (valid or\n'
+printf ' wrong); req/tx: requests per durable transaction from phictl status; enrolment of %s users\n' "$users"
+printf ' through the protocol: %s users/s, p50 %s us per user (issue + enrol + activate))\n' \
+    "$(result_field "$enroll" per_s)" "$(result_field "$enroll" p50_us)"
+phi_pass "benchmark ran"
