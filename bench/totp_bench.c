@@ -35,6 +35,11 @@
  *   usersfile --secrets FILE --first I --count N --out FILE
  *       The same secrets as a pam_oath usersfile (HOTP/T30/6 USER - HEX).
  *
+ *   fsync --out FILE --count N
+ *       The floor under any durable answer: N times pwrite() of one 4 KiB page
+ *       into FILE (cycling over 64 pages, so the size stays) and fdatasync(),
+ *       one thread; latency per pair.
+ *
  * Latency is from the first byte sent (or the connect, or the fork) to the
  * last byte of the reply (or the exit). Secrets are bench data: not wiped.
  */
@@ -373,6 +378,34 @@ static void *pamtester_thread(void *arg) {
         return NULL;
 }
 
+/* ------------------------------------------------------------ fsync */
+
+static void *fsync_thread(void *arg) {
+        struct worker *w = arg;
+        char page[4096];
+        int fd = open(O.out, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+        if (fd < 0)
+                die(O.out, errno);
+        memset(page, 'x', sizeof(page));
+        for (size_t i = 0; i < 64; i++)
+                if (pwrite(fd, page, sizeof(page), (off_t) (i * sizeof(page))) < 0)
+                        die("pwrite", errno);
+        if (fsync(fd) < 0)
+                die("fsync", errno);
+        pthread_barrier_wait(w->start);
+        for (size_t i = 0; i < w->n; i++) {
+                uint64_t t0 = now_ns();
+                if (pwrite(fd, page, sizeof(page), (off_t) ((i % 64) * sizeof(page))) < 0 || fdatasync(fd) < 0)
+                        w->errors++;
+                else
+                        w->ok++;
+                w->lat_ns[i] = now_ns() - t0;
+        }
+        close(fd);
+        return NULL;
+}
+
 /* ------------------------------------------------------------ driver */
 
 static int cmp_u64(const void *a, const void *b) {
@@ -456,7 +489,7 @@ static void run(void *(*fn)(void *), struct user *users, size_t n) {
 }
 
 static void usage(void) {
-        fputs("usage: totp_bench enroll|auth|pamtester|usersfile [--socket P] [--secrets F] [--out F]\n"
+        fputs("usage: totp_bench enroll|auth|pamtester|usersfile|fsync [--socket P] [--secrets F] [--out F]\n"
               "       [--first I] [--count N] [--threads T] [--wrong] [--reconnect] [--rhost H]\n"
               "       [--service S] [--label L]\n",
               stderr);
@@ -527,6 +560,15 @@ int main(int argc, char **argv) {
                         if (prepare_code(&users[i], step, O.wrong) < 0)
                                 die("computing a code", EINVAL);
                 run(auth ? auth_thread : pamtester_thread, users, n);
+        } else if (strcmp(O.mode, "fsync") == 0) {
+                if (!O.out)
+                        usage();
+                O.threads = 1;
+                n = O.count;
+                users = calloc(n, sizeof(*users));
+                if (!users)
+                        die("memory", ENOMEM);
+                run(fsync_thread, users, n);
         } else if (strcmp(O.mode, "usersfile") == 0) {
                 FILE *f;
                 if (!O.secrets || !O.out)

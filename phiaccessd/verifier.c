@@ -703,10 +703,14 @@ int phi_verifier_submit(phi_verifier *v, const struct phi_verify_request *req, u
         j->req = *req;
         j->ticket = PHI_VERIFIER_TICKET_BIT | v->next_ticket++;
         queue_push(&v->todo, j);
-        pthread_cond_signal(&v->wake);
         *ret_ticket = j->ticket;
 out:
         pthread_mutex_unlock(&v->lock);
+        /* Signalled after the unlock: a thread woken while the lock is still
+         * held would only block on it again, one more context switch on the
+         * path of every login. The thread re-checks the queue under the lock. */
+        if (r == 0)
+                pthread_cond_signal(&v->wake);
         return r;
 }
 
