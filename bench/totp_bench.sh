@@ -10,20 +10,28 @@
 # user -- a connection with the user's uid -- enrols and activates with a code).
 # A watermark allows one acceptance per user and step, so each acceptance run
 # uses users of its own. Then, in the same run:
+#   fdatasync      pwrite + fdatasync of one 4 KiB page next to the store: the
+#                  floor under any durable answer on this machine;
 #   phi            N AUTH requests over T persistent connections, each code
 #                  valid and never used: every one is an acceptance whose
 #                  watermark is committed (synchronous=FULL) before the answer;
 #   phi-connect    the same with a new connection per request, as pam_phi does;
 #   phi-wrong      N wrong codes (each commits a failure counter);
+#   phi-cK         acceptances from K clients for each K of --sweep: latency
+#                  against throughput;
 #   pam_oath       `pamtester SERVICE USER authenticate` with pam_oath and a
 #                  usersfile holding the same secrets (window=1 as phi), N
-#                  processes, T at a time; and the same with wrong codes.
-# During each run it counts the daemon's fdatasync/fsync (perf tracepoints)
-# and reads `phictl status` (totp_rounds, totp_requests) for the requests per
-# durable transaction.
+#                  processes one at a time; pam_oath-cT the same T at a time
+#                  (pam_oath refuses a login while another holds its lock, so
+#                  most valid codes fail there); pam_oath-wrong wrong codes.
+# During each run perf counts the fdatasync/fsync calls of the daemon (or of
+# pamtester and its children), and `phictl status` (totp_rounds,
+# totp_requests) gives the requests per durable transaction.
 #
-# Usage: bench/totp_bench.sh [--count N] [--threads T] [--peer-count M]
-#        (defaults 10000, 32, N). Needs root (namespaces); build dir $PHI_BUILD_DIR.
+# Usage: bench/totp_bench.sh [--count N] [--threads T] [--sweep "K..."]
+#          [--sweep-count M] [--peer-count P] [--no-peer]
+#        defaults 10000, 32, "1 2 4 8 16", N/2, N. Needs root (namespaces);
+#        build dir $PHI_BUILD_DIR (default build/).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../tests/lib/harness.bash
 source "$(dirname "$0")/../tests/lib/harness.bash"
@@ -122,8 +130,25 @@ labels=()
 ok_line() { # LINE ALLOW_REFUSALS: no transport error; every answer as expected unless allowed
     [ "$(result_field "$1" errors)" = 0 ] && { [ "$2" = 1 ] || [ "$(result_field "$1" unexpected)" = 0 ]; }
 }
+# perf (linux-perf) counts the sync calls; without it the column says "-".
+have_perf=0
+perf stat -e syscalls:sys_enter_fdatasync -- true >/dev/null 2>&1 && have_perf=1
 perf_syncs() { # PERF_LOG
-    awk -F, '/sys_enter_f(data)?sync/ { n += $1 } END { print n + 0 }' "$1"
+    if [ "$have_perf" = 1 ]; then
+        awk -F, '/sys_enter_f(data)?sync/ { n += $1 } END { print n + 0 }' "$1"
+    else
+        echo "-"
+    fi
+}
+# perf_count LOG CMD...: CMD, its children's sync calls counted into LOG.
+perf_count() {
+    local log=$1
+    shift
+    if [ "$have_perf" = 1 ]; then
+        perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -o "$log" -- "$@"
+    else
+        "$@"
+    fi
 }
 
 # run_phi LABEL FIRST COUNT THREADS [totp_bench auth args]: one daemon run, with
@@ -133,14 +158,18 @@ run_phi() {
     shift 4
     rounds0=$(status_get totp_rounds)
     req0=$(status_get totp_requests)
-    perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -p "$DAEMON_PID" \
-        -o "$perf_log" 2>/dev/null &
-    perf_pid=$!
-    sleep 0.5
+    if [ "$have_perf" = 1 ]; then
+        perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -p "$DAEMON_PID" \
+            -o "$perf_log" 2>/dev/null &
+        perf_pid=$!
+        sleep 0.5
+    fi
     line=$("$BENCH" auth --socket "$SOCKET" --secrets "$SECRETS" --first "$first" --count "$n" \
         --threads "$t" --label "$label" "$@")
-    kill -INT "$perf_pid"
-    wait "$perf_pid" || true
+    if [ "$have_perf" = 1 ]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+    fi
     ok_line "$line" 0 || phi_die "run $label went wrong: $line"
     labels+=("$label")
     RES[$label]=$line
@@ -149,6 +178,15 @@ run_phi() {
         -v n="$(( $(status_get totp_rounds) - rounds0 ))" 'BEGIN { printf "%.1f", n ? r / n : 0 }')
     phi_log "$line syncs=${SYNCS[$label]} requests/tx=${PER_TX[$label]}"
 }
+
+# The floor under any durable answer, on the store's file system.
+floor=$("$BENCH" fsync --out "$DIR/fsync-probe" --count 2000 --label fdatasync)
+rm -f "$DIR/fsync-probe"
+phi_log "$floor"
+labels+=(fdatasync)
+RES[fdatasync]=$floor
+SYNCS[fdatasync]=$(result_field "$floor" n)
+PER_TX[fdatasync]="-"
 
 next=1
 run_phi phi "$next" "$count" "$threads"
@@ -166,8 +204,7 @@ done
 run_peer() {
     local label=$1 t=$2 allow=$3 perf_log=$PHI_TMP/perf.$1 line
     shift 3
-    line=$(perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -o "$perf_log" -- \
-        "$BENCH" pamtester --service totp-bench-oath --secrets "$SECRETS" --first 1 --count "$peer_count" \
+    line=$(perf_count "$perf_log" "$BENCH" pamtester --service totp-bench-oath --secrets "$SECRETS" --first 1 --count "$peer_count" \
         --threads "$t" --label "$label" "$@")
     ok_line "$line" "$allow" || phi_die "run $label went wrong: $line"
     labels+=("$label")
@@ -203,17 +240,20 @@ for label in "${labels[@]}"; do
     peer_label=pam_oath
     [[ "$label" == *wrong ]] && peer_label=pam_oath-wrong
     ratio="-"
-    if [ "$peer" = 1 ] && [[ "$label" != pam_oath* ]]; then
+    if [ "$peer" = 1 ] && [[ "$label" == phi* ]]; then
         ratio=$(awk -v a="$(f "$label" per_s)" -v b="$(f "$peer_label" per_s)" 'BEGIN { printf "%.1fx", a / b }')
     fi
     printf '%-16s %7s %7s %8s %9s %8s %8s %8s %8s %8s %8s %10s\n' "$label" "$(f "$label" threads)" \
         "$(f "$label" n)" "$(f "$label" ok)" "$(f "$label" per_s)" "$(f "$label" p50_us)" "$(f "$label" p90_us)" \
         "$(f "$label" p99_us)" "$(f "$label" max_us)" \
-        "$(awk -v s="${SYNCS[$label]}" -v w="$(f "$label" wall_s)" 'BEGIN { printf "%.0f", s / w }')" \
+        "$(awk -v s="${SYNCS[$label]}" -v w="$(f "$label" wall_s)" \
+            'BEGIN { if (s == "-") print "-"; else printf "%.0f", s / w }')" \
         "${PER_TX[$label]}" "$ratio"
 done
-printf '(vs peer: verifications/s against serial pam_oath with the same kind of codes (valid or\n'
-printf ' wrong); req/tx: requests per durable transaction from phictl status; enrolment of %s users\n' "$users"
+printf '(fdatasync: pwrite of one 4 KiB page + fdatasync in the store'"'"'s directory, the floor under any\n'
+printf ' durable answer; vs peer: verifications/s against pam_oath: valid codes against the serial\n'
+printf ' run (the only one in which pam_oath accepts every valid code), wrong codes against\n'
+printf ' pam_oath-wrong; req/tx: requests per durable transaction from phictl status; enrolment of %s users\n' "$users"
 printf ' through the protocol: %s users/s, p50 %s us per user (issue + enrol + activate))\n' \
     "$(result_field "$enroll" per_s)" "$(result_field "$enroll" p50_us)"
 phi_pass "benchmark ran"
