@@ -10,7 +10,8 @@
  * then hands the replies back. A reply therefore never leaves before the
  * acceptance it reports -- and the raised watermark that makes the code
  * unusable again -- is durable, and one fdatasync is shared by everyone who
- * arrived while the previous one ran. Requests in a round see each other's
+ * arrived while the previous one ran. The round's journal entries follow
+ * its replies (answer, then journal event). Requests in a round see each other's
  * writes, so of twenty concurrent logins with one code exactly one wins.
  *
  * If the transaction fails, every request of the round is answered with an
