@@ -11,7 +11,7 @@ source "$(dirname "$0")/../lib/harness.bash"
 source "$(dirname "$0")/daemon_lib.bash"
 phi_harness_init "$@"
 
-command -v openssl >/dev/null || phi_skip "openssl is not installed"
+command -v openssl >/dev/null || phi_die "openssl is missing; run ./scripts/setup"
 suffix=dc=example,dc=org
 phi_gen_ldif --suffix "$suffix" --users 50 --groups 5 >"$PHI_TMP/dir.ldif"
 phi_slapd_start "$suffix" "$PHI_TMP/dir.ldif"

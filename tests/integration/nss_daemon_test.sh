@@ -17,8 +17,8 @@ source "$(dirname "$0")/daemon_lib.bash"
 source "$(dirname "$0")/nss_lib.bash"
 phi_harness_init "$@"
 nss_init
-[ -x "$PHI_DAEMON" ] || phi_skip "phiaccessd is not built"
-[ -x "$NSS_HAMMER" ] || phi_skip "phi-nss-hammer is not built"
+[ -x "$PHI_DAEMON" ] || phi_die "phiaccessd is not built"
+[ -x "$NSS_HAMMER" ] || phi_die "phi-nss-hammer is not built"
 
 suffix=dc=example,dc=org
 phi_gen_ldif --suffix "$suffix" --users 10000 --groups 2000 --user-in-groups 2000 >"$PHI_TMP/dir.ldif"

@@ -13,10 +13,10 @@ NSS_SNAPSHOT=/var/lib/phiaccessd/nss.snapshot
 # programs are not ours.
 nss_init() {
     if [ ! -r "$NSS_MODULE" ] || [ ! -x "$NSS_MKSNAP" ]; then
-        phi_skip "build the tree first ($NSS_MODULE, $NSS_MKSNAP)"
+        phi_die "build the tree first ($NSS_MODULE, $NSS_MKSNAP)"
     fi
     NSS_WRAPPER_LIB=$(ldconfig -p | awk '/libnss_wrapper.so / && !n++ { print $NF }')
-    [ -n "$NSS_WRAPPER_LIB" ] || phi_skip "libnss_wrapper is not installed"
+    [ -n "$NSS_WRAPPER_LIB" ] || phi_die "libnss_wrapper is missing (libnss-wrapper); run ./scripts/setup"
     NSS_LIBDIR=$(dirname "$(ldconfig -p | awk '/libnss_files\.so\.2 / && !n++ { print $NF }')")
     [ -d "$NSS_LIBDIR" ] || phi_die "cannot find glibc's NSS library directory"
     NSS_SAN_PRELOAD=$(ldd "$NSS_MODULE" | awk '/libasan|libubsan/ { printf "%s%s", sep, $3; sep = " " }')

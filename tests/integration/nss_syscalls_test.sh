@@ -13,8 +13,8 @@ source "$(dirname "$0")/nss_lib.bash"
 phi_harness_init "$@"
 nss_init
 loop=$PHI_BUILD_DIR/tests/tools/phi-nss-loop
-[ -x "$loop" ] || phi_skip "phi-nss-loop is not built"
-command -v strace >/dev/null || phi_skip "strace is not installed"
+[ -x "$loop" ] || phi_die "phi-nss-loop is not built"
+command -v strace >/dev/null || phi_die "strace is missing; run ./scripts/setup"
 
 "$NSS_MKSNAP" --synthetic 10000:2000:5:50 "$PHI_TMP/nss.snapshot"
 export PHI_NSS_SNAPSHOT=$PHI_TMP/nss.snapshot

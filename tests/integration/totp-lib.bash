@@ -16,7 +16,11 @@ TOTP_SOCKET=/run/phiaccessd/socket
 declare -gA TOTP_UID=() TOTP_LAST=()
 
 totp_setup() {
-    local i=0 u
+    local i=0 u tool
+    # ./scripts/setup installs them: a missing one is a broken set-up, not a skip.
+    for tool in oathtool expect; do
+        command -v "$tool" >/dev/null || phi_die "$tool is missing; run ./scripts/setup"
+    done
     phi_journald_start
     phi_private_dir /run/phiaccessd
     TOTP_DIR=$PHI_TMP/phi

@@ -13,13 +13,11 @@ source "$(dirname "$0")/../lib/harness.bash"
 # shellcheck source-path=SCRIPTDIR source=totp-lib.bash
 source "$(dirname "$0")/totp-lib.bash"
 phi_harness_init "$@"
-command -v oathtool >/dev/null || phi_skip "oathtool is not installed"
-command -v expect >/dev/null || phi_skip "expect is not installed"
 SSHD=/usr/sbin/sshd
-[ -x "$SSHD" ] || phi_skip "sshd is not installed (openssh-server)"
-command -v ssh >/dev/null || phi_skip "ssh is not installed (openssh-client)"
+[ -x "$SSHD" ] || phi_die "sshd is missing (openssh-server); run ./scripts/setup"
+command -v ssh >/dev/null || phi_die "ssh is missing (openssh-client); run ./scripts/setup"
 PAM_PHI=$PHI_BUILD_DIR/pam_phi/pam_phi.so
-[ -r "$PAM_PHI" ] || phi_skip "build the tree first ($PAM_PHI)"
+[ -r "$PAM_PHI" ] || phi_die "build the tree first ($PAM_PHI)"
 
 totp_setup
 totp_daemon_start

@@ -11,8 +11,6 @@ source "$(dirname "$0")/../lib/harness.bash"
 # shellcheck source-path=SCRIPTDIR source=totp-lib.bash
 source "$(dirname "$0")/totp-lib.bash"
 phi_harness_init "$@"
-command -v oathtool >/dev/null || phi_skip "oathtool is not installed"
-command -v expect >/dev/null || phi_skip "expect is not installed"
 
 TOTP_EXTRA_CONFIG=$'max_failures = 5\nhost_max_failures = 8\nfailure_window = 10m\nlockout = 10m'
 totp_setup
