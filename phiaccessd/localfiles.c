@@ -44,11 +44,75 @@ static int db_add(struct phi_local_db *db, size_t *cap, const char *name, uint32
         return 0;
 }
 
+/*
+ * The reentrant readers, never fgetpwent()/fgetgrent(): those return a pointer
+ * into one static buffer for the whole process, and this file is read by the
+ * sync thread (publishing the snapshot) while the event loop identifies a
+ * caller; the loop could copy a name that another thread's read had just put
+ * there, and judge a caller by someone else's account.
+ * Returns 1 with an entry, 0 at the end, or a negative errno. On ERANGE glibc
+ * puts the stream back to the start of the line, so a bigger buffer re-reads it.
+ */
+#define LOCAL_LINE_MAX (4u << 20)   /* a group line with every user on a big host */
+
+static int grow(char **buf, size_t *size) {
+        size_t nsize = *size ? *size * 2 : 1024;
+        char *nbuf;
+
+        if (nsize > LOCAL_LINE_MAX)
+                return -E2BIG;
+        nbuf = realloc(*buf, nsize);
+        if (!nbuf)
+                return -ENOMEM;
+        *buf = nbuf;
+        *size = nsize;
+        return 0;
+}
+
+static int next_user(FILE *f, struct passwd *pw, char **buf, size_t *size) {
+        struct passwd *result = NULL;
+        int r;
+
+        for (;;) {
+                if (*size == 0 && (r = grow(buf, size)) < 0)
+                        return r;
+                r = fgetpwent_r(f, pw, *buf, *size, &result);
+                if (r != ERANGE)
+                        break;
+                if ((r = grow(buf, size)) < 0)
+                        return r;
+        }
+        if (r == 0 && result)
+                return 1;
+        return r == 0 || r == ENOENT ? 0 : -r;
+}
+
+static int next_group(FILE *f, struct group *gr, char **buf, size_t *size) {
+        struct group *result = NULL;
+        int r;
+
+        for (;;) {
+                if (*size == 0 && (r = grow(buf, size)) < 0)
+                        return r;
+                r = fgetgrent_r(f, gr, *buf, *size, &result);
+                if (r != ERANGE)
+                        break;
+                if ((r = grow(buf, size)) < 0)
+                        return r;
+        }
+        if (r == 0 && result)
+                return 1;
+        return r == 0 || r == ENOENT ? 0 : -r;
+}
+
 static int load(const char *path, bool groups, struct phi_local_db *ret) {
         struct phi_local_db db = { 0 };
-        size_t cap = 0;
+        _cleanup_free_ char *buf = NULL;
+        size_t cap = 0, size = 0;
+        struct passwd pw;
+        struct group gr;
         FILE *f;
-        int r = 0;
+        int r;
 
         f = fopen(path, "re");
         if (!f) {
@@ -59,18 +123,11 @@ static int load(const char *path, bool groups, struct phi_local_db *ret) {
                 return phi_negative_errno();
         }
         for (;;) {
-                errno = 0;
-                if (groups) {
-                        struct group *g = fgetgrent(f);
-                        if (!g)
-                                break;
-                        r = db_add(&db, &cap, g->gr_name, (uint32_t) g->gr_gid);
-                } else {
-                        struct passwd *p = fgetpwent(f);
-                        if (!p)
-                                break;
-                        r = db_add(&db, &cap, p->pw_name, (uint32_t) p->pw_uid);
-                }
+                r = groups ? next_group(f, &gr, &buf, &size) : next_user(f, &pw, &buf, &size);
+                if (r <= 0)
+                        break;
+                r = groups ? db_add(&db, &cap, gr.gr_name, (uint32_t) gr.gr_gid)
+                           : db_add(&db, &cap, pw.pw_name, (uint32_t) pw.pw_uid);
                 if (r < 0)
                         break;
         }
@@ -104,38 +161,46 @@ bool phi_local_db_has_id(const struct phi_local_db *db, uint32_t id) {
 }
 
 int phi_local_user_by_uid(const char *path, uid_t uid, char **ret_name, gid_t *ret_gid) {
-        struct passwd *p;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        struct passwd pw;
         FILE *f;
-        int r = -ENOENT;
+        int r;
 
         f = fopen(path, "re");
         if (!f)
                 return errno == ENOENT ? -ENOENT : phi_negative_errno();
-        while ((p = fgetpwent(f)))
-                if (p->pw_uid == uid) {
-                        *ret_name = strdup(p->pw_name);
-                        *ret_gid = p->pw_gid;
-                        r = *ret_name ? 0 : -ENOMEM;
+        while ((r = next_user(f, &pw, &buf, &size)) > 0)
+                if (pw.pw_uid == uid)
                         break;
-                }
         fclose(f);
-        return r;
+        if (r == 0)
+                return -ENOENT;
+        if (r < 0)
+                return r;
+        *ret_name = strdup(pw.pw_name);
+        if (!*ret_name)
+                return -ENOMEM;
+        *ret_gid = pw.pw_gid;
+        return 0;
 }
 
 bool phi_local_group_has_member(const char *path, const char *group, const char *user, gid_t gid) {
-        struct group *g;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        struct group gr;
         bool found = false;
         FILE *f;
 
         f = fopen(path, "re");
         if (!f)
                 return false;
-        while (!found && (g = fgetgrent(f))) {
-                if (strcmp(g->gr_name, group) != 0)
+        while (!found && next_group(f, &gr, &buf, &size) > 0) {
+                if (strcmp(gr.gr_name, group) != 0)
                         continue;
-                if (g->gr_gid == gid)
+                if (gr.gr_gid == gid)
                         found = true;
-                for (char **m = g->gr_mem; !found && m && *m; m++)
+                for (char **m = gr.gr_mem; !found && m && *m; m++)
                         if (strcmp(*m, user) == 0)
                                 found = true;
         }
