@@ -96,6 +96,8 @@ static int on_sighup(sd_event_source *src, const struct signalfd_siginfo *si, vo
                     strcmp(c->store_path, m->daemon.config->store_path) != 0)
                         phi_log(LOG_WARNING, "reload: socket and store paths change only on restart");
                 phi_sync_reconfigure(m->daemon.sync, c);
+                if (m->daemon.verifier)
+                        phi_totp_reconfigure(m->daemon.verifier, m->daemon.config, c);
                 phi_config_unref(m->daemon.config);
                 m->daemon.config = c;
                 phi_log(LOG_INFO, "configuration reloaded from %s", m->config_path);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <stdio.h>
+#include <string.h>
 
 #include "journal.h"
 #include "phi/secret.h"
@@ -8,9 +9,8 @@
 #define TICKET_MIN (5 * 60)
 #define TICKET_MAX (30 * 86400)
 
-int phi_totp_start(const struct phi_config *c, phi_verifier **ret) {
-        struct phi_seal_options o = { .key_path = c->totp_master_key, .create = c->totp_create_master_key };
-        struct phi_verifier_policy p = {
+static void policy_from_config(const struct phi_config *c, struct phi_verifier_policy *ret) {
+        *ret = (struct phi_verifier_policy){
                 .algorithm = c->totp_algorithm,
                 .digits = (unsigned) c->totp_digits,
                 .window = (unsigned) c->totp_window,
@@ -20,12 +20,28 @@ int phi_totp_start(const struct phi_config *c, phi_verifier **ret) {
                 .lockout = c->totp_lockout,
                 .ticket_lifetime = c->totp_ticket_lifetime,
         };
+        snprintf(ret->issuer, sizeof(ret->issuer), "%s", c->totp_issuer);
+}
+
+void phi_totp_reconfigure(phi_verifier *v, const struct phi_config *old, const struct phi_config *c) {
+        struct phi_verifier_policy p;
+
+        policy_from_config(c, &p);
+        phi_verifier_set_policy(v, &p);
+        if (strcmp(old->totp_master_key, c->totp_master_key) != 0 ||
+            old->totp_create_master_key != c->totp_create_master_key)
+                phi_log(LOG_WARNING, "reload: the TOTP master key changes only on restart");
+}
+
+int phi_totp_start(const struct phi_config *c, phi_verifier **ret) {
+        struct phi_seal_options o = { .key_path = c->totp_master_key, .create = c->totp_create_master_key };
+        struct phi_verifier_policy p;
         const char *source = NULL, *reason = NULL;
         phi_seal_key *key = NULL;
         int r;
 
         *ret = NULL;
-        snprintf(p.issuer, sizeof(p.issuer), "%s", c->totp_issuer);
+        policy_from_config(c, &p);
         if ((r = phi_seal_init()) < 0 || (r = phi_totp_init()) < 0) {
                 phi_log(LOG_CRIT, "cannot initialise libsodium or liboath; TOTP logins will be refused");
                 return r;

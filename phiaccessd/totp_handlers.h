@@ -14,6 +14,10 @@
  * logged and leaves *ret NULL (every TOTP request is then answered with an
  * error, so PAM denies) rather than stopping the daemon's other work. */
 int phi_totp_start(const struct phi_config *c, phi_verifier **ret) _phi_nonnull_;
+/* SIGHUP: the [totp] settings of c apply from the next round on; a changed
+ * master key is only logged (it is loaded once, at start). */
+void phi_totp_reconfigure(phi_verifier *v, const struct phi_config *old, const struct phi_config *c)
+        _phi_nonnull_;
 
 int phi_handle_auth(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                     phi_msg **ret_reply, uint64_t *ret_ticket);

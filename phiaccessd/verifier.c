@@ -85,6 +85,10 @@ struct phi_verifier {
         bool stop;
         uint64_t next_ticket;
         uint64_t rounds, requests;
+        /* A reloaded policy, taken by the thread between rounds: `policy` itself
+         * is read by the thread alone, without the lock. */
+        struct phi_verifier_policy next_policy;
+        bool policy_changed;
 };
 
 static void answer_free(struct answer *a) {
@@ -578,6 +582,10 @@ static void *verifier_thread(void *arg) {
                 }
                 batch = v->todo;
                 v->todo = (struct queue){ 0 };
+                if (v->policy_changed) {
+                        v->policy = v->next_policy;
+                        v->policy_changed = false;
+                }
                 pthread_mutex_unlock(&v->lock);
 
                 committed = round_serve(v, &batch);
@@ -712,6 +720,13 @@ out:
         if (r == 0)
                 pthread_cond_signal(&v->wake);
         return r;
+}
+
+void phi_verifier_set_policy(phi_verifier *v, const struct phi_verifier_policy *policy) {
+        pthread_mutex_lock(&v->lock);
+        v->next_policy = *policy;
+        v->policy_changed = true;
+        pthread_mutex_unlock(&v->lock);
 }
 
 int phi_verifier_event_fd(const phi_verifier *v) {

@@ -69,6 +69,9 @@ typedef struct phi_verifier phi_verifier;
 int phi_verifier_new(const char *backend, const char *location, phi_seal_key *key,
                      const struct phi_verifier_policy *policy, phi_verifier **ret) _phi_warn_unused_
         _phi_nonnull_args_(1, 2, 4, 5);
+/* A new policy (SIGHUP), in force from the next round on: requests already in
+ * a round are judged by the old one. The master key and the store stay. */
+void phi_verifier_set_policy(phi_verifier *v, const struct phi_verifier_policy *policy) _phi_nonnull_;
 /* Finishes the round in progress, drops what is still queued (their clients
  * see the connection close and deny), stops the thread, wipes everything. */
 void phi_verifier_free(phi_verifier *v);

@@ -218,6 +218,22 @@ phi_assert_eq "$(totp_pam phi-auth heidi --answer "$(totp_code heidi "$step")")"
     "after a restart a fresh code passes"
 TOTP_LAST[heidi]=$step
 
+# ---------------------------------------------------------------- reload
+# A code 3 steps ahead is outside the default window of 1; with window = 3 and
+# a SIGHUP it passes, without a restart.
+totp_enroll ivan
+step=$(($(totp_now_step) + 3))
+code=$(totp_code ivan "$step")
+phi_assert_eq "$(totp_pam phi-auth ivan --answer "$code")" PAM_AUTH_ERR "window 1: a code 3 steps ahead fails"
+printf 'window = 3\n' >>"$TOTP_CONF"
+reloads=$(grep -c 'configuration reloaded' "$PHI_TMP/phiaccessd.log" || true)
+kill -HUP "$TOTP_DAEMON_PID"
+# shellcheck disable=SC2016 # bash -c reads its arguments as $0 and $1
+phi_check "the daemon reloads its configuration on SIGHUP" phi_wait_for --timeout 10 \
+    bash -c '[ "$(grep -c "configuration reloaded" "$0")" -gt "$1" ]' "$PHI_TMP/phiaccessd.log" "$reloads"
+phi_assert_eq "$(totp_pam phi-auth ivan --answer "$code")" PAM_SUCCESS "after the reload (window 3) the same code passes"
+TOTP_LAST[ivan]=$step
+
 # ---------------------------------------------------------------- no seed at rest
 journalctl --sync
 for u in alice carol dave erin grace heidi; do
