@@ -69,40 +69,49 @@ static int grow(char **buf, size_t *size) {
         return 0;
 }
 
-static int next_user(FILE *f, struct passwd *pw, char **buf, size_t *size) {
+/* The two readers differ only in their types; these give them one shape. */
+typedef int read_entry_fn(FILE *f, void *entry, char *buf, size_t size, bool *ret_got);
+
+static int read_user(FILE *f, void *entry, char *buf, size_t size, bool *ret_got) {
         struct passwd *result = NULL;
+        int r = fgetpwent_r(f, entry, buf, size, &result);
+
+        *ret_got = result != NULL;
+        return r;
+}
+
+static int read_group(FILE *f, void *entry, char *buf, size_t size, bool *ret_got) {
+        struct group *result = NULL;
+        int r = fgetgrent_r(f, entry, buf, size, &result);
+
+        *ret_got = result != NULL;
+        return r;
+}
+
+static int next_entry(FILE *f, read_entry_fn *read_fn, void *entry, char **buf, size_t *size) {
+        bool got = false;
         int r;
 
         for (;;) {
                 if (*size == 0 && (r = grow(buf, size)) < 0)
                         return r;
-                r = fgetpwent_r(f, pw, *buf, *size, &result);
+                r = read_fn(f, entry, *buf, *size, &got);
                 if (r != ERANGE)
                         break;
                 if ((r = grow(buf, size)) < 0)
                         return r;
         }
-        if (r == 0 && result)
+        if (r == 0 && got)
                 return 1;
         return r == 0 || r == ENOENT ? 0 : -r;
 }
 
-static int next_group(FILE *f, struct group *gr, char **buf, size_t *size) {
-        struct group *result = NULL;
-        int r;
+static int next_user(FILE *f, struct passwd *pw, char **buf, size_t *size) {
+        return next_entry(f, read_user, pw, buf, size);
+}
 
-        for (;;) {
-                if (*size == 0 && (r = grow(buf, size)) < 0)
-                        return r;
-                r = fgetgrent_r(f, gr, *buf, *size, &result);
-                if (r != ERANGE)
-                        break;
-                if ((r = grow(buf, size)) < 0)
-                        return r;
-        }
-        if (r == 0 && result)
-                return 1;
-        return r == 0 || r == ENOENT ? 0 : -r;
+static int next_group(FILE *f, struct group *gr, char **buf, size_t *size) {
+        return next_entry(f, read_group, gr, buf, size);
 }
 
 static int load(const char *path, bool groups, struct phi_local_db *ret) {

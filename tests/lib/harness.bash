@@ -413,6 +413,7 @@ _phi_outer_run() {
         "${deathsig[@]}" unshare --pid --fork --kill-child --mount-proc --mount --net --uts --ipc \
         --propagation private -- bash "$script" "$@" {_PHI_MSG_FD}>&- &
     _PHI_UNSHARE_PID=$!
+    _phi_hold_pidns
     # A background job plus `wait` (rather than a foreground command) lets the
     # TERM trap below run while the test is still going.
     trap '_phi_outer_forward TERM' TERM
@@ -469,6 +470,24 @@ _phi_outer_forward() {
 
 # phi_outer_leftovers: for outer hooks; prints "PID ARGS" for every process
 # still in the test's pid namespace (the inner part records its identity).
+# Keeps the test's pid namespace referenced (an open fd on its ns file) until
+# this shell exits. The kernel reuses the inode number of a freed namespace, so
+# without this a test started meanwhile could get the same number, and its
+# processes would look like leftovers of this one.
+_phi_hold_pidns() {
+    local child="" i
+    for ((i = 0; i < 200; i++)); do
+        child=$(cat "/proc/$_PHI_UNSHARE_PID/task/$_PHI_UNSHARE_PID/children" 2>/dev/null || true)
+        [ -z "$child" ] || break
+        kill -0 "$_PHI_UNSHARE_PID" 2>/dev/null || return 0
+        sleep 0.005
+    done
+    child=${child%% *}
+    [ -n "$child" ] || return 0
+    # The child may already be gone; then there is nothing left to mistake.
+    exec {_PHI_PIDNS_FD}<"/proc/$child/ns/pid" 2>/dev/null || true
+}
+
 phi_outer_leftovers() {
     local ns
     [ -r "${PHI_RUN_DIR:-}/pidns" ] || return 0
