@@ -468,8 +468,6 @@ _phi_outer_forward() {
     _PHI_WATCHDOG=$!
 }
 
-# phi_outer_leftovers: for outer hooks; prints "PID ARGS" for every process
-# still in the test's pid namespace (the inner part records its identity).
 # Keeps the test's pid namespace referenced (an open fd on its ns file) until
 # this shell exits. The kernel reuses the inode number of a freed namespace, so
 # without this a test started meanwhile could get the same number, and its
@@ -488,6 +486,8 @@ _phi_hold_pidns() {
     exec {_PHI_PIDNS_FD}<"/proc/$child/ns/pid" 2>/dev/null || true
 }
 
+# phi_outer_leftovers: for outer hooks; prints "PID ARGS" for every process
+# still in the test's pid namespace (the inner part records its identity).
 phi_outer_leftovers() {
     local ns
     [ -r "${PHI_RUN_DIR:-}/pidns" ] || return 0
