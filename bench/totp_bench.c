@@ -40,6 +40,15 @@
  *       into FILE (cycling over 64 pages, so the size stays) and fdatasync(),
  *       one thread; latency per pair.
  *
+ *   floor --out FILE --count N [--no-sync]
+ *       The floor under any durable answer over a socket: a forked server
+ *       process that does nothing but read a 67-byte request (the size of
+ *       an AUTH frame) from a Unix stream socket, make one 4 KiB page of
+ *       FILE durable as `fsync` does, and write a 9-byte reply (the size of
+ *       OK). No daemon can answer an acceptance sooner on this machine: it
+ *       has the same two wake-ups and the same sync, and does some work on
+ *       top. --no-sync leaves the sync out: the bare request/reply.
+ *
  * Latency is from the first byte sent (or the connect, or the fork) to the
  * last byte of the reply (or the exit). Secrets are bench data: not wiped.
  */
@@ -54,6 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -80,7 +90,7 @@ struct user {
 struct opts {
         const char *mode, *socket, *secrets, *out, *rhost, *service, *label;
         unsigned first, count, threads;
-        bool wrong, reconnect;
+        bool wrong, reconnect, no_sync;
 };
 
 struct worker {
@@ -380,19 +390,26 @@ static void *pamtester_thread(void *arg) {
 
 /* ------------------------------------------------------------ fsync */
 
-static void *fsync_thread(void *arg) {
-        struct worker *w = arg;
-        char page[4096];
+/* 64 pages written and synced once, so that the size never changes later. */
+static int page_file_open(char page[static 4096]) {
         int fd = open(O.out, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 
         if (fd < 0)
                 die(O.out, errno);
-        memset(page, 'x', sizeof(page));
+        memset(page, 'x', 4096);
         for (size_t i = 0; i < 64; i++)
-                if (pwrite(fd, page, sizeof(page), (off_t) (i * sizeof(page))) < 0)
+                if (pwrite(fd, page, 4096, (off_t) (i * 4096)) < 0)
                         die("pwrite", errno);
         if (fsync(fd) < 0)
                 die("fsync", errno);
+        return fd;
+}
+
+static void *fsync_thread(void *arg) {
+        struct worker *w = arg;
+        char page[4096];
+        int fd = page_file_open(page);
+
         pthread_barrier_wait(w->start);
         for (size_t i = 0; i < w->n; i++) {
                 uint64_t t0 = now_ns();
@@ -403,6 +420,70 @@ static void *fsync_thread(void *arg) {
                 w->lat_ns[i] = now_ns() - t0;
         }
         close(fd);
+        return NULL;
+}
+
+/* ------------------------------------------------------------ floor */
+
+enum { FLOOR_REQUEST = 67, FLOOR_REPLY = 9 };
+
+static bool full_io(int fd, void *buf, size_t len, bool out) {
+        for (size_t done = 0; done < len;) {
+                ssize_t n = out ? write(fd, (char *) buf + done, len - done) : read(fd, (char *) buf + done, len - done);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return false;
+                done += (size_t) n;
+        }
+        return true;
+}
+
+static void floor_server(int sock, size_t n) {
+        char page[4096], req[FLOOR_REQUEST], reply[FLOOR_REPLY] = { 0 };
+        int fd = page_file_open(page);
+
+        for (size_t i = 0; i < n; i++) {
+                if (!full_io(sock, req, sizeof(req), false))
+                        _exit(1);
+                if (!O.no_sync && (pwrite(fd, page, sizeof(page), (off_t) ((i % 64) * sizeof(page))) < 0 ||
+                                   fdatasync(fd) < 0))
+                        _exit(1);
+                if (!full_io(sock, reply, sizeof(reply), true))
+                        _exit(1);
+        }
+        _exit(0);
+}
+
+static void *floor_thread(void *arg) {
+        struct worker *w = arg;
+        char req[FLOOR_REQUEST] = { 0 }, reply[FLOOR_REPLY];
+        int sv[2], status;
+        pid_t pid;
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                die("socketpair", errno);
+        pid = fork();
+        if (pid < 0)
+                die("fork", errno);
+        if (pid == 0) {
+                close(sv[0]);
+                floor_server(sv[1], w->n);
+        }
+        close(sv[1]);
+        pthread_barrier_wait(w->start);
+        for (size_t i = 0; i < w->n; i++) {
+                uint64_t t0 = now_ns();
+                if (!full_io(sv[0], req, sizeof(req), true) || !full_io(sv[0], reply, sizeof(reply), false)) {
+                        w->errors += w->n - i;
+                        break;
+                }
+                w->lat_ns[i] = now_ns() - t0;
+                w->ok++;
+        }
+        close(sv[0]);
+        if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                w->errors++;
         return NULL;
 }
 
@@ -489,9 +570,9 @@ static void run(void *(*fn)(void *), struct user *users, size_t n) {
 }
 
 static void usage(void) {
-        fputs("usage: totp_bench enroll|auth|pamtester|usersfile|fsync [--socket P] [--secrets F] [--out F]\n"
-              "       [--first I] [--count N] [--threads T] [--wrong] [--reconnect] [--rhost H]\n"
-              "       [--service S] [--label L]\n",
+        fputs("usage: totp_bench enroll|auth|pamtester|usersfile|fsync|floor [--socket P] [--secrets F]\n"
+              "       [--out F] [--first I] [--count N] [--threads T] [--wrong] [--reconnect]\n"
+              "       [--rhost H] [--service S] [--label L] [--no-sync]\n",
               stderr);
         exit(2);
 }
@@ -503,7 +584,8 @@ int main(int argc, char **argv) {
                 { "count", required_argument, NULL, 'n' },   { "threads", required_argument, NULL, 't' },
                 { "wrong", no_argument, NULL, 'w' },         { "reconnect", no_argument, NULL, 'r' },
                 { "rhost", required_argument, NULL, 'h' },   { "service", required_argument, NULL, 'v' },
-                { "label", required_argument, NULL, 'l' },   { NULL, 0, NULL, 0 },
+                { "label", required_argument, NULL, 'l' },   { "no-sync", no_argument, NULL, 'N' },
+                { NULL, 0, NULL, 0 },
         };
         struct user *users = NULL;
         size_t n = 0;
@@ -526,6 +608,7 @@ int main(int argc, char **argv) {
                 case 'h': O.rhost = optarg; break;
                 case 'v': O.service = optarg; break;
                 case 'l': O.label = optarg; break;
+                case 'N': O.no_sync = true; break;
                 default: usage();
                 }
         if (O.count == 0 || O.threads == 0 || O.first == 0)
@@ -560,7 +643,7 @@ int main(int argc, char **argv) {
                         if (prepare_code(&users[i], step, O.wrong) < 0)
                                 die("computing a code", EINVAL);
                 run(auth ? auth_thread : pamtester_thread, users, n);
-        } else if (strcmp(O.mode, "fsync") == 0) {
+        } else if (strcmp(O.mode, "fsync") == 0 || strcmp(O.mode, "floor") == 0) {
                 if (!O.out)
                         usage();
                 O.threads = 1;
@@ -568,7 +651,7 @@ int main(int argc, char **argv) {
                 users = calloc(n, sizeof(*users));
                 if (!users)
                         die("memory", ENOMEM);
-                run(fsync_thread, users, n);
+                run(O.mode[1] == 's' ? fsync_thread : floor_thread, users, n);
         } else if (strcmp(O.mode, "usersfile") == 0) {
                 FILE *f;
                 if (!O.secrets || !O.out)

@@ -41,7 +41,7 @@ struct pam_phi_options {
 static int phi_pam_parse_options(pam_handle_t *pamh, int argc, const char **argv,
                                  struct pam_phi_options *ret) {
         struct pam_phi_options o = {
-                .socket_path = PHI_SOCKET_PATH,
+                .socket_path = PHI_PAM_SOCKET_PATH,
                 .timeout_ms = PHI_CLIENT_DEFAULT_TIMEOUT_MS,
                 .digits = 6,
         };

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "phi/client.h"
 #include "phi/parse.h"
 #include "phi/secret.h"
 
@@ -77,6 +78,7 @@ static const struct key_spec keys[] = {
         { "store", "backend", K_BACKEND, 0, 0, 0 },
         { "store", "path", K_PATH, OFF(store_path), 0, 0 },
         { "daemon", "socket", K_PATH, OFF(socket_path), 0, 0 },
+        { "daemon", "pam_socket", K_PATH, OFF(pam_socket_path), 0, 0 },
         { "daemon", "snapshot", K_PATH, OFF(snapshot_path), 0, 0 },
         { "daemon", "policy", K_PATH, OFF(policy_path), 0, 0 },
         { "daemon", "admin_group", K_GROUP, OFF(admin_group), 0, 0 },
@@ -201,7 +203,8 @@ static struct phi_config *config_new_defaults(const char *path) {
         DEF(attrs.member_uid, "memberUid");
         DEF(attrs.member, "member");
         DEF(store_path, "/var/lib/phiaccessd/phi.db");
-        DEF(socket_path, "/run/phiaccessd/socket");
+        DEF(socket_path, PHI_SOCKET_PATH);
+        DEF(pam_socket_path, PHI_PAM_SOCKET_PATH);
         DEF(snapshot_path, "/var/lib/phiaccessd/nss.snapshot");
         DEF(policy_path, "/etc/phi/policy.conf");
         DEF(admin_group, "phi-admins");
@@ -244,7 +247,7 @@ void phi_config_unref(struct phi_config *c) {
                 &c->bind_dn, &c->bind_password_file, &c->ca_file, &c->attrs.uid,
                 &c->attrs.uid_number, &c->attrs.gid_number, &c->attrs.gecos, &c->attrs.home,
                 &c->attrs.shell, &c->attrs.group_name, &c->attrs.member_uid, &c->attrs.member,
-                &c->store_path, &c->socket_path, &c->snapshot_path, &c->policy_path,
+                &c->store_path, &c->socket_path, &c->pam_socket_path, &c->snapshot_path, &c->policy_path,
                 &c->admin_group, &c->approver_group, &c->auditor_group, &c->passwd_file,
                 &c->group_file, &c->totp_master_key, &c->totp_issuer,
         };

@@ -82,6 +82,7 @@ struct phi_config {
 
         /* [daemon] */
         char *socket_path;
+        char *pam_socket_path;
         char *snapshot_path;
         char *policy_path;
         char *admin_group;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "phi/client.h"
 #include "daemon.h"
 #include "journal.h"
 #include "server.h"
@@ -30,7 +31,7 @@ static void usage(FILE *f) {
         fprintf(f,
                 "Usage: phiaccessd [OPTION]...\n"
                 "The phi access daemon: directory identities, TOTP verification, elevation\n"
-                "grants and the audit store, served on " "/run/phiaccessd/socket" ".\n"
+                "grants and the audit store, served on " PHI_SOCKET_PATH " (logins: " PHI_PAM_SOCKET_PATH ").\n"
                 "\n"
                 "  -c, --config FILE   configuration file (default " PHI_CONFIG_PATH ")\n"
                 "  -f, --foreground    stay in the foreground (the only mode; systemd runs it so)\n"
@@ -93,6 +94,7 @@ static int on_sighup(sd_event_source *src, const struct signalfd_siginfo *si, vo
                         m->config_path);
         else {
                 if (strcmp(c->socket_path, m->daemon.config->socket_path) != 0 ||
+                    strcmp(c->pam_socket_path, m->daemon.config->pam_socket_path) != 0 ||
                     strcmp(c->store_path, m->daemon.config->store_path) != 0)
                         phi_log(LOG_WARNING, "reload: socket and store paths change only on restart");
                 phi_sync_reconfigure(m->daemon.sync, c);
@@ -128,8 +130,42 @@ static void ensure_parent_dir(const char *path) {
         }
 }
 
+/* Under systemd the two sockets come from phiaccessd.socket
+ * (FileDescriptorName=main) and phiaccessd-pam.socket (=pam); a socket not
+ * passed is bound from the configuration. One socket without a name (systemd
+ * says "unknown") is the request socket, as before the PAM socket existed. */
+static int take_listen_fds(int *ret_main, int *ret_pam) {
+        char **names = NULL;
+        int n, r = 0;
+
+        *ret_main = *ret_pam = -1;
+        n = sd_listen_fds_with_names(1, &names);
+        if (n < 0) {
+                phi_log(LOG_ERR, "cannot take the sockets systemd passed: %s", phi_errno_text(n));
+                return n;
+        }
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                const char *name = names && names[i] ? names[i] : "(unnamed)";
+                bool is_main = strcmp(name, "main") == 0 || (n == 1 && strcmp(name, "unknown") == 0);
+                int *slot = is_main ? ret_main : strcmp(name, "pam") == 0 ? ret_pam : NULL;
+                if (!slot || *slot >= 0) {
+                        phi_log(LOG_ERR, "systemd passed a socket named %s; expected one named main and one "
+                                         "named pam (FileDescriptorName=)", name);
+                        r = -EINVAL;
+                } else
+                        *slot = fd;
+        }
+        if (names)
+                for (int i = 0; i < n; i++)
+                        free(names[i]);
+        free(names);
+        return r;
+}
+
 static int run(struct main_ctx *m) {
-        _cleanup_(phi_server_freep) phi_server *server = NULL;
+        _cleanup_(phi_server_freep) phi_server *server = NULL, *pam_unavailable = NULL;
+        int main_fd = -1, pam_fd = -1;
         sd_event_source *status_timer = NULL;
         sigset_t mask;
         int r;
@@ -152,7 +188,11 @@ static int run(struct main_ctx *m) {
                         phi_errno_text(r));
                 return r;
         }
-        (void) phi_totp_start(m->daemon.config, &m->daemon.verifier);
+        if ((r = take_listen_fds(&main_fd, &pam_fd)) < 0)
+                return r;
+        (void) phi_totp_start(m->daemon.config, pam_fd, &m->daemon.verifier);
+        if (m->daemon.verifier)
+                pam_fd = -1;   /* the verifier's now */
         r = phi_sync_start(m->daemon.config, &m->daemon.sync);
         if (r < 0) {
                 phi_log(LOG_ERR, "cannot start the directory sync: %s", phi_errno_text(r));
@@ -168,9 +208,17 @@ static int run(struct main_ctx *m) {
                 phi_log(LOG_ERR, "cannot set up the event loop: %s", phi_errno_text(r));
                 return r;
         }
-        r = phi_server_new(m->event, &m->daemon, m->daemon.config->socket_path, &server);
+        r = phi_server_new(m->event, &m->daemon, main_fd, m->daemon.config->socket_path, &server);
         if (r < 0)
                 return r;
+        /* Without a verifier the PAM socket still answers, so that pam_phi logs
+         * why it denies instead of "cannot reach phiaccessd". */
+        if (!m->daemon.verifier) {
+                r = phi_server_new_pam(m->event, pam_fd, m->daemon.config->pam_socket_path,
+                                       phi_handle_pam_unavailable, NULL, &pam_unavailable);
+                if (r < 0)
+                        return r;
+        }
         phi_log(LOG_INFO, "phiaccessd %s ready on %s", PHI_VERSION, m->daemon.config->socket_path);
         (void) sd_notify(false, "READY=1\nSTATUS=started, directory sync starting");
         r = sd_event_loop(m->event);

@@ -34,7 +34,9 @@ struct conn {
 
 struct phi_server {
         sd_event *event;
-        struct phi_daemon *daemon;
+        struct phi_daemon *daemon;          /* NULL for the PAM socket */
+        phi_server_handler handler;         /* the PAM socket's */
+        void *handler_data;
         int listen_fd;
         char *bound_path;           /* unlinked at exit when we created it */
         sd_event_source *listen_src, *sync_src, *verifier_src;
@@ -124,9 +126,20 @@ static void conn_handle_frame(struct conn *c) {
                         conn_free(c);
                 return;
         }
-        /* Identify per request: group membership may have changed since connect. */
-        phi_caller_identify(d, &c->cred, &caller);
-        r = phi_dispatch(d, &caller, req, &reply, &ticket);
+        if (c->server->handler) {
+                /* The PAM socket is 0600 root; the check holds even if someone
+                 * loosens the mode, and it needs no name lookup. */
+                if (c->cred.uid != 0) {
+                        c->close_after_write = true;
+                        r = phi_msg_new_error(-EACCES, &reply, "only root (PAM in sshd, sudo, the VPN) may "
+                                                               "use the PAM socket");
+                } else
+                        r = c->server->handler(c->server->handler_data, req, &reply, &ticket);
+        } else {
+                /* Identify per request: group membership may have changed since connect. */
+                phi_caller_identify(d, &c->cred, &caller);
+                r = phi_dispatch(d, &caller, req, &reply, &ticket);
+        }
         if (r < 0 && !reply && phi_msg_new_error(r, &reply, "internal error: %s", phi_errno_text(r)) < 0) {
                 conn_free(c);
                 return;
@@ -316,8 +329,23 @@ static int on_sync_event(sd_event_source *src, int fd, uint32_t revents, void *u
         return 0;
 }
 
-/* The TOTP verifier committed a round: send each reply to the connection that
- * waits for it. A connection that gave up meanwhile is gone; its reply is dropped. */
+void phi_server_deliver(phi_server *s, uint64_t ticket, phi_msg *reply) {
+        struct conn *c = s->conns;
+
+        while (c && c->waiting_ticket != ticket)
+                c = c->next;
+        if (c) {
+                c->waiting_ticket = 0;
+                (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+                if (!reply || conn_send(c, reply) < 0)
+                        conn_free(c);
+        }
+        phi_msg_free(reply);
+}
+
+/* The TOTP verifier committed a round with requests from this socket (phictl's
+ * enrolment and admin verbs): send each reply to the connection that waits for
+ * it. A connection that gave up meanwhile is gone; its reply is dropped. */
 static int on_verifier_event(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         struct phi_server *s = userdata;
         phi_msg *reply = NULL;
@@ -325,23 +353,12 @@ static int on_verifier_event(sd_event_source *src, int fd, uint32_t revents, voi
 
         (void) src, (void) fd, (void) revents;
         phi_verifier_event_ack(s->daemon->verifier);
-        while (phi_verifier_take(s->daemon->verifier, &ticket, &reply)) {
-                struct conn *c = s->conns;
-                while (c && c->waiting_ticket != ticket)
-                        c = c->next;
-                if (c) {
-                        c->waiting_ticket = 0;
-                        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
-                        if (!reply || conn_send(c, reply) < 0)
-                                conn_free(c);
-                }
-                phi_msg_free(reply);
-                reply = NULL;
-        }
+        while (phi_verifier_take(s->daemon->verifier, &ticket, &reply))
+                phi_server_deliver(s, ticket, PHI_TAKE_PTR(reply));
         return 0;
 }
 
-static int listen_on(const char *path, int *ret_fd) {
+int phi_server_listen(const char *path, mode_t mode, int *ret_fd) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -1;
         size_t len = strlen(path);
@@ -375,13 +392,13 @@ static int listen_on(const char *path, int *ret_fd) {
                         (void) unlink(sa.sun_path);
                 }
         }
-        /* 0666: each verb authorises its caller. Set with chmod, not umask(0111):
-         * the umask is process-wide and the sync thread creates files at the same
-         * time (the socket once came out 0600). Bound under PATH.new and renamed
-         * over PATH (replacing a stale socket), so PATH never has another mode. */
+        /* The mode is set with chmod, not the umask: the umask is process-wide and
+         * the sync thread creates files at the same time (the socket once came
+         * out 0600). Bound under PATH.new and renamed over PATH (replacing a
+         * stale socket), so PATH never has another mode. */
         if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
                 return phi_negative_errno();
-        if (chmod(sa.sun_path, 0666) < 0 || rename(sa.sun_path, path) < 0) {
+        if (chmod(sa.sun_path, mode) < 0 || rename(sa.sun_path, path) < 0) {
                 int r = phi_negative_errno();
                 (void) unlink(sa.sun_path);
                 return r;
@@ -392,26 +409,19 @@ static int listen_on(const char *path, int *ret_fd) {
         return 0;
 }
 
-int phi_server_new(sd_event *event, struct phi_daemon *d, const char *path, phi_server **ret) {
+static int server_new(sd_event *event, int listen_fd, const char *path, mode_t mode, phi_server **ret) {
         phi_server *s = calloc(1, sizeof(*s));
-        int n, r;
+        int r;
 
         if (!s)
                 return -ENOMEM;
         s->event = event;
-        s->daemon = d;
         s->listen_fd = -1;
-        n = sd_listen_fds(1);
-        if (n > 1) {
-                r = -EINVAL;
-                phi_log(LOG_ERR, "systemd passed %d sockets; expected one", n);
-                goto fail;
-        }
-        if (n == 1) {
-                s->listen_fd = SD_LISTEN_FDS_START;
+        if (listen_fd >= 0) {
+                s->listen_fd = listen_fd;
                 (void) fcntl(s->listen_fd, F_SETFL, O_NONBLOCK);
         } else {
-                r = listen_on(path, &s->listen_fd);
+                r = phi_server_listen(path, mode, &s->listen_fd);
                 if (r < 0) {
                         phi_log(LOG_ERR, "cannot listen on %s: %s", path, phi_errno_text(r));
                         goto fail;
@@ -419,19 +429,50 @@ int phi_server_new(sd_event *event, struct phi_daemon *d, const char *path, phi_
                 s->bound_path = strdup(path);
         }
         r = sd_event_add_io(event, &s->listen_src, s->listen_fd, EPOLLIN, on_accept, s);
-        if (r >= 0)
-                r = sd_event_add_io(event, &s->sync_src, phi_sync_event_fd(d->sync), EPOLLIN,
-                                    on_sync_event, s);
-        if (r >= 0 && d->verifier)
-                r = sd_event_add_io(event, &s->verifier_src, phi_verifier_event_fd(d->verifier), EPOLLIN,
-                                    on_verifier_event, s);
         if (r < 0)
                 goto fail;
         *ret = s;
         return 0;
 fail:
+        /* A passed socket stays with the caller unless this succeeds. */
+        if (listen_fd >= 0)
+                s->listen_fd = -1;
         phi_server_free(s);
         return r;
+}
+
+int phi_server_new(sd_event *event, struct phi_daemon *d, int listen_fd, const char *path, phi_server **ret) {
+        phi_server *s = NULL;
+        int r;
+
+        r = server_new(event, listen_fd, path, 0666, &s);
+        if (r < 0)
+                return r;
+        s->daemon = d;
+        r = sd_event_add_io(event, &s->sync_src, phi_sync_event_fd(d->sync), EPOLLIN, on_sync_event, s);
+        if (r >= 0 && d->verifier)
+                r = sd_event_add_io(event, &s->verifier_src, phi_verifier_event_fd(d->verifier), EPOLLIN,
+                                    on_verifier_event, s);
+        if (r < 0) {
+                phi_server_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+int phi_server_new_pam(sd_event *event, int listen_fd, const char *path, phi_server_handler handler,
+                       void *userdata, phi_server **ret) {
+        phi_server *s = NULL;
+        int r;
+
+        r = server_new(event, listen_fd, path, 0600, &s);
+        if (r < 0)
+                return r;
+        s->handler = handler;
+        s->handler_data = userdata;
+        *ret = s;
+        return 0;
 }
 
 void phi_server_free(phi_server *s) {

@@ -6,6 +6,8 @@
 
 #include <systemd/sd-event.h>
 
+#include <sys/types.h>
+
 #include "daemon.h"
 
 #define PHI_SERVER_MAX_CONNECTIONS 512
@@ -15,10 +17,30 @@
 
 typedef struct phi_server phi_server;
 
-/* Uses the socket passed by systemd (sd_listen_fds) if there is one, else binds
- * path (mode 0666: every local user may ask; each verb checks who asks). */
-int phi_server_new(sd_event *event, struct phi_daemon *d, const char *path, phi_server **ret)
-        _phi_warn_unused_ _phi_nonnull_;
+/* The request socket: listen_fd when systemd passed one (taken on success;
+ * else -1: binds path, mode 0666: every local user may ask; each verb checks
+ * who asks). */
+int phi_server_new(sd_event *event, struct phi_daemon *d, int listen_fd, const char *path, phi_server **ret)
+        _phi_warn_unused_ _phi_nonnull_args_(1, 2, 4, 5);
+
+/*
+ * The PAM socket: only root connects (mode 0600, and SO_PEERCRED is checked
+ * on every frame), and each frame goes to handler instead of the verb table.
+ * The handler answers at once (*ret_reply) or keeps the request and sets
+ * *ret_ticket; phi_server_deliver() answers it later, on the thread that runs
+ * event. It lives apart from the request socket so that no unprivileged
+ * client, however many connections it opens, stands between a login and its
+ * answer, and so that the TOTP verifier can serve it on its own thread.
+ */
+typedef int (*phi_server_handler)(void *userdata, const phi_msg *req, phi_msg **ret_reply, uint64_t *ret_ticket);
+int phi_server_new_pam(sd_event *event, int listen_fd, const char *path, phi_server_handler handler,
+                       void *userdata, phi_server **ret) _phi_warn_unused_ _phi_nonnull_args_(1, 3, 4, 6);
+/* Sends reply (taken, may be NULL: the connection is closed) to the connection
+ * waiting for ticket; drops it if that connection is gone. */
+void phi_server_deliver(phi_server *s, uint64_t ticket, phi_msg *reply) _phi_nonnull_args_(1);
+
+/* Binds path with mode (as PATH.new, then renamed over PATH) and listens. */
+int phi_server_listen(const char *path, mode_t mode, int *ret_fd) _phi_warn_unused_ _phi_nonnull_;
 void phi_server_free(phi_server *s);
 PHI_DEFINE_TRIVIAL_CLEANUP_FUNC(phi_server *, phi_server_free);
 

@@ -33,7 +33,7 @@ void phi_totp_reconfigure(phi_verifier *v, const struct phi_config *old, const s
                 phi_log(LOG_WARNING, "reload: the TOTP master key changes only on restart");
 }
 
-int phi_totp_start(const struct phi_config *c, phi_verifier **ret) {
+int phi_totp_start(const struct phi_config *c, int pam_fd, phi_verifier **ret) {
         struct phi_seal_options o = { .key_path = c->totp_master_key, .create = c->totp_create_master_key };
         struct phi_verifier_policy p;
         const char *source = NULL, *reason = NULL;
@@ -53,13 +53,13 @@ int phi_totp_start(const struct phi_config *c, phi_verifier **ret) {
                         r == -ENOENT ? "absent, and [totp] create_master_key is off" : phi_errno_text(r));
                 return r;
         }
-        r = phi_verifier_new("sqlite", c->store_path, key, &p, ret);
+        r = phi_verifier_new("sqlite", c->store_path, key, &p, pam_fd, c->pam_socket_path, ret);
         if (r < 0) {
                 phi_log(LOG_CRIT, "cannot start the TOTP verifier: %s; TOTP logins will be refused",
                         phi_errno_text(r));
                 return r;
         }
-        phi_log(LOG_INFO, "TOTP verifier ready (master key from %s)", source);
+        phi_log(LOG_INFO, "TOTP verifier ready on %s (master key from %s)", c->pam_socket_path, source);
         return 0;
 }
 
@@ -75,29 +75,18 @@ static int submit(struct phi_daemon *d, struct phi_verify_request *q, phi_msg **
         return r;
 }
 
-static void copy(char *dst, size_t size, const phi_msg *req, uint16_t tag) {
-        const char *s = NULL;
-
-        /* The schema bounds every field below these buffers. */
-        snprintf(dst, size, "%s", phi_msg_get_str(req, tag, &s) == 0 ? s : "");
-}
-
 int phi_handle_auth(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                     phi_msg **ret_reply, uint64_t *ret_ticket) {
-        struct phi_verify_request q = { .kind = PHI_VERIFY_LOGIN };
-        const char *user = NULL, *code = NULL;
+        (void) caller, (void) req, (void) ret_ticket;
+        return phi_msg_new_error(-EOPNOTSUPP, ret_reply,
+                                 "codes are verified on the PAM socket %s, not on this one; "
+                                 "check pam_phi's socket= option",
+                                 d->config->pam_socket_path);
+}
 
-        (void) caller;
-        if (phi_msg_get_str(req, PHI_TAG_USER, &user) < 0 || phi_msg_get_str(req, PHI_TAG_CODE, &code) < 0)
-                return phi_msg_new_error(-EPROTO, ret_reply, "auth needs user and code");
-        if (!phi_name_valid(user) || strlen(code) >= sizeof(q.code))
-                return phi_msg_new_error(-EACCES, ret_reply, "Verification failed.");
-        snprintf(q.user, sizeof(q.user), "%s", user);
-        memcpy(q.code, code, strlen(code));
-        copy(q.service, sizeof(q.service), req, PHI_TAG_SERVICE);
-        copy(q.rhost, sizeof(q.rhost), req, PHI_TAG_RHOST);
-        copy(q.tty, sizeof(q.tty), req, PHI_TAG_TTY);
-        return submit(d, &q, ret_reply, ret_ticket);
+int phi_handle_pam_unavailable(void *userdata, const phi_msg *req, phi_msg **ret_reply, uint64_t *ret_ticket) {
+        (void) userdata, (void) req, (void) ret_ticket;
+        return phi_msg_new_error(-EIO, ret_reply, "TOTP is unavailable: the daemon has no master key");
 }
 
 /* The caller of enroll/activate is the user, as SO_PEERCRED says. */

@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "journal.h"
 #include "phi/secret.h"
+#include "server.h"
 #include "store.h"
 #include "verifier.h"
 
@@ -50,6 +52,7 @@ struct answer {
 struct job {
         struct phi_verify_request req;
         uint64_t ticket;
+        bool from_pam;               /* answered on the PAM socket, by this thread */
         enum outcome outcome;
         bool lock_user, lock_host;   /* this request started a lockout */
         uint64_t locked_until;
@@ -74,12 +77,30 @@ struct phi_verifier {
         phi_seal_key *key;
         struct phi_verifier_policy policy;
         struct phi_token dummy;
-        int event_fd;
+        int event_fd;               /* thread -> event loop: replies for the request socket */
+        int wake_fd;                /* event loop -> thread: requests queued, or stop */
         pthread_t thread;
         bool thread_started;
 
+        /* The thread's own loop and the PAM socket it serves. */
+        int pam_fd;
+        char *pam_bound;            /* the path this process bound, unlinked at the end */
+        sd_event *event;
+        phi_server *pam;
+        sd_event_source *wake_src, *round_src;
+        int start_result;
+        bool start_done;
+
+        /* The journal thread: a round's jobs are journaled there, so that the
+         * verifier goes back to its socket as soon as the replies are out. */
+        pthread_t journal_thread;
+        bool journal_started, journal_stop;
+        struct queue journal;
+        pthread_mutex_t journal_lock;
+        pthread_cond_t journal_wake;
+
         pthread_mutex_t lock;
-        pthread_cond_t wake;
+        pthread_cond_t started;
         struct queue todo;
         struct answers done;
         bool stop;
@@ -565,133 +586,124 @@ static bool round_serve(phi_verifier *v, struct queue *batch) {
         return r >= 0;
 }
 
-static void *verifier_thread(void *arg) {
+/* Takes everything queued and serves it as one round: one transaction, one
+ * fdatasync. Replies to the PAM socket leave from here at once; those for the
+ * request socket go to the event loop through event_fd. */
+static void round_run(phi_verifier *v) {
+        struct queue batch;
+        uint64_t one = 1;
+        bool to_loop = false;
+
+        pthread_mutex_lock(&v->lock);
+        batch = v->todo;
+        v->todo = (struct queue){ 0 };
+        if (v->policy_changed) {
+                v->policy = v->next_policy;
+                v->policy_changed = false;
+        }
+        pthread_mutex_unlock(&v->lock);
+        if (!batch.head)
+                return;
+
+        (void) round_serve(v, &batch);
+
+        /* The replies leave first: each waits only for its own durable commit,
+         * not for the journal entries of the whole round. The journal comes
+         * right after (answer, then journal event), from the jobs, which this
+         * thread still owns. */
+        for (struct job *j = batch.head; j; j = j->next)
+                if (j->from_pam)
+                        phi_server_deliver(v->pam, j->ticket, PHI_TAKE_PTR(j->reply));
+        pthread_mutex_lock(&v->lock);
+        v->rounds++;
+        v->requests += batch.n;
+        for (struct job *j = batch.head; j; j = j->next) {
+                if (j->from_pam)
+                        continue;
+                struct answer *a = PHI_TAKE_PTR(j->answer);
+                a->ticket = j->ticket;
+                a->reply = PHI_TAKE_PTR(j->reply);
+                a->next = NULL;
+                if (v->done.tail)
+                        v->done.tail->next = a;
+                else
+                        v->done.head = a;
+                v->done.tail = a;
+                to_loop = true;
+        }
+        pthread_mutex_unlock(&v->lock);
+        if (to_loop)
+                (void) !write(v->event_fd, &one, sizeof(one));
+
+        /* Answer, then journal event: the entries are written by the journal
+         * thread while this one serves the next round. A rolled-back round's
+         * jobs carry no outcome and journal nothing (its failure is logged). */
+        pthread_mutex_lock(&v->journal_lock);
+        if (v->journal.tail)
+                v->journal.tail->next = batch.head;
+        else
+                v->journal.head = batch.head;
+        v->journal.tail = batch.tail;
+        v->journal.n += batch.n;
+        pthread_mutex_unlock(&v->journal_lock);
+        pthread_cond_signal(&v->journal_wake);
+}
+
+static void *journal_thread(void *arg) {
         phi_verifier *v = arg;
 
         for (;;) {
                 struct queue batch;
-                uint64_t one = 1;
-                bool committed;
 
-                pthread_mutex_lock(&v->lock);
-                while (!v->stop && !v->todo.head)
-                        pthread_cond_wait(&v->wake, &v->lock);
-                if (v->stop) {
-                        pthread_mutex_unlock(&v->lock);
-                        break;
-                }
-                batch = v->todo;
-                v->todo = (struct queue){ 0 };
-                if (v->policy_changed) {
-                        v->policy = v->next_policy;
-                        v->policy_changed = false;
-                }
-                pthread_mutex_unlock(&v->lock);
-
-                committed = round_serve(v, &batch);
-
-                /* The replies leave first: each waits only for its own durable
-                 * commit, not for the journal entries of the whole round. The
-                 * journal comes right after (answer, then journal event), from
-                 * the jobs, which this thread still owns. */
-                pthread_mutex_lock(&v->lock);
-                v->rounds++;
-                v->requests += batch.n;
-                for (struct job *j = batch.head; j; j = j->next) {
-                        struct answer *a = PHI_TAKE_PTR(j->answer);
-                        a->ticket = j->ticket;
-                        a->reply = PHI_TAKE_PTR(j->reply);
-                        a->next = NULL;
-                        if (v->done.tail)
-                                v->done.tail->next = a;
-                        else
-                                v->done.head = a;
-                        v->done.tail = a;
-                }
-                pthread_mutex_unlock(&v->lock);
-                (void) !write(v->event_fd, &one, sizeof(one));
-
+                pthread_mutex_lock(&v->journal_lock);
+                while (!v->journal.head && !v->journal_stop)
+                        pthread_cond_wait(&v->journal_wake, &v->journal_lock);
+                batch = v->journal;
+                v->journal = (struct queue){ 0 };
+                pthread_mutex_unlock(&v->journal_lock);
+                if (!batch.head)
+                        break;   /* stopping, and everything is written */
                 while (batch.head) {
                         struct job *j = batch.head;
                         batch.head = j->next;
-                        if (committed)
-                                journal_job(j);
+                        journal_job(j);
                         job_free(j);
                 }
         }
         return NULL;
 }
 
-/* --------------------------------------------------------------- public API */
-
-int phi_verifier_new(const char *backend, const char *location, phi_seal_key *key,
-                     const struct phi_verifier_policy *policy, phi_verifier **ret) {
-        phi_verifier *v = calloc(1, sizeof(*v));
-        uint8_t seed[PHI_SEAL_SEED_BYTES];
-        int r;
-
-        if (!v) {
-                phi_seal_key_free(key);
-                return -ENOMEM;
-        }
-        v->key = key;
-        v->policy = *policy;
-        v->event_fd = -1;
-        v->next_ticket = 1;
-        pthread_mutex_init(&v->lock, NULL);
-        pthread_cond_init(&v->wake, NULL);
-
-        /* The stand-in token for names without one: same algorithm and size as a
-         * real token, so checking it costs the same. */
-        v->dummy = (struct phi_token){ .state = PHI_TOKEN_ACTIVE, .algorithm = policy->algorithm,
-                                       .digits = policy->digits };
-        phi_seal_seed_new(seed);
-        r = phi_seal(key, DUMMY_USER, seed, sizeof(seed), v->dummy.nonce, v->dummy.sealed);
-        phi_secret_wipe(seed, sizeof(seed));
-        if (r < 0)
-                goto fail;
-        v->dummy.sealed_len = sizeof(seed) + PHI_SEAL_TAG_BYTES;
-
-        v->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (v->event_fd < 0) {
-                r = phi_negative_errno();
-                goto fail;
-        }
-        if ((r = phi_store_open(backend, location, &v->store)) < 0)
-                goto fail;
-        r = -pthread_create(&v->thread, NULL, verifier_thread, v);
-        if (r < 0)
-                goto fail;
-        v->thread_started = true;
-        *ret = v;
+/* Runs at idle priority: after every connection with a frame ready has been
+ * read, so that what arrived together is served together. */
+static int on_round(sd_event_source *src, void *userdata) {
+        (void) sd_event_source_set_priority(src, SD_EVENT_PRIORITY_IDLE);
+        round_run(userdata);
         return 0;
-fail:
-        phi_verifier_free(v);
-        return r;
 }
 
-void phi_verifier_free(phi_verifier *v) {
-        if (!v)
-                return;
-        if (v->thread_started) {
-                pthread_mutex_lock(&v->lock);
-                v->stop = true;
-                pthread_cond_signal(&v->wake);
-                pthread_mutex_unlock(&v->lock);
-                pthread_join(v->thread, NULL);
-        }
-        queue_free(&v->todo);
-        answers_free(&v->done);
-        phi_store_free(v->store);
-        phi_seal_key_free(v->key);
-        (void) phi_close_safe(v->event_fd);
-        pthread_mutex_destroy(&v->lock);
-        pthread_cond_destroy(&v->wake);
-        phi_secret_wipe(v, sizeof(*v));
-        free(v);
+static void round_schedule(phi_verifier *v) {
+        (void) sd_event_source_set_enabled(v->round_src, SD_EVENT_ONESHOT);
 }
 
-int phi_verifier_submit(phi_verifier *v, const struct phi_verify_request *req, uint64_t *ret_ticket) {
+static int on_wake(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        phi_verifier *v = userdata;
+        uint64_t n;
+        bool stop;
+
+        (void) src, (void) revents;
+        (void) !read(fd, &n, sizeof(n));
+        pthread_mutex_lock(&v->lock);
+        stop = v->stop;
+        pthread_mutex_unlock(&v->lock);
+        if (stop)
+                return sd_event_exit(v->event, 0);
+        round_schedule(v);
+        return 0;
+}
+
+/* queue_push under the lock; -ENOBUFS when the queue is full. */
+static int enqueue(phi_verifier *v, const struct phi_verify_request *req, bool from_pam, uint64_t *ret_ticket,
+                   size_t *ret_queued) {
         struct job *j;
         int r = 0;
 
@@ -709,16 +721,233 @@ int phi_verifier_submit(phi_verifier *v, const struct phi_verify_request *req, u
                 goto out;
         }
         j->req = *req;
+        j->from_pam = from_pam;
         j->ticket = PHI_VERIFIER_TICKET_BIT | v->next_ticket++;
         queue_push(&v->todo, j);
         *ret_ticket = j->ticket;
+        *ret_queued = v->todo.n;
 out:
         pthread_mutex_unlock(&v->lock);
-        /* Signalled after the unlock: a thread woken while the lock is still
-         * held would only block on it again, one more context switch on the
-         * path of every login. The thread re-checks the queue under the lock. */
+        return r;
+}
+
+/* A frame on the PAM socket, on this thread. */
+static int on_pam_request(void *userdata, const phi_msg *req, phi_msg **ret_reply, uint64_t *ret_ticket) {
+        phi_verifier *v = userdata;
+        struct phi_verify_request q;
+        size_t queued = 0;
+        int r;
+
+        r = phi_verify_request_from_auth(req, &q, ret_reply);
+        if (r <= 0)
+                goto out;
+        r = enqueue(v, &q, true, ret_ticket, &queued);
+        if (r < 0) {
+                r = phi_msg_new_error(r == -ENOBUFS ? -EBUSY : r, ret_reply, "too many requests waiting; try again");
+                goto out;
+        }
+        /* A flood of new connections must not keep the round from running: past
+         * ROUND_MAX it no longer waits for idle, it takes its turn. */
+        if (queued >= PHI_VERIFIER_ROUND_MAX)
+                (void) sd_event_source_set_priority(v->round_src, SD_EVENT_PRIORITY_NORMAL);
+        round_schedule(v);
+        r = 0;
+out:
+        phi_secret_wipe(&q, sizeof(q));
+        return r;
+}
+
+static int thread_setup(phi_verifier *v) {
+        int r;
+
+        if ((r = sd_event_new(&v->event)) < 0 ||
+            (r = sd_event_add_io(v->event, &v->wake_src, v->wake_fd, EPOLLIN, on_wake, v)) < 0 ||
+            (r = sd_event_add_defer(v->event, &v->round_src, on_round, v)) < 0 ||
+            (r = sd_event_source_set_priority(v->round_src, SD_EVENT_PRIORITY_IDLE)) < 0 ||
+            (r = sd_event_source_set_enabled(v->round_src, SD_EVENT_OFF)) < 0)
+                return r;
+        if (v->pam_fd >= 0) {
+                r = phi_server_new_pam(v->event, v->pam_fd, "(PAM socket)", on_pam_request, v, &v->pam);
+                if (r < 0)
+                        return r;
+                v->pam_fd = -1;   /* the server's now */
+        }
+        return 0;
+}
+
+static void *verifier_thread(void *arg) {
+        phi_verifier *v = arg;
+        int r = thread_setup(v);
+
+        pthread_mutex_lock(&v->lock);
+        v->start_result = r;
+        v->start_done = true;
+        pthread_cond_broadcast(&v->started);
+        pthread_mutex_unlock(&v->lock);
+        if (r >= 0)
+                (void) sd_event_loop(v->event);
+        /* Connections still waiting see theirs close: PAM denies. */
+        phi_server_free(PHI_TAKE_PTR(v->pam));
+        sd_event_source_disable_unref(PHI_TAKE_PTR(v->wake_src));
+        sd_event_source_disable_unref(PHI_TAKE_PTR(v->round_src));
+        v->event = sd_event_unref(v->event);
+        return NULL;
+}
+
+/* --------------------------------------------------------------- public API */
+
+int phi_verify_request_from_auth(const phi_msg *req, struct phi_verify_request *q, phi_msg **ret_reply) {
+        const char *user = NULL, *code = NULL;
+
+        *q = (struct phi_verify_request){ .kind = PHI_VERIFY_LOGIN };
+        if (phi_msg_get_str(req, PHI_TAG_USER, &user) < 0 || phi_msg_get_str(req, PHI_TAG_CODE, &code) < 0)
+                return phi_msg_new_error(-EPROTO, ret_reply, "auth needs user and code");
+        if (!phi_name_valid(user) || strlen(code) >= sizeof(q->code))
+                return phi_msg_new_error(-EACCES, ret_reply, GENERIC_FAILURE);
+        snprintf(q->user, sizeof(q->user), "%s", user);
+        memcpy(q->code, code, strlen(code));
+        /* The schema bounds each of these below its buffer. */
+        const struct {
+                uint16_t tag;
+                char *dst;
+                size_t size;
+        } fields[] = {
+                { PHI_TAG_SERVICE, q->service, sizeof(q->service) },
+                { PHI_TAG_RHOST, q->rhost, sizeof(q->rhost) },
+                { PHI_TAG_TTY, q->tty, sizeof(q->tty) },
+        };
+        for (size_t i = 0; i < PHI_ELEMENTSOF(fields); i++) {
+                const char *value = NULL;
+                snprintf(fields[i].dst, fields[i].size, "%s",
+                         phi_msg_get_str(req, fields[i].tag, &value) == 0 ? value : "");
+        }
+        return 1;
+}
+
+int phi_verifier_new(const char *backend, const char *location, phi_seal_key *key,
+                     const struct phi_verifier_policy *policy, int pam_fd, const char *pam_path,
+                     phi_verifier **ret) {
+        phi_verifier *v = calloc(1, sizeof(*v));
+        uint8_t seed[PHI_SEAL_SEED_BYTES];
+        int r;
+
+        if (!v) {
+                phi_seal_key_free(key);
+                return -ENOMEM;
+        }
+        v->key = key;
+        v->policy = *policy;
+        v->event_fd = v->wake_fd = -1;
+        v->pam_fd = pam_fd;
+        v->next_ticket = 1;
+        pthread_mutex_init(&v->lock, NULL);
+        pthread_cond_init(&v->started, NULL);
+        pthread_mutex_init(&v->journal_lock, NULL);
+        pthread_cond_init(&v->journal_wake, NULL);
+
+        /* The stand-in token for names without one: same algorithm and size as a
+         * real token, so checking it costs the same. */
+        v->dummy = (struct phi_token){ .state = PHI_TOKEN_ACTIVE, .algorithm = policy->algorithm,
+                                       .digits = policy->digits };
+        phi_seal_seed_new(seed);
+        r = phi_seal(key, DUMMY_USER, seed, sizeof(seed), v->dummy.nonce, v->dummy.sealed);
+        phi_secret_wipe(seed, sizeof(seed));
+        if (r < 0)
+                goto fail;
+        v->dummy.sealed_len = sizeof(seed) + PHI_SEAL_TAG_BYTES;
+
+        v->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        v->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (v->event_fd < 0 || v->wake_fd < 0) {
+                r = phi_negative_errno();
+                goto fail;
+        }
+        if ((r = phi_store_open(backend, location, &v->store)) < 0)
+                goto fail;
+        /* Bound here, not on the thread, so that a bad path fails the start. */
+        if (v->pam_fd < 0 && pam_path) {
+                if ((r = phi_server_listen(pam_path, 0600, &v->pam_fd)) < 0) {
+                        phi_log(LOG_ERR, "cannot listen on %s: %s", pam_path, phi_errno_text(r));
+                        goto fail;
+                }
+                v->pam_bound = strdup(pam_path);
+                if (!v->pam_bound) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
+        r = -pthread_create(&v->journal_thread, NULL, journal_thread, v);
+        if (r < 0)
+                goto fail;
+        v->journal_started = true;
+        r = -pthread_create(&v->thread, NULL, verifier_thread, v);
+        if (r < 0)
+                goto fail;
+        v->thread_started = true;
+        pthread_mutex_lock(&v->lock);
+        while (!v->start_done)
+                pthread_cond_wait(&v->started, &v->lock);
+        r = v->start_result;
+        pthread_mutex_unlock(&v->lock);
+        if (r < 0)
+                goto fail;
+        *ret = v;
+        return 0;
+fail:
+        /* A socket systemd passed stays with the caller. */
+        if (v->pam_fd == pam_fd)
+                v->pam_fd = -1;
+        phi_verifier_free(v);
+        return r;
+}
+
+void phi_verifier_free(phi_verifier *v) {
+        if (!v)
+                return;
+        if (v->thread_started) {
+                uint64_t one = 1;
+                pthread_mutex_lock(&v->lock);
+                v->stop = true;
+                pthread_mutex_unlock(&v->lock);
+                (void) !write(v->wake_fd, &one, sizeof(one));
+                pthread_join(v->thread, NULL);
+        }
+        /* After the verifier: every round it finished is journaled. */
+        if (v->journal_started) {
+                pthread_mutex_lock(&v->journal_lock);
+                v->journal_stop = true;
+                pthread_mutex_unlock(&v->journal_lock);
+                pthread_cond_signal(&v->journal_wake);
+                pthread_join(v->journal_thread, NULL);
+        }
+        queue_free(&v->journal);
+        queue_free(&v->todo);
+        answers_free(&v->done);
+        phi_store_free(v->store);
+        phi_seal_key_free(v->key);
+        (void) phi_close_safe(v->event_fd);
+        (void) phi_close_safe(v->wake_fd);
+        (void) phi_close_safe(v->pam_fd);
+        if (v->pam_bound) {
+                (void) unlink(v->pam_bound);
+                free(v->pam_bound);
+        }
+        pthread_mutex_destroy(&v->lock);
+        pthread_cond_destroy(&v->started);
+        pthread_mutex_destroy(&v->journal_lock);
+        pthread_cond_destroy(&v->journal_wake);
+        phi_secret_wipe(v, sizeof(*v));
+        free(v);
+}
+
+int phi_verifier_submit(phi_verifier *v, const struct phi_verify_request *req, uint64_t *ret_ticket) {
+        uint64_t one = 1;
+        size_t queued;
+        int r;
+
+        r = enqueue(v, req, false, ret_ticket, &queued);
         if (r == 0)
-                pthread_cond_signal(&v->wake);
+                (void) !write(v->wake_fd, &one, sizeof(one));
         return r;
 }
 

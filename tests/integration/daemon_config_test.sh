@@ -27,6 +27,7 @@ bind_password_file = $dir/bindpw
 path = $dir/phi.db
 [daemon]
 socket = $dir/socket
+pam_socket = $dir/pam
 CONF
 chmod 644 "$good"
 rc=0; out=$("$PHI_DAEMON" --check-config --config "$good" 2>&1) || rc=$?
@@ -151,11 +152,32 @@ phi_assert_eq "$rc" 2 "bad sync option: exit 2"
 if command -v systemd-socket-activate >/dev/null; then
     phi_spawn activated systemd-socket-activate -l "$dir/activated.sock" \
         "$PHI_DAEMON" --foreground --config "$good"
+    activated=$PHI_LAST_PID
     phi_check "socket-activated daemon answers on the passed socket" phi_wait_for --timeout 10 \
         "$PHI_CTL" --socket "$dir/activated.sock" status
     phi_check "and did not bind its configured path" test ! -e "$dir/socket"
     phi_assert_eq "$("$PHI_CTL" --socket "$dir/activated.sock" --json status | jq -r .daemon)" running \
         "status through the activated socket"
+    phi_check "the PAM socket it was not passed is bound from the config" test -S "$dir/pam"
+    phi_stop_pid "$activated"
+    # As the units pass them: the request socket named main, the PAM socket pam.
+    phi_spawn activated2 systemd-socket-activate -l "$dir/main2.sock" -l "$dir/pam2.sock" --fdname=main:pam \
+        "$PHI_DAEMON" --foreground --config "$good"
+    activated=$PHI_LAST_PID
+    phi_check "with two named sockets the daemon answers on main" phi_wait_for --timeout 10 \
+        "$PHI_CTL" --socket "$dir/main2.sock" status
+    phi_check "and binds neither configured path" test ! -e "$dir/socket" -a ! -e "$dir/pam"
+    # This config has no master key: the PAM socket answers every login with why.
+    out=$("$PHI_CTL" --socket "$dir/pam2.sock" status 2>&1 || true)
+    phi_assert_contains "$out" "no master key" "the passed PAM socket is served (no master key: refused, with the reason)"
+    phi_stop_pid "$activated"
+    phi_spawn activated3 systemd-socket-activate -l "$dir/main3.sock" -l "$dir/odd.sock" --fdname=main:odd \
+        "$PHI_DAEMON" --foreground --config "$good"
+    # systemd-socket-activate starts the daemon at the first connection.
+    phi_wait_for --timeout 10 test -S "$dir/main3.sock" || phi_fail "systemd-socket-activate did not listen"
+    "$PHI_CTL" --socket "$dir/main3.sock" status >/dev/null 2>&1 || true
+    phi_check "a socket with a name the daemon does not know stops it" phi_wait_for --timeout 10 \
+        grep -q "systemd passed a socket named odd" "$PHI_TMP/activated3.log"
 fi
 
 # The catalog parses and has one entry per PHI_EVENT of SPEC.md, with the ids

@@ -40,6 +40,7 @@ path = $DAEMON_STORE
 
 [daemon]
 socket = $DAEMON_SOCKET
+pam_socket = $DAEMON_DIR/run/pam
 snapshot = $DAEMON_SNAPSHOT
 admin_group = phi-admins
 passwd_file = $DAEMON_DIR/passwd

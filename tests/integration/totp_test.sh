@@ -202,6 +202,46 @@ phi_assert_eq "$(totp_pam phi-auth heidi --rhost 198.51.100.10 --answer "$(totp_
     "the same code from another host passes (it was not used up by the refusal)"
 TOTP_LAST[heidi]=$step
 
+# ---------------------------------------------------------------- the PAM socket
+# Codes are verified on a socket of their own, root's alone; the request socket
+# (every user's) refuses AUTH, and filling it does not hold up a login.
+PAM_SOCKET=/run/phiaccessd/pam
+phi_assert_eq "$(stat -c '%a %U %F' "$PAM_SOCKET")" "600 root socket" "the PAM socket is root's alone (0600)"
+rc=0; out=$(totp_phictl_as bob --socket "$PAM_SOCKET" status 2>&1) || rc=$?
+phi_assert_eq "$rc" 3 "an unprivileged user cannot even connect to it"
+chmod 0666 "$PAM_SOCKET"
+rc=0; out=$(totp_phictl_as bob --socket "$PAM_SOCKET" status 2>&1) || rc=$?
+chmod 0600 "$PAM_SOCKET"
+phi_assert_contains "$out" "only root" "with its mode loosened, the daemon still refuses a non-root caller"
+totp_enroll frank
+totp_enroll judy
+cur=$(phi_journal_cursor)
+totp_stack phi-mainsock "auth required $PAM_PHI socket=$TOTP_SOCKET"
+step=$(totp_fresh_step frank)
+phi_assert_eq "$(totp_pam phi-mainsock frank --answer "$(totp_code frank "$step")")" PAM_AUTHINFO_UNAVAIL \
+    "pam_phi pointed at the request socket is denied"
+ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=pam_driver)
+phi_assert_contains "$(printf '%s\n' "$ev" | phi_json_field MESSAGE)" "verified on the PAM socket" \
+    "and pam_phi logs where codes are verified"
+phi_assert_eq "$(totp_pam phi-auth frank --answer "$(totp_code frank "$step")")" PAM_SUCCESS \
+    "the same code then passes on the PAM socket (the request socket did not use it up)"
+TOTP_LAST[frank]=$step
+# bob fills the request socket: 512 connections held, more are turned away.
+phi_spawn sock-hold setpriv --reuid="${TOTP_UID[bob]}" --regid="${TOTP_UID[bob]}" --clear-groups -- \
+    "$PHI_BUILD_DIR/tests/tools/phi-sock-hold" "$TOTP_SOCKET" 600
+hold_pid=$PHI_LAST_PID
+phi_wait_for --timeout 10 --what "600 connections" grep -q "held 600" "$PHI_TMP/sock-hold.log" ||
+    phi_fail "phi-sock-hold did not connect" "$(cat "$PHI_TMP/sock-hold.log")"
+phi_check_fails "with the request socket full, phictl status is turned away" \
+    timeout 10 "$PHI_BUILD_DIR/phiaccessd/phictl" status
+step=$(totp_fresh_step judy)
+phi_assert_eq "$(totp_pam phi-auth judy --answer "$(totp_code judy "$step")")" PAM_SUCCESS \
+    "with the request socket full, a login still passes"
+TOTP_LAST[judy]=$step
+phi_stop_pid "$hold_pid"
+phi_check "once the connections are gone, phictl status answers again" phi_wait_for --timeout 10 \
+    "$PHI_BUILD_DIR/phiaccessd/phictl" status
+
 # ---------------------------------------------------------------- daemon down
 totp_daemon_stop
 cur=$(phi_journal_cursor)

@@ -14,11 +14,15 @@ mkdir -p "$units"
 # ExecStart must name an executable that exists: this build's.
 sed "s#/usr/sbin/phiaccessd#$PHI_BUILD_DIR/phiaccessd/phiaccessd#g" \
     "$PHI_SOURCE_DIR/phiaccessd/phiaccessd.service" >"$units/phiaccessd.service"
-cp "$PHI_SOURCE_DIR/phiaccessd/phiaccessd.socket" "$units/"
+cp "$PHI_SOURCE_DIR/phiaccessd/phiaccessd.socket" "$PHI_SOURCE_DIR/phiaccessd/phiaccessd-pam.socket" "$units/"
 
-out=$(systemd-analyze verify --man=no "$units/phiaccessd.service" "$units/phiaccessd.socket" 2>&1) ||
-    phi_fail "systemd-analyze verify failed" "$out"
-phi_assert_eq "$out" "" "systemd parses both units without a warning"
+out=$(systemd-analyze verify --man=no "$units/phiaccessd.service" "$units/phiaccessd.socket" \
+    "$units/phiaccessd-pam.socket" 2>&1) || phi_fail "systemd-analyze verify failed" "$out"
+phi_assert_eq "$out" "" "systemd parses the three units without a warning"
+# The daemon takes its sockets by these names; the PAM one is root's alone.
+phi_assert_contains "$(cat "$units/phiaccessd.socket")" "FileDescriptorName=main" "the request socket is named main"
+phi_assert_contains "$(cat "$units/phiaccessd-pam.socket")" "FileDescriptorName=pam" "the PAM socket is named pam"
+phi_assert_contains "$(cat "$units/phiaccessd-pam.socket")" "SocketMode=0600" "the PAM socket is root's alone"
 
 # A unit with a misspelt key must be caught the same way (the check can fail).
 { cat "$units/phiaccessd.service"; echo "ProtectSystm=strict"; } >"$units/typo.service"

@@ -65,7 +65,7 @@ static int setup(void **state) {
                 return -1;
         /* A strict umask at start-up must not close the socket to users. */
         mode_t old = umask(077);
-        int r = phi_server_new(event, &daemon_ctx, sock_path, &server);
+        int r = phi_server_new(event, &daemon_ctx, -1, sock_path, &server);
         (void) umask(old);
         if (r < 0)
                 return -1;

@@ -15,6 +15,8 @@
 #include "phi/wire.h"
 
 #define PHI_SOCKET_PATH "/run/phiaccessd/socket"
+/* pam_phi's: root only, served apart from the request socket. */
+#define PHI_PAM_SOCKET_PATH "/run/phiaccessd/pam"
 #define PHI_CLIENT_DEFAULT_TIMEOUT_MS 3000
 
 typedef struct phi_client phi_client;
