@@ -85,6 +85,7 @@ struct user {
         char *seed;
         size_t seed_len;
         char code[DIGITS + 1];
+        bool coincident;    /* its code for step+1 is also its code for step */
 };
 
 struct opts {
@@ -99,7 +100,7 @@ struct worker {
         struct user *users;
         size_t n;
         uint64_t *lat_ns;
-        size_t ok, refused, errors, unexpected;
+        size_t ok, refused, errors, unexpected, coincident;
         pthread_barrier_t *start;
 };
 
@@ -249,8 +250,18 @@ static int prepare_code(struct user *u, uint64_t step, bool wrong) {
         unsigned v;
         int r;
 
-        if ((r = code_at(u, step + 1, u->code)) < 0 || !wrong)
+        if ((r = code_at(u, step + 1, u->code)) < 0)
                 return r;
+        if (!wrong) {
+                /* The daemon tries the current step first: a code that is also
+                 * the current step's (one user in a million) is taken for that
+                 * step, and refused if the activation used it. Such a refusal
+                 * is right, so it is counted apart, not as unexpected. */
+                if ((r = code_at(u, step, near[0])) < 0)
+                        return r;
+                u->coincident = strcmp(near[0], u->code) == 0;
+                return 0;
+        }
         for (int d = 0; d < 5; d++)
                 if ((r = code_at(u, step - 2 + (uint64_t) d, near[d])) < 0)
                         return r;
@@ -298,6 +309,20 @@ static void classify(struct worker *w, int r, const phi_msg *reply) {
                 w->errors++;
 }
 
+/* Names the user of an answer the run did not expect: the daemon's journal
+ * says why (PHI_REASON), and the bench script prints that entry. */
+static void report_unexpected(const struct user *u, int r, const phi_msg *reply) {
+        const char *msg = NULL;
+        int e = 0;
+
+        if (r < 0)
+                fprintf(stderr, "totp_bench: %s: %s\n", u->name, strerror(-r));
+        else if (phi_msg_type(reply) != PHI_MSG_OK && phi_msg_get_error(reply, &e, &msg) == 0)
+                fprintf(stderr, "totp_bench: %s: refused: %s\n", u->name, msg);
+        else if (O.wrong)
+                fprintf(stderr, "totp_bench: %s: a wrong code was accepted\n", u->name);
+}
+
 static void *auth_thread(void *arg) {
         struct worker *w = arg;
         phi_client *c = NULL;
@@ -327,7 +352,14 @@ static void *auth_thread(void *arg) {
                         c = NULL;
                 }
                 w->lat_ns[i] = now_ns() - t0;
+                size_t unexpected = w->unexpected, errors = w->errors;
                 classify(w, r, reply);
+                if (w->unexpected != unexpected && w->users[i].coincident) {
+                        w->unexpected = unexpected;
+                        w->coincident++;
+                }
+                if (w->unexpected != unexpected || w->errors != errors)
+                        report_unexpected(&w->users[i], r, reply);
                 phi_msg_free(req);
                 phi_msg_free(reply);
                 if (r < 0 && !O.reconnect) {
@@ -533,7 +565,7 @@ static void run(void *(*fn)(void *), struct user *users, size_t n) {
         struct worker *w = calloc(t, sizeof(*w));
         uint64_t *lat = calloc(n, sizeof(*lat));
         pthread_barrier_t start;
-        size_t ok = 0, refused = 0, errors = 0, unexpected = 0, at = 0;
+        size_t ok = 0, refused = 0, errors = 0, unexpected = 0, coincident = 0, at = 0;
         uint64_t t0, t1;
 
         if (!w || !lat)
@@ -555,12 +587,13 @@ static void run(void *(*fn)(void *), struct user *users, size_t n) {
                 refused += w[i].refused;
                 errors += w[i].errors;
                 unexpected += w[i].unexpected;
+                coincident += w[i].coincident;
         }
         t1 = now_ns();
         qsort(lat, n, sizeof(*lat), cmp_u64);
-        printf("result label=%s n=%zu ok=%zu refused=%zu errors=%zu unexpected=%zu threads=%u wall_s=%.3f "
+        printf("result label=%s n=%zu ok=%zu refused=%zu errors=%zu unexpected=%zu coincident=%zu threads=%u wall_s=%.3f "
                "per_s=%.0f p50_us=%.0f p90_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f\n",
-               O.label ? O.label : O.mode, n, ok, refused, errors, unexpected, t, (double) (t1 - t0) / 1e9,
+               O.label ? O.label : O.mode, n, ok, refused, errors, unexpected, coincident, t, (double) (t1 - t0) / 1e9,
                (double) n / ((double) (t1 - t0) / 1e9), pct_us(lat, n, 0.5), pct_us(lat, n, 0.9),
                pct_us(lat, n, 0.99), pct_us(lat, n, 0.999), pct_us(lat, n, 1.0));
         fflush(stdout);

@@ -156,8 +156,9 @@ perf_count() {
 # run_phi LABEL FIRST COUNT THREADS [totp_bench auth args]: one daemon run, with
 # the daemon's sync calls counted by perf and the group commit read from status.
 run_phi() {
-    local label=$1 first=$2 n=$3 t=$4 perf_log=$PHI_TMP/perf.$1 rounds0 req0 line perf_pid
+    local label=$1 first=$2 n=$3 t=$4 perf_log=$PHI_TMP/perf.$1 rounds0 req0 line perf_pid cursor
     shift 4
+    cursor=$(phi_journal_cursor)
     rounds0=$(status_get totp_rounds)
     req0=$(status_get totp_requests)
     if [ "$have_perf" = 1 ]; then
@@ -172,7 +173,12 @@ run_phi() {
         kill -INT "$perf_pid"
         wait "$perf_pid" || true
     fi
-    ok_line "$line" 0 || phi_die "run $label went wrong: $line"
+    if ! ok_line "$line" 0; then
+        # Why the daemon refused (the bench printed the users on stderr).
+        phi_journal_json --after "$cursor" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=auth_fail | tail -n 5 |
+            jq -r '"\(.PHI_USER) \(.PHI_REASON) \(.MESSAGE)"' >&2 || true
+        phi_die "run $label went wrong: $line"
+    fi
     labels+=("$label")
     RES[$label]=$line
     SYNCS[$label]=$(perf_syncs "$perf_log")
