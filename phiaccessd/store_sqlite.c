@@ -88,6 +88,9 @@ enum {
         S_FAILURES_PUT,
         S_FAILURES_DELETE,
         S_FAILURES_PRUNE,
+        S_BEGIN,
+        S_COMMIT,
+        S_ROLLBACK,
         _S_MAX,
 };
 
@@ -120,6 +123,11 @@ static const char *const statements[_S_MAX] = {
         [S_TICKET_PUT] = "INSERT OR REPLACE INTO totp_tickets (user, expires, created) VALUES (?1, ?2, ?3)",
         [S_TICKET_GET] = "SELECT expires FROM totp_tickets WHERE user = ?1",
         [S_TICKET_DELETE] = "DELETE FROM totp_tickets WHERE user = ?1",
+        /* Prepared once like the rest: every TOTP round runs them, and
+         * sqlite3_exec() would parse them each time. */
+        [S_BEGIN] = "BEGIN IMMEDIATE",
+        [S_COMMIT] = "COMMIT",
+        [S_ROLLBACK] = "ROLLBACK",
         [S_FAILURES_GET] = "SELECT count, window_start, locked_until FROM auth_failures"
                            " WHERE kind = ?1 AND key = ?2",
         [S_FAILURES_PUT] = "INSERT OR REPLACE INTO auth_failures (kind, key, count, window_start,"
@@ -279,9 +287,15 @@ fail:
         return r;
 }
 
-static int sqlite_begin(void *b) { return exec(b, "BEGIN IMMEDIATE"); }
-static int sqlite_commit(void *b) { return exec(b, "COMMIT"); }
-static void sqlite_rollback(void *b) { (void) exec(b, "ROLLBACK"); }
+static int run_stmt(struct sqlite_store *s, int which) {
+        sqlite3_stmt *st = stmt(s, which);
+
+        return st ? step_done(st) : -ENOMEM;
+}
+
+static int sqlite_begin(void *b) { return run_stmt(b, S_BEGIN); }
+static int sqlite_commit(void *b) { return run_stmt(b, S_COMMIT); }
+static void sqlite_rollback(void *b) { (void) run_stmt(b, S_ROLLBACK); }
 static int sqlite_schema_version(void *b, unsigned *ret) { return current_version(b, ret); }
 
 static int sqlite_user_put(void *b, const struct phi_user *u) {
