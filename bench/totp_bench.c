@@ -47,7 +47,11 @@
  *       FILE durable as `fsync` does, and write a 9-byte reply (the size of
  *       OK). No daemon can answer an acceptance sooner on this machine: it
  *       has the same two wake-ups and the same sync, and does some work on
- *       top. --no-sync leaves the sync out: the bare request/reply.
+ *       top. --no-sync leaves the sync out: the bare request/reply; --sqlite
+ *       makes each request one SQLite transaction instead (WAL,
+ *       synchronous=FULL, as the daemon's store: BEGIN IMMEDIATE, an UPDATE
+ *       of one row of 50,000, COMMIT) in FILE.db, after 2,500 to warm it up:
+ *       what the store's commit costs over a bare sync.
  *
  * Latency is from the first byte sent (or the connect, or the fork) to the
  * last byte of the reply (or the exit). Secrets are bench data: not wiped.
@@ -59,6 +63,7 @@
 #include <liboath/oath.h>
 #include <pthread.h>
 #include <spawn.h>
+#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +96,7 @@ struct user {
 struct opts {
         const char *mode, *socket, *secrets, *out, *rhost, *service, *label;
         unsigned first, count, threads;
-        bool wrong, reconnect, no_sync;
+        bool wrong, reconnect, no_sync, sqlite;
 };
 
 struct worker {
@@ -471,15 +476,62 @@ static bool full_io(int fd, void *buf, size_t len, bool out) {
         return true;
 }
 
+struct floor_db {
+        sqlite3 *db;
+        sqlite3_stmt *begin, *update, *commit;
+};
+
+static bool floor_db_step(sqlite3_stmt *st) {
+        int rc = sqlite3_step(st);
+        (void) sqlite3_reset(st);
+        return rc == SQLITE_DONE;
+}
+
+static bool floor_db_commit(struct floor_db *f, unsigned i) {
+        return floor_db_step(f->begin) &&
+               sqlite3_bind_int(f->update, 1, (int) ((i * 7919u) % 50000u) + 1) == SQLITE_OK &&
+               floor_db_step(f->update) && floor_db_step(f->commit);
+}
+
+static void floor_db_open(struct floor_db *f) {
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s.db", O.out);
+        if (sqlite3_open(path, &f->db) != SQLITE_OK ||
+            sqlite3_exec(f->db,
+                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                         "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, step INTEGER NOT NULL);"
+                         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000)"
+                         " INSERT OR IGNORE INTO t SELECT x, 0 FROM c;",
+                         NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(f->db, "BEGIN IMMEDIATE", -1, &f->begin, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(f->db, "UPDATE t SET step = step + 1 WHERE id = ?1", -1, &f->update, NULL) !=
+                    SQLITE_OK ||
+            sqlite3_prepare_v2(f->db, "COMMIT", -1, &f->commit, NULL) != SQLITE_OK)
+                die("sqlite", EIO);
+        for (unsigned i = 0; i < 2500; i++)
+                if (!floor_db_commit(f, i))
+                        die("sqlite commit", EIO);
+}
+
 static void floor_server(int sock, size_t n) {
         char page[4096], req[FLOOR_REQUEST], reply[FLOOR_REPLY] = { 0 };
+        struct floor_db f = { 0 };
         int fd = page_file_open(page);
 
+        if (O.sqlite)
+                floor_db_open(&f);
+        /* Ready: the client's clock starts after this. */
+        if (!full_io(sock, reply, 1, true))
+                _exit(1);
         for (size_t i = 0; i < n; i++) {
                 if (!full_io(sock, req, sizeof(req), false))
                         _exit(1);
-                if (!O.no_sync && (pwrite(fd, page, sizeof(page), (off_t) ((i % 64) * sizeof(page))) < 0 ||
-                                   fdatasync(fd) < 0))
+                if (O.sqlite) {
+                        if (!floor_db_commit(&f, (unsigned) i))
+                                _exit(1);
+                } else if (!O.no_sync && (pwrite(fd, page, sizeof(page), (off_t) ((i % 64) * sizeof(page))) < 0 ||
+                                          fdatasync(fd) < 0))
                         _exit(1);
                 if (!full_io(sock, reply, sizeof(reply), true))
                         _exit(1);
@@ -503,6 +555,8 @@ static void *floor_thread(void *arg) {
                 floor_server(sv[1], w->n);
         }
         close(sv[1]);
+        if (!full_io(sv[0], reply, 1, false))
+                die("floor server", EIO);
         pthread_barrier_wait(w->start);
         for (size_t i = 0; i < w->n; i++) {
                 uint64_t t0 = now_ns();
@@ -605,7 +659,7 @@ static void run(void *(*fn)(void *), struct user *users, size_t n) {
 static void usage(void) {
         fputs("usage: totp_bench enroll|auth|pamtester|usersfile|fsync|floor [--socket P] [--secrets F]\n"
               "       [--out F] [--first I] [--count N] [--threads T] [--wrong] [--reconnect]\n"
-              "       [--rhost H] [--service S] [--label L] [--no-sync]\n",
+              "       [--rhost H] [--service S] [--label L] [--no-sync] [--sqlite]\n",
               stderr);
         exit(2);
 }
@@ -618,7 +672,7 @@ int main(int argc, char **argv) {
                 { "wrong", no_argument, NULL, 'w' },         { "reconnect", no_argument, NULL, 'r' },
                 { "rhost", required_argument, NULL, 'h' },   { "service", required_argument, NULL, 'v' },
                 { "label", required_argument, NULL, 'l' },   { "no-sync", no_argument, NULL, 'N' },
-                { NULL, 0, NULL, 0 },
+                { "sqlite", no_argument, NULL, 'Q' },        { NULL, 0, NULL, 0 },
         };
         struct user *users = NULL;
         size_t n = 0;
@@ -642,6 +696,7 @@ int main(int argc, char **argv) {
                 case 'v': O.service = optarg; break;
                 case 'l': O.label = optarg; break;
                 case 'N': O.no_sync = true; break;
+                case 'Q': O.sqlite = true; break;
                 default: usage();
                 }
         if (O.count == 0 || O.threads == 0 || O.first == 0)

@@ -197,7 +197,7 @@ probe() {
     local label=$1 mode=$2 line
     shift 2
     line=$("$BENCH" "$mode" --out "$DIR/fsync-probe" --count 2000 --label "$label" "$@")
-    rm -f "$DIR/fsync-probe"
+    rm -f "$DIR/fsync-probe" "$DIR/fsync-probe.db" "$DIR/fsync-probe.db-wal" "$DIR/fsync-probe.db-shm"
     phi_log "$line"
     labels+=("$label")
     RES[$label]=$line
@@ -208,6 +208,7 @@ probe fdatasync fsync
 probe floor-rtt floor --no-sync
 SYNCS[floor-rtt]="-"
 probe floor floor
+probe floor-sqlite floor --sqlite
 
 next=1
 run_phi phi "$next" "$count" "$threads"
@@ -277,10 +278,13 @@ if [ -n "${RES[phi-c1]:-}" ]; then
         "$(f phi-c1 p50_us)" "$(f floor p50_us)" "$(f floor-after-c1 p50_us)" \
         "$(awk -v p="$(f phi-c1 p50_us)" -v a="$(f floor p50_us)" -v b="$(f floor-after-c1 p50_us)" \
             'BEGIN { printf "%.0f", p - (a + b) / 2 }')"
+    printf '(of which a SQLite commit instead of a bare sync: %s us, floor-sqlite minus floor)\n' \
+        "$(awk -v q="$(f floor-sqlite p50_us)" -v a="$(f floor p50_us)" 'BEGIN { printf "%.0f", q - a }')"
 fi
 printf '(fdatasync: pwrite of one 4 KiB page + fdatasync in the store'"'"'s directory; floor: a server process\n'
 printf ' that only reads a request, syncs that page and replies, over a Unix socket: the floor under any\n'
-printf ' durable answer; floor-rtt: the same server without the sync; vs peer: verifications/s against pam_oath: valid codes against the serial\n'
+printf ' durable answer; floor-rtt: the same server without the sync; floor-sqlite: with a one-row SQLite\n'
+printf ' transaction (WAL, synchronous=FULL) instead of the sync; vs peer: verifications/s against pam_oath: valid codes against the serial\n'
 printf ' run (the only one in which pam_oath accepts every valid code), wrong codes against\n'
 printf ' pam_oath-wrong; req/tx: requests per durable transaction from phictl status; enrolment of %s users\n' "$users"
 printf ' through the protocol: %s users/s, p50 %s us per user (issue + enrol + activate))\n' \
