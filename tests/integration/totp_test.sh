@@ -243,7 +243,15 @@ phi_check "once the connections are gone, phictl status answers again" phi_wait_
     "$PHI_BUILD_DIR/phiaccessd/phictl" status
 
 # ---------------------------------------------------------------- daemon down
+# A login answered just before the stop is journaled all the same: the journal
+# thread writes what the verifier answered before the daemon exits.
+cur=$(phi_journal_cursor)
+step=$(totp_fresh_step grace)
+phi_assert_eq "$(totp_pam phi-auth grace --answer "$(totp_code grace "$step")")" PAM_SUCCESS "a login right before the stop"
+TOTP_LAST[grace]=$step
 totp_daemon_stop
+phi_check "its auth_ok is in the journal after the stop" \
+    phi_journal_wait --timeout 2 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=auth_ok PHI_USER=grace
 cur=$(phi_journal_cursor)
 step=$(totp_fresh_step heidi)
 phi_assert_eq "$(totp_pam phi-auth heidi --answer "$(totp_code heidi "$step")")" PAM_AUTHINFO_UNAVAIL \
