@@ -12,9 +12,9 @@
 #include <time.h>
 
 #include "config.h"
-#include "phi/client.h"
 #include "daemon.h"
 #include "journal.h"
+#include "phi/client.h"
 #include "server.h"
 #include "store.h"
 #include "sync.h"
@@ -219,7 +219,8 @@ static int run(struct main_ctx *m) {
                 if (r < 0)
                         return r;
         }
-        phi_log(LOG_INFO, "phiaccessd %s ready on %s", PHI_VERSION, m->daemon.config->socket_path);
+        phi_log(LOG_INFO, "phiaccessd %s ready on %s and %s", PHI_VERSION, m->daemon.config->socket_path,
+                m->daemon.config->pam_socket_path);
         (void) sd_notify(false, "READY=1\nSTATUS=started, directory sync starting");
         r = sd_event_loop(m->event);
         sd_event_source_disable_unref(status_timer);
