@@ -101,7 +101,7 @@ struct phi_verifier {
         bool journal_started, journal_stop;
         struct queue journal;
         pthread_mutex_t journal_lock;
-        pthread_cond_t journal_wake;
+        pthread_cond_t journal_wake, journal_room;
 
         pthread_mutex_t lock;
         pthread_cond_t started;
@@ -615,9 +615,7 @@ static void round_run(phi_verifier *v) {
         (void) round_serve(v, &batch);
 
         /* The replies leave first: each waits only for its own durable commit,
-         * not for the journal entries of the whole round. The journal comes
-         * right after (answer, then journal event), from the jobs, which this
-         * thread still owns. */
+         * not for the journal entries of the whole round. */
         for (struct job *j = batch.head; j; j = j->next)
                 if (j->from_pam)
                         phi_server_deliver(v->pam, j->ticket, PHI_TAKE_PTR(j->reply));
@@ -644,8 +642,14 @@ static void round_run(phi_verifier *v) {
 
         /* Answer, then journal event: the entries are written by the journal
          * thread while this one serves the next round. A rolled-back round's
-         * jobs carry no outcome and journal nothing (its failure is logged). */
+         * jobs carry no outcome and journal nothing (its failure is logged).
+         * If journald falls behind, this thread waits rather than let the queue
+         * grow without bound or drop an entry auditors rely on: logins slow
+         * down (and pam_phi denies at its timeout) until the journal takes
+         * them again. */
         pthread_mutex_lock(&v->journal_lock);
+        while (v->journal.n >= PHI_VERIFIER_JOURNAL_MAX)
+                pthread_cond_wait(&v->journal_room, &v->journal_lock);
         if (v->journal.tail)
                 v->journal.tail->next = batch.head;
         else
@@ -668,6 +672,7 @@ static void *journal_thread(void *arg) {
                 batch = v->journal;
                 v->journal = (struct queue){ 0 };
                 pthread_mutex_unlock(&v->journal_lock);
+                pthread_cond_signal(&v->journal_room);
                 if (!batch.head)
                         break;   /* stopping, and everything is written */
                 while (batch.head) {
@@ -851,6 +856,7 @@ int phi_verifier_new(const char *backend, const char *location, phi_seal_key *ke
         pthread_cond_init(&v->started, NULL);
         pthread_mutex_init(&v->journal_lock, NULL);
         pthread_cond_init(&v->journal_wake, NULL);
+        pthread_cond_init(&v->journal_room, NULL);
 
         /* The stand-in token for names without one: same algorithm and size as a
          * real token, so checking it costs the same. */
@@ -943,6 +949,7 @@ void phi_verifier_free(phi_verifier *v) {
         pthread_cond_destroy(&v->started);
         pthread_mutex_destroy(&v->journal_lock);
         pthread_cond_destroy(&v->journal_wake);
+        pthread_cond_destroy(&v->journal_room);
         phi_secret_wipe(v, sizeof(*v));
         free(v);
 }

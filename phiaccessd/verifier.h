@@ -95,6 +95,9 @@ PHI_DEFINE_TRIVIAL_CLEANUP_FUNC(phi_verifier *, phi_verifier_free);
 /* A round starts at once when this many PAM requests are waiting, even if
  * more connections are still to be read. */
 #define PHI_VERIFIER_ROUND_MAX 256
+/* Answered requests whose journal entries are not written yet; past this the
+ * verifier waits for the journal thread (about 1.5 KiB each). */
+#define PHI_VERIFIER_JOURNAL_MAX 8192
 #define PHI_VERIFIER_TICKET_BIT (UINT64_C(1) << 63)
 int phi_verifier_submit(phi_verifier *v, const struct phi_verify_request *req, uint64_t *ret_ticket)
         _phi_warn_unused_ _phi_nonnull_;
