@@ -417,6 +417,10 @@ static int server_new(sd_event *event, int listen_fd, const char *path, mode_t m
                 return -ENOMEM;
         s->event = event;
         s->listen_fd = -1;
+        if (listen_fd < 0 && !path) {
+                r = -EINVAL;
+                goto fail;
+        }
         if (listen_fd >= 0) {
                 s->listen_fd = listen_fd;
                 (void) fcntl(s->listen_fd, F_SETFL, O_NONBLOCK);

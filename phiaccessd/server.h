@@ -26,6 +26,7 @@ int phi_server_new(sd_event *event, struct phi_daemon *d, int listen_fd, const c
 /*
  * The PAM socket: only root connects (mode 0600, and SO_PEERCRED is checked
  * on every frame), and each frame goes to handler instead of the verb table.
+ * path is bound only when listen_fd is -1 (it may be NULL otherwise).
  * The handler answers at once (*ret_reply) or keeps the request and sets
  * *ret_ticket; phi_server_deliver() answers it later, on the thread that runs
  * event. It lives apart from the request socket so that no unprivileged
@@ -34,7 +35,7 @@ int phi_server_new(sd_event *event, struct phi_daemon *d, int listen_fd, const c
  */
 typedef int (*phi_server_handler)(void *userdata, const phi_msg *req, phi_msg **ret_reply, uint64_t *ret_ticket);
 int phi_server_new_pam(sd_event *event, int listen_fd, const char *path, phi_server_handler handler,
-                       void *userdata, phi_server **ret) _phi_warn_unused_ _phi_nonnull_args_(1, 3, 4, 6);
+                       void *userdata, phi_server **ret) _phi_warn_unused_ _phi_nonnull_args_(1, 4, 6);
 /* Sends reply (taken, may be NULL: the connection is closed) to the connection
  * waiting for ticket; drops it if that connection is gone. */
 void phi_server_deliver(phi_server *s, uint64_t ticket, phi_msg *reply) _phi_nonnull_args_(1);

@@ -123,17 +123,17 @@ static const char *const statements[_S_MAX] = {
         [S_TICKET_PUT] = "INSERT OR REPLACE INTO totp_tickets (user, expires, created) VALUES (?1, ?2, ?3)",
         [S_TICKET_GET] = "SELECT expires FROM totp_tickets WHERE user = ?1",
         [S_TICKET_DELETE] = "DELETE FROM totp_tickets WHERE user = ?1",
-        /* Prepared once like the rest: every TOTP round runs them, and
-         * sqlite3_exec() would parse them each time. */
-        [S_BEGIN] = "BEGIN IMMEDIATE",
-        [S_COMMIT] = "COMMIT",
-        [S_ROLLBACK] = "ROLLBACK",
         [S_FAILURES_GET] = "SELECT count, window_start, locked_until FROM auth_failures"
                            " WHERE kind = ?1 AND key = ?2",
         [S_FAILURES_PUT] = "INSERT OR REPLACE INTO auth_failures (kind, key, count, window_start,"
                            " locked_until) VALUES (?1, ?2, ?3, ?4, ?5)",
         [S_FAILURES_DELETE] = "DELETE FROM auth_failures WHERE kind = ?1 AND key = ?2",
         [S_FAILURES_PRUNE] = "DELETE FROM auth_failures WHERE locked_until <= ?1 AND window_start + ?2 <= ?1",
+        /* Prepared once like the rest: every TOTP round runs them, and
+         * sqlite3_exec() would parse them each time. */
+        [S_BEGIN] = "BEGIN IMMEDIATE",
+        [S_COMMIT] = "COMMIT",
+        [S_ROLLBACK] = "ROLLBACK",
 };
 
 struct sqlite_store {

@@ -45,8 +45,9 @@ enum outcome {
         O_UNSEAL,           /* a sealed seed did not open: wrong key or a tampered row */
 };
 
-/* A finished reply on its way to the event loop. Allocated with its job, so
- * that handing it over after the commit cannot fail. */
+/* A finished reply on its way to the event loop. Allocated with its job (a job
+ * from the request socket; PAM jobs are answered by the verifier thread
+ * itself), so that handing it over after the commit cannot fail. */
 struct answer {
         uint64_t ticket;
         phi_msg *reply;
@@ -554,9 +555,9 @@ static void journal_job(const struct job *j) {
 
 /* ---------------------------------------------------------------- the thread */
 
-/* Serves the batch in one transaction and leaves each job's reply in j->reply.
- * Returns false when the round was rolled back. */
-static bool round_serve(phi_verifier *v, struct queue *batch) {
+/* Serves the batch in one transaction and leaves each job's reply in j->reply;
+ * a rolled-back round leaves errors and no outcome. */
+static void round_serve(phi_verifier *v, struct queue *batch) {
         uint64_t now = (uint64_t) time(NULL);
         struct job *j;
         int r;
@@ -590,7 +591,6 @@ static bool round_serve(phi_verifier *v, struct queue *batch) {
                 phi_msg_free(j->reply);
                 j->reply = reply;   /* NULL on ENOMEM: the server closes, the client denies */
         }
-        return r >= 0;
 }
 
 /* Takes everything queued and serves it as one round: one transaction, one
@@ -612,7 +612,7 @@ static void round_run(phi_verifier *v) {
         if (!batch.head)
                 return;
 
-        (void) round_serve(v, &batch);
+        round_serve(v, &batch);
 
         /* The replies leave first: each waits only for its own durable commit,
          * not for the journal entries of the whole round. */
@@ -725,9 +725,9 @@ static int enqueue(phi_verifier *v, const struct phi_verify_request *req, bool f
                 goto out;
         }
         j = calloc(1, sizeof(*j));
-        if (j)
+        if (j && !from_pam)
                 j->answer = calloc(1, sizeof(*j->answer));
-        if (!j || !j->answer) {
+        if (!j || (!from_pam && !j->answer)) {
                 free(j);
                 r = -ENOMEM;
                 goto out;
@@ -779,7 +779,7 @@ static int thread_setup(phi_verifier *v) {
             (r = sd_event_source_set_enabled(v->round_src, SD_EVENT_OFF)) < 0)
                 return r;
         if (v->pam_fd >= 0) {
-                r = phi_server_new_pam(v->event, v->pam_fd, "(PAM socket)", on_pam_request, v, &v->pam);
+                r = phi_server_new_pam(v->event, v->pam_fd, NULL, on_pam_request, v, &v->pam);
                 if (r < 0)
                         return r;
                 v->pam_fd = -1;   /* the server's now */
