@@ -1631,6 +1631,7 @@ int phi_sync_start(struct phi_config *config, phi_sync **ret) {
                 return r;
         }
         s->started = true;
+        (void) pthread_setname_np(s->thread, "phi-ldap-sync");
         *ret = s;
         return 0;
 }

@@ -893,10 +893,13 @@ int phi_verifier_new(const char *backend, const char *location, phi_seal_key *ke
         if (r < 0)
                 goto fail;
         v->journal_started = true;
+        /* Named, so that top -H, perf and ps -L show which thread is which. */
+        (void) pthread_setname_np(v->journal_thread, "phi-journal");
         r = -pthread_create(&v->thread, NULL, verifier_thread, v);
         if (r < 0)
                 goto fail;
         v->thread_started = true;
+        (void) pthread_setname_np(v->thread, "phi-verifier");
         pthread_mutex_lock(&v->lock);
         while (!v->start_done)
                 pthread_cond_wait(&v->started, &v->lock);

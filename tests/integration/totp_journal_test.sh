@@ -2,7 +2,8 @@
 # The audit trail of logins when journald stalls: logins are still answered
 # while journald is frozen (an answer never waits for its journal entry), and
 # phiaccessd stopped with entries still waiting for journald hands every one
-# of them over before it exits -- none is dropped on the way out.
+# of them over before it exits -- none is dropped on the way out. Also: the
+# daemon's threads carry names.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/harness.bash
 source "$(dirname "$0")/../lib/harness.bash"
@@ -24,6 +25,10 @@ totp_stack other "auth required pam_deny.so" "account required pam_deny.so" \
 for u in "${TOTP_USERS[@]}"; do
     totp_enroll "$u"
 done
+
+# The threads are named, so that ps -L, top -H and perf tell them apart.
+phi_assert_eq "$(sort /proc/"$TOTP_DAEMON_PID"/task/*/comm | tr '\n' ' ')" \
+    "phi-journal phi-ldap-sync phi-verifier phiaccessd " "the daemon's thread names"
 
 cur=$(phi_journal_cursor)
 # If a check fails while journald is frozen, the harness's clean-up still ends
