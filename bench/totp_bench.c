@@ -30,7 +30,8 @@
  *   pamtester --secrets FILE --first I --count N --threads T --service S
  *        [--wrong] [--label L]
  *       The same verifications as `pamtester S USER authenticate` processes
- *       with the code on stdin; exit status 0 is an acceptance.
+ *       with the code on stdin; exit status 0 is an acceptance. The code is
+ *       computed at each login (such a run outlasts a step).
  *
  *   usersfile --secrets FILE --first I --count N --out FILE
  *       The same secrets as a pam_oath usersfile (HOTP/T30/6 USER - HEX).
@@ -385,14 +386,22 @@ static void *pamtester_thread(void *arg) {
 
         pthread_barrier_wait(w->start);
         for (size_t i = 0; i < w->n; i++) {
-                const struct user *u = &w->users[i];
+                struct user *u = &w->users[i];
                 char service[64], name[32], verb[] = "authenticate", prog[] = "pamtester";
                 char *argv[] = { prog, service, name, verb, NULL };
                 posix_spawn_file_actions_t fa;
                 char line[DIGITS + 2];
                 int p[2], status = 0;
-                uint64_t t0 = now_ns();
+                uint64_t t0;
                 pid_t pid;
+
+                /* A run of processes lasts a minute or more: a code computed
+                 * at the start would fall out of the window before the end.
+                 * So each one is the next step's at its own login (an HMAC,
+                 * nothing next to a process), before the clock starts. */
+                if (prepare_code(u, (uint64_t) time(NULL) / PERIOD, O.wrong) < 0)
+                        die("computing a code", EINVAL);
+                t0 = now_ns();
 
                 snprintf(service, sizeof(service), "%s", O.service);
                 memcpy(name, u->name, sizeof(name));

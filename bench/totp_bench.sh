@@ -24,6 +24,9 @@
 #                  processes one at a time; pam_oath-cT the same T at a time
 #                  (pam_oath refuses a login while another holds its lock, so
 #                  most valid codes fail there); pam_oath-wrong wrong codes.
+#   pam_phi        the same pamtester processes with pam_phi in the stack,
+#                  asking this daemon: the peer's own harness on both sides
+#                  (a process per login), serially and T at a time.
 # During each run perf counts the fdatasync/fsync calls of the daemon (or of
 # pamtester and its children), and `phictl status` (totp_rounds,
 # totp_requests) gives the requests per durable transaction.
@@ -153,8 +156,11 @@ perf_count() {
     fi
 }
 
-# run_phi LABEL FIRST COUNT THREADS [totp_bench auth args]: one daemon run, with
+# run_phi LABEL FIRST COUNT THREADS [totp_bench args]: one daemon run, with
 # the daemon's sync calls counted by perf and the group commit read from status.
+# The requests come from totp_bench's own client (run_how: AUTH frames on the
+# PAM socket) or, for the pam_phi runs, from pamtester processes.
+run_how=(auth --socket "$PAM_SOCKET")
 run_phi() {
     local label=$1 first=$2 n=$3 t=$4 perf_log=$PHI_TMP/perf.$1 rounds0 req0 line perf_pid cursor
     shift 4
@@ -167,7 +173,7 @@ run_phi() {
         perf_pid=$!
         sleep 0.5
     fi
-    line=$("$BENCH" auth --socket "$PAM_SOCKET" --secrets "$SECRETS" --first "$first" --count "$n" \
+    line=$("$BENCH" "${run_how[@]}" --secrets "$SECRETS" --first "$first" --count "$n" \
         --threads "$t" --label "$label" "$@")
     if [ "$have_perf" = 1 ]; then
         kill -INT "$perf_pid"
@@ -210,9 +216,12 @@ SYNCS[floor-rtt]="-"
 probe floor floor
 probe floor-sqlite floor --sqlite
 
+now_step() { echo $(($(date +%s) / 30)); }
 next=1
+phi_step=$(now_step)
 run_phi phi "$next" "$count" "$threads"
 next=$((next + count))
+connect_step=$(now_step)
 run_phi phi-connect "$next" "$count" "$threads" --reconnect
 next=$((next + count))
 run_phi phi-wrong 1 "$count" "$threads" --wrong
@@ -242,6 +251,9 @@ if [ "$peer" = 1 ]; then
     "$BENCH" usersfile --secrets "$SECRETS" --first 1 --count "$peer_count" --out "$USERSFILE"
     chmod 0600 "$USERSFILE"
     phi_private_dir /etc/pam.d
+    # Without an "other" stack libpam logs a complaint for every process,
+    # work that would be timed for both peers.
+    printf '%s required pam_deny.so\n' auth account password session >/etc/pam.d/other
     printf 'auth required pam_oath.so usersfile=%s window=1 digits=6\n' "$USERSFILE" \
         >/etc/pam.d/totp-bench-oath
     # pam_oath takes its lock with O_EXCL and refuses the login when another
@@ -251,6 +263,20 @@ if [ "$peer" = 1 ]; then
     "$BENCH" usersfile --secrets "$SECRETS" --first 1 --count "$peer_count" --out "$USERSFILE"
     run_peer "pam_oath-c$threads" "$threads" 1
     run_peer pam_oath-wrong "$threads" 0 --wrong
+
+    # pam_phi the same way: a pamtester process per login, pam_phi asking the
+    # daemon on its PAM socket. The users are those of the phi and phi-connect
+    # runs again: a code of a later step is above the watermark those runs
+    # left, once the clock has moved past the step they started in.
+    pam_phi_n=$((peer_count < count ? peer_count : count))
+    printf 'auth required %s socket=%s\n' "$PHI_BUILD_DIR/pam_phi/pam_phi.so" "$PAM_SOCKET" \
+        >/etc/pam.d/totp-bench-phi
+    run_how=(pamtester --service totp-bench-phi)
+    while [ "$(now_step)" -le "$phi_step" ]; do sleep 1; done
+    run_phi pam_phi 1 "$pam_phi_n" 1
+    while [ "$(now_step)" -le "$connect_step" ]; do sleep 1; done
+    run_phi "pam_phi-c$threads" $((count + 1)) "$pam_phi_n" "$threads"
+    run_how=(auth --socket "$PAM_SOCKET")
 fi
 
 # ---------------------------------------------------------------- table
@@ -263,7 +289,7 @@ for label in "${labels[@]}"; do
     peer_label=pam_oath
     [[ "$label" == *wrong ]] && peer_label=pam_oath-wrong
     ratio="-"
-    if [ "$peer" = 1 ] && [[ "$label" == phi* ]]; then
+    if [ "$peer" = 1 ] && [[ "$label" == phi* || "$label" == pam_phi* ]]; then
         ratio=$(awk -v a="$(f "$label" per_s)" -v b="$(f "$peer_label" per_s)" 'BEGIN { printf "%.1fx", a / b }')
     fi
     printf '%-16s %7s %7s %8s %9s %8s %8s %8s %8s %8s %8s %10s\n' "$label" "$(f "$label" threads)" \
@@ -284,9 +310,11 @@ fi
 printf '(fdatasync: pwrite of one 4 KiB page + fdatasync in the store'"'"'s directory; floor: a server process\n'
 printf ' that only reads a request, syncs that page and replies, over a Unix socket: the floor under any\n'
 printf ' durable answer; floor-rtt: the same server without the sync; floor-sqlite: with a one-row SQLite\n'
-printf ' transaction (WAL, synchronous=FULL) instead of the sync; vs peer: verifications/s against pam_oath: valid codes against the serial\n'
-printf ' run (the only one in which pam_oath accepts every valid code), wrong codes against\n'
-printf ' pam_oath-wrong; req/tx: requests per durable transaction from phictl status; enrolment of %s users\n' "$users"
+printf ' transaction (WAL, synchronous=FULL) instead of the sync; phi*: totp_bench'"'"'s own client on the PAM\n'
+printf ' socket; pam_phi*: pamtester processes with pam_phi, as pam_oath is run; vs peer: verifications/s\n'
+printf ' against pam_oath: valid codes against the serial run (the only one in which pam_oath accepts every\n'
+printf ' valid code), wrong codes against pam_oath-wrong; req/tx: requests per durable transaction from\n'
+printf ' phictl status; enrolment of %s users\n' "$users"
 printf ' through the protocol: %s users/s, p50 %s us per user (issue + enrol + activate))\n' \
     "$(result_field "$enroll" per_s)" "$(result_field "$enroll" p50_us)"
 phi_pass "benchmark ran"
