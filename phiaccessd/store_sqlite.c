@@ -258,14 +258,24 @@ static int sqlite_open(const char *location, void **ret) {
          * whatever the umask of whoever started us. The file is created 0600 here
          * (sqlite gives its -wal and -shm files the database's mode), not under
          * umask(0077): the umask is process-wide, and the sync thread opens its
-         * store while the main thread binds the socket, which came out 0600. */
+         * store while the main thread binds the socket, which came out 0600.
+         *
+         * Only a file that does not exist yet is opened outside SQLite (O_EXCL):
+         * closing any descriptor of the database drops every POSIX lock this
+         * process holds on it, those of the connections other threads already
+         * have open included. Without its locks the daemon looks absent to any
+         * other process, and an sqlite3 shell closing the file would take itself
+         * for the last user, check-point and delete the -wal and -shm files the
+         * daemon is still writing: every commit after that, replay watermarks
+         * included, would be lost at the next start. */
         if (*location && strcmp(location, ":memory:") != 0) {
-                int fd = open(location, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-                if (fd < 0) {
+                int fd = open(location, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+                if (fd >= 0)
+                        (void) close(fd);   /* new: nobody here can hold a lock on it yet */
+                else if (errno != EEXIST) {
                         r = phi_negative_errno();
                         goto fail;
                 }
-                (void) close(fd);
         }
         rc = sqlite3_open_v2(location, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |

@@ -3,7 +3,9 @@
 # denied as "cannot decide" -- never accepted, and never counted as a wrong
 # code -- the daemon keeps serving, and the failed round changed nothing: once
 # there is room again, the very code that was refused passes, and the
-# wrong-code attempts made meanwhile left no failure count behind.
+# wrong-code attempts made meanwhile left no failure count behind. Also: an
+# sqlite3 shell reading the store while the daemon runs costs no durability,
+# and a sealed seed copied into another user's row does not open there.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/harness.bash
 source "$(dirname "$0")/../lib/harness.bash"
@@ -22,8 +24,9 @@ totp_stack phi-auth "auth required $PHI_BUILD_DIR/pam_phi/pam_phi.so"
 # libpam logs when a stack has no "other"; keep pam_driver's journal quiet.
 totp_stack other "auth required pam_deny.so" "account required pam_deny.so" \
     "password required pam_deny.so" "session required pam_deny.so"
-totp_enroll alice
-totp_enroll bob
+for u in alice bob carol dave erin; do
+    totp_enroll "$u"
+done
 
 # A login's round appends to the store's write-ahead log, which needs new
 # space: with the file system full, the commit fails.
@@ -61,3 +64,50 @@ step=$(totp_fresh_step bob)
 phi_assert_eq "$(totp_pam phi-auth bob --answer "$(totp_code bob "$step")")" PAM_SUCCESS \
     "bob is not locked out: the attempts made while the store was full counted nothing"
 TOTP_LAST[bob]=$step
+
+# ---------------------------------------------------------------- another reader
+# An admin looks into the store with the sqlite3 shell while the daemon runs.
+# The shell must see that the daemon has the database open: had the daemon
+# lost its file locks, the shell would take itself for the last user on
+# closing, and delete the write-ahead log the daemon still writes to: later
+# commits would live only in a deleted file, lost if the daemon then crashed.
+# The login after the shell's visit is the proof: its watermark must outlive
+# a crash of the daemon (SIGKILL).
+db=$TOTP_DIR/phi.db
+phi_assert_eq "$(sqlite3 "$db" "SELECT count(*) FROM totp_tokens WHERE state = 2")" 5 "the shell reads the store"
+phi_check "the daemon's write-ahead log is still there after the shell closed" test -e "$db-wal"
+step=$(totp_fresh_step carol)
+code=$(totp_code carol "$step")
+phi_assert_eq "$(totp_pam phi-auth carol --answer "$code")" PAM_SUCCESS "a login after the shell's visit"
+TOTP_LAST[carol]=$step
+phi_stop_pid --kill "$TOTP_DAEMON_PID"
+# A killed daemon leaves its sockets; the restart is awaited by their return.
+rm -f "$TOTP_SOCKET" /run/phiaccessd/pam
+totp_daemon_start
+phi_assert_eq "$(totp_pam phi-auth carol --answer "$code")" PAM_AUTH_ERR \
+    "after a crash and a restart that code is still used up: the commit after the shell's visit was durable"
+
+# ---------------------------------------------------------------- a moved seed
+# Someone who can write the store copies erin's sealed seed into dave's row,
+# to log in as dave with erin's phone. The seal's additional data is the user
+# name, so the seed does not open under dave's name: the login is denied as
+# "cannot decide", and journaled at error priority, since it means a replaced
+# key or an altered row.
+saved=$(sqlite3 "$db" "SELECT hex(nonce) || ' ' || hex(sealed) FROM totp_tokens WHERE user = 'dave' AND state = 2")
+[ -n "$saved" ] || phi_die "dave has no active token row"
+sqlite3 "$db" "UPDATE totp_tokens SET
+    nonce = (SELECT nonce FROM totp_tokens WHERE user = 'erin' AND state = 2),
+    sealed = (SELECT sealed FROM totp_tokens WHERE user = 'erin' AND state = 2)
+    WHERE user = 'dave' AND state = 2"
+cur=$(phi_journal_cursor)
+step=$(totp_fresh_step dave)
+phi_assert_eq "$(totp_pam phi-auth dave --answer "$(totp_code erin "$step")")" PAM_AUTHINFO_UNAVAIL \
+    "dave's row holding erin's sealed seed: erin's code does not log in as dave"
+ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=auth_fail PHI_USER=dave)
+phi_assert_eq "$(printf '%s\n' "$ev" | head -n 1 | phi_json_field PHI_REASON)" unseal_failed "journaled as unseal_failed"
+phi_assert_eq "$(printf '%s\n' "$ev" | head -n 1 | phi_json_field PRIORITY)" 3 "at error priority"
+read -r nonce sealed <<<"$saved"
+sqlite3 "$db" "UPDATE totp_tokens SET nonce = x'$nonce', sealed = x'$sealed' WHERE user = 'dave' AND state = 2"
+phi_assert_eq "$(totp_pam phi-auth dave --answer "$(totp_code dave "$step")")" PAM_SUCCESS \
+    "his own row back, dave's code passes"
+TOTP_LAST[dave]=$step
