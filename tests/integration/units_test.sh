@@ -23,6 +23,7 @@ phi_assert_eq "$out" "" "systemd parses the three units without a warning"
 phi_assert_contains "$(cat "$units/phiaccessd.socket")" "FileDescriptorName=main" "the request socket is named main"
 phi_assert_contains "$(cat "$units/phiaccessd-pam.socket")" "FileDescriptorName=pam" "the PAM socket is named pam"
 phi_assert_contains "$(cat "$units/phiaccessd-pam.socket")" "SocketMode=0600" "the PAM socket is root's alone"
+phi_assert_contains "$(cat "$units/phiaccessd.service")" "LimitCORE=0" "no core file may hold an unsealed seed"
 
 # A unit with a misspelt key must be caught the same way (the check can fail).
 { cat "$units/phiaccessd.service"; echo "ProtectSystm=strict"; } >"$units/typo.service"
