@@ -3,7 +3,7 @@
 # while journald is frozen (an answer never waits for its journal entry), and
 # phiaccessd stopped with entries still waiting for journald hands every one
 # of them over before it exits -- none is dropped on the way out. Also: the
-# daemon's threads carry names.
+# daemon's threads carry names, and SIGINT stops it like SIGTERM.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/harness.bash
 source "$(dirname "$0")/../lib/harness.bash"
@@ -54,3 +54,17 @@ journaled=$(phi_journal_json --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVE
     jq -r .PHI_USER | sort | tr '\n' ' ')
 phi_assert_eq "$journaled" "$(printf '%s\n' "${TOTP_USERS[@]}" | sort | tr '\n' ' ')" \
     "every login answered before the stop has its auth_ok entry"
+
+# SIGINT stops the daemon as SIGTERM does, also when its parent left SIGINT
+# ignored, as a shell does for a background job (the daemon blocks it, and a
+# blocked signal is queued for the event loop's signalfd, ignored or not).
+rm -f "$TOTP_SOCKET" /run/phiaccessd/pam
+phi_spawn phiaccessd bash -c 'trap "" INT; exec "$@"' sh "$PHI_BUILD_DIR/phiaccessd/phiaccessd" --config "$TOTP_CONF"
+TOTP_DAEMON_PID=$PHI_LAST_PID
+phi_wait_for --timeout 15 --what "phiaccessd socket" test -S "$TOTP_SOCKET" || phi_die "phiaccessd did not start"
+kill -INT "$TOTP_DAEMON_PID"
+phi_check "SIGINT stops phiaccessd" \
+    phi_wait_for --timeout 10 --what "phiaccessd exit" eval "! _phi_alive $TOTP_DAEMON_PID"
+status=0
+wait "$TOTP_DAEMON_PID" || status=$?
+phi_assert_eq "$status" 0 "phiaccessd's exit status after SIGINT"
