@@ -266,8 +266,9 @@ static int sqlite_open(const char *location, void **ret) {
          * have open included. Without its locks the daemon looks absent to any
          * other process, and an sqlite3 shell closing the file would take itself
          * for the last user, check-point and delete the -wal and -shm files the
-         * daemon is still writing: every commit after that, replay watermarks
-         * included, would be lost at the next start. */
+         * daemon is still writing: every later commit, replay watermarks
+         * included, would live only in a deleted file, lost if the daemon then
+         * crashed, and the shell's own writes would go unseen. */
         if (*location && strcmp(location, ":memory:") != 0) {
                 int fd = open(location, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
                 if (fd >= 0)
