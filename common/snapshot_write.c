@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "phi/fs.h"
 #include "phi/parse.h"
 #include "phi/snapshot.h"
 
@@ -648,14 +649,6 @@ static int open_old(const char *path) {
         return PHI_TAKE_FD(fd);
 }
 
-static int fsync_dir(const char *dir) {
-        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-        if (fd < 0 || fsync(fd) < 0)
-                return phi_negative_errno();
-        return 0;
-}
-
 int phi_snapshot_write(phi_snapshot_builder *b, const char *path, uint64_t generation) {
         _cleanup_free_ uint8_t *data = NULL;
         _cleanup_free_ char *dir = NULL, *tmp = NULL;
@@ -693,7 +686,7 @@ int phi_snapshot_write(phi_snapshot_builder *b, const char *path, uint64_t gener
         }
         /* Durability of the rename; the new file is in place either way, so a
          * failure here is reported but readers are already switched. */
-        r = fsync_dir(dir);
+        r = phi_fs_fsync_dir(dir);
         /* Readers holding the old file mapped switch on their next lookup. If this
          * fails they notice the new inode within a second anyway. */
         if (old >= 0 && pwrite(old, &one, sizeof(one), PHI_SNAP_SUPERSEDED_OFFSET) < 0) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "phi/fs.h"
 #include "phi/secret.h"
 #include "seal.h"
 
@@ -170,7 +171,10 @@ static int key_create(const char *path) {
                 goto fail;
         }
         (void) unlink(tmp);
-        r = 0;
+        /* The key's name must outlive a power loss as surely as the tokens
+         * sealed under it, or the next start would find no key and (allowed to
+         * create one) orphan every token. */
+        r = phi_fs_fsync_parent(path);
         goto out;
 fail:
         (void) unlink(tmp);

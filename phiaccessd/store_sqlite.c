@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "phi/fs.h"
 #include "store.h"
 
 /* Append-only: a migration once shipped is never edited. Later issues add their
@@ -271,9 +272,14 @@ static int sqlite_open(const char *location, void **ret) {
          * crashed, and the shell's own writes would go unseen. */
         if (*location && strcmp(location, ":memory:") != 0) {
                 int fd = open(location, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-                if (fd >= 0)
+                if (fd >= 0) {
                         (void) close(fd);   /* new: nobody here can hold a lock on it yet */
-                else if (errno != EEXIST) {
+                        /* SQLite syncs the directory for its -wal file, not for
+                         * the database it is handed: a new store's name must not
+                         * vanish at a power loss and come back empty. */
+                        if ((r = phi_fs_fsync_parent(location)) < 0)
+                                goto fail;
+                } else if (errno != EEXIST) {
                         r = phi_negative_errno();
                         goto fail;
                 }
