@@ -3,10 +3,13 @@
  * config.c (the file), sync.h (the directory thread), server.c (the socket),
  * dispatch.c (who may do what). */
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <time.h>
@@ -25,6 +28,7 @@ struct main_ctx {
         struct phi_daemon daemon;
         sd_event *event;
         char last_status[600];
+        int instance_fd;            /* holds the store's instance lock until exit */
 };
 
 static void usage(FILE *f) {
@@ -130,6 +134,55 @@ static void ensure_parent_dir(const char *path) {
         }
 }
 
+/*
+ * One daemon per store. A second one -- an admin's foreground run beside the
+ * service -- would bind the socket paths over the service's and remove them
+ * when it exits, leaving the service running but unreachable: every login
+ * denied until a restart. So the first thing a daemon does is take an flock()
+ * on STORE.lock and keep it until it exits; a second one finds it taken and
+ * stops before touching anything. flock, on a file of its own: the database's
+ * POSIX locks belong to SQLite (see store_sqlite.c).
+ */
+static int instance_lock(const char *store_path, int *ret_fd) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -1;
+        char pid[24] = "";
+        ssize_t n;
+        int r;
+
+        if (!*store_path || strcmp(store_path, ":memory:") == 0)
+                return 0;
+        if (asprintf(&path, "%s.lock", store_path) < 0) {
+                path = NULL;
+                return -ENOMEM;
+        }
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (fd < 0) {
+                r = phi_negative_errno();
+                phi_log(LOG_ERR, "cannot open %s: %s", path, phi_errno_text(r));
+                return r;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                r = phi_negative_errno();
+                if (r == -EWOULDBLOCK) {
+                        n = pread(fd, pid, sizeof(pid) - 1, 0);
+                        pid[n > 0 ? n : 0] = 0;
+                        pid[strcspn(pid, "\n")] = 0;
+                        phi_log(LOG_ERR, "another phiaccessd%s%s%s uses the store %s; not starting a second one",
+                                *pid ? " (pid " : "", pid, *pid ? ")" : "", store_path);
+                        return -EALREADY;
+                }
+                phi_log(LOG_ERR, "cannot lock %s: %s", path, phi_errno_text(r));
+                return r;
+        }
+        /* For the message above; the lock, not this text, is what counts. */
+        n = snprintf(pid, sizeof(pid), "%d\n", (int) getpid());
+        if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t) n, 0) != n)
+                phi_log(LOG_WARNING, "cannot write the pid into %s: %s", path, phi_errno_text(errno));
+        *ret_fd = PHI_TAKE_FD(fd);
+        return 0;
+}
+
 /* Under systemd the two sockets come from phiaccessd.socket
  * (FileDescriptorName=main) and phiaccessd-pam.socket (=pam); a socket not
  * passed is bound from the configuration. One socket without a name (systemd
@@ -182,6 +235,8 @@ static int run(struct main_ctx *m) {
 
         ensure_parent_dir(m->daemon.config->store_path);
         ensure_parent_dir(m->daemon.config->snapshot_path);
+        if ((r = instance_lock(m->daemon.config->store_path, &m->instance_fd)) < 0)
+                return r;
         r = phi_store_open("sqlite", m->daemon.config->store_path, &m->daemon.store);
         if (r < 0) {
                 phi_log(LOG_ERR, "cannot open the store %s: %s", m->daemon.config->store_path,
@@ -237,7 +292,7 @@ int main(int argc, char **argv) {
                 { "version", no_argument, NULL, OPT_VERSION },
                 {},
         };
-        struct main_ctx m = { .config_path = PHI_CONFIG_PATH };
+        struct main_ctx m = { .config_path = PHI_CONFIG_PATH, .instance_fd = -1 };
         bool check = false;
         int c, r;
 
@@ -296,6 +351,8 @@ int main(int argc, char **argv) {
         phi_sync_free(m.daemon.sync);
         phi_verifier_free(m.daemon.verifier);
         phi_store_free(m.daemon.store);
+        /* Last: a successor may start once the sockets and the store are let go. */
+        (void) phi_close_safe(m.instance_fd);
         sd_event_unref(m.event);
         phi_config_unref(m.daemon.config);
         if (r < 0)

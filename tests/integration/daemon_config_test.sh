@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # phiaccessd --check-config: every problem of a broken file is reported as
 # FILE:LINE: message, exit 1; a good file prints "ok" and exits 0. Also: a
-# config file that others can write is refused, and the daemon will not start
-# with a broken file.
+# config file that others can write is refused, the daemon will not start
+# with a broken file, and not a second time on the same store.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/harness.bash
 source "$(dirname "$0")/../lib/harness.bash"
@@ -179,6 +179,28 @@ if command -v systemd-socket-activate >/dev/null; then
     phi_check "a socket with a name the daemon does not know stops it" phi_wait_for --timeout 10 \
         grep -q "systemd passed a socket named odd" "$PHI_TMP/activated3.log"
 fi
+
+# One daemon per store: a second one started beside the first (an admin's
+# foreground run next to the service) stops at once with the reason, and
+# neither takes over the first one's sockets nor removes them on its way out.
+phi_spawn first "$PHI_DAEMON" --foreground --config "$good"
+first=$PHI_LAST_PID
+phi_check "the first daemon answers" phi_wait_for --timeout 10 "$PHI_CTL" --socket "$dir/socket" status
+inode=$(stat -c %i "$dir/socket")
+rc=0
+timeout 20 "$PHI_DAEMON" --foreground --config "$good" >"$PHI_TMP/second.log" 2>&1 || rc=$?
+phi_assert_eq "$rc" 1 "a second daemon on the same store exits 1"
+phi_assert_contains "$(cat "$PHI_TMP/second.log")" "another phiaccessd (pid $first) uses the store $dir/phi.db" \
+    "and names the one already running"
+phi_assert_eq "$(stat -c %i "$dir/socket")" "$inode" "the first daemon's socket is untouched"
+phi_check "and the first daemon still answers on it" "$PHI_CTL" --socket "$dir/socket" status
+phi_check "its PAM socket is still there" test -S "$dir/pam"
+phi_stop_pid "$first"
+phi_spawn next "$PHI_DAEMON" --foreground --config "$good"
+next=$PHI_LAST_PID
+phi_check "once the first has stopped, another may start" phi_wait_for --timeout 10 \
+    "$PHI_CTL" --socket "$dir/socket" status
+phi_stop_pid "$next"
 
 # The catalog parses and has one entry per PHI_EVENT of SPEC.md, with the ids
 # the daemon sends (events.h).
