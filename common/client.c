@@ -94,6 +94,19 @@ int phi_client_connect(const char *path, int timeout_ms, phi_client **ret) {
                 (void) poll(NULL, 0, 5);
         }
 
+        /* Whoever serves this socket decides logins: only root may (or the
+         * caller itself, who gains nothing by fooling itself). The default
+         * paths are in root's /run/phiaccessd, but socket= may name any path,
+         * and a user who could bind one there could answer OK to every code. */
+        {
+                struct ucred peer;
+                socklen_t sl = sizeof(peer);
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &sl) < 0)
+                        return phi_negative_errno();
+                if (sl != sizeof(peer) || (peer.uid != 0 && peer.uid != geteuid()))
+                        return -EPERM;
+        }
+
         c = malloc(sizeof(*c));
         if (!c)
                 return -ENOMEM;
@@ -101,6 +114,12 @@ int phi_client_connect(const char *path, int timeout_ms, phi_client **ret) {
         c->deadline_ms = deadline;
         *ret = c;
         return 0;
+}
+
+const char *phi_client_strerror(int error) {
+        if (error == -EPERM)
+                return "the socket is not served by root; not trusting it";
+        return phi_errno_text(error);
 }
 
 void phi_client_free(phi_client *c) {

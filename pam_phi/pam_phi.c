@@ -142,7 +142,7 @@ static int phi_pam_call(pam_handle_t *pamh, const struct pam_phi_options *o, con
         r = phi_client_connect(o->socket_path, o->timeout_ms, &c);
         if (r < 0) {
                 pam_syslog(pamh, LOG_ERR, "cannot reach phiaccessd at %s: %s", o->socket_path,
-                           phi_errno_text(r));
+                           phi_client_strerror(r));
                 return r;
         }
         r = phi_client_call(c, req, &reply);

@@ -92,7 +92,7 @@ static int ctl_call_timeout(const struct ctl *ctl, const phi_msg *req, int timeo
         r = phi_client_connect(ctl->socket_path, PHI_CLIENT_DEFAULT_TIMEOUT_MS, &c);
         if (r < 0) {
                 fprintf(stderr, "phictl: cannot reach phiaccessd at %s: %s\n", ctl->socket_path,
-                        phi_errno_text(r));
+                        phi_client_strerror(r));
                 return EXIT_UNREACHABLE;
         }
         phi_client_set_timeout(c, timeout_ms);

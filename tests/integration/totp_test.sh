@@ -226,6 +226,37 @@ phi_assert_contains "$(printf '%s\n' "$ev" | phi_json_field MESSAGE)" "verified 
 phi_assert_eq "$(totp_pam phi-auth frank --answer "$(totp_code frank "$step")")" PAM_SUCCESS \
     "the same code then passes on the PAM socket (the request socket did not use it up)"
 TOTP_LAST[frank]=$step
+# pam_phi and phictl trust only a socket served by root: a user who could put a
+# socket where socket= points (a careless path) could otherwise answer OK to
+# any code. bob serves exactly that.
+imp=$PHI_TMP/impostor
+mkdir -p "$imp"
+chown "${TOTP_UID[bob]}" "$imp"
+totp_stack phi-impostor "auth required $PAM_PHI socket=$imp/socket"
+phi_spawn impostor setpriv --reuid="${TOTP_UID[bob]}" --regid="${TOTP_UID[bob]}" --clear-groups -- \
+    "$PHI_BUILD_DIR/tests/tools/phi-impostor" "$imp/socket"
+imp_pid=$PHI_LAST_PID
+phi_wait_for --timeout 10 --what "bob's impostor" grep -q listening "$PHI_TMP/impostor.log" ||
+    phi_fail "phi-impostor did not start" "$(cat "$PHI_TMP/impostor.log")"
+cur=$(phi_journal_cursor)
+phi_assert_eq "$(totp_pam phi-impostor judy --answer 000000)" PAM_AUTHINFO_UNAVAIL \
+    "a wrong code against bob's socket that answers OK to everything: denied"
+ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=pam_driver)
+phi_assert_contains "$(printf '%s\n' "$ev" | phi_json_field MESSAGE)" \
+    "cannot reach phiaccessd at $imp/socket: the socket is not served by root; not trusting it" "pam_phi says why"
+rc=0; out=$("$PHI_BUILD_DIR/phiaccessd/phictl" --socket "$imp/socket" status 2>&1) || rc=$?
+phi_assert_eq "$rc" 3 "phictl does not trust it either (exit 3)"
+phi_assert_contains "$out" "not served by root" "and says why"
+phi_stop_pid "$imp_pid"
+# The same program run by root is taken at its word (root is who serves the
+# real socket): the denial above came from who served it, not from what it said.
+phi_spawn impostor-root "$PHI_BUILD_DIR/tests/tools/phi-impostor" "$imp/socket"
+imp_pid=$PHI_LAST_PID
+phi_wait_for --timeout 10 --what "root's impostor" grep -q listening "$PHI_TMP/impostor-root.log" ||
+    phi_fail "phi-impostor did not start as root" "$(cat "$PHI_TMP/impostor-root.log")"
+phi_assert_eq "$(totp_pam phi-impostor judy --answer 000000)" PAM_SUCCESS \
+    "served by root, the impostor's OK would be taken"
+phi_stop_pid "$imp_pid"
 # bob fills the request socket: 512 connections held, more are turned away.
 phi_spawn sock-hold setpriv --reuid="${TOTP_UID[bob]}" --regid="${TOTP_UID[bob]}" --clear-groups -- \
     "$PHI_BUILD_DIR/tests/tools/phi-sock-hold" "$TOTP_SOCKET" 600

@@ -218,12 +218,41 @@ static void test_never_stdio(void **state) {
         rmdir(dir);
 }
 
+/* A socket served by neither root nor the caller is not phiaccessd, whatever
+ * it answers: the connection is refused before a byte is sent. */
+static void test_untrusted_server(void **state) {
+        char dir[] = "/tmp/phi-client-test-XXXXXX", path[64];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        phi_client *c = NULL;
+        int fd;
+
+        (void) state;
+        if (geteuid() != 0)
+                skip();   /* making a listener with another uid needs root */
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/socket", dir);
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        /* The peer credentials a client sees are those of listen()'s caller. */
+        assert_int_equal(seteuid(65534), 0);
+        assert_int_equal(listen(fd, 4), 0);
+        assert_int_equal(seteuid(0), 0);
+        assert_int_equal(phi_client_connect(path, 1000, &c), -EPERM);
+        assert_null(c);
+        assert_string_equal(phi_client_strerror(-EPERM), "the socket is not served by root; not trusting it");
+        close(fd);
+        unlink(path);
+        rmdir(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_no_daemon),
                 cmocka_unit_test(test_timeout),     cmocka_unit_test(test_huge_length),
                 cmocka_unit_test(test_half_frame),  cmocka_unit_test(test_no_sigpipe),
-                cmocka_unit_test(test_never_stdio),
+                cmocka_unit_test(test_never_stdio), cmocka_unit_test(test_untrusted_server),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

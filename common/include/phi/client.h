@@ -22,10 +22,15 @@
 typedef struct phi_client phi_client;
 
 /* Connects within timeout_ms. -ENOENT/-ECONNREFUSED: no daemon, -ETIMEDOUT,
- * -ENAMETOOLONG: path longer than sun_path. */
+ * -ENAMETOOLONG: path longer than sun_path, -EPERM: the process serving the
+ * socket is neither root (so not phiaccessd) nor the caller's own user, and
+ * is not trusted (phi_client_strerror() says so). */
 int phi_client_connect(const char *path, int timeout_ms, phi_client **ret) _phi_warn_unused_
         _phi_nonnull_;
 void phi_client_free(phi_client *c);
+
+/* Text for an error of phi_client_connect(). */
+const char *phi_client_strerror(int error);
 PHI_DEFINE_TRIVIAL_CLEANUP_FUNC(phi_client *, phi_client_free);
 #define _cleanup_client_ _cleanup_(phi_client_freep)
 
