@@ -500,8 +500,11 @@ int phi_snapshot_map(const char *path, phi_snapshot *ret, dev_t *ret_dev, ino_t 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
         if (fd < 0 || fstat(fd, &sb) < 0)
                 return phi_negative_errno();
-        /* Whoever may write this file decides who every process on the host is. */
-        if (!S_ISREG(sb.st_mode) || (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        /* Whoever may write this file decides who every process on the host is:
+         * only root (or the reading user itself, who gains nothing by fooling
+         * itself), and nobody else through the group or world bits. */
+        if (!S_ISREG(sb.st_mode) || (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0 ||
+            (sb.st_uid != 0 && sb.st_uid != geteuid()))
                 return -EPERM;
         if ((uint64_t) sb.st_size > PHI_SNAP_MAX_FILE)
                 return -EFBIG;
