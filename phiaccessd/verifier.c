@@ -823,15 +823,27 @@ int phi_verify_request_from_auth(const phi_msg *req, struct phi_verify_request *
                 uint16_t tag;
                 char *dst;
                 size_t size;
+                const char *item;
         } fields[] = {
-                { PHI_TAG_SERVICE, q->service, sizeof(q->service) },
-                { PHI_TAG_RHOST, q->rhost, sizeof(q->rhost) },
-                { PHI_TAG_TTY, q->tty, sizeof(q->tty) },
+                { PHI_TAG_SERVICE, q->service, sizeof(q->service), "PAM_SERVICE" },
+                { PHI_TAG_RHOST, q->rhost, sizeof(q->rhost), "PAM_RHOST" },
+                { PHI_TAG_TTY, q->tty, sizeof(q->tty), "PAM_TTY" },
         };
         for (size_t i = 0; i < PHI_ELEMENTSOF(fields); i++) {
                 const char *value = NULL;
                 snprintf(fields[i].dst, fields[i].size, "%s",
                          phi_msg_get_str(req, fields[i].tag, &value) == 0 ? value : "");
+                /* These are written into journal messages that people read: a
+                 * newline or an escape sequence there could forge a line. No
+                 * real host, terminal or service name has one. */
+                for (const char *p = fields[i].dst; *p; p++)
+                        if ((unsigned char) *p < 0x20 || *p == 0x7f) {
+                                phi_log(LOG_WARNING, "refusing a login request for %s: its %s holds a control character",
+                                        q->user, fields[i].item);
+                                phi_secret_wipe(q->code, sizeof(q->code));
+                                return phi_msg_new_error(-EINVAL, ret_reply, "%s holds a control character",
+                                                         fields[i].item);
+                        }
         }
         return 1;
 }
