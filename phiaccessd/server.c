@@ -343,6 +343,21 @@ void phi_server_deliver(phi_server *s, uint64_t ticket, phi_msg *reply) {
         phi_msg_free(reply);
 }
 
+bool phi_server_waiter_gone(phi_server *s, uint64_t ticket) {
+        struct conn *c = s->conns;
+        char b;
+        ssize_t n;
+
+        while (c && c->waiting_ticket != ticket)
+                c = c->next;
+        if (!c)
+                return true;
+        /* A client sends one request and waits; what it may still send is
+         * left in place. Only end-of-file or an error says it has gone. */
+        n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* The TOTP verifier committed a round with requests from this socket (phictl's
  * enrolment and admin verbs): send each reply to the connection that waits for
  * it. A connection that gave up meanwhile is gone; its reply is dropped. */

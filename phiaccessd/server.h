@@ -39,6 +39,9 @@ int phi_server_new_pam(sd_event *event, int listen_fd, const char *path, phi_ser
 /* Sends reply (taken, may be NULL: the connection is closed) to the connection
  * waiting for ticket; drops it if that connection is gone. */
 void phi_server_deliver(phi_server *s, uint64_t ticket, phi_msg *reply) _phi_nonnull_args_(1);
+/* True when the client waiting for ticket has hung up (or is gone): nobody
+ * would hear its answer. */
+bool phi_server_waiter_gone(phi_server *s, uint64_t ticket) _phi_nonnull_;
 
 /* Binds path with mode (as PATH.new, then renamed over PATH) and listens. */
 int phi_server_listen(const char *path, mode_t mode, int *ret_fd) _phi_warn_unused_ _phi_nonnull_;

@@ -43,6 +43,7 @@ enum outcome {
         O_ISSUED,
         O_RESET,
         O_UNSEAL,           /* a sealed seed did not open: wrong key or a tampered row */
+        O_ABANDONED,        /* its client hung up before the round: not served at all */
 };
 
 /* A finished reply on its way to the event loop. Allocated with its job (a job
@@ -460,6 +461,9 @@ static int reply_for(struct job *j, phi_msg **ret) {
         case O_NO_TOKEN:
         case O_NONE:
                 break;
+        case O_ABANDONED:
+                *ret = NULL;   /* nobody listens; the connection is closed */
+                return 0;
         }
         /* Logins learn one bit. */
         return phi_msg_new_error(-EACCES, ret, GENERIC_FAILURE);
@@ -534,6 +538,7 @@ static void journal_job(const struct job *j) {
                 phi_log(LOG_INFO, "new TOTP token for %s waits for its first code", q->user);
                 break;
         case O_NONE:
+        case O_ABANDONED:
                 break;
         }
         if (j->lock_user || j->lock_host) {
@@ -559,12 +564,31 @@ static void journal_job(const struct job *j) {
  * a rolled-back round leaves errors and no outcome. */
 static void round_serve(phi_verifier *v, struct queue *batch) {
         uint64_t now = (uint64_t) time(NULL);
+        size_t abandoned = 0;
         struct job *j;
         int r;
 
+        /* A login whose client (pam_phi, after its timeout) has hung up is not
+         * served: checking it would use up the code and journal an acceptance
+         * for a login that was already denied. This happens only after a stall
+         * (the daemon stopped, the disk hung), when a backlog of such requests
+         * is the rule. */
+        for (j = batch->head; j; j = j->next)
+                if (j->from_pam && phi_server_waiter_gone(v->pam, j->ticket)) {
+                        j->outcome = O_ABANDONED;
+                        phi_secret_wipe(j->req.code, sizeof(j->req.code));
+                        abandoned++;
+                }
+        if (abandoned > 0)
+                phi_log(LOG_NOTICE, "%zu login request%s given up by %s client%s before being served; "
+                                    "not checked, no code used up",
+                        abandoned, abandoned == 1 ? " was" : "s were", abandoned == 1 ? "its" : "their",
+                        abandoned == 1 ? "" : "s");
+
         r = phi_store_begin(v->store);
         for (j = batch->head; j && r >= 0; j = j->next)
-                r = serve_one(v, j, now);
+                if (j->outcome != O_ABANDONED)
+                        r = serve_one(v, j, now);
         if (r >= 0 && now >= v->last_prune + PRUNE_INTERVAL) {
                 r = phi_store_failures_prune(v->store, now, v->policy.failure_window);
                 v->last_prune = now;
