@@ -329,11 +329,18 @@ static int on_sync_event(sd_event_source *src, int fd, uint32_t revents, void *u
         return 0;
 }
 
-void phi_server_deliver(phi_server *s, uint64_t ticket, phi_msg *reply) {
+/* The connection waiting for ticket, or NULL if it has gone meanwhile. */
+static struct conn *conn_waiting_for(phi_server *s, uint64_t ticket) {
         struct conn *c = s->conns;
 
         while (c && c->waiting_ticket != ticket)
                 c = c->next;
+        return c;
+}
+
+void phi_server_deliver(phi_server *s, uint64_t ticket, phi_msg *reply) {
+        struct conn *c = conn_waiting_for(s, ticket);
+
         if (c) {
                 c->waiting_ticket = 0;
                 (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
@@ -344,12 +351,10 @@ void phi_server_deliver(phi_server *s, uint64_t ticket, phi_msg *reply) {
 }
 
 bool phi_server_waiter_gone(phi_server *s, uint64_t ticket) {
-        struct conn *c = s->conns;
+        struct conn *c = conn_waiting_for(s, ticket);
         char b;
         ssize_t n;
 
-        while (c && c->waiting_ticket != ticket)
-                c = c->next;
         if (!c)
                 return true;
         /* A client sends one request and waits; what it may still send is
