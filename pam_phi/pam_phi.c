@@ -25,6 +25,7 @@
 #include "phi/secret.h"
 
 #define CODE_PROMPT "Verification code: "
+#define ENROLL_TRIES 3
 
 struct pam_phi_options {
         const char *socket_path;
@@ -34,6 +35,7 @@ struct pam_phi_options {
         bool combined;
         bool openvpn;
         bool elevate;
+        bool enroll;
 };
 
 /* Options come from the stack file (root-owned), but a typo must still be loud:
@@ -73,6 +75,8 @@ static int phi_pam_parse_options(pam_handle_t *pamh, int argc, const char **argv
                         o.openvpn = true;
                 else if (strcmp(a, "elevate") == 0)
                         o.elevate = true;
+                else if (strcmp(a, "enroll") == 0)
+                        o.enroll = true;
                 else {
                         pam_syslog(pamh, LOG_ERR, "unknown option '%s'", a);
                         r = -EINVAL;
@@ -80,6 +84,11 @@ static int phi_pam_parse_options(pam_handle_t *pamh, int argc, const char **argv
         }
         if (r == 0 && o.combined && o.openvpn) {
                 pam_syslog(pamh, LOG_ERR, "options 'combined' and 'openvpn' exclude each other");
+                r = -EINVAL;
+        }
+        /* A one-field VPN client could not show the QR code, nor ask for a second code. */
+        if (r == 0 && o.enroll && (o.combined || o.openvpn)) {
+                pam_syslog(pamh, LOG_ERR, "option 'enroll' needs the code prompt: not with 'combined' or 'openvpn'");
                 r = -EINVAL;
         }
         if (r == 0)
@@ -128,12 +137,15 @@ static int phi_pam_put_items(pam_handle_t *pamh, phi_msg *m, bool service_requir
 }
 
 /*
- * One request, one final reply. 0 when the daemon said OK; -EACCES when it
- * refused (the only errno that means "no" rather than "could not decide");
- * any other negative errno when the daemon could not be asked or answered
- * nonsense. The request is freed (and so wiped) by the caller.
+ * One request, one final reply. 0 when the daemon said OK, or answered with
+ * the reply type `other` (then in *ret_other, which may hold a secret: freed
+ * with phi_msg_free, which wipes); -EACCES when it refused (the only errno
+ * that means "no" rather than "could not decide"); any other negative errno
+ * when the daemon could not be asked or answered nonsense. The request is
+ * freed (and so wiped) by the caller.
  */
-static int phi_pam_call(pam_handle_t *pamh, const struct pam_phi_options *o, const phi_msg *req) {
+static int phi_pam_exchange(pam_handle_t *pamh, const struct pam_phi_options *o, const phi_msg *req,
+                            uint16_t other, phi_msg **ret_other) {
         _cleanup_client_ phi_client *c = NULL;
         _cleanup_msg_ phi_msg *reply = NULL;
         const char *message = NULL;
@@ -152,6 +164,10 @@ static int phi_pam_call(pam_handle_t *pamh, const struct pam_phi_options *o, con
         }
         if (phi_msg_type(reply) == PHI_MSG_OK)
                 return 0;
+        if (ret_other && phi_msg_type(reply) == other) {
+                *ret_other = PHI_TAKE_PTR(reply);
+                return 0;
+        }
         if (phi_msg_get_error(reply, &error, &message) < 0) {
                 pam_syslog(pamh, LOG_ERR, "unexpected %s reply from phiaccessd",
                            phi_msg_type_name(phi_msg_type(reply)));
@@ -162,6 +178,10 @@ static int phi_pam_call(pam_handle_t *pamh, const struct pam_phi_options *o, con
         else if (o->debug)
                 pam_syslog(pamh, LOG_DEBUG, "phiaccessd refused: %s", message);
         return error == -EACCES ? -EACCES : (error < 0 ? error : -EPROTO);
+}
+
+static int phi_pam_call(pam_handle_t *pamh, const struct pam_phi_options *o, const phi_msg *req) {
+        return phi_pam_exchange(pamh, o, req, 0, NULL);
 }
 
 /* Asks for the code. A prompt with echo off is what keyboard-interactive
@@ -216,9 +236,65 @@ static int phi_pam_get_code(pam_handle_t *pamh, const struct pam_phi_options *o,
         return 0;
 }
 
+/*
+ * Enrolment at login: the daemon answered the code with a new token for this
+ * user (option enroll, [totp] enroll_at_login, a valid ticket, no active
+ * token). Shows it, then asks for the first code the app makes, up to
+ * ENROLL_TRIES times: 0 once the daemon has activated the token, -EACCES when
+ * every code was wrong. The offer is wiped by the caller; the copies in the
+ * conversation belong to the application.
+ */
+static int phi_pam_enroll(pam_handle_t *pamh, const struct pam_phi_options *o, const char *user,
+                          const phi_msg *offer) {
+        const char *uri = NULL, *qr = NULL, *named = NULL;
+        int r = -EACCES;
+
+        if (phi_msg_get_str(offer, PHI_TAG_URI, &uri) < 0 || phi_msg_get_str(offer, PHI_TAG_USER, &named) < 0 ||
+            strcmp(named, user) != 0) {
+                pam_syslog(pamh, LOG_ERR, "phiaccessd offered a token that is not %s's; denying", user);
+                return -EPROTO;
+        }
+        if (phi_msg_get_str(offer, PHI_TAG_QR, &qr) < 0)
+                qr = "(the daemon drew no QR code)\n";
+        /* Always followed by a prompt: sshd shows text only together with one. */
+        if (pam_info(pamh, "No verification token is set up for %s yet; your enrolment ticket lets you set one up now.\n"
+                           "Scan this QR code with your authenticator app:\n\n%s\n"
+                           "Or enter this URI in the app by hand:\n%s\n\n"
+                           "Then type the code the app shows.",
+                     user, qr, uri) != PAM_SUCCESS)
+                return -ECANCELED;
+        for (int i = 0; i < ENROLL_TRIES && r == -EACCES; i++) {
+                _cleanup_secret_str_ char *code = NULL;
+                _cleanup_msg_ phi_msg *req = NULL;
+
+                if (i > 0 && pam_error(pamh, "Wrong code; check the app and try again.") != PAM_SUCCESS) {
+                        r = -ECANCELED;
+                        break;
+                }
+                if ((r = phi_pam_prompt_code(pamh, &code)) < 0)
+                        break;
+                if (!*code || strlen(code) > PHI_CODE_MAX) {
+                        r = -EACCES;
+                        continue;
+                }
+                req = phi_msg_new(PHI_MSG_TOTP_ACTIVATE);
+                if (!req || phi_msg_put_str(req, PHI_TAG_USER, user) < 0 ||
+                    phi_msg_put_str(req, PHI_TAG_CODE, code) < 0 || phi_pam_put_items(pamh, req, true) < 0) {
+                        pam_syslog(pamh, LOG_ERR, "cannot build the activation request for %s", user);
+                        r = -ENOMEM;
+                        break;
+                }
+                phi_secret_free_str(PHI_TAKE_PTR(code));
+                r = phi_pam_call(pamh, o, req);
+        }
+        if (r == 0)
+                pam_syslog(pamh, LOG_NOTICE, "new TOTP token of %s activated at login", user);
+        return r;
+}
+
 _phi_export_ int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
         _cleanup_secret_str_ char *code = NULL;
-        _cleanup_msg_ phi_msg *req = NULL;
+        _cleanup_msg_ phi_msg *req = NULL, *offer = NULL;
         struct pam_phi_options o;
         const char *user = NULL;
         int r, ret = PAM_AUTHINFO_UNAVAIL;
@@ -245,21 +321,26 @@ _phi_export_ int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, co
                 ret = r == -ENOMEM ? PAM_AUTHINFO_UNAVAIL : PAM_AUTH_ERR;
                 goto out;
         }
-        /* The wire refuses codes longer than any token makes; so does this. */
-        if (!*code || strlen(code) > PHI_CODE_MAX) {
+        /* The wire refuses codes longer than any token makes; so does this. An
+         * empty answer is what someone without a token yet gives: with enroll,
+         * the daemon decides. */
+        if ((!*code && !o.enroll) || strlen(code) > PHI_CODE_MAX) {
                 ret = PAM_AUTH_ERR;
                 goto out;
         }
         req = phi_msg_new(PHI_MSG_AUTH);
         if (!req || phi_msg_put_str(req, PHI_TAG_USER, user) < 0 ||
             phi_msg_put_str(req, PHI_TAG_CODE, code) < 0 ||
-            phi_pam_put_items(pamh, req, true) < 0) {
+            phi_pam_put_items(pamh, req, true) < 0 ||
+            (o.enroll && phi_msg_put_u64(req, PHI_TAG_ENROLL, 1) < 0)) {
                 pam_syslog(pamh, LOG_ERR, "cannot build the request for %s", user);
                 goto out;
         }
         phi_secret_free_str(PHI_TAKE_PTR(code));
-        r = phi_pam_call(pamh, &o, req);
-        ret = r == 0 ? PAM_SUCCESS : r == -EACCES ? PAM_AUTH_ERR : PAM_AUTHINFO_UNAVAIL;
+        r = phi_pam_exchange(pamh, &o, req, PHI_MSG_TOTP_SECRET, o.enroll ? &offer : NULL);
+        if (r == 0 && offer)
+                r = phi_pam_enroll(pamh, &o, user, offer);
+        ret = r == 0 ? PAM_SUCCESS : r == -EACCES || r == -ECANCELED ? PAM_AUTH_ERR : PAM_AUTHINFO_UNAVAIL;
         if (o.debug)
                 pam_syslog(pamh, LOG_DEBUG, "auth for %s: %s", user, pam_strerror(pamh, ret));
 out:

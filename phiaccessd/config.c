@@ -97,6 +97,7 @@ static const struct key_spec keys[] = {
         { "totp", "failure_window", K_DURATION, OFF(totp_failure_window), 60, 7 * 86400 },
         { "totp", "lockout", K_DURATION, OFF(totp_lockout), 60, 7 * 86400 },
         { "totp", "ticket_lifetime", K_DURATION, OFF(totp_ticket_lifetime), 300, 30 * 86400 },
+        { "totp", "enroll_at_login", K_BOOL, OFF(totp_enroll_at_login), 0, 0 },
 };
 
 static const char *const sections[] = { "ldap", "store", "daemon", "totp" };

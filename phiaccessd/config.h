@@ -94,6 +94,7 @@ struct phi_config {
         /* [totp] */
         char *totp_master_key;              /* key file when no systemd credential */
         bool totp_create_master_key;
+        bool totp_enroll_at_login;   /* a ticket holder may enrol at a PAM login (pam_phi enroll) */
         char *totp_issuer;
         enum phi_totp_algorithm totp_algorithm;
         uint64_t totp_digits;

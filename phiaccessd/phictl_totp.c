@@ -5,7 +5,6 @@
  * every copy in this process is wiped. */
 
 #include <getopt.h>
-#include <qrencode.h>
 #include <stdio.h>
 #include <termios.h>
 
@@ -13,11 +12,11 @@
 #include "phi/parse.h"
 #include "phi/secret.h"
 #include "phictl.h"
+#include "qr.h"
 
 #define TICKET_MIN (5 * 60)
 #define TICKET_MAX (30 * 86400)
 #define ACTIVATE_TRIES 3
-#define QR_QUIET_ZONE 2          /* modules of light border; scanners want some */
 
 static int totp_usage(void) {
         fprintf(stderr, "Usage: phictl totp issue USER [--expires DUR]\n"
@@ -86,32 +85,6 @@ static int totp_reset(const struct ctl *ctl, int argc, char **argv) {
         return r;
 }
 
-/* Two module rows per text line with the upper/lower half blocks, light
- * modules drawn (as qrencode -t UTF8 does): on the usual dark terminal that
- * gives dark modules on a light field, which is what scanners expect. */
-static void qr_print(FILE *f, const QRcode *qr) {
-        int size = qr->width + 2 * QR_QUIET_ZONE;
-
-        for (int y = 0; y < size; y += 2) {
-                for (int x = 0; x < size; x++) {
-                        bool top = false, bottom = false;
-                        int qx = x - QR_QUIET_ZONE, qy = y - QR_QUIET_ZONE;
-
-                        if (qx >= 0 && qx < qr->width && qy >= 0 && qy < qr->width)
-                                top = qr->data[qy * qr->width + qx] & 1;
-                        if (qx >= 0 && qx < qr->width && qy + 1 >= 0 && qy + 1 < qr->width)
-                                bottom = qr->data[(qy + 1) * qr->width + qx] & 1;
-                        else if (y + 1 >= size)
-                                bottom = true;  /* below the code: paint as dark (terminal) */
-                        fputs(!top && !bottom ? "\xe2\x96\x88"       /* █ both light */
-                              : !top ? "\xe2\x96\x80"                /* ▀ upper light */
-                              : !bottom ? "\xe2\x96\x84"             /* ▄ lower light */
-                              : " ", f);
-                }
-                fputc('\n', f);
-        }
-}
-
 /* Reads one line into buf (wiped by the caller), without echo on a terminal. */
 static int read_code(char *buf, size_t size) {
         struct termios old, quiet;
@@ -146,7 +119,7 @@ static int totp_enroll(const struct ctl *ctl, int argc, char **argv) {
         _cleanup_msg_ phi_msg *req = phi_msg_new(PHI_MSG_TOTP_ENROLL);
         _cleanup_msg_ phi_msg *reply = NULL;
         const char *uri = NULL, *user = NULL;
-        QRcode *qr = NULL;
+        char *qr = NULL;
         char code[64];
         int r;
 
@@ -165,16 +138,14 @@ static int totp_enroll(const struct ctl *ctl, int argc, char **argv) {
                 return EXIT_UNREACHABLE;
         }
 
-        /* libqrencode copies the URI into its own buffers; QRcode_free() does not
-         * wipe them, but the bit matrix alone is all it keeps. */
-        qr = QRcode_encodeString(uri, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+        r = phi_qr_draw(uri, &qr);
         printf("Enrolling a new token for %s.\n"
                "Scan this QR code with your authenticator app:\n\n", user);
-        if (qr) {
-                qr_print(stdout, qr);
-                QRcode_free(qr);
+        if (r == 0) {
+                fputs(qr, stdout);
+                phi_secret_free_str(PHI_TAKE_PTR(qr));
         } else
-                printf("(cannot draw a QR code here: %s)\n", phi_errno_text(errno));
+                printf("(cannot draw a QR code here: %s)\n", phi_errno_text(r));
         printf("\nOr enter this URI in the app by hand:\n%s\n\n", uri);
         fflush(stdout);
 

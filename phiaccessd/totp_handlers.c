@@ -19,6 +19,7 @@ static void policy_from_config(const struct phi_config *c, struct phi_verifier_p
                 .failure_window = c->totp_failure_window,
                 .lockout = c->totp_lockout,
                 .ticket_lifetime = c->totp_ticket_lifetime,
+                .enroll_at_login = c->totp_enroll_at_login,
         };
         snprintf(ret->issuer, sizeof(ret->issuer), "%s", c->totp_issuer);
 }
@@ -114,11 +115,15 @@ int phi_handle_totp_enroll(struct phi_daemon *d, const struct phi_caller *caller
 int phi_handle_totp_activate(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                              phi_msg **ret_reply, uint64_t *ret_ticket) {
         struct phi_verify_request q = { .kind = PHI_VERIFY_ACTIVATE };
-        const char *code = NULL;
+        const char *code = NULL, *user = NULL;
         int r;
 
         if ((r = caller_user(caller, &q, ret_reply)) <= 0)
                 return r;
+        /* USER is for pam_phi on the PAM socket; here the token is the caller's. */
+        if (phi_msg_get_str(req, PHI_TAG_USER, &user) == 0)
+                return phi_msg_new_error(-EINVAL, ret_reply, "on this socket a token is activated by its own "
+                                                             "user; name no user");
         if (phi_msg_get_str(req, PHI_TAG_CODE, &code) < 0 || strlen(code) >= sizeof(q.code))
                 return phi_msg_new_error(-EINVAL, ret_reply, "not a code");
         memcpy(q.code, code, strlen(code));

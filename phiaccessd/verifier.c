@@ -16,6 +16,7 @@
 
 #include "journal.h"
 #include "phi/secret.h"
+#include "qr.h"
 #include "server.h"
 #include "store.h"
 #include "verifier.h"
@@ -256,36 +257,6 @@ static int check_code(phi_verifier *v, struct job *j, enum phi_token_state state
         return 0;
 }
 
-static int serve_login(phi_verifier *v, struct job *j, uint64_t now) {
-        struct phi_failures uf, hf = { 0 };
-        bool count_host = j->req.rhost[0] != 0, accepted;
-        int r;
-
-        if ((r = phi_store_failures_get(v->store, PHI_FAILURE_USER, j->req.user, &uf)) < 0 ||
-            (count_host && (r = phi_store_failures_get(v->store, PHI_FAILURE_HOST, j->req.rhost, &hf)) < 0))
-                return r;
-        if (uf.locked_until > now || hf.locked_until > now) {
-                j->outcome = O_LOCKED;
-                j->locked_until = uf.locked_until > hf.locked_until ? uf.locked_until : hf.locked_until;
-                phi_secret_wipe(j->req.code, sizeof(j->req.code));
-                return 0;
-        }
-        if ((r = check_code(v, j, PHI_TOKEN_ACTIVE, now, &accepted)) < 0)
-                return r;
-        if (accepted) {
-                j->outcome = O_OK;
-                /* A success clears the user's count; the host's decays with its window,
-                 * so one good login from a host cannot reset a spray from it. */
-                if (uf.count > 0)
-                        return phi_store_failures_put(v->store, PHI_FAILURE_USER, j->req.user,
-                                                      &(struct phi_failures){ 0 });
-                return 0;
-        }
-        if (j->outcome == O_UNSEAL)
-                return 0;
-        return failures_record(v, j, &uf, &hf, count_host, now);
-}
-
 static int ticket_valid(phi_verifier *v, const char *user, uint64_t now, bool *ret_valid) {
         uint64_t expires = 0;
         int r = phi_store_ticket_get(v->store, user, &expires);
@@ -341,7 +312,7 @@ static int serve_enroll(phi_verifier *v, struct job *j, uint64_t now) {
         struct phi_totp_params params = { v->policy.algorithm, v->policy.digits, v->policy.window };
         uint8_t seed[PHI_SEAL_SEED_BYTES];
         _cleanup_msg_ phi_msg *m = NULL;
-        char *uri = NULL;
+        char *uri = NULL, *qr = NULL;
         bool valid;
         int r;
 
@@ -367,13 +338,61 @@ static int serve_enroll(phi_verifier *v, struct job *j, uint64_t now) {
         if ((r = phi_msg_put_str(m, PHI_TAG_USER, j->req.user)) < 0 ||
             (r = phi_msg_put_str(m, PHI_TAG_URI, uri)) < 0)
                 goto out;
+        /* pam_phi, inside sshd or a VPN server, draws nothing itself. */
+        if (j->from_pam) {
+                if ((r = phi_qr_draw(uri, &qr)) < 0 || (r = phi_msg_put_str(m, PHI_TAG_QR, qr)) < 0)
+                        goto out;
+        }
         /* Built now, while the seed exists; sent only if the round commits. */
         j->reply = PHI_TAKE_PTR(m);
         j->outcome = O_PENDING;
 out:
         phi_secret_wipe(seed, sizeof(seed));
         phi_secret_free_str(uri);
+        phi_secret_free_str(qr);
         return r;
+}
+
+static int serve_login(phi_verifier *v, struct job *j, uint64_t now) {
+        struct phi_failures uf, hf = { 0 };
+        bool count_host = j->req.rhost[0] != 0, accepted;
+        int r;
+
+        if ((r = phi_store_failures_get(v->store, PHI_FAILURE_USER, j->req.user, &uf)) < 0 ||
+            (count_host && (r = phi_store_failures_get(v->store, PHI_FAILURE_HOST, j->req.rhost, &hf)) < 0))
+                return r;
+        if (uf.locked_until > now || hf.locked_until > now) {
+                j->outcome = O_LOCKED;
+                j->locked_until = uf.locked_until > hf.locked_until ? uf.locked_until : hf.locked_until;
+                phi_secret_wipe(j->req.code, sizeof(j->req.code));
+                return 0;
+        }
+        if ((r = check_code(v, j, PHI_TOKEN_ACTIVE, now, &accepted)) < 0)
+                return r;
+        if (j->outcome == O_NO_TOKEN && j->req.enroll && v->policy.enroll_at_login) {
+                bool valid;
+
+                /* The stack vouches (pam_phi's enroll option) that a first factor
+                 * was checked before this module, and the ticket is an admin's
+                 * consent: a new pending token, shown to this login. Nothing is
+                 * counted, since no token's code was tried. */
+                if ((r = ticket_valid(v, j->req.user, now, &valid)) < 0)
+                        return r;
+                if (valid)
+                        return serve_enroll(v, j, now);
+        }
+        if (accepted) {
+                j->outcome = O_OK;
+                /* A success clears the user's count; the host's decays with its window,
+                 * so one good login from a host cannot reset a spray from it. */
+                if (uf.count > 0)
+                        return phi_store_failures_put(v->store, PHI_FAILURE_USER, j->req.user,
+                                                      &(struct phi_failures){ 0 });
+                return 0;
+        }
+        if (j->outcome == O_UNSEAL)
+                return 0;
+        return failures_record(v, j, &uf, &hf, count_host, now);
 }
 
 static int serve_one(phi_verifier *v, struct job *j, uint64_t now) {
@@ -446,6 +465,9 @@ static int reply_for(struct job *j, phi_msg **ret) {
                                                  j->req.user, j->req.user);
                 break;
         case O_NO_PENDING:
+                /* pam_phi takes any errno but EACCES for "could not decide". */
+                if (j->from_pam)
+                        return phi_msg_new_error(-EACCES, ret, "no token waiting for activation");
                 return phi_msg_new_error(-ENOENT, ret, "no token waiting for activation; run phictl totp enroll");
         case O_LOCKED:
                 if (j->req.kind == PHI_VERIFY_ACTIVATE) {
@@ -521,7 +543,13 @@ static void journal_job(const struct job *j) {
                                   q->user);
                 break;
         case O_ENROLLED:
-                phi_journal_event(PHI_EVENT_ENROLLED, LOG_NOTICE, fields, n, "TOTP token of %s activated", q->user);
+                if (j->from_pam)
+                        phi_journal_event(PHI_EVENT_ENROLLED, LOG_NOTICE, fields, n,
+                                          "TOTP token of %s activated at login (%s%s%s); the login is let in",
+                                          q->user, q->service, q->rhost[0] ? " from " : "", q->rhost);
+                else
+                        phi_journal_event(PHI_EVENT_ENROLLED, LOG_NOTICE, fields, n, "TOTP token of %s activated",
+                                          q->user);
                 break;
         case O_RESET:
                 phi_journal_event(PHI_EVENT_TOKEN_RESET, LOG_NOTICE, fields, n, "TOTP token of %s %s by %s",
@@ -535,7 +563,12 @@ static void journal_job(const struct job *j) {
                 phi_log(LOG_NOTICE, "%s tried to enrol a token without a valid ticket", q->user);
                 break;
         case O_PENDING:
-                phi_log(LOG_INFO, "new TOTP token for %s waits for its first code", q->user);
+                if (q->kind == PHI_VERIFY_LOGIN)
+                        phi_log(LOG_NOTICE, "TOTP enrolment offered to %s at login (%s%s%s), under a valid ticket: "
+                                "a new token waits for its first code", q->user, q->service,
+                                q->rhost[0] ? " from " : "", q->rhost);
+                else
+                        phi_log(LOG_INFO, "new TOTP token for %s waits for its first code", q->user);
                 break;
         case O_NONE:
         case O_ABANDONED:
@@ -774,7 +807,7 @@ static int on_pam_request(void *userdata, const phi_msg *req, phi_msg **ret_repl
         size_t queued = 0;
         int r;
 
-        r = phi_verify_request_from_auth(req, &q, ret_reply);
+        r = phi_verify_request_from_pam(req, &q, ret_reply);
         if (r <= 0)
                 goto out;
         r = enqueue(v, &q, true, ret_ticket, &queued);
@@ -832,12 +865,27 @@ static void *verifier_thread(void *arg) {
 
 /* --------------------------------------------------------------- public API */
 
-int phi_verify_request_from_auth(const phi_msg *req, struct phi_verify_request *q, phi_msg **ret_reply) {
-        const char *user = NULL, *code = NULL;
+int phi_verify_request_from_pam(const phi_msg *req, struct phi_verify_request *q, phi_msg **ret_reply) {
+        const char *user = NULL, *code = NULL, *service = NULL;
+        uint64_t enroll = 0;
 
-        *q = (struct phi_verify_request){ .kind = PHI_VERIFY_LOGIN };
-        if (phi_msg_get_str(req, PHI_TAG_USER, &user) < 0 || phi_msg_get_str(req, PHI_TAG_CODE, &code) < 0)
-                return phi_msg_new_error(-EPROTO, ret_reply, "auth needs user and code");
+        switch (phi_msg_type(req)) {
+        case PHI_MSG_AUTH:
+                *q = (struct phi_verify_request){ .kind = PHI_VERIFY_LOGIN };
+                q->enroll = phi_msg_get_u64(req, PHI_TAG_ENROLL, &enroll) == 0 && enroll != 0;
+                break;
+        case PHI_MSG_TOTP_ACTIVATE:
+                /* The token offered to this login by the reply to its AUTH. */
+                *q = (struct phi_verify_request){ .kind = PHI_VERIFY_ACTIVATE };
+                break;
+        default:
+                return phi_msg_new_error(-EOPNOTSUPP, ret_reply, "the PAM socket serves auth and totp-activate, not %s",
+                                         phi_msg_type_name(phi_msg_type(req)));
+        }
+        if (phi_msg_get_str(req, PHI_TAG_USER, &user) < 0 || phi_msg_get_str(req, PHI_TAG_CODE, &code) < 0 ||
+            phi_msg_get_str(req, PHI_TAG_SERVICE, &service) < 0)
+                return phi_msg_new_error(-EPROTO, ret_reply, "%s on the PAM socket needs user, code and service",
+                                         phi_msg_type_name(phi_msg_type(req)));
         if (!phi_name_valid(user) || strlen(code) >= sizeof(q->code))
                 return phi_msg_new_error(-EACCES, ret_reply, GENERIC_FAILURE);
         snprintf(q->user, sizeof(q->user), "%s", user);

@@ -46,6 +46,7 @@ struct phi_verifier_policy {
         uint64_t lockout;                   /* seconds */
         uint64_t ticket_lifetime;           /* default for phictl totp issue, seconds */
         char issuer[65];                    /* label in otpauth URIs */
+        bool enroll_at_login;               /* offer a ticket holder's login a new token */
 };
 
 enum phi_verify_kind {
@@ -65,6 +66,7 @@ struct phi_verify_request {
         char tty[65];
         char actor[64];                     /* who asked, for the journal */
         uint64_t duration;                  /* ISSUE: 0 = the policy's default */
+        bool enroll;                        /* LOGIN: the PAM stack allows enrolment here */
 };
 
 typedef struct phi_verifier phi_verifier;
@@ -76,9 +78,11 @@ typedef struct phi_verifier phi_verifier;
 int phi_verifier_new(const char *backend, const char *location, phi_seal_key *key,
                      const struct phi_verifier_policy *policy, int pam_fd, const char *pam_path,
                      phi_verifier **ret) _phi_warn_unused_ _phi_nonnull_args_(1, 2, 4, 7);
-/* A PHI_MSG_AUTH frame as a login request: 1, or 0 with an error in *ret_reply
- * (negative only when even that could not be built). */
-int phi_verify_request_from_auth(const phi_msg *req, struct phi_verify_request *q, phi_msg **ret_reply)
+/* A frame on the PAM socket as a request: PHI_MSG_AUTH as a login,
+ * PHI_MSG_TOTP_ACTIVATE (which names its user there) as the activation of a
+ * token offered at login. 1, or 0 with an error in *ret_reply (negative only
+ * when even that could not be built). */
+int phi_verify_request_from_pam(const phi_msg *req, struct phi_verify_request *q, phi_msg **ret_reply)
         _phi_warn_unused_ _phi_nonnull_;
 /* A new policy (SIGHUP), in force from the next round on: requests already in
  * a round are judged by the old one. The master key and the store stay. */

@@ -5,8 +5,10 @@
 # types codes computed by oathtool. Cases: keyboard-interactive alone (right
 # code in, wrong code out), publickey,keyboard-interactive (key and right code
 # in; key and wrong code, no key, or a key not authorized: out), a code reused
-# for a second login (out), and the daemon stopped (out, and the same code works
-# once it is back). Every outcome is checked in the journal too.
+# for a second login (out), enrolment at login (key, then the QR code on the
+# client's screen and the new token's first code: in), and the daemon stopped
+# (out, and the same code works once it is back). Every outcome is checked in
+# the journal too.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/harness.bash
 source "$(dirname "$0")/../lib/harness.bash"
@@ -19,6 +21,9 @@ command -v ssh >/dev/null || phi_die "ssh is missing (openssh-client); run ./scr
 PAM_PHI=$PHI_BUILD_DIR/pam_phi/pam_phi.so
 [ -r "$PAM_PHI" ] || phi_die "build the tree first ($PAM_PHI)"
 
+# Enrolment at login is on for the daemon; only the "enrol" sshd's stack has
+# pam_phi's enroll option.
+TOTP_EXTRA_CONFIG="enroll_at_login = yes"
 totp_setup
 totp_daemon_start
 
@@ -49,10 +54,18 @@ ssh-keygen -q -t ed25519 -N '' -C bob -f "$SSH_DIR/id_bob"
 ssh-keygen -q -t ed25519 -N '' -C stranger -f "$SSH_DIR/id_other"
 install -m 0600 -o "${TOTP_UID[bob]}" -g "${TOTP_UID[bob]}" "$SSH_DIR/id_bob.pub" \
     "$PHI_TMP/home/bob/.ssh/authorized_keys"
+ssh-keygen -q -t ed25519 -N '' -C frank -f "$SSH_DIR/id_frank"
+install -m 0600 -o "${TOTP_UID[frank]}" -g "${TOTP_UID[frank]}" "$SSH_DIR/id_frank.pub" \
+    "$PHI_TMP/home/frank/.ssh/authorized_keys"
 
 # The PAM stack the README shows: pam_phi asks for the code; nothing else
 # authenticates. account and session are plain so that only auth is tested.
 totp_stack sshd "auth required $PAM_PHI" \
+    "account required pam_permit.so" \
+    "session required pam_permit.so" \
+    "password required pam_deny.so"
+# Where first-time users enrol at login: behind a public key (pam_phi(8)).
+totp_stack sshd-enrol "auth required $PAM_PHI enroll" \
     "account required pam_permit.so" \
     "session required pam_permit.so" \
     "password required pam_deny.so"
@@ -69,12 +82,12 @@ if [ -n "$san" ]; then
         "UBSAN_OPTIONS=print_stacktrace=1:log_path=$SSH_DIR/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}")
 fi
 
-# sshd_start NAME PORT METHODS: an sshd on 127.0.0.1:PORT (the test's own
-# network namespace: a fixed port is free) requiring AuthenticationMethods
+# sshd_start NAME PORT METHODS [STACK]: an sshd on 127.0.0.1:PORT (the test's
+# own network namespace: a fixed port is free) requiring AuthenticationMethods
 # METHODS. Its PAM service is "sshd" (the basename of argv[0]), whose file is
-# our stack in sshd's own mount namespace.
+# our stack STACK (default sshd) in sshd's own mount namespace.
 sshd_start() {
-    local name=$1 port=$2 methods=$3 conf pidfile
+    local name=$1 port=$2 methods=$3 stack=${4:-sshd} conf pidfile
     conf=$SSH_DIR/sshd_config.$name
     pidfile=$SSH_DIR/sshd.$name.pid
     cat >"$conf" <<CONF
@@ -95,7 +108,7 @@ LogLevel VERBOSE
 CONF
     phi_check "sshd accepts its config ($name)" "$SSHD" -t -f "$conf"
     phi_spawn "sshd-$name" phi_ns_run --bind "$SSH_DIR/passwd:/etc/passwd" \
-        --bind "$TOTP_DIR/pam.d/sshd:/etc/pam.d/sshd" -- \
+        --bind "$TOTP_DIR/pam.d/$stack:/etc/pam.d/sshd" -- \
         "${SSHD_ENV[@]}" "$SSHD" -D -f "$conf"
     # sshd writes its pid file once it listens.
     phi_wait_for --timeout 15 --what "sshd $name pid file" test -s "$pidfile" ||
@@ -110,6 +123,8 @@ KBD_PORT=2222
 PK_PORT=2223
 sshd_start kbd "$KBD_PORT" keyboard-interactive
 sshd_start pk "$PK_PORT" publickey,keyboard-interactive
+ENROL_PORT=2224
+sshd_start enrol "$ENROL_PORT" publickey,keyboard-interactive sshd-enrol
 
 # The client: a pty driven by expect, answering each code prompt with the next
 # of the codes given (the client gives up when they are used up). Output and ssh's exit status come
@@ -273,6 +288,61 @@ ssh_login "$KBD_PORT" carol "$code"
 expect_out "a second login with the same code" 1
 check_event "$(event "$cur" totp_replay carol)" totp_replay
 phi_assert_eq "$(event "$cur" auth_ok carol | wc -l)" 1 "exactly one auth_ok for the code"
+
+# ---------------------------------------------------------------- enrolment at login
+# frank has a key and a ticket but no token. What the person does: Enter at
+# the first prompt, scan what appears, type the app's code. The expect script
+# reads the secret from the URI on the screen, as the app would from the QR.
+cat >"$SSH_DIR/enrol.exp" <<'EXP'
+set timeout 30
+lassign $argv port user key known_hosts step_file
+spawn -noecho ssh -F /dev/null -p $port -o UserKnownHostsFile=$known_hosts \
+    -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o IdentityAgent=none \
+    -o IdentitiesOnly=yes -o ConnectTimeout=10 -i $key \
+    -o PreferredAuthentications=publickey,keyboard-interactive $user@127.0.0.1 {echo LOGGED-IN-AS-$(id -un)}
+expect {
+    -re {Verification code: } { send "\r" }
+    timeout { puts "\nEXPECT: no first prompt"; exit 124 }
+}
+expect {
+    -re {secret=([A-Z2-7]+)} { set secret $expect_out(1,string) }
+    timeout { puts "\nEXPECT: no token shown"; exit 124 }
+    eof { puts "\nEXPECT: no token shown"; exit 1 }
+}
+expect {
+    -re {Verification code: } {}
+    timeout { puts "\nEXPECT: no prompt after the token"; exit 124 }
+}
+set step [expr {[clock seconds] / 30}]
+send -- "[exec oathtool --totp -b $secret -N @[expr {$step * 30}]]\r"
+set f [open $step_file w]; puts $f $step; close $f
+expect {
+    timeout { puts "\nEXPECT: timed out"; exit 124 }
+    eof {}
+}
+exit [lindex [wait] 3]
+EXP
+totp_phictl_as root totp issue frank --expires 1h >/dev/null
+cur=$(phi_journal_cursor)
+LOGIN_RC=0
+LOGIN_OUT=$(timeout 60 expect -f "$SSH_DIR/enrol.exp" -- "$ENROL_PORT" frank "$SSH_DIR/id_frank" \
+    "$SSH_DIR/known_hosts" "$TOTP_DIR/step.frank" 2>&1) || LOGIN_RC=$?
+LOGIN_OUT=${LOGIN_OUT//$'\r'/}
+expect_in frank "enrolment at an ssh login: key, Enter, then the new token's first code"
+phi_assert_contains "$LOGIN_OUT" "No verification token is set up for frank yet" "ssh shows why a QR code follows"
+printf '%s\n' "$LOGIN_OUT" >"$SSH_DIR/enrol.transcript"
+uri=$(grep -o 'otpauth://totp/[^ ]*' "$SSH_DIR/enrol.transcript" | head -n 1)
+phi_assert_eq "$(totp_qr_decode "$SSH_DIR/enrol.transcript")" "$uri" \
+    "the QR code on the ssh client's screen scans to the URI shown"
+check_event "$(event "$cur" enrolled frank)" enrolled
+phi_assert_contains "$(sshd_said "$cur")" "Accepted keyboard-interactive/pam for frank from 127.0.0.1" \
+    "sshd journals the login that enrolled"
+printf '%s\n' "$uri" | grep -o 'secret=[A-Z2-7]*' | cut -d= -f2 >"$TOTP_DIR/secret.frank"
+TOTP_LAST[frank]=$(cat "$TOTP_DIR/step.frank")
+step=$(totp_fresh_step frank)
+ssh_login "$PK_PORT" frank "$(totp_code frank "$step")" "$SSH_DIR/id_frank"
+expect_in frank "the enrolled token's next code logs in where enrolment is not offered"
+TOTP_LAST[frank]=$step
 
 # ---------------------------------------------------------------- daemon down
 totp_daemon_stop

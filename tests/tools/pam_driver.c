@@ -4,7 +4,11 @@
  * integration tests and benchmarks use it in place of a login program.
  *
  * Usage: pam_driver --confdir DIR --service NAME --user USER [--op auth|account|open|close]
- *                   [--rhost HOST] [--tty TTY] [--answer TEXT]...
+ *                   [--rhost HOST] [--tty TTY] [--answer TEXT]... [--answer-cmd CMD]
+ * Once the --answer texts are used up, each further prompt is answered with
+ * the first line CMD prints (run by sh, with the last informational message
+ * of the conversation in $PAM_DRIVER_INFO): how a test answers with a code it
+ * can only compute from what the module showed, as a person would.
  * Prints the PAM result's symbolic name ("PAM_SUCCESS") on stdout and every
  * message of the conversation on stderr ("prompt-off: Verification code: ").
  * Exit status: 0 PAM_SUCCESS, 1 any other result, 2 usage error. */
@@ -20,7 +24,27 @@
 struct script {
         const char *answers[MAX_ANSWERS];
         int n, next;
+        const char *answer_cmd;
 };
+
+/* The first line CMD prints, or NULL. */
+static char *run_answer_cmd(const char *cmd) {
+        char line[256];
+        FILE *f = popen(cmd, "r");
+        char *answer = NULL;
+
+        if (!f)
+                return NULL;
+        if (fgets(line, sizeof(line), f)) {
+                line[strcspn(line, "\r\n")] = 0;
+                answer = strdup(line);
+        }
+        if (pclose(f) != 0) {
+                free(answer);
+                answer = NULL;
+        }
+        return answer;
+}
 
 static const char *result_name(int r) {
         static const struct {
@@ -54,6 +78,12 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
                         fprintf(stderr, "%s: %s\n",
                                 msg[i]->msg_style == PAM_PROMPT_ECHO_OFF ? "prompt-off" : "prompt-on",
                                 msg[i]->msg);
+                        if (s->next >= s->n && s->answer_cmd) {
+                                r[i].resp = run_answer_cmd(s->answer_cmd);
+                                if (r[i].resp)
+                                        break;
+                                fprintf(stderr, "pam_driver: --answer-cmd gave no answer\n");
+                        }
                         if (s->next >= s->n) {
                                 /* A login program whose user gave up. */
                                 for (int j = 0; j < i; j++)
@@ -65,6 +95,7 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
                         break;
                 case PAM_TEXT_INFO:
                         fprintf(stderr, "info: %s\n", msg[i]->msg);
+                        (void) setenv("PAM_DRIVER_INFO", msg[i]->msg, 1);
                         break;
                 default:
                         fprintf(stderr, "error: %s\n", msg[i]->msg);
@@ -84,6 +115,7 @@ int main(int argc, char **argv) {
                 { "rhost", required_argument, NULL, 'r' },
                 { "tty", required_argument, NULL, 't' },
                 { "answer", required_argument, NULL, 'a' },
+                { "answer-cmd", required_argument, NULL, 'A' },
                 {},
         };
         const char *confdir = NULL, *service = NULL, *user = NULL, *op = "auth";
@@ -108,13 +140,15 @@ int main(int argc, char **argv) {
                         }
                         s.answers[s.n++] = optarg;
                         break;
+                case 'A': s.answer_cmd = optarg; break;
                 default:
                         return 2;
                 }
         }
         if (!confdir || !service || !user || optind != argc) {
                 fprintf(stderr, "usage: pam_driver --confdir DIR --service NAME --user USER "
-                                "[--op auth|account|open|close] [--rhost H] [--tty T] [--answer A]...\n");
+                                "[--op auth|account|open|close] [--rhost H] [--tty T] [--answer A]... "
+                                "[--answer-cmd CMD]\n");
                 return 2;
         }
         r = pam_start_confdir(service, user, &c, confdir, &pamh);

@@ -104,6 +104,8 @@ enum phi_tag {
         PHI_TAG_STATE = 20,      /* str: short machine-readable outcome */
         PHI_TAG_DURATION = 21,   /* u64: seconds (TOTP ticket lifetime) */
         PHI_TAG_URI = 22,        /* str, secret: otpauth:// URI holding a TOTP seed */
+        PHI_TAG_ENROLL = 23,     /* u64 bool: this PAM stack lets an unenrolled user enrol */
+        PHI_TAG_QR = 24,         /* str, secret: the URI drawn as a QR code for a terminal */
         _PHI_TAG_MAX,
 };
 
@@ -118,7 +120,8 @@ enum phi_msg_type {
         PHI_MSG_SYNC = 0x0101,        /* [FULL] -> OK */
         PHI_MSG_USER_SHOW = 0x0102,   /* USER -> USER_INFO */
         PHI_MSG_USER_INFO = 0x0103,   /* reply: USER UID GID GECOS HOME SHELL DN TOKEN GROUP* */
-        PHI_MSG_AUTH = 0x0200,        /* USER CODE SERVICE [RHOST] [TTY] -> OK | ERROR */
+        PHI_MSG_AUTH = 0x0200,        /* USER CODE SERVICE [RHOST] [TTY] [ENROLL] -> OK | ERROR
+                                       * | TOTP_SECRET (enrolment at login) */
         PHI_MSG_ACCOUNT = 0x0201,     /* USER SERVICE [RHOST] [TTY] [ELEVATE] -> OK | ERROR */
         PHI_MSG_SESSION = 0x0202,     /* USER SERVICE STATE(open|close) [RHOST] [TTY] -> OK */
 
@@ -126,8 +129,9 @@ enum phi_msg_type {
          * user enrolling, known by SO_PEERCRED; ISSUE and RESET are admin verbs. */
         PHI_MSG_TOTP_ISSUE = 0x0300,    /* USER [DURATION] -> OK (pairs: user, expires) */
         PHI_MSG_TOTP_ENROLL = 0x0301,   /* (caller's ticket) -> TOTP_SECRET: a new pending token */
-        PHI_MSG_TOTP_SECRET = 0x0302,   /* reply: USER URI */
-        PHI_MSG_TOTP_ACTIVATE = 0x0303, /* CODE -> OK: the pending token becomes active */
+        PHI_MSG_TOTP_SECRET = 0x0302,   /* reply: USER URI [QR] */
+        PHI_MSG_TOTP_ACTIVATE = 0x0303, /* CODE -> OK: the pending token becomes active; on the
+                                         * PAM socket also USER SERVICE [RHOST] [TTY] */
         PHI_MSG_TOTP_RESET = 0x0304,    /* USER -> OK: the user's tokens and ticket removed */
 };
 
