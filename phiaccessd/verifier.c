@@ -64,6 +64,7 @@ struct job {
         bool lock_user, lock_host;   /* this request started a lockout */
         uint64_t locked_until;
         uint64_t expires;            /* ISSUE */
+        bool login_enrolment;        /* ISSUE: the policy lets the ticket be used at a login */
         bool found;                  /* RESET */
         phi_msg *reply;
         struct answer *answer;
@@ -406,6 +407,7 @@ static int serve_one(phi_verifier *v, struct job *j, uint64_t now) {
         case PHI_VERIFY_ISSUE:
                 j->expires = now + (j->req.duration ? j->req.duration : v->policy.ticket_lifetime);
                 j->outcome = O_ISSUED;
+                j->login_enrolment = v->policy.enroll_at_login;
                 return phi_store_ticket_put(v->store, j->req.user, j->expires, now);
         case PHI_VERIFY_RESET:
                 j->outcome = O_RESET;
@@ -448,7 +450,10 @@ static int reply_for(struct job *j, phi_msg **ret) {
                         return -ENOMEM;
                 if ((r = phi_msg_put_pair(m, "user", j->req.user)) < 0 ||
                     (r = phi_msg_put_pair(m, "ticket_expires", until)) < 0 ||
-                    (r = phi_msg_put_pair(m, "next", "the user runs: phictl totp enroll")) < 0)
+                    (r = phi_msg_put_pair(m, "next", j->login_enrolment
+                                          ? "the user runs: phictl totp enroll; or logs in where pam_phi has "
+                                            "the enroll option"
+                                          : "the user runs: phictl totp enroll")) < 0)
                         return r;
                 *ret = PHI_TAKE_PTR(m);
                 return 0;

@@ -61,7 +61,8 @@ phi_wait_for --timeout 5 --what "pam_phi's complaint" grep -q \
     "option 'enroll' needs the code prompt" <(phi_journal_json --after "$cur" SYSLOG_IDENTIFIER=pam_driver |
         jq -r .MESSAGE) || phi_fail "pam_phi names the bad option combination"
 
-totp_phictl_as root totp issue bob --expires 1h >/dev/null
+phi_assert_contains "$(totp_phictl_as root totp issue bob --expires 1h)" \
+    "or logs in where pam_phi has the enroll option" "phictl totp issue says the ticket also works at a login"
 
 # --- the offer, and wrong first codes -----------------------------------------
 cur=$(phi_journal_cursor)
@@ -124,12 +125,14 @@ phi_assert_eq "$(login bob phi-enrol --answer '')" PAM_AUTH_ERR "an enrolled use
 phi_assert_not_contains "$(cat "$CONV")" otpauth "an enrolled user is offered nothing"
 
 # --- the policy switched off (SIGHUP): a ticket holder is offered nothing ------
-totp_phictl_as root totp issue carol --expires 1h >/dev/null
 sed -i '/^enroll_at_login/d' "$TOTP_CONF"
 cur=$(phi_journal_cursor)
 kill -HUP "$TOTP_DAEMON_PID"
 phi_journal_wait --timeout 10 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd \
     MESSAGE="configuration reloaded from $TOTP_CONF" >/dev/null || phi_fail "the daemon reloads"
+issued=$(totp_phictl_as root totp issue carol --expires 1h)
+phi_assert_contains "$issued" "the user runs: phictl totp enroll" "policy off: phictl totp issue names phictl"
+phi_assert_not_contains "$issued" "logs in" "and not a login"
 cur=$(phi_journal_cursor)
 phi_assert_eq "$(login carol phi-enrol --answer '')" PAM_AUTH_ERR "policy off: a ticket holder is denied"
 phi_assert_not_contains "$(cat "$CONV")" otpauth "policy off: no token is offered"
