@@ -354,46 +354,79 @@ out:
         return r;
 }
 
+/*
+ * Enrolment at login: pam_phi's enroll option (the stack vouches that a first
+ * factor was checked before it), the policy, a valid ticket (an admin's
+ * consent), and no active token. A code of the user's pending token -- shown
+ * to an earlier login, or by phictl totp enroll, and scanned -- activates it
+ * and lets this login in; any other answer gets a new pending token, shown to
+ * this login. Nothing is counted: no active token's code was tried.
+ */
+static int serve_login_enrolment(phi_verifier *v, struct job *j, const char *code, const struct phi_failures *uf,
+                                 uint64_t now) {
+        bool accepted = false;
+        int r;
+
+        if (*code) {
+                memcpy(j->req.code, code, sizeof(j->req.code));
+                if ((r = check_code(v, j, PHI_TOKEN_PENDING, now, &accepted)) < 0)
+                        return r;
+        }
+        if (!accepted)
+                return serve_enroll(v, j, now);
+        j->outcome = O_ENROLLED;
+        if ((r = phi_store_token_activate(v->store, j->req.user, now)) < 0 ||
+            (r = phi_store_ticket_delete(v->store, j->req.user)) < 0)
+                return r;
+        if (uf->count > 0)
+                return phi_store_failures_put(v->store, PHI_FAILURE_USER, j->req.user, &(struct phi_failures){ 0 });
+        return 0;
+}
+
 static int serve_login(phi_verifier *v, struct job *j, uint64_t now) {
         struct phi_failures uf, hf = { 0 };
-        bool count_host = j->req.rhost[0] != 0, accepted;
+        bool count_host = j->req.rhost[0] != 0, accepted, enrolment = j->req.enroll && v->policy.enroll_at_login;
+        char code[sizeof(j->req.code)] = "";
         int r;
 
         if ((r = phi_store_failures_get(v->store, PHI_FAILURE_USER, j->req.user, &uf)) < 0 ||
             (count_host && (r = phi_store_failures_get(v->store, PHI_FAILURE_HOST, j->req.rhost, &hf)) < 0))
-                return r;
+                goto out;
         if (uf.locked_until > now || hf.locked_until > now) {
                 j->outcome = O_LOCKED;
                 j->locked_until = uf.locked_until > hf.locked_until ? uf.locked_until : hf.locked_until;
-                phi_secret_wipe(j->req.code, sizeof(j->req.code));
-                return 0;
+                goto out;
         }
+        /* check_code wipes the code; enrolment may need it once more. */
+        if (enrolment)
+                memcpy(code, j->req.code, sizeof(code));
         if ((r = check_code(v, j, PHI_TOKEN_ACTIVE, now, &accepted)) < 0)
-                return r;
-        if (j->outcome == O_NO_TOKEN && j->req.enroll && v->policy.enroll_at_login) {
+                goto out;
+        if (j->outcome == O_NO_TOKEN && enrolment) {
                 bool valid;
 
-                /* The stack vouches (pam_phi's enroll option) that a first factor
-                 * was checked before this module, and the ticket is an admin's
-                 * consent: a new pending token, shown to this login. Nothing is
-                 * counted, since no token's code was tried. */
                 if ((r = ticket_valid(v, j->req.user, now, &valid)) < 0)
-                        return r;
-                if (valid)
-                        return serve_enroll(v, j, now);
+                        goto out;
+                if (valid) {
+                        r = serve_login_enrolment(v, j, code, &uf, now);
+                        goto out;
+                }
         }
         if (accepted) {
                 j->outcome = O_OK;
                 /* A success clears the user's count; the host's decays with its window,
                  * so one good login from a host cannot reset a spray from it. */
                 if (uf.count > 0)
-                        return phi_store_failures_put(v->store, PHI_FAILURE_USER, j->req.user,
-                                                      &(struct phi_failures){ 0 });
-                return 0;
+                        r = phi_store_failures_put(v->store, PHI_FAILURE_USER, j->req.user,
+                                                   &(struct phi_failures){ 0 });
+                goto out;
         }
-        if (j->outcome == O_UNSEAL)
-                return 0;
-        return failures_record(v, j, &uf, &hf, count_host, now);
+        if (j->outcome != O_UNSEAL)
+                r = failures_record(v, j, &uf, &hf, count_host, now);
+out:
+        phi_secret_wipe(code, sizeof(code));
+        phi_secret_wipe(j->req.code, sizeof(j->req.code));
+        return r;
 }
 
 static int serve_one(phi_verifier *v, struct job *j, uint64_t now) {

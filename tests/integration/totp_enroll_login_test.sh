@@ -25,7 +25,7 @@ totp_stack other "auth required pam_deny.so" "account required pam_deny.so" \
 # What a person does with the QR code: the app's current code. The URI is read
 # from the message pam_phi showed (pam_driver hands it over in $PAM_DRIVER_INFO).
 # shellcheck disable=SC2016 # expanded by pam_driver's sh
-APP_CODE='s=$(printf "%s\n" "$PAM_DRIVER_INFO" | grep -o "secret=[A-Z2-7]*" | head -n 1 | cut -d= -f2)
+APP_CODE='s=$(printf "%s\n" "$PAM_DRIVER_INFO" | grep -o "secret=[A-Z2-7]*" | sed -n 1p | cut -d= -f2)
 step=$(($(date +%s) / 30)); echo "$step" >"$APP_STEP"
 [ -n "$s" ] && oathtool --totp -b "$s" -N "@$((step * 30))"'
 export APP_STEP=$PHI_TMP/app.step
@@ -44,7 +44,7 @@ login() {
 cur=$(phi_journal_cursor)
 phi_assert_eq "$(login dave phi-enrol --answer '')" PAM_AUTH_ERR "no ticket: an empty code is denied"
 phi_assert_not_contains "$(cat "$CONV")" otpauth "no ticket: no token is offered"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=dave | head -n 1)
+ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=dave | sed -n 1p)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" no_token "no ticket: auth_fail no_token"
 
 totp_phictl_as root totp issue dave --expires 1h >/dev/null
@@ -52,7 +52,7 @@ cur=$(phi_journal_cursor)
 phi_assert_eq "$(login dave phi-auth --answer 123456)" PAM_AUTH_ERR "a ticket, but a stack without 'enroll': denied"
 phi_assert_not_contains "$(cat "$CONV")" otpauth "a stack without 'enroll' offers nothing"
 phi_assert_eq "$(login dave phi-auth --answer '')" PAM_AUTH_ERR "and an empty code is denied there"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=dave | head -n 1)
+ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=dave | sed -n 1p)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" no_token "as an unenrolled user: no_token"
 
 phi_assert_eq "$(login dave phi-vpn --answer "secret123456")" PAM_AUTHINFO_UNAVAIL \
@@ -73,32 +73,32 @@ phi_assert_contains "$conv" "No verification token is set up for bob yet" "the l
 phi_assert_contains "$conv" "Wrong code; check the app and try again." "a wrong first code is said to be wrong"
 phi_assert_eq "$(grep -c '^prompt-off: Verification code: ' "$CONV")" 4 \
     "one prompt for the login, then three for the new token's first code"
-uri1=$(grep -o 'otpauth://totp/[^ ]*' "$CONV" | head -n 1)
+uri1=$(grep -o 'otpauth://totp/[^ ]*' "$CONV" | sed -n 1p)
 phi_assert_contains "$uri1" "otpauth://totp/phi%20test:bob?secret=" "the URI names the issuer and bob"
 ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PRIORITY=5 |
-    jq -r 'select(.MESSAGE | startswith("TOTP enrolment offered")) | .MESSAGE' | head -n 1)
+    jq -r 'select(.MESSAGE | startswith("TOTP enrolment offered")) | .MESSAGE' | sed -n 1p)
 phi_assert_eq "$ev" "TOTP enrolment offered to bob at login (phi-enrol from 198.51.100.4), under a valid ticket: a new token waits for its first code" \
     "the daemon logs the offer at notice, with service and host"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=bob PHI_SERVICE=phi-enrol | head -n 1)
+ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=bob PHI_SERVICE=phi-enrol | sed -n 1p)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" wrong_code "a wrong first code: auth_fail wrong_code"
 cur=$(phi_journal_cursor)
 secret1=$(printf '%s\n' "$uri1" | grep -o 'secret=[A-Z2-7]*' | cut -d= -f2)
 phi_assert_eq "$(login bob phi-auth --answer "$(oathtool --totp -b "$secret1")")" PAM_AUTH_ERR \
     "a right code of the offered token does not log in while it is not activated"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=bob | head -n 1)
+ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=bob | sed -n 1p)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" no_token "an offered token is no token yet"
 
 # --- the offer taken: the QR code scans to the URI, the first code lets in ----
 cur=$(phi_journal_cursor)
 phi_assert_eq "$(login bob phi-enrol --answer '' --answer-cmd "$APP_CODE")" PAM_SUCCESS \
     "the app's first code activates the token and lets the login in"
-uri=$(grep -o 'otpauth://totp/[^ ]*' "$CONV" | head -n 1)
+uri=$(grep -o 'otpauth://totp/[^ ]*' "$CONV" | sed -n 1p)
 phi_assert_ne "$uri" "$uri1" "every offer is a new secret"
 sed -n '/^info: /,/^prompt-off/p' "$CONV" | sed 's/^info: //' >"$PHI_TMP/qr.bob"
 phi_assert_eq "$(totp_qr_decode "$PHI_TMP/qr.bob")" "$uri" "the QR code shown at login scans to the URI shown"
 secret=$(printf '%s\n' "$uri" | grep -o 'secret=[A-Z2-7]*' | cut -d= -f2)
 printf '%s\n' "$secret" >"$TOTP_DIR/secret.bob"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=enrolled PHI_USER=bob | head -n 1)
+ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=enrolled PHI_USER=bob | sed -n 1p)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_SERVICE)" phi-enrol "enrolled carries the login's service"
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_RHOST)" 198.51.100.4 "and its remote host"
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_TTY)" pts/3 "and its terminal"
@@ -124,6 +124,26 @@ phi_assert_eq "$(login bob phi-auth --answer "$(totp_code bob "$(totp_fresh_step
 phi_assert_eq "$(login bob phi-enrol --answer '')" PAM_AUTH_ERR "an enrolled user's empty code is a wrong code"
 phi_assert_not_contains "$(cat "$CONV")" otpauth "an enrolled user is offered nothing"
 
+# --- a login that ends after the QR code: the next login's first code activates
+# the token it showed (the app has it), with no second offer ---------------------
+totp_phictl_as root totp issue erin --expires 1h >/dev/null
+phi_assert_eq "$(login erin phi-enrol --answer '')" PAM_AUTH_ERR \
+    "a login that gives no code for the new token (the client went away) is denied"
+uri=$(grep -o 'otpauth://totp/[^ ]*' "$CONV" | sed -n 1p)
+phi_assert_contains "$uri" "phi%20test:erin?secret=" "it was shown erin's new token"
+printf '%s\n' "$uri" | grep -o 'secret=[A-Z2-7]*' | cut -d= -f2 >"$TOTP_DIR/secret.erin"
+cur=$(phi_journal_cursor)
+step=$(totp_now_step)
+phi_assert_eq "$(login erin phi-enrol --answer "$(totp_code erin "$step")")" PAM_SUCCESS \
+    "the next login's first code, from the app that scanned it, activates that token and logs in"
+TOTP_LAST[erin]=$step
+phi_assert_eq "$(grep -c '^prompt-off: ' "$CONV")" 1 "with the one code prompt"
+phi_assert_not_contains "$(cat "$CONV")" otpauth "and without a second offer"
+phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=enrolled PHI_USER=erin PHI_SERVICE=phi-enrol >/dev/null ||
+    phi_fail "the activation is journaled as enrolled"
+phi_assert_eq "$(login erin phi-auth --answer "$(totp_code erin "$(totp_fresh_step erin)")")" PAM_SUCCESS \
+    "erin's token is active"
+
 # --- the policy switched off (SIGHUP): a ticket holder is offered nothing ------
 sed -i '/^enroll_at_login/d' "$TOTP_CONF"
 cur=$(phi_journal_cursor)
@@ -136,7 +156,7 @@ phi_assert_not_contains "$issued" "logs in" "and not a login"
 cur=$(phi_journal_cursor)
 phi_assert_eq "$(login carol phi-enrol --answer '')" PAM_AUTH_ERR "policy off: a ticket holder is denied"
 phi_assert_not_contains "$(cat "$CONV")" otpauth "policy off: no token is offered"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=carol | head -n 1)
+ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=carol | sed -n 1p)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" no_token "policy off: auth_fail no_token"
 phi_assert_contains "$(totp_phictl_as carol totp enroll </dev/null 2>&1 || true)" otpauth \
     "carol's ticket was not used up: phictl totp enroll still takes it"
