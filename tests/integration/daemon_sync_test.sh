@@ -45,7 +45,7 @@ for u in user00001 user04711 user10000; do
     done
 done
 # Nesting: grp00001 is a member of grp00002, so grp00001's users are in grp00002.
-member1=$(phi_ldapsearch '(cn=grp00001)' memberUid | sed -n 's/^memberUid: //p' | head -n 1)
+member1=$(phi_ldapsearch '(cn=grp00001)' memberUid | sed -n 's/^memberUid: //p' | sed -n 1p)
 phi_assert_eq "$(ctl --json user show "$member1" | jq -r '.groups | index("grp00002") != null')" true \
     "nested: a member of grp00001 is also in grp00002"
 phi_assert_eq "$(ctl --json user show "$member1" | jq -r '.groups | index("grp00003") != null')" true \

@@ -43,7 +43,7 @@ phi_assert_eq "$(totp_pam phi-auth-1s alice --answer "$code")" PAM_AUTHINFO_UNAV
     "with the daemon stalled, pam_phi denies at its timeout"
 cur=$(phi_journal_cursor)
 kill -CONT "$TOTP_DAEMON_PID"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PRIORITY=5 | head -n 1)
+ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PRIORITY=5 | sed -n 1p)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field MESSAGE)" \
     "1 login request was given up by its client before being served; not checked, no code used up" \
     "running again, the daemon skips the request its client gave up"

@@ -168,7 +168,7 @@ ssh_login() {
     LOGIN_OUT=$(timeout 60 expect -f "$SSH_DIR/login.exp" -- "$port" "$user" "$code" "$key" \
         "$SSH_DIR/known_hosts" 2>&1) || LOGIN_RC=$?
     LOGIN_OUT=${LOGIN_OUT//$'\r'/}
-    LOGIN_PROMPT=$(printf '%s\n' "$LOGIN_OUT" | sed -n 's/^EXPECT-PROMPT: //p' | head -n 1)
+    LOGIN_PROMPT=$(printf '%s\n' "$LOGIN_OUT" | sed -n 's/^EXPECT-PROMPT: //p' | sed -n 1p)
     LOGIN_PROMPTS=$(printf '%s\n' "$LOGIN_OUT" | sed -n 's/^EXPECT-PROMPTS: //p')
 }
 
@@ -192,7 +192,7 @@ event() { # CURSOR EVENT USER: the daemon's journal entries for it (waits up to 
     phi_journal_wait --timeout 5 --after "$1" SYSLOG_IDENTIFIER=phiaccessd "PHI_EVENT=$2" "PHI_USER=$3"
 }
 field() { # JSON FIELD
-    printf '%s\n' "$1" | head -n 1 | phi_json_field "$2"
+    printf '%s\n' "$1" | sed -n 1p | phi_json_field "$2"
 }
 sshd_said() { # CURSOR: MESSAGEs sshd (and the PAM modules in it) journaled since CURSOR
     phi_journal_json --after "$1" SYSLOG_IDENTIFIER=sshd | phi_json_field MESSAGE
@@ -331,7 +331,7 @@ LOGIN_OUT=${LOGIN_OUT//$'\r'/}
 expect_in frank "enrolment at an ssh login: key, Enter, then the new token's first code"
 phi_assert_contains "$LOGIN_OUT" "No verification token is set up for frank yet" "ssh shows why a QR code follows"
 printf '%s\n' "$LOGIN_OUT" >"$SSH_DIR/enrol.transcript"
-uri=$(grep -o 'otpauth://totp/[^ ]*' "$SSH_DIR/enrol.transcript" | head -n 1)
+uri=$(grep -o 'otpauth://totp/[^ ]*' "$SSH_DIR/enrol.transcript" | sed -n 1p)
 phi_assert_eq "$(totp_qr_decode "$SSH_DIR/enrol.transcript")" "$uri" \
     "the QR code on the ssh client's screen scans to the URI shown"
 check_event "$(event "$cur" enrolled frank)" enrolled

@@ -35,7 +35,7 @@ event() { # CURSOR EVENT USER: the daemon's journal entries for it (waits up to 
     phi_journal_wait --timeout 5 --after "$1" SYSLOG_IDENTIFIER=phiaccessd "PHI_EVENT=$2" "PHI_USER=$3"
 }
 field() { # JSON FIELD
-    printf '%s\n' "$1" | head -n 1 | phi_json_field "$2"
+    printf '%s\n' "$1" | sed -n 1p | phi_json_field "$2"
 }
 
 # ---------------------------------------------------------------- enrolment
@@ -46,7 +46,7 @@ phi_assert_contains "$out" "otpauth://totp/phi%20test:alice?secret=" "enrolment 
 phi_assert_contains "$out" "&algorithm=SHA1&digits=6&period=30" "URI names algorithm, digits and period"
 qr_lines=$(printf '%s\n' "$out" | tr -d '\r' | grep -c -e '▀' -e '▄' || true)
 phi_assert_match "$qr_lines" '^(1[1-9]|[2-9][0-9])$' "a QR code of half-block lines is drawn ($qr_lines lines)"
-uri=$(printf '%s\n' "$out" | tr -d '\r' | grep -o 'otpauth://[^[:space:]]*' | head -n 1)
+uri=$(printf '%s\n' "$out" | tr -d '\r' | grep -o 'otpauth://[^[:space:]]*' | sed -n 1p)
 phi_assert_eq "$(totp_qr_decode "$TOTP_ENROLL_OUT")" "$uri" "the QR code scans (zbarimg) to the URI printed beside it"
 phi_assert_contains "$out" "wrong code" "a wrong code at enrolment is refused"
 phi_assert_contains "$out" "Token active" "the right code activates the token"

@@ -1080,7 +1080,10 @@ phi_journal_json() {
 
 # phi_journal_wait [--timeout S] [--after CURSOR] [ARGS/MATCHES...]: polls until
 # at least one entry matches, prints the matching entries as JSON lines;
-# returns 1 after the timeout (default 10 s).
+# returns 1 after the timeout (default 10 s). Take the first entry with
+# `| sed -n 1p`, not `| head -n 1`: head exits after one line, the rest of a
+# long output then meets a closed pipe, and under pipefail that SIGPIPE (141)
+# fails the test now and then.
 phi_journal_wait() {
     local timeout=10 after="" out deadline
     while [ $# -gt 0 ]; do
