@@ -49,9 +49,19 @@ int phi_totp_start(const struct phi_config *c, int pam_fd, phi_verifier **ret) {
         }
         r = phi_seal_key_load(&o, &key, &source, &reason);
         if (r < 0) {
+                const char *why = phi_errno_text(r);
+
+                /* A failed creation says where it failed: under the shipped unit
+                 * /etc is read-only (ProtectSystem=strict), which is by design. */
+                if (r == -ENOENT)
+                        why = o.create ? "absent, and it cannot be created: its directory does not exist"
+                                       : "absent, and [totp] create_master_key is off";
+                else if (o.create && r == -EROFS)
+                        why = "absent, and it cannot be created: its file system is read-only to the daemon "
+                              "(phiaccessd.service has ProtectSystem=strict); create the key once by hand, "
+                              "see phiaccessd.conf(5)";
                 phi_log(LOG_CRIT, "no usable TOTP master key (%s%s%s): %s; TOTP logins will be refused",
-                        source, reason ? " " : "", reason ? reason : "",
-                        r == -ENOENT ? "absent, and [totp] create_master_key is off" : phi_errno_text(r));
+                        source, reason ? " " : "", reason ? reason : "", why);
                 return r;
         }
         r = phi_verifier_new("sqlite", c->store_path, key, &p, pam_fd, c->pam_socket_path, ret);

@@ -180,6 +180,34 @@ if command -v systemd-socket-activate >/dev/null; then
         grep -q "systemd passed a socket named odd" "$PHI_TMP/activated3.log"
 fi
 
+# A master key the daemon may create but cannot: the reason is specific (a
+# missing directory; a read-only one, as /etc is under the shipped unit), not
+# "create_master_key is off". Logins are refused; identities are still served.
+for case in missing readonly; do
+    keydir=$dir/keys-$case
+    if [ "$case" = readonly ]; then
+        mkdir -p "$keydir"
+        mount --bind "$keydir" "$keydir"
+        mount -o remount,bind,ro "$keydir"
+    fi
+    conf=$dir/key-$case.conf
+    { cat "$good"; printf '[totp]
+master_key = %s/master.key
+create_master_key = yes
+' "$keydir"; } >"$conf"
+    phi_spawn "key-$case" "$PHI_DAEMON" --foreground --config "$conf"
+    pid=$PHI_LAST_PID
+    phi_check "with an uncreatable key ($case) the daemon still answers" phi_wait_for --timeout 10 \
+        "$PHI_CTL" --socket "$dir/socket" status
+    want="absent, and it cannot be created: its directory does not exist"
+    [ "$case" = readonly ] && want="its file system is read-only to the daemon (phiaccessd.service has ProtectSystem=strict)"
+    phi_assert_contains "$(cat "$PHI_TMP/key-$case.log")" "$want" "the CRIT message says why the key was not created ($case)"
+    phi_assert_not_contains "$(cat "$PHI_TMP/key-$case.log")" "create_master_key is off" \
+        "and does not claim creation is off ($case)"
+    phi_check "no key appeared ($case)" test ! -e "$keydir/master.key"
+    phi_stop_pid "$pid"
+done
+
 # One daemon per store: a second one started beside the first (an admin's
 # foreground run next to the service) stops at once with the reason, and
 # neither takes over the first one's sockets nor removes them on its way out.
