@@ -26,26 +26,20 @@ static void to_stderr(int priority, const char *msg) {
                 fprintf(stderr, IDENT ": %s\n", msg);
 }
 
-void phi_journal_event(enum phi_event event, int priority, const struct phi_journal_field *fields,
-                       size_t n_fields, const char *fmt, ...) {
+/* One entry: MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, the event's MESSAGE_ID and
+ * PHI_EVENT when there is one, and the fields. */
+static void journal_send(const struct phi_event_info *event, int priority, const struct phi_journal_field *fields,
+                         size_t n_fields, const char *msg) {
         struct iovec iov[MAX_FIELDS + 6];
         char *parts[MAX_FIELDS + 6] = { 0 };
-        char msg[2048];
         size_t n = 0;
-        va_list ap;
         int r;
 
-        va_start(ap, fmt);
-        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        if (event >= _PHI_EVENT_MAX)
-                return;
-
         if (asprintf(&parts[n++], "MESSAGE=%s", msg) < 0 ||
-            asprintf(&parts[n++], "MESSAGE_ID=%s", phi_events[event].message_id) < 0 ||
             asprintf(&parts[n++], "PRIORITY=%d", priority) < 0 ||
             asprintf(&parts[n++], "SYSLOG_IDENTIFIER=" IDENT) < 0 ||
-            asprintf(&parts[n++], "PHI_EVENT=%s", phi_events[event].name) < 0) {
+            (event && (asprintf(&parts[n++], "MESSAGE_ID=%s", event->message_id) < 0 ||
+                       asprintf(&parts[n++], "PHI_EVENT=%s", event->name) < 0))) {
                 parts[n - 1] = NULL;
                 goto out;
         }
@@ -66,6 +60,28 @@ void phi_journal_event(enum phi_event event, int priority, const struct phi_jour
 out:
         for (size_t i = 0; i < PHI_ELEMENTSOF(parts); i++)
                 free(parts[i]);
+}
+
+void phi_journal_event(enum phi_event event, int priority, const struct phi_journal_field *fields,
+                       size_t n_fields, const char *fmt, ...) {
+        char msg[2048];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (event < _PHI_EVENT_MAX)
+                journal_send(&phi_events[event], priority, fields, n_fields, msg);
+}
+
+void phi_journal_note(int priority, const struct phi_journal_field *fields, size_t n_fields, const char *fmt, ...) {
+        char msg[2048];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        journal_send(NULL, priority, fields, n_fields, msg);
 }
 
 void phi_log(int priority, const char *fmt, ...) {

@@ -22,6 +22,12 @@ struct phi_journal_field {
 void phi_journal_event(enum phi_event event, int priority, const struct phi_journal_field *fields,
                        size_t n_fields, const char *fmt, ...) _phi_printf_(5, 6);
 
+/* Something of a user's access history that is not one of SPEC.md's events
+ * (a token offered to a login, say): the fields, so that `journalctl
+ * PHI_USER=...` shows it, but no PHI_EVENT and no MESSAGE_ID. */
+void phi_journal_note(int priority, const struct phi_journal_field *fields, size_t n_fields, const char *fmt, ...)
+        _phi_printf_(4, 5);
+
 /* Diagnostics: journal (SYSLOG_IDENTIFIER=phiaccessd) and stderr when stderr is
  * not already the journal. */
 void phi_log(int priority, const char *fmt, ...) _phi_printf_(2, 3);

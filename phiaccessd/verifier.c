@@ -601,10 +601,11 @@ static void journal_job(const struct job *j) {
                 phi_log(LOG_NOTICE, "%s tried to enrol a token without a valid ticket", q->user);
                 break;
         case O_PENDING:
+                /* Part of the user's access history, though not an event of its own. */
                 if (q->kind == PHI_VERIFY_LOGIN)
-                        phi_log(LOG_NOTICE, "TOTP enrolment offered to %s at login (%s%s%s), under a valid ticket: "
-                                "a new token waits for its first code", q->user, q->service,
-                                q->rhost[0] ? " from " : "", q->rhost);
+                        phi_journal_note(LOG_NOTICE, fields, n, "TOTP enrolment offered to %s at login (%s%s%s), "
+                                         "under a valid ticket: a new token waits for its first code", q->user,
+                                         q->service, q->rhost[0] ? " from " : "", q->rhost);
                 else
                         phi_log(LOG_INFO, "new TOTP token for %s waits for its first code", q->user);
                 break;

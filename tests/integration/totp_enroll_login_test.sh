@@ -75,10 +75,12 @@ phi_assert_eq "$(grep -c '^prompt-off: Verification code: ' "$CONV")" 4 \
     "one prompt for the login, then three for the new token's first code"
 uri1=$(grep -o 'otpauth://totp/[^ ]*' "$CONV" | sed -n 1p)
 phi_assert_contains "$uri1" "otpauth://totp/phi%20test:bob?secret=" "the URI names the issuer and bob"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PRIORITY=5 |
-    jq -r 'select(.MESSAGE | startswith("TOTP enrolment offered")) | .MESSAGE' | sed -n 1p)
-phi_assert_eq "$ev" "TOTP enrolment offered to bob at login (phi-enrol from 198.51.100.4), under a valid ticket: a new token waits for its first code" \
+ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PRIORITY=5 PHI_USER=bob |
+    jq -c 'select(.MESSAGE | startswith("TOTP enrolment offered"))' | sed -n 1p)
+phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field MESSAGE)" "TOTP enrolment offered to bob at login (phi-enrol from 198.51.100.4), under a valid ticket: a new token waits for its first code" \
     "the daemon logs the offer at notice, with service and host"
+phi_assert_eq "$(printf '%s\n' "$ev" | jq -r '[.PHI_SERVICE, .PHI_RHOST, .PHI_TTY, .PHI_EVENT] | @tsv')" \
+    "phi-enrol	198.51.100.4	pts/3	" "as part of bob's access history (PHI_USER and the PAM items), not as an event"
 ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=bob PHI_SERVICE=phi-enrol | sed -n 1p)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" wrong_code "a wrong first code: auth_fail wrong_code"
 cur=$(phi_journal_cursor)
