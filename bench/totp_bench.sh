@@ -19,6 +19,12 @@
 #   phi-wrong      N wrong codes (each commits a failure counter);
 #   phi-cK         acceptances from K clients for each K of --sweep: latency
 #                  against throughput;
+#   phi-c1-irq     one client again, with the client and the verifier thread on
+#                  the vCPU that takes the store disk's completion interrupts,
+#                  journald and the daemon's other threads on the others (and
+#                  floor-irq, the floor so placed): how much of the one-client
+#                  time is wake-ups across vCPUs (when that vCPU can be found:
+#                  a virtio disk with one request queue, 2 CPUs or more);
 #   pam_oath       `pamtester SERVICE USER authenticate` with pam_oath and a
 #                  usersfile holding the same secrets (window=1 as phi), N
 #                  processes one at a time; pam_oath-cT the same T at a time
@@ -56,7 +62,7 @@ done
 sweep_count=${sweep_count:-$((count / 2))}
 peer_count=${peer_count:-$count}
 read -r -a sweep_list <<<"$sweep"
-users=$((2 * count + ${#sweep_list[@]} * sweep_count))
+users=$((2 * count + (${#sweep_list[@]} + 1) * sweep_count))
 # uid 65534 (user55534) is refused by design.
 [ "$users" -lt 55534 ] || phi_die "$users users needed; at most 55,533"
 command -v pamtester >/dev/null || phi_skip "pamtester is not installed"
@@ -173,7 +179,7 @@ run_phi() {
         perf_pid=$!
         sleep 0.5
     fi
-    line=$("$BENCH" "${run_how[@]}" --secrets "$SECRETS" --first "$first" --count "$n" \
+    line=$("${bench_prefix[@]}" "$BENCH" "${run_how[@]}" --secrets "$SECRETS" --first "$first" --count "$n" \
         --threads "$t" --label "$label" "$@")
     if [ "$have_perf" = 1 ]; then
         kill -INT "$perf_pid"
@@ -193,6 +199,39 @@ run_phi() {
     phi_log "$line syncs=${SYNCS[$label]} requests/tx=${PER_TX[$label]}"
 }
 
+# A command prefix for the bench client (the placement run pins it).
+bench_prefix=()
+
+# irq_cpu DIR: the CPU that takes the completion interrupts of the disk under
+# DIR, when that is one CPU (a virtio disk with a single request queue);
+# nothing otherwise (per-CPU queues, as NVMe has, make the question moot).
+irq_cpu() {
+    local src dev virtio irqs
+    src=$(findmnt -n -o SOURCE --target "$1" 2>/dev/null) || return 0
+    dev=$(basename "$src")
+    [ -e "/sys/class/block/$dev/partition" ] && dev=$(basename "$(dirname "$(readlink -f "/sys/class/block/$dev")")")
+    virtio=$(basename "$(readlink -f "/sys/block/$dev/device" 2>/dev/null)")
+    [[ "$virtio" == virtio* ]] || return 0
+    irqs=$(awk -v q="$virtio-req." 'index($NF, q) == 1 { sub(":", "", $1); print $1 }' /proc/interrupts)
+    [ "$(printf '%s\n' "$irqs" | grep -c .)" = 1 ] || return 0
+    cut -d, -f1 "/proc/irq/$irqs/effective_affinity_list" 2>/dev/null | cut -d- -f1
+}
+
+# place VERIFIER_CPUS OTHER_CPUS: the daemon's verifier thread on the first,
+# its other threads and journald on the second.
+place() {
+    local tid comm moved=""
+    while read -r tid comm; do
+        taskset -p -c "$([ "$comm" = phi-verifier ] && echo "$1" || echo "$2")" "$tid" >/dev/null
+        moved+=" $comm"
+    done < <(ps -L -o tid=,comm= -p "$DAEMON_PID")
+    for tid in $(pgrep -x systemd-journal); do
+        taskset -a -p -c "$2" "$tid" >/dev/null
+        moved+=" journald"
+    done
+    phi_log "placed (verifier on $1, the rest on $2):$moved"
+}
+
 # The floors under any durable answer, on the store's file system: the sync
 # alone, and a server that does nothing but one sync per request/reply (and
 # the same without the sync). The device's flush time drifts from minute to
@@ -202,7 +241,7 @@ run_phi() {
 probe() {
     local label=$1 mode=$2 line
     shift 2
-    line=$("$BENCH" "$mode" --out "$DIR/fsync-probe" --count 2000 --label "$label" "$@")
+    line=$("${bench_prefix[@]}" "$BENCH" "$mode" --out "$DIR/fsync-probe" --count 2000 --label "$label" "$@")
     rm -f "$DIR/fsync-probe" "$DIR/fsync-probe.db" "$DIR/fsync-probe.db-wal" "$DIR/fsync-probe.db-shm"
     phi_log "$line"
     labels+=("$label")
@@ -230,6 +269,18 @@ for t in "${sweep_list[@]}"; do
     next=$((next + sweep_count))
     [ "$t" = 1 ] && probe floor-after-c1 floor
 done
+IRQ_CPU=$(irq_cpu "$DIR")
+if [ -n "$IRQ_CPU" ] && [ "$(nproc)" -ge 2 ]; then
+    all_cpus=$(taskset -p -c "$DAEMON_PID" | sed 's/.*: //')
+    other_cpus=$(seq 0 $(($(nproc) - 1)) | grep -vx "$IRQ_CPU" | paste -sd,)
+    place "$IRQ_CPU" "$other_cpus"
+    bench_prefix=(taskset -c "$IRQ_CPU")
+    run_phi phi-c1-irq "$next" "$sweep_count" 1
+    next=$((next + sweep_count))
+    probe floor-irq floor
+    bench_prefix=()
+    place "$all_cpus" "$all_cpus"
+fi
 
 # ---------------------------------------------------------------- the peer
 # run_peer LABEL THREADS ALLOW_REFUSALS [totp_bench pamtester args]
@@ -306,6 +357,13 @@ if [ -n "${RES[phi-c1]:-}" ]; then
             'BEGIN { printf "%.0f", p - (a + b) / 2 }')"
     printf '(of which a SQLite commit instead of a bare sync: %s us, floor-sqlite minus floor)\n' \
         "$(awk -v q="$(f floor-sqlite p50_us)" -v a="$(f floor p50_us)" 'BEGIN { printf "%.0f", q - a }')"
+fi
+if [ -n "${RES[phi-c1-irq]:-}" ]; then
+    printf 'placed: client and verifier on CPU %s, which takes the disk'"'"'s interrupts, journald elsewhere:\n' \
+        "$IRQ_CPU"
+    printf '  phi p50 %s us, the floor so placed %s us: phi adds %s us\n' "$(f phi-c1-irq p50_us)" \
+        "$(f floor-irq p50_us)" \
+        "$(awk -v p="$(f phi-c1-irq p50_us)" -v a="$(f floor-irq p50_us)" 'BEGIN { printf "%.0f", p - a }')"
 fi
 printf '(fdatasync: pwrite of one 4 KiB page + fdatasync in the store'"'"'s directory; floor: a server process\n'
 printf ' that only reads a request, syncs that page and replies, over a Unix socket: the floor under any\n'
