@@ -200,6 +200,27 @@ static void test_no_dispatch_row(void **state) {
         phi_client_free(c);
 }
 
+/* On this socket a token is activated by its own user (SO_PEERCRED); only
+ * pam_phi, on the root-only PAM socket, names the user of an activation. */
+static void test_activate_names_no_user(void **state) {
+        phi_client *c = NULL;
+        phi_msg *req = phi_msg_new(PHI_MSG_TOTP_ACTIVATE), *reply = NULL;
+        const char *message = NULL;
+        int e = 0;
+
+        (void) state;
+        assert_int_equal(phi_msg_put_str(req, PHI_TAG_CODE, "123456"), 0);
+        assert_int_equal(phi_msg_put_str(req, PHI_TAG_USER, "alice"), 0);
+        assert_int_equal(phi_client_connect(sock_path, 3000, &c), 0);
+        assert_int_equal(phi_client_call(c, req, &reply), 0);
+        assert_int_equal(phi_msg_get_error(reply, &e, &message), 0);
+        assert_int_equal(e, -EINVAL);
+        assert_non_null(strstr(message, "activated by its own user; name no user"));
+        phi_msg_free(reply);
+        phi_msg_free(req);
+        phi_client_free(c);
+}
+
 /* Each verb authorises its caller, so anyone may connect: 0666, and the
  * temporary name it was bound under is gone. */
 static void test_socket_mode(void **state) {
@@ -221,6 +242,7 @@ int main(void) {
                 cmocka_unit_test(test_stalled_clients_do_not_block),
                 cmocka_unit_test(test_malformed_frames),
                 cmocka_unit_test(test_no_dispatch_row),
+                cmocka_unit_test(test_activate_names_no_user),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
