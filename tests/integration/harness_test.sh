@@ -212,6 +212,8 @@ systemd-cat -t phi-harness-cursor echo first
 systemd-cat -t phi-harness-cursor echo second
 phi_assert_eq "$(phi_journal_json --after "$cursor" SYSLOG_IDENTIFIER=phi-harness-cursor | phi_json_field MESSAGE)" \
     $'first\nsecond' "--after CURSOR with a match keeps the first entry after the cursor"
+phi_assert_eq "$(phi_journal_wait --first --timeout 5 --after "$cursor" SYSLOG_IDENTIFIER=phi-harness-cursor |
+    phi_json_field MESSAGE)" first "phi_journal_wait --first prints the oldest match only"
 phi_assert_eq "$(phi_journal_json SYSLOG_IDENTIFIER=phi-harness-nothing)" "" "no entries for an unused identifier"
 
 # --------------------------------------------------------------------------

@@ -44,7 +44,7 @@ login() {
 cur=$(phi_journal_cursor)
 phi_assert_eq "$(login dave phi-enrol --answer '')" PAM_AUTH_ERR "no ticket: an empty code is denied"
 phi_assert_not_contains "$(cat "$CONV")" otpauth "no ticket: no token is offered"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=dave | sed -n 1p)
+ev=$(phi_journal_wait --first --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=dave)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" no_token "no ticket: auth_fail no_token"
 
 totp_phictl_as root totp issue dave --expires 1h >/dev/null
@@ -52,7 +52,7 @@ cur=$(phi_journal_cursor)
 phi_assert_eq "$(login dave phi-auth --answer 123456)" PAM_AUTH_ERR "a ticket, but a stack without 'enroll': denied"
 phi_assert_not_contains "$(cat "$CONV")" otpauth "a stack without 'enroll' offers nothing"
 phi_assert_eq "$(login dave phi-auth --answer '')" PAM_AUTH_ERR "and an empty code is denied there"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=dave | sed -n 1p)
+ev=$(phi_journal_wait --first --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=dave)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" no_token "as an unenrolled user: no_token"
 
 phi_assert_eq "$(login dave phi-vpn --answer "secret123456")" PAM_AUTHINFO_UNAVAIL \
@@ -81,13 +81,13 @@ phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field MESSAGE)" "TOTP enrolment 
     "the daemon logs the offer at notice, with service and host"
 phi_assert_eq "$(printf '%s\n' "$ev" | jq -r '[.PHI_SERVICE, .PHI_RHOST, .PHI_TTY, .PHI_EVENT] | @tsv')" \
     "phi-enrol	198.51.100.4	pts/3	" "as part of bob's access history (PHI_USER and the PAM items), not as an event"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=bob PHI_SERVICE=phi-enrol | sed -n 1p)
+ev=$(phi_journal_wait --first --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=bob PHI_SERVICE=phi-enrol)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" wrong_code "a wrong first code: auth_fail wrong_code"
 cur=$(phi_journal_cursor)
 secret1=$(printf '%s\n' "$uri1" | grep -o 'secret=[A-Z2-7]*' | cut -d= -f2)
 phi_assert_eq "$(login bob phi-auth --answer "$(oathtool --totp -b "$secret1")")" PAM_AUTH_ERR \
     "a right code of the offered token does not log in while it is not activated"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=bob | sed -n 1p)
+ev=$(phi_journal_wait --first --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=bob)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" no_token "an offered token is no token yet"
 
 # --- the offer taken: the QR code scans to the URI, the first code lets in ----
@@ -100,7 +100,7 @@ sed -n '/^info: /,/^prompt-off/p' "$CONV" | sed 's/^info: //' >"$PHI_TMP/qr.bob"
 phi_assert_eq "$(totp_qr_decode "$PHI_TMP/qr.bob")" "$uri" "the QR code shown at login scans to the URI shown"
 secret=$(printf '%s\n' "$uri" | grep -o 'secret=[A-Z2-7]*' | cut -d= -f2)
 printf '%s\n' "$secret" >"$TOTP_DIR/secret.bob"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=enrolled PHI_USER=bob | sed -n 1p)
+ev=$(phi_journal_wait --first --timeout 5 --after "$cur" PHI_EVENT=enrolled PHI_USER=bob)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_SERVICE)" phi-enrol "enrolled carries the login's service"
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_RHOST)" 198.51.100.4 "and its remote host"
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_TTY)" pts/3 "and its terminal"
@@ -158,7 +158,7 @@ phi_assert_not_contains "$issued" "logs in" "and not a login"
 cur=$(phi_journal_cursor)
 phi_assert_eq "$(login carol phi-enrol --answer '')" PAM_AUTH_ERR "policy off: a ticket holder is denied"
 phi_assert_not_contains "$(cat "$CONV")" otpauth "policy off: no token is offered"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=carol | sed -n 1p)
+ev=$(phi_journal_wait --first --timeout 5 --after "$cur" PHI_EVENT=auth_fail PHI_USER=carol)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" no_token "policy off: auth_fail no_token"
 phi_assert_contains "$(totp_phictl_as carol totp enroll </dev/null 2>&1 || true)" otpauth \
     "carol's ticket was not used up: phictl totp enroll still takes it"

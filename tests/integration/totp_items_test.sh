@@ -30,10 +30,10 @@ for item in rhost tty; do
     [ "$item" = tty ] && value=$'pts/1\e[2J'
     phi_assert_eq "$(totp_pam phi-auth alice "--$item" "$value" --answer "$code")" PAM_AUTHINFO_UNAVAIL \
         "a right code with a control character in PAM_${item^^}: denied"
-    ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PRIORITY=4 | sed -n 1p)
+    ev=$(phi_journal_wait --first --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PRIORITY=4)
     phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field MESSAGE)" \
         "refusing a login request for alice: its PAM_${item^^} holds a control character" "the daemon says which item"
-    ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=pam_driver | sed -n 1p)
+    ev=$(phi_journal_wait --first --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=pam_driver)
     phi_assert_contains "$(printf '%s\n' "$ev" | phi_json_field MESSAGE)" \
         "phiaccessd could not decide: PAM_${item^^} holds a control character" "pam_phi logs why it denied"
 done
@@ -43,8 +43,7 @@ phi_assert_eq "$(phi_journal_json --after "$start" SYSLOG_IDENTIFIER=phiaccessd 
 cur=$(phi_journal_cursor)
 phi_assert_eq "$(totp_pam phi-auth alice --rhost 203.0.113.7 --tty pts/1 --answer "$code")" PAM_SUCCESS \
     "the same code with plain items passes: the refused requests used nothing up"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=auth_ok PHI_USER=alice |
-    sed -n 1p)
+ev=$(phi_journal_wait --first --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=auth_ok PHI_USER=alice)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_RHOST)" 203.0.113.7 "auth_ok carries PHI_RHOST"
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_TTY)" pts/1 "and PHI_TTY"
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field MESSAGE)" "TOTP accepted for alice (phi-auth from 203.0.113.7)" \

@@ -43,7 +43,7 @@ phi_assert_eq "$(totp_pam phi-auth-1s alice --answer "$code")" PAM_AUTHINFO_UNAV
     "with the daemon stalled, pam_phi denies at its timeout"
 cur=$(phi_journal_cursor)
 kill -CONT "$TOTP_DAEMON_PID"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PRIORITY=5 | sed -n 1p)
+ev=$(phi_journal_wait --first --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PRIORITY=5)
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field MESSAGE)" \
     "1 login request was given up by its client before being served; not checked, no code used up" \
     "running again, the daemon skips the request its client gave up"
@@ -64,15 +64,19 @@ for u in "${frozen_users[@]}"; do
         "with journald frozen, $u's login is answered"
 done
 
+# daemon_exits_0 WHAT WHAT_STATUS: phiaccessd exits within 10 s, with status 0.
+daemon_exits_0() {
+    local status=0
+    phi_check "$1" phi_wait_for --timeout 10 --what "phiaccessd exit" eval "! _phi_alive $TOTP_DAEMON_PID"
+    wait "$TOTP_DAEMON_PID" || status=$?
+    phi_assert_eq "$status" 0 "$2"
+}
+
 kill -TERM "$TOTP_DAEMON_PID"
 sleep 1
 phi_check "stopped with entries journald has not taken, phiaccessd waits for it" _phi_alive "$TOTP_DAEMON_PID"
 kill -CONT "$PHI_JOURNALD_PID"
-phi_check "once journald runs again, phiaccessd exits" \
-    phi_wait_for --timeout 10 --what "phiaccessd exit" eval "! _phi_alive $TOTP_DAEMON_PID"
-status=0
-wait "$TOTP_DAEMON_PID" || status=$?
-phi_assert_eq "$status" 0 "phiaccessd's exit status"
+daemon_exits_0 "once journald runs again, phiaccessd exits" "phiaccessd's exit status"
 
 journaled=$(phi_journal_json --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=auth_ok |
     jq -r .PHI_USER | sort | tr '\n' ' ')
@@ -87,8 +91,4 @@ phi_spawn phiaccessd bash -c 'trap "" INT; exec "$@"' sh "$PHI_BUILD_DIR/phiacce
 TOTP_DAEMON_PID=$PHI_LAST_PID
 phi_wait_for --timeout 15 --what "phiaccessd socket" test -S "$TOTP_SOCKET" || phi_die "phiaccessd did not start"
 kill -INT "$TOTP_DAEMON_PID"
-phi_check "SIGINT stops phiaccessd" \
-    phi_wait_for --timeout 10 --what "phiaccessd exit" eval "! _phi_alive $TOTP_DAEMON_PID"
-status=0
-wait "$TOTP_DAEMON_PID" || status=$?
-phi_assert_eq "$status" 0 "phiaccessd's exit status after SIGINT"
+daemon_exits_0 "SIGINT stops phiaccessd" "phiaccessd's exit status after SIGINT"

@@ -41,10 +41,10 @@ for _ in 1 2 3; do
     phi_assert_eq "$(totp_pam phi-auth bob --answer 000000)" PAM_AUTHINFO_UNAVAIL \
         "with the store full, a wrong code is not judged either"
 done
-ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PRIORITY=3 | sed -n 1p)
+ev=$(phi_journal_wait --first --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PRIORITY=3)
 phi_assert_contains "$(printf '%s\n' "$ev" | phi_json_field MESSAGE)" \
     "requests failed and was rolled back: No space left on device" "the daemon journals the failed round"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=pam_driver | sed -n 1p)
+ev=$(phi_journal_wait --first --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=pam_driver)
 phi_assert_contains "$(printf '%s\n' "$ev" | phi_json_field MESSAGE)" \
     "phiaccessd could not decide: the verification store failed; try again" "pam_phi journals why it denied"
 phi_check_fails "no auth_ok while the store was full" phi_journal_wait --timeout 1 --after "$cur" \
@@ -56,8 +56,8 @@ cur=$(phi_journal_cursor)
 phi_assert_eq "$(totp_pam phi-auth alice --answer "$code")" PAM_SUCCESS \
     "with room again, the same code passes: the failed round did not use it up"
 TOTP_LAST[alice]=$step
-ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=auth_ok PHI_USER=alice)
-phi_assert_eq "$(printf '%s\n' "$ev" | sed -n 1p | phi_json_field PHI_SERVICE)" phi-auth "its auth_ok is journaled"
+ev=$(phi_journal_wait --first --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=auth_ok PHI_USER=alice)
+phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_SERVICE)" phi-auth "its auth_ok is journaled"
 # max_failures is 3: had the three refused attempts been counted, bob would
 # be locked out now.
 step=$(totp_fresh_step bob)
@@ -103,8 +103,8 @@ cur=$(phi_journal_cursor)
 step=$(totp_fresh_step dave)
 phi_assert_eq "$(totp_pam phi-auth dave --answer "$(totp_code erin "$step")")" PAM_AUTHINFO_UNAVAIL \
     "dave's row holding erin's sealed seed: erin's code does not log in as dave"
-ev=$(phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=auth_fail PHI_USER=dave)
-phi_assert_eq "$(printf '%s\n' "$ev" | sed -n 1p | phi_json_field PHI_REASON)" unseal_failed "journaled as unseal_failed"
+ev=$(phi_journal_wait --first --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=auth_fail PHI_USER=dave)
+phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" unseal_failed "journaled as unseal_failed"
 phi_assert_eq "$(printf '%s\n' "$ev" | sed -n 1p | phi_json_field PRIORITY)" 3 "at error priority"
 read -r nonce sealed <<<"$saved"
 sqlite3 "$db" "UPDATE totp_tokens SET nonce = x'$nonce', sealed = x'$sealed' WHERE user = 'dave' AND state = 2"

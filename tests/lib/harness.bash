@@ -1078,18 +1078,19 @@ phi_journal_json() {
     done
 }
 
-# phi_journal_wait [--timeout S] [--after CURSOR] [ARGS/MATCHES...]: polls until
-# at least one entry matches, prints the matching entries as JSON lines;
-# returns 1 after the timeout (default 10 s). Take the first entry with
-# `| sed -n 1p`, not `| head -n 1`: head exits after one line, the rest of a
-# long output then meets a closed pipe, and under pipefail that SIGPIPE (141)
-# fails the test now and then.
+# phi_journal_wait [--timeout S] [--after CURSOR] [--first] [ARGS/MATCHES...]:
+# polls until at least one entry matches, prints the matching entries as JSON
+# lines (with --first only the oldest); returns 1 after the timeout (default
+# 10 s). Use --first rather than `| head -n 1`: head exits after one line, the
+# rest of a long output then meets a closed pipe, and under pipefail that
+# SIGPIPE (141) fails the test now and then.
 phi_journal_wait() {
-    local timeout=10 after="" out deadline
+    local timeout=10 after="" first=0 out deadline
     while [ $# -gt 0 ]; do
         case "$1" in
             --timeout) timeout=$2; shift 2 ;;
             --after) after=$2; shift 2 ;;
+            --first) first=1; shift ;;
             *) break ;;
         esac
     done
@@ -1103,7 +1104,11 @@ phi_journal_wait() {
             out=$(phi_journal_json "$@")
         fi
         if [ -n "$out" ]; then
-            printf '%s\n' "$out"
+            if [ "$first" = 1 ]; then
+                printf '%s\n' "${out%%$'\n'*}"
+            else
+                printf '%s\n' "$out"
+            fi
             return 0
         fi
         _phi_now
