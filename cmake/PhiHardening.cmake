@@ -1,4 +1,4 @@
-# Warnings and hardening for every target, per ../shared/STYLE.md.
+# Warnings and hardening for every target: the flags OpenSSH, systemd and Debian's hardening=+all use.
 add_compile_options(
   -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes
   -Wpointer-arith -Wvla -Wcast-qual -Wundef
