@@ -241,6 +241,7 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
             (r = phi_msg_put_pair(m, "sync_state", st.state)) < 0 ||
             (r = phi_msg_put_pair(m, "sync_mode", st.mode[0] ? st.mode : "unknown")) < 0 ||
             (r = phi_msg_put_pair(m, "directory", st.uri[0] ? st.uri : "none")) < 0 ||
+            (r = phi_msg_put_pair(m, "directory_tls", phi_tls_mode_name(d->config->tls))) < 0 ||
             (r = phi_msg_put_pair(m, "last_sync", last)) < 0 ||
             (r = phi_msg_put_pair(m, "sync_age_seconds", age)) < 0 ||
             (r = put_u64(m, "last_refresh_ms", st.last_duration_ms)) < 0 ||
@@ -250,6 +251,7 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
             (r = put_u64(m, "users", st.users)) < 0 || (r = put_u64(m, "groups", st.groups)) < 0 ||
             (r = put_u64(m, "snapshot_generation", st.generation)) < 0 ||
             (r = phi_msg_put_pair(m, "snapshot", st.snapshot)) < 0 ||
+            (r = phi_msg_put_pair(m, "snapshot_path", d->config->snapshot_path)) < 0 ||
             (r = phi_msg_put_pair(m, "sync_cookie", st.have_cookie ? "yes" : "no")) < 0 ||
             (r = put_u64(m, "full_refreshes", st.full_refreshes)) < 0 ||
             (r = put_u64(m, "incremental_refreshes", st.incremental_refreshes)) < 0 ||
@@ -260,8 +262,7 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
             (r = put_u64(m, "reconnects", st.reconnects)) < 0 ||
             (r = put_u64(m, "nested_cycles", st.nested_cycles)) < 0 ||
             (r = put_u64(m, "requests", d->requests)) < 0 ||
-            (r = put_u64(m, "requests_refused", d->refused)) < 0 ||
-            (r = phi_msg_put_pair(m, "audit_head", "none")) < 0)
+            (r = put_u64(m, "requests_refused", d->refused)) < 0)
                 return r;
         if (d->verifier) {
                 /* Group commit at work: requests per durable transaction. */

@@ -25,6 +25,8 @@ static void usage(FILE *f) {
                 "  totp reset USER     remove a user's token (admin)\n"
                 "  sync [--full]       synchronise from the directory now (admins)\n"
                 "  user show NAME      a user as the daemon sees it: ids, groups, token\n"
+                "  doctor [--skip CHECK[,CHECK...]]\n"
+                "                      find setups that go around phi, each with its fix (admin)\n"
                 "\n"
                 "Options:\n"
                 "  -j, --json          machine-readable output\n"
@@ -261,6 +263,7 @@ static const struct {
         { "sync", verb_sync },
         { "user", verb_user },
         { "totp", verb_totp },
+        { "doctor", verb_doctor },
 };
 
 int main(int argc, char **argv) {

@@ -27,3 +27,6 @@ void print_pairs(const struct ctl *ctl, const phi_msg *m);
 
 /* phictl_totp.c */
 int verb_totp(const struct ctl *ctl, int argc, char **argv);
+
+/* phictl_doctor.c */
+int verb_doctor(const struct ctl *ctl, int argc, char **argv);
