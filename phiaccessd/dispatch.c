@@ -260,6 +260,7 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
             (r = put_u64(m, "changes_applied", st.changes_applied)) < 0 ||
             (r = put_u64(m, "refreshes_refused", st.refreshes_refused)) < 0 ||
             (r = put_u64(m, "reconnects", st.reconnects)) < 0 ||
+            (r = put_u64(m, "sync_failures", st.failures)) < 0 ||
             (r = put_u64(m, "nested_cycles", st.nested_cycles)) < 0 ||
             (r = put_u64(m, "requests", d->requests)) < 0 ||
             (r = put_u64(m, "requests_refused", d->refused)) < 0)

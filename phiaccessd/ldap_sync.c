@@ -29,8 +29,14 @@
  *     good data stays in the store and the snapshot;
  *   - every entry passes ldap_entry.c's validation; a bad one is skipped,
  *     counted and logged;
- *   - a lost connection leaves the store and snapshot as they are; the thread
- *     retries every URI in order with exponential backoff (1 s to 30 s).
+ *   - any failure, whether connecting, searching (a lost connection, a server
+ *     limit, a refused search) or storing, leaves the store and snapshot as
+ *     they are, drops the connection and waits before the next attempt, 1 s
+ *     growing to 30 s, so a server that accepts the connection and then fails
+ *     every search is not hammered; the failure is counted each time but
+ *     journaled only when it starts or changes kind, and again on recovery;
+ *   - URIs are tried in order from the one that last worked; a server that
+ *     fails after accepting the connection is passed over on the next attempt.
  */
 
 #include <fcntl.h>
@@ -92,6 +98,16 @@ struct staged {
         int64_t started_ms;
 };
 
+/* Why the directory cannot be used; an outage is journaled when it starts and
+ * when its kind changes, not on every retry. */
+enum fault {
+        FAULT_NONE,
+        FAULT_UNAVAILABLE,     /* cannot connect or bind, connection lost or stalled */
+        FAULT_LIMIT,           /* a size, time or administrative limit of the server */
+        FAULT_SEARCH,          /* the server refused or broke off the search */
+        FAULT_OTHER,           /* store, memory */
+};
+
 struct worker {
         phi_sync *s;
         struct phi_config *c;
@@ -108,6 +124,15 @@ struct worker {
         size_t pending_cookie_len;
         uint64_t generation;
         unsigned backoff;
+        size_t uri_first;           /* connect_any starts here */
+        size_t uri_index;           /* the URI of the connection */
+        bool mode_known;            /* w->syncrepl tells the mode of the last server used */
+        uint64_t next_refresh;      /* paged mode: when the next reload is due (0: at once) */
+        /* the outage in progress */
+        enum fault cause;           /* set where the current attempt failed */
+        enum fault fault;           /* kind of outage last journaled; NONE while healthy */
+        uint64_t fault_since, fault_count;
+        char fault_error[512];
         /* persist batch */
         bool txn;
         size_t batch_puts, batch_deletes, batch_rejected;
@@ -348,15 +373,23 @@ static bool server_offers_syncrepl(LDAP *ld) {
         return found;
 }
 
+/* Tries every URI once, from w->uri_first on: the one that last worked, or the
+ * next one after a server that failed once connected. */
 static int connect_any(struct worker *w) {
         char err[512] = "no uri configured";
+        size_t n = w->c->n_uris;
 
-        for (size_t i = 0; i < w->c->n_uris; i++) {
+        w->cause = FAULT_UNAVAILABLE;
+        for (size_t k = 0; k < n; k++) {
+                size_t i = (w->uri_first + k) % n;
                 LOCKED(w->s) snprintf(w->s->status.uri, sizeof(w->s->status.uri), "%s", w->c->uris[i]);
                 if (connect_one(w, w->c->uris[i], err, sizeof(err)) == 0) {
                         snprintf(w->uri, sizeof(w->uri), "%s", w->c->uris[i]);
+                        w->uri_first = w->uri_index = i;
                         w->syncrepl = w->c->sync_mode == PHI_SYNC_SYNCREPL ||
                                       (w->c->sync_mode == PHI_SYNC_AUTO && server_offers_syncrepl(w->ld));
+                        w->mode_known = true;
+                        w->cause = FAULT_NONE;
                         LOCKED(w->s) snprintf(w->s->status.mode, sizeof(w->s->status.mode), "%s",
                                               w->syncrepl ? "syncrepl" : "paged");
                         return 0;
@@ -365,6 +398,120 @@ static int connect_any(struct worker *w) {
         }
         set_error(w->s, "%s", err);
         return -ECONNREFUSED;
+}
+
+/* A search that ended with LDAP result rc. A server limit is named as one,
+ * with what lifts it: "Size limit exceeded" alone reads like a fault that a
+ * retry could cure, and the usual cause (an anonymous bind, which slapd
+ * limits to 500 entries) is not the directory's size. */
+static void search_error(struct worker *w, int rc, const char *what, size_t received, const char *text) {
+        const char *limit = NULL, *knob = NULL;
+        char bound[300];
+
+        switch (rc) {
+        case LDAP_SIZELIMIT_EXCEEDED:
+                limit = "size limit";
+                knob = "OpenLDAP: olcSizeLimit, sizelimit in slapd.conf, or a limits directive for the bind DN";
+                break;
+        case LDAP_TIMELIMIT_EXCEEDED:
+                limit = "time limit";
+                knob = "OpenLDAP: olcTimeLimit, timelimit in slapd.conf, or a limits directive for the bind DN";
+                break;
+        case LDAP_ADMINLIMIT_EXCEEDED:
+                limit = "administrative limit";
+                knob = "OpenLDAP: size.pr, size.prtotal or size.unchecked of a limits directive; "
+                       "Active Directory: MaxPageSize or MaxResultSetSize of its LDAP policy";
+                break;
+        default:
+                break;
+        }
+        if (w->c->bind_dn)
+                snprintf(bound, sizeof(bound), "bound as %s", w->c->bind_dn);
+        else
+                snprintf(bound, sizeof(bound), "bound anonymously");
+        if (limit) {
+                w->cause = FAULT_LIMIT;
+                set_error(w->s, "%s stopped by the directory's %s (%s) after %zu entries, %s: bind as an "
+                          "account the limit does not apply to ([ldap] bind_dn), or raise the limit on the "
+                          "server (%s)", what, limit, ldap_err2string(rc), received, bound, knob);
+        } else {
+                w->cause = rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR || rc == LDAP_TIMEOUT
+                                   ? FAULT_UNAVAILABLE : FAULT_SEARCH;
+                set_error(w->s, "%s failed: %s%s%s", what, ldap_err2string(rc), text && *text ? ": " : "",
+                          text && *text ? text : "");
+        }
+}
+
+/* Every failure after the start ends here (after_connect: the server had
+ * accepted the connection): the connection is dropped, the failure counted,
+ * journaled only if it starts an outage or changes its kind, waiting requests
+ * answered, and the next attempt waits 1 s doubling to 30 s; a request cuts
+ * the wait short. Without the wait a server that accepts connections and
+ * fails every search (a size limit) was asked again as fast as it answered. */
+static void sync_failed(struct worker *w, const char *phase, bool after_connect) {
+        phi_sync *s = w->s;
+        enum fault f = w->cause != FAULT_NONE ? w->cause : FAULT_OTHER;
+        bool unreachable = f == FAULT_UNAVAILABLE && !after_connect, full = false;
+        uint64_t users = 0, groups = 0, ticket;
+        char error[512];
+
+        disconnect(w);
+        if (after_connect && w->c->n_uris > 1)
+                w->uri_first = (w->uri_index + 1) % w->c->n_uris;
+        LOCKED(s) {
+                s->status.failures++;
+                if (s->status.outage_since == 0)
+                        s->status.outage_since = now_s();
+                snprintf(s->status.state, sizeof(s->status.state), "disconnected");
+                snprintf(error, sizeof(error), "%s", s->status.last_error);
+                users = s->status.users;
+                groups = s->status.groups;
+        }
+        if (w->fault == FAULT_NONE) {
+                w->fault_since = now_s();
+                w->fault_count = 0;
+        }
+        w->fault_count++;
+        snprintf(w->fault_error, sizeof(w->fault_error), "%s", error);
+        /* Lost, then unreachable while reconnecting, is one outage. */
+        if (f != w->fault) {
+                const char *what = f == FAULT_UNAVAILABLE ? (after_connect ? "Directory connection lost"
+                                                                           : "Directory unreachable")
+                                   : f == FAULT_LIMIT  ? "Directory search stopped by a server limit"
+                                   : f == FAULT_SEARCH ? "Directory search failed"
+                                                       : "Directory synchronisation failed";
+                journal_sync(w, f == FAULT_UNAVAILABLE ? LOG_WARNING : LOG_ERR,
+                             f == FAULT_UNAVAILABLE && after_connect ? "disconnected" : "failed", phase, users,
+                             groups, 0, error,
+                             "%s (%s); serving the last good data, retrying in %u s, then with delays growing "
+                             "to %u s",
+                             what, error, w->backoff, (unsigned) BACKOFF_MAX);
+                w->fault = f;
+        }
+        ticket = pending_request(s, &full);
+        complete_requests(s, ticket, unreachable ? -EHOSTUNREACH : -EIO, "%s%s",
+                          unreachable ? "directory unreachable: " : "", error);
+        wait_for(s, w->backoff);
+        w->backoff = w->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : w->backoff * 2;
+}
+
+/* A refresh completed: an outage in progress is over, journaled once. */
+static void sync_recovered(struct worker *w) {
+        uint64_t users = 0, groups = 0, secs = now_s() - w->fault_since;
+
+        if (w->fault == FAULT_NONE)
+                return;
+        LOCKED(w->s) {
+                users = w->s->status.users;
+                groups = w->s->status.groups;
+        }
+        journal_sync(w, LOG_NOTICE, "recovered", w->syncrepl ? "syncrepl" : "paged", users, groups, secs * 1000,
+                     w->fault_error,
+                     "Directory synchronisation from %s works again after %llu failed attempts in %llu s "
+                     "(the last: %s)",
+                     w->uri, (unsigned long long) w->fault_count, (unsigned long long) secs, w->fault_error);
+        w->fault = FAULT_NONE;
+        w->fault_count = 0;
 }
 
 /* ----------------------------------------------------------------- entries */
@@ -791,7 +938,10 @@ static int page_search(struct worker *w, const char *base, const char *filter, s
                         cookie = (struct berval){ 0 };
                 }
                 if (rc != LDAP_SUCCESS) {
-                        set_error(w->s, "search of %s failed: %s", base, ldap_err2string(rc));
+                        char what[300];
+                        int n = res ? ldap_count_entries(w->ld, res) : 0;
+                        snprintf(what, sizeof(what), "search of %s", base);
+                        search_error(w, rc, what, st->received + (size_t) (n > 0 ? n : 0), NULL);
                         ldap_msgfree(res);
                         r = rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR || rc == LDAP_TIMEOUT
                                     ? -ECONNRESET : -EIO;
@@ -836,14 +986,17 @@ static int full_refresh(struct worker *w) {
         int r;
 
         set_state(w->s, "refreshing");
+        w->cause = FAULT_NONE;
         r = page_search(w, w->c->user_base, w->c->user_filter, &st);
         if (r >= 0)
                 r = page_search(w, w->c->group_base, w->c->group_filter, &st);
         LOCKED(w->s) w->s->status.entries_received += st.received;
         if (r >= 0)
                 r = apply_refresh(w, &st, "paged");
-        if (r == 0)
+        if (r == 0) {
                 set_state(w->s, w->syncrepl ? "live" : "idle");
+                sync_recovered(w);
+        }
         staged_clear(&st);
         return r;
 }
@@ -1182,6 +1335,7 @@ static int sync_search_start(struct worker *w, int *ret_msgid) {
                              NULL, LDAP_NO_LIMIT, ret_msgid);
         if (rc != LDAP_SUCCESS) {
                 set_error(w->s, "sync search failed: %s", ldap_err2string(rc));
+                w->cause = FAULT_UNAVAILABLE;
                 r = -ECONNRESET;
         }
 out:
@@ -1193,11 +1347,12 @@ out:
  * errno) or something else needs the thread (RUN_*). */
 static int run_syncrepl(struct worker *w) {
         struct staged st = { .started_ms = phi_now_ms() };
-        bool in_refresh = true;
+        bool in_refresh = true, ended = false;
         int64_t last_msg_ms = phi_now_ms();
         int msgid = -1, r;
 
         cookie_drop_pending(w);
+        w->cause = FAULT_NONE;
         st.full = w->cookie == NULL;
         if (st.full)
                 st.present_mode = true;
@@ -1230,6 +1385,7 @@ static int run_syncrepl(struct worker *w) {
                         if (in_refresh &&
                             phi_now_ms() - last_msg_ms > (int64_t) w->c->network_timeout * 3000) {
                                 set_error(w->s, "directory %s stopped answering during the refresh", w->uri);
+                                w->cause = FAULT_UNAVAILABLE;
                                 r = -ECONNRESET;
                                 break;
                         }
@@ -1240,6 +1396,7 @@ static int run_syncrepl(struct worker *w) {
                         int err = LDAP_SERVER_DOWN;
                         (void) ldap_get_option(w->ld, LDAP_OPT_RESULT_CODE, &err);
                         set_error(w->s, "connection to %s lost: %s", w->uri, ldap_err2string(err));
+                        w->cause = FAULT_UNAVAILABLE;
                         r = -ECONNRESET;
                         break;
                 }
@@ -1255,6 +1412,7 @@ static int run_syncrepl(struct worker *w) {
                         char *text = NULL;
                         int err = 0;
                         r = RUN_RESTART;
+                        ended = true;
                         if (ldap_parse_result(w->ld, msg, &err, NULL, &text, NULL, &ctrls, 0) != LDAP_SUCCESS)
                                 err = LDAP_OTHER;
                         if (err == LDAP_SYNC_REFRESH_REQUIRED) {
@@ -1262,8 +1420,9 @@ static int run_syncrepl(struct worker *w) {
                                         w->uri);
                                 r = RUN_RELOAD;
                         } else if (err != LDAP_SUCCESS) {
-                                set_error(w->s, "sync search ended: %s%s%s", ldap_err2string(err),
-                                          text ? ": " : "", text ? text : "");
+                                char what[300];
+                                snprintf(what, sizeof(what), "sync search of %s", w->c->base);
+                                search_error(w, err, what, st.received, text);
                                 r = -EIO;
                         } else if (in_refresh && (c = ldap_control_find(LDAP_CONTROL_SYNC_DONE, ctrls, NULL))) {
                                 BerElement *ber = ber_init(&c->ldctl_value);
@@ -1282,6 +1441,13 @@ static int run_syncrepl(struct worker *w) {
                                 if (!deletes)
                                         st.present_mode = true;
                                 done = true;
+                        } else if (in_refresh) {
+                                /* Restarting at once would repeat this as fast as the
+                                 * server answers; as a failure it waits its turn. */
+                                set_error(w->s, "directory %s ended the sync search before its refresh finished",
+                                          w->uri);
+                                w->cause = FAULT_SEARCH;
+                                r = -EIO;
                         }
                         ldap_memfree(text);
                         ldap_controls_free(ctrls);
@@ -1305,9 +1471,14 @@ static int run_syncrepl(struct worker *w) {
                         w->serving_ticket = 0;
                         if (r != 0)
                                 break;
+                        sync_recovered(w);
                         in_refresh = false;
                         staged_clear(&st);
                         set_state(w->s, "live");
+                        /* The server ended the search with the refresh (refreshOnly
+                         * behaviour): nothing more comes on this one. */
+                        if (ended)
+                                r = RUN_RESTART;
                 }
                 if (r == RUN_RESTART || r == RUN_RELOAD)
                         break;
@@ -1460,7 +1631,7 @@ static void *thread_main(void *arg) {
 
         while (!stopping(s)) {
                 struct phi_config *nc = NULL;
-                uint64_t ticket;
+                uint64_t ticket, now;
                 bool full = false;
 
                 LOCKED(s) {
@@ -1471,32 +1642,28 @@ static void *thread_main(void *arg) {
                         disconnect(&w);
                         if ((r = worker_configure(&w, nc)) < 0)
                                 phi_log(LOG_ERR, "cannot apply the new configuration: %s", phi_errno_text(r));
+                        /* New settings take effect at once, in paged mode too. */
+                        w.uri_first = 0;
+                        w.mode_known = false;
+                        w.next_refresh = 0;
                         continue;
                 }
                 if (stopping(s))
                         break;
+                ticket = pending_request(s, &full);
+                now = now_s();
+                /* Paged mode holds no connection between reloads: servers drop idle
+                 * ones (Active Directory after 15 minutes), which would turn every
+                 * reload into a failure. */
+                if (!w.ld && !ticket && w.mode_known && !w.syncrepl && now < w.next_refresh) {
+                        wait_for(s, w.next_refresh - now);
+                        continue;
+                }
                 if (!w.ld) {
                         set_state(s, "connecting");
                         LOCKED(s) s->status.last_attempt = now_s();
                         if (connect_any(&w) < 0) {
-                                bool first = false;
-                                LOCKED(s) {
-                                        if (s->status.outage_since == 0) {
-                                                s->status.outage_since = now_s();
-                                                first = true;
-                                        }
-                                        snprintf(s->status.state, sizeof(s->status.state), "disconnected");
-                                }
-                                if (first)
-                                        journal_sync(&w, LOG_WARNING, "failed", "connect", s->status.users,
-                                                     s->status.groups, 0, s->status.last_error,
-                                                     "Directory unreachable (%s); serving the last good data",
-                                                     s->status.last_error);
-                                ticket = pending_request(s, &full);
-                                complete_requests(s, ticket, -EHOSTUNREACH, "directory unreachable: %s",
-                                                  s->status.last_error);
-                                wait_for(s, w.backoff);
-                                w.backoff = w.backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : w.backoff * 2;
+                                sync_failed(&w, "connect", false);
                                 continue;
                         }
                         LOCKED(s) {
@@ -1505,9 +1672,9 @@ static void *thread_main(void *arg) {
                         }
                         phi_log(LOG_INFO, "connected to directory %s (%s)", w.uri,
                                 w.syncrepl ? "RFC 4533 sync" : "paged searches");
+                        ticket = pending_request(s, &full);
                 }
 
-                ticket = pending_request(s, &full);
                 if (ticket && (full || !w.syncrepl)) {
                         take_request(s);
                         r = full_refresh(&w);
@@ -1515,9 +1682,13 @@ static void *thread_main(void *arg) {
                                           "%s", r == 0 ? "directory synchronised (full refresh)"
                                                        : s->status.last_error);
                         if (r < 0 && r != -ECANCELED) {
-                                disconnect(&w);
-                                LOCKED(s) if (s->status.outage_since == 0) s->status.outage_since = now_s();
+                                sync_failed(&w, "paged", true);
+                                continue;
                         }
+                        if (r >= 0)
+                                w.next_refresh = now_s() + w.c->refresh_interval;
+                        if (!w.syncrepl)
+                                disconnect(&w);
                         continue;
                 }
                 if (w.syncrepl) {
@@ -1531,46 +1702,32 @@ static void *thread_main(void *arg) {
                                 w.cookie = NULL;
                                 w.cookie_len = 0;
                                 cookie_drop_pending(&w);
+                        } else if (r == RUN_RESTART) {
+                                /* The server ended the search: start it again, but not
+                                 * faster than once a second whatever the server does. */
+                                wait_for(s, BACKOFF_MIN);
                         } else if (r == RUN_REFUSED) {
                                 disconnect(&w);
                                 wait_for(s, w.c->refresh_interval);
                         } else if (r < 0) {
-                                bool first = false;
-                                disconnect(&w);
                                 complete_requests(s, w.serving_ticket, r, "%s", s->status.last_error);
                                 w.serving_ticket = 0;
-                                LOCKED(s) {
-                                        if (s->status.outage_since == 0) {
-                                                s->status.outage_since = now_s();
-                                                first = true;
-                                        }
-                                        snprintf(s->status.state, sizeof(s->status.state), "disconnected");
-                                }
-                                if (first)
-                                        journal_sync(&w, LOG_WARNING, "disconnected", "persist",
-                                                     s->status.users, s->status.groups, 0,
-                                                     s->status.last_error,
-                                                     "Directory connection lost (%s); serving the last good data",
-                                                     s->status.last_error);
-                                wait_for(s, w.backoff);
-                                w.backoff = w.backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : w.backoff * 2;
+                                sync_failed(&w, "syncrepl", true);
                         }
                         continue;
                 }
-                /* paged mode: refresh every refresh_interval */
-                {
-                        uint64_t last = 0;
-                        LOCKED(s) last = s->status.last_success;
-                        if (last == 0 || now_s() >= last + w.c->refresh_interval) {
-                                r = full_refresh(&w);
-                                if (r < 0 && r != -ECANCELED)
-                                        disconnect(&w);
-                                else if (r == RUN_REFUSED)
-                                        wait_for(s, w.c->refresh_interval);
+                /* Paged mode: a reload at start (the store is served meanwhile), then
+                 * every refresh_interval. */
+                if (now_s() >= w.next_refresh) {
+                        r = full_refresh(&w);
+                        if (r < 0 && r != -ECANCELED) {
+                                sync_failed(&w, "paged", true);
                                 continue;
                         }
-                        wait_for(s, last + w.c->refresh_interval - now_s());
+                        if (r >= 0)
+                                w.next_refresh = now_s() + w.c->refresh_interval;
                 }
+                disconnect(&w);
         }
         goto done;
 wait_stop:

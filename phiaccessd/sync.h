@@ -17,7 +17,8 @@
 #include "phi/macro.h"
 
 struct phi_sync_status {
-        char state[32];             /* starting, connecting, refreshing, live, idle, disconnected, refused */
+        char state[32];             /* starting, connecting, refreshing, live, idle (paged: until the
+                                     * next reload), disconnected (waiting to retry), refused */
         char mode[16];              /* syncrepl or paged (what the server supports) */
         char uri[256];              /* server in use or last tried */
         char last_error[512];
@@ -33,7 +34,8 @@ struct phi_sync_status {
         uint64_t entries_received;      /* this process: entries and UUIDs read from LDAP */
         uint64_t entries_rejected;      /* this process: entries that failed validation */
         uint64_t refreshes_refused;     /* this process: empty or shrinking refreshes */
-        uint64_t reconnects;
+        uint64_t reconnects;            /* this process: connections made after a failure */
+        uint64_t failures;              /* this process: failed connects, searches and refreshes */
         uint64_t nested_cycles;
         bool have_cookie;
 };
