@@ -189,7 +189,7 @@ replace: loginShell
 loginShell: /bin/ksh
 LDIF
 daemon_start
-phi_check "after a restart the daemon is live again" phi_wait_for --timeout 30 status_is sync_state live
+phi_check "after a restart the daemon is live again" phi_wait_for --timeout 120 status_is sync_state live
 phi_assert_eq "$(status_get full_refreshes)" 0 "restart resumed from the cookie: no full reload"
 phi_assert_eq "$(status_get incremental_refreshes)" 1 "one incremental refresh"
 received=$(status_get entries_received)
@@ -203,7 +203,7 @@ phi_check "snapshot generation moved on" test "$(status_get snapshot_generation)
 daemon_stop
 DAEMON_EXTRA="user_filter = (&(objectClass=posixAccount)(!(uid=user00001)))" daemon_config "$PHI_LDAP_URI"
 daemon_start
-phi_check "after a filter change the daemon is live again" phi_wait_for --timeout 30 status_is sync_state live
+phi_check "after a filter change the daemon is live again" phi_wait_for --timeout 120 status_is sync_state live
 phi_assert_eq "$(status_get full_refreshes)" 1 "a changed search is reloaded in full, not resumed"
 phi_check_fails "the user the new filter leaves out is gone" ctl user show user00001
 # dupuid shared user00001's uid and was refused; with user00001 out, it is valid.
