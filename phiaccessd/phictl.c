@@ -48,13 +48,65 @@ static void json_string(FILE *f, const char *s) {
         fputc('"', f);
 }
 
-void print_pairs(const struct ctl *ctl, const phi_msg *m) {
+/* The value of field i, which follows a KEY: text, a number or a yes/no,
+ * as its tag says; false for anything else. */
+static bool pair_value(const phi_msg *m, size_t i, char buf[static 24], const char **ret_text, bool *ret_raw) {
+        uint16_t tag;
+        const void *value;
+        uint64_t v;
+
+        if (phi_msg_field(m, i, &tag, NULL, &value, NULL) < 0)
+                return false;
+        switch (tag) {
+        case PHI_TAG_VALUE:
+                *ret_text = value;
+                *ret_raw = false;
+                return true;
+        case PHI_TAG_NUMBER:
+        case PHI_TAG_FLAG:
+                if (phi_msg_field_u64(m, i, &v) < 0)
+                        return false;
+                if (tag == PHI_TAG_NUMBER)
+                        snprintf(buf, 24, "%llu", (unsigned long long) v);
+                *ret_text = tag == PHI_TAG_NUMBER ? buf : v ? "yes" : "no";
+                *ret_raw = true;
+                return true;
+        default:
+                return false;
+        }
+}
+
+/* Prints one pair: aligned in the table, typed in JSON (text as a string,
+ * a number as a number, a flag as true or false). */
+static void print_pair(const struct ctl *ctl, bool *first, int width, const char *key, const phi_msg *m,
+                       size_t i) {
+        const char *text = NULL;
+        bool raw = false;
+        uint16_t tag = 0;
+        char buf[24];
+
+        if (!pair_value(m, i, buf, &text, &raw))
+                return;
+        (void) phi_msg_field(m, i, &tag, NULL, NULL, NULL);
+        if (ctl->json) {
+                fputs(*first ? "" : ",", stdout);
+                json_string(stdout, key);
+                fputc(':', stdout);
+                if (tag == PHI_TAG_FLAG)
+                        fputs(strcmp(text, "yes") == 0 ? "true" : "false", stdout);
+                else if (raw)
+                        fputs(text, stdout);
+                else
+                        json_string(stdout, text);
+        } else
+                printf("%-*s %s\n", width, key, text);
+        *first = false;
+}
+
+static void print_pairs_width(const struct ctl *ctl, const phi_msg *m, bool *first, int width) {
         size_t n = phi_msg_field_count(m);
         const char *key = NULL;
-        bool first = true;
 
-        if (ctl->json)
-                fputc('{', stdout);
         for (size_t i = 0; i < n; i++) {
                 uint16_t tag;
                 const void *value;
@@ -65,19 +117,19 @@ void print_pairs(const struct ctl *ctl, const phi_msg *m) {
                         key = value;
                         continue;
                 }
-                if (tag != PHI_TAG_VALUE || !key)
+                if (!key)
                         continue;
-                if (ctl->json) {
-                        if (!first)
-                                fputc(',', stdout);
-                        json_string(stdout, key);
-                        fputc(':', stdout);
-                        json_string(stdout, value);
-                } else
-                        printf("%-20s %s\n", key, (const char *) value);
-                first = false;
+                print_pair(ctl, first, width, key, m, i);
                 key = NULL;
         }
+}
+
+void print_pairs(const struct ctl *ctl, const phi_msg *m) {
+        bool first = true;
+
+        if (ctl->json)
+                fputc('{', stdout);
+        print_pairs_width(ctl, m, &first, 20);
         if (ctl->json)
                 fputs("}\n", stdout);
 }
@@ -172,13 +224,31 @@ static void print_field(const struct ctl *ctl, bool *first, const char *key, con
                 fputs(*first ? "" : ",", stdout);
                 json_string(stdout, key);
                 fputc(':', stdout);
-                if (number)
+                if (!value)
+                        fputs("null", stdout);
+                else if (number)
                         fputs(value, stdout);
                 else
                         json_string(stdout, value);
         } else
                 printf("%-8s %s\n", key, value);
         *first = false;
+}
+
+/* The value of the pair named key in a reply, or NULL. */
+static const char *pair_get(const phi_msg *m, const char *key) {
+        size_t n = phi_msg_field_count(m);
+
+        for (size_t i = 0; i + 1 < n; i++) {
+                uint16_t tag, next;
+                const void *k, *v;
+
+                if (phi_msg_field(m, i, &tag, NULL, &k, NULL) < 0 || tag != PHI_TAG_KEY || strcmp(k, key) != 0 ||
+                    phi_msg_field(m, i + 1, &next, NULL, &v, NULL) < 0 || next != PHI_TAG_VALUE)
+                        continue;
+                return v;
+        }
+        return NULL;
 }
 
 static int verb_user(const struct ctl *ctl, int argc, char **argv) {
@@ -192,6 +262,7 @@ static int verb_user(const struct ctl *ctl, int argc, char **argv) {
                 { PHI_TAG_GECOS, "gecos" }, { PHI_TAG_HOME, "home" },   { PHI_TAG_SHELL, "shell" },
                 { PHI_TAG_DN, "dn" },       { PHI_TAG_TOKEN, "token" },
         };
+        const char *source, *locked, *ticket;
         bool first = true;
         int r;
 
@@ -224,6 +295,24 @@ static int verb_user(const struct ctl *ctl, int argc, char **argv) {
                         snprintf(buf, sizeof(buf), "%llu", (unsigned long long) v);
                         print_field(ctl, &first, fields[i].key, buf, true);
                 }
+        }
+        /* The token's details: absent means none (null in JSON). */
+        source = pair_get(reply, "source");
+        locked = pair_get(reply, "locked_until");
+        ticket = pair_get(reply, "ticket_expires");
+        if (ctl->json) {
+                print_field(ctl, &first, "locked_until", locked, false);
+                print_field(ctl, &first, "ticket_expires", ticket, false);
+                if (source)
+                        print_field(ctl, &first, "source", source, false);
+        } else {
+                char buf[64];
+                snprintf(buf, sizeof(buf), "until %s", locked ? locked : "");
+                print_field(ctl, &first, "locked", locked ? buf : "no", false);
+                snprintf(buf, sizeof(buf), "unused, valid until %s", ticket ? ticket : "");
+                print_field(ctl, &first, "ticket", ticket ? buf : "none", false);
+                if (source)
+                        print_field(ctl, &first, "source", source, false);
         }
         /* Groups: one line in the table, an array in JSON. */
         {
