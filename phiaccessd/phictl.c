@@ -49,65 +49,46 @@ static void json_string(FILE *f, const char *s) {
         fputc('"', f);
 }
 
-/* The value of field i, which follows a KEY: text, a number or a yes/no,
- * as its tag says; false for anything else. */
-static bool pair_value(const phi_msg *m, size_t i, char buf[static 24], const char **ret_text, bool *ret_raw) {
-        uint16_t tag;
+/* Prints the value of field i, which follows a KEY: aligned in the table
+ * (a flag as yes or no), typed in JSON (text as a string, a number as a
+ * number, a flag as true or false). Fields of other tags are skipped. */
+static void print_pair(const struct ctl *ctl, bool *first, const char *key, const phi_msg *m, size_t i) {
+        const char *text = NULL, *json = NULL;
         const void *value;
+        char number[24];
+        uint16_t tag;
         uint64_t v;
 
         if (phi_msg_field(m, i, &tag, NULL, &value, NULL) < 0)
-                return false;
-        switch (tag) {
-        case PHI_TAG_VALUE:
-                *ret_text = value;
-                *ret_raw = false;
-                return true;
-        case PHI_TAG_NUMBER:
-        case PHI_TAG_FLAG:
-                if (phi_msg_field_u64(m, i, &v) < 0)
-                        return false;
-                if (tag == PHI_TAG_NUMBER)
-                        snprintf(buf, 24, "%llu", (unsigned long long) v);
-                *ret_text = tag == PHI_TAG_NUMBER ? buf : v ? "yes" : "no";
-                *ret_raw = true;
-                return true;
-        default:
-                return false;
-        }
-}
-
-/* Prints one pair: aligned in the table, typed in JSON (text as a string,
- * a number as a number, a flag as true or false). */
-static void print_pair(const struct ctl *ctl, bool *first, int width, const char *key, const phi_msg *m,
-                       size_t i) {
-        const char *text = NULL;
-        bool raw = false;
-        uint16_t tag = 0;
-        char buf[24];
-
-        if (!pair_value(m, i, buf, &text, &raw))
                 return;
-        (void) phi_msg_field(m, i, &tag, NULL, NULL, NULL);
+        if (tag == PHI_TAG_VALUE)
+                text = value;
+        else if ((tag == PHI_TAG_NUMBER || tag == PHI_TAG_FLAG) && phi_msg_field_u64(m, i, &v) == 0) {
+                snprintf(number, sizeof(number), "%llu", (unsigned long long) v);
+                text = tag == PHI_TAG_NUMBER ? number : v ? "yes" : "no";
+                json = tag == PHI_TAG_NUMBER ? number : v ? "true" : "false";
+        } else
+                return;
         if (ctl->json) {
                 fputs(*first ? "" : ",", stdout);
                 json_string(stdout, key);
                 fputc(':', stdout);
-                if (tag == PHI_TAG_FLAG)
-                        fputs(strcmp(text, "yes") == 0 ? "true" : "false", stdout);
-                else if (raw)
-                        fputs(text, stdout);
+                if (json)
+                        fputs(json, stdout);
                 else
                         json_string(stdout, text);
         } else
-                printf("%-*s %s\n", width, key, text);
+                printf("%-20s %s\n", key, text);
         *first = false;
 }
 
-static void print_pairs_width(const struct ctl *ctl, const phi_msg *m, bool *first, int width) {
+void print_pairs(const struct ctl *ctl, const phi_msg *m) {
         size_t n = phi_msg_field_count(m);
         const char *key = NULL;
+        bool first = true;
 
+        if (ctl->json)
+                fputc('{', stdout);
         for (size_t i = 0; i < n; i++) {
                 uint16_t tag;
                 const void *value;
@@ -120,17 +101,9 @@ static void print_pairs_width(const struct ctl *ctl, const phi_msg *m, bool *fir
                 }
                 if (!key)
                         continue;
-                print_pair(ctl, first, width, key, m, i);
+                print_pair(ctl, &first, key, m, i);
                 key = NULL;
         }
-}
-
-void print_pairs(const struct ctl *ctl, const phi_msg *m) {
-        bool first = true;
-
-        if (ctl->json)
-                fputc('{', stdout);
-        print_pairs_width(ctl, m, &first, 20);
         if (ctl->json)
                 fputs("}\n", stdout);
 }
