@@ -12,6 +12,9 @@
 
 #include "phi/macro.h"
 
-/* 1 when reachable; 0 with a sentence naming the culprit and its fix in
- * problem; a negative errno when the path cannot be examined. */
-int phi_sockdir_check(const char *socket_path, char *problem, size_t len) _phi_warn_unused_ _phi_nonnull_;
+/* The socket fd is bound to if it is one (systemd passed it: its path is
+ * systemd's ListenStream=, which may differ from the configuration), else
+ * socket_path. 1 when reachable, or not on the file system (abstract);
+ * 0 with a sentence naming the culprit and its fix in problem; a negative
+ * errno when the path cannot be examined. */
+int phi_sockdir_check(int fd, const char *socket_path, char *problem, size_t len) _phi_warn_unused_ _phi_nonnull_;
