@@ -40,6 +40,8 @@ struct msg_spec {
 static const struct field_spec ok_fields[] = {
         { PHI_TAG_KEY, PHI_KIND_STR, F_REPEATS, 64 },
         { PHI_TAG_VALUE, PHI_KIND_STR, F_REPEATS, PATH_BOUND },
+        { PHI_TAG_NUMBER, PHI_KIND_U64, F_REPEATS, 8 },
+        { PHI_TAG_FLAG, PHI_KIND_U64, F_REPEATS, 8 },
         { PHI_TAG_MESSAGE, PHI_KIND_STR, 0, TEXT_BOUND },
 };
 static const struct field_spec error_fields[] = {
@@ -49,6 +51,8 @@ static const struct field_spec error_fields[] = {
 static const struct field_spec row_fields[] = {
         { PHI_TAG_KEY, PHI_KIND_STR, F_REPEATS, 64 },
         { PHI_TAG_VALUE, PHI_KIND_STR, F_REPEATS, PATH_BOUND },
+        { PHI_TAG_NUMBER, PHI_KIND_U64, F_REPEATS, 8 },
+        { PHI_TAG_FLAG, PHI_KIND_U64, F_REPEATS, 8 },
 };
 static const struct field_spec sync_fields[] = {
         { PHI_TAG_FULL, PHI_KIND_U64, 0, 8 },
@@ -68,6 +72,8 @@ static const struct field_spec user_info_fields[] = {
         { PHI_TAG_GROUP, PHI_KIND_STR, F_REPEATS, NAME_BOUND },
         { PHI_TAG_KEY, PHI_KIND_STR, F_REPEATS, 64 },
         { PHI_TAG_VALUE, PHI_KIND_STR, F_REPEATS, PATH_BOUND },
+        { PHI_TAG_NUMBER, PHI_KIND_U64, F_REPEATS, 8 },
+        { PHI_TAG_FLAG, PHI_KIND_U64, F_REPEATS, 8 },
 };
 static const struct field_spec auth_fields[] = {
         { PHI_TAG_USER, PHI_KIND_STR, F_REQUIRED, NAME_BOUND },
@@ -145,6 +151,7 @@ static const char *const tag_names[_PHI_TAG_MAX] = {
         [PHI_TAG_TOKEN] = "token",     [PHI_TAG_STATE] = "state",
         [PHI_TAG_DURATION] = "duration", [PHI_TAG_URI] = "uri",
         [PHI_TAG_ENROLL] = "enroll",   [PHI_TAG_QR] = "qr",
+        [PHI_TAG_NUMBER] = "number",   [PHI_TAG_FLAG] = "flag",
 };
 
 /* One bit per tag records which non-repeating tags were seen. */
@@ -335,6 +342,29 @@ int phi_msg_put_pair(phi_msg *m, const char *key, const char *value) {
         return 0;
 }
 
+int phi_msg_put_number(phi_msg *m, const char *key, uint64_t value) {
+        int r;
+
+        if ((r = phi_msg_put_str(m, PHI_TAG_KEY, key)) < 0 || (r = phi_msg_put_u64(m, PHI_TAG_NUMBER, value)) < 0)
+                return r;
+        return 0;
+}
+
+int phi_msg_put_flag(phi_msg *m, const char *key, bool value) {
+        int r;
+
+        if ((r = phi_msg_put_str(m, PHI_TAG_KEY, key)) < 0 || (r = phi_msg_put_u64(m, PHI_TAG_FLAG, value ? 1 : 0)) < 0)
+                return r;
+        return 0;
+}
+
+size_t phi_msg_room(const phi_msg *m) {
+        size_t bytes = m->body_len < PHI_WIRE_MAX_BODY ? PHI_WIRE_MAX_BODY - m->body_len : 0;
+
+        /* Out of fields is out of room too. */
+        return m->n_fields < PHI_WIRE_MAX_FIELDS ? bytes : 0;
+}
+
 static const struct field *field_find(const phi_msg *m, uint16_t tag) {
         for (size_t i = 0; i < m->n_fields; i++)
                 if (m->fields[i].tag == tag)
@@ -391,6 +421,18 @@ int phi_msg_field(const phi_msg *m, size_t index, uint16_t *ret_tag, uint8_t *re
                 *ret_value = m->data + f->offset;
         if (ret_len)
                 *ret_len = f->len;
+        return 0;
+}
+
+int phi_msg_field_u64(const phi_msg *m, size_t index, uint64_t *ret) {
+        const struct field *f;
+
+        if (index >= m->n_fields)
+                return -ERANGE;
+        f = &m->fields[index];
+        if (f->kind != PHI_KIND_U64 || f->len != 8)
+                return -EINVAL;
+        *ret = read_be(m->data + f->offset, 8);
         return 0;
 }
 

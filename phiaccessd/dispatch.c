@@ -210,17 +210,14 @@ static void format_time(uint64_t t, char *buf, size_t len) {
 }
 
 static int put_u64(phi_msg *m, const char *key, uint64_t v) {
-        char buf[24];
-
-        snprintf(buf, sizeof(buf), "%llu", (unsigned long long) v);
-        return phi_msg_put_pair(m, key, buf);
+        return phi_msg_put_number(m, key, v);
 }
 
 static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                          phi_msg **ret_reply, uint64_t *ret_ticket) {
         _cleanup_msg_ phi_msg *m = phi_msg_new(PHI_MSG_OK);
         struct phi_sync_status st;
-        char last[32], since[32], age[24];
+        char last[32], since[32];
         uint64_t now = (uint64_t) time(NULL);
         int r;
 
@@ -230,11 +227,6 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
         phi_sync_get_status(d->sync, &st);
         format_time(st.last_success, last, sizeof(last));
         format_time(st.outage_since, since, sizeof(since));
-        if (st.last_success == 0)
-                snprintf(age, sizeof(age), "never");
-        else
-                snprintf(age, sizeof(age), "%llu",
-                         (unsigned long long) (now > st.last_success ? now - st.last_success : 0));
         if ((r = phi_msg_put_pair(m, "daemon", "running")) < 0 ||
             (r = phi_msg_put_pair(m, "version", PHI_VERSION)) < 0 ||
             (r = put_u64(m, "uptime_seconds", now - d->started)) < 0 ||
@@ -243,16 +235,18 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
             (r = phi_msg_put_pair(m, "directory", st.uri[0] ? st.uri : "none")) < 0 ||
             (r = phi_msg_put_pair(m, "directory_tls", phi_tls_mode_name(d->config->tls))) < 0 ||
             (r = phi_msg_put_pair(m, "last_sync", last)) < 0 ||
-            (r = phi_msg_put_pair(m, "sync_age_seconds", age)) < 0 ||
+            /* Never synced: no age (null in JSON); last_sync says "never". */
+            (st.last_success &&
+             (r = put_u64(m, "sync_age_seconds", now > st.last_success ? now - st.last_success : 0)) < 0) ||
             (r = put_u64(m, "last_refresh_ms", st.last_duration_ms)) < 0 ||
-            (r = phi_msg_put_pair(m, "outage", st.outage_since ? "yes" : "no")) < 0 ||
+            (r = phi_msg_put_flag(m, "outage", st.outage_since != 0)) < 0 ||
             (r = phi_msg_put_pair(m, "outage_since", st.outage_since ? since : "none")) < 0 ||
             (r = phi_msg_put_pair(m, "last_error", st.last_error[0] ? st.last_error : "none")) < 0 ||
             (r = put_u64(m, "users", st.users)) < 0 || (r = put_u64(m, "groups", st.groups)) < 0 ||
             (r = put_u64(m, "snapshot_generation", st.generation)) < 0 ||
             (r = phi_msg_put_pair(m, "snapshot", st.snapshot)) < 0 ||
             (r = phi_msg_put_pair(m, "snapshot_path", d->config->snapshot_path)) < 0 ||
-            (r = phi_msg_put_pair(m, "sync_cookie", st.have_cookie ? "yes" : "no")) < 0 ||
+            (r = phi_msg_put_flag(m, "sync_cookie", st.have_cookie)) < 0 ||
             (r = put_u64(m, "full_refreshes", st.full_refreshes)) < 0 ||
             (r = put_u64(m, "incremental_refreshes", st.incremental_refreshes)) < 0 ||
             (r = put_u64(m, "entries_received", st.entries_received)) < 0 ||
@@ -290,6 +284,10 @@ static int handle_sync(struct phi_daemon *d, const struct phi_caller *caller, co
         return 0;
 }
 
+/* What the verifier adds to a USER_INFO after the groups: the token's state,
+ * a lockout's end and a ticket's deadline, about 100 bytes. */
+#define USER_SHOW_ROOM 256
+
 static int handle_user_show(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                             phi_msg **ret_reply, uint64_t *ret_ticket) {
         _cleanup_msg_ phi_msg *m = NULL;
@@ -297,14 +295,21 @@ static int handle_user_show(struct phi_daemon *d, const struct phi_caller *calle
         const char *name = NULL;
         char **groups = NULL;
         size_t n_groups = 0;
+        bool local = false;
         int r;
 
-        (void) caller, (void) ret_ticket;
+        (void) caller;
         if (phi_msg_get_str(req, PHI_TAG_USER, &name) < 0 || !phi_name_valid(name))
                 return phi_msg_new_error(-EINVAL, ret_reply, "not a valid user name");
         r = phi_store_user_get(d->store, name, &u);
+        /* A local account is a user of this host too: it logs in, and may enrol. */
+        if (r == -ENOENT) {
+                r = phi_local_user_get(d->config->passwd_file, name, &u);
+                local = r == 0;
+        }
         if (r == -ENOENT)
-                return phi_msg_new_error(-ENOENT, ret_reply, "no directory user named '%s'", name);
+                return phi_msg_new_error(-ENOENT, ret_reply, "no user named '%s' in the directory or in %s", name,
+                                         d->config->passwd_file);
         if (r < 0)
                 return phi_msg_new_error(r, ret_reply, "cannot read the store: %s", phi_errno_text(r));
         r = phi_store_user_groups(d->store, name, &groups, &n_groups);
@@ -321,16 +326,34 @@ static int handle_user_show(struct phi_daemon *d, const struct phi_caller *calle
             (r = phi_msg_put_str(m, PHI_TAG_GECOS, u.gecos)) < 0 ||
             (r = phi_msg_put_str(m, PHI_TAG_HOME, u.home)) < 0 ||
             (r = phi_msg_put_str(m, PHI_TAG_SHELL, u.shell)) < 0 ||
-            (r = phi_msg_put_str(m, PHI_TAG_DN, u.dn)) < 0 ||
-            (r = phi_msg_put_str(m, PHI_TAG_TOKEN, "none")) < 0)
+            (u.dn && (r = phi_msg_put_str(m, PHI_TAG_DN, u.dn)) < 0) ||
+            (r = phi_msg_put_pair(m, "source", local ? "local" : "directory")) < 0)
                 goto out;
-        for (size_t i = 0; i < n_groups; i++)
-                if ((r = phi_msg_put_str(m, PHI_TAG_GROUP, groups[i])) < 0)
-                        break;
-        if (r == -EMSGSIZE)
-                r = 0;   /* a user in thousands of groups: the reply lists what fits */
-        if (r >= 0)
-                *ret_reply = PHI_TAKE_PTR(m);
+        /* A user in thousands of groups: the reply lists what fits, and keeps
+         * room for the token's state. */
+        for (size_t i = 0; i < n_groups && r >= 0; i++)
+                if (phi_msg_room(m) >= strlen(groups[i]) + PHI_WIRE_FIELD_HEADER + USER_SHOW_ROOM)
+                        r = phi_msg_put_str(m, PHI_TAG_GROUP, groups[i]);
+        if (r < 0)
+                goto out;
+        if (!d->verifier) {
+                /* Without the master key nothing reads the TOTP records. */
+                if ((r = phi_msg_put_str(m, PHI_TAG_TOKEN, "unavailable")) >= 0)
+                        *ret_reply = PHI_TAKE_PTR(m);
+                goto out;
+        }
+        {
+                /* The verifier owns every TOTP read; it finishes the reply. */
+                struct phi_verify_request q = { .kind = PHI_VERIFY_SHOW, .info = m };
+
+                snprintf(q.user, sizeof(q.user), "%s", u.name);
+                snprintf(q.actor, sizeof(q.actor), "%s", caller->name);
+                r = phi_verifier_submit(d->verifier, &q, ret_ticket);
+                if (r == 0)
+                        m = NULL;   /* the verifier's now */
+                else if (r == -ENOBUFS)
+                        r = -EBUSY;
+        }
 out:
         phi_user_clear(&u);
         phi_strv_free(groups, n_groups);

@@ -194,6 +194,39 @@ int phi_local_user_by_uid(const char *path, uid_t uid, char **ret_name, gid_t *r
         return 0;
 }
 
+int phi_local_user_get(const char *path, const char *name, struct phi_user *ret) {
+        _cleanup_free_ char *buf = NULL;
+        struct phi_user u = { 0 };
+        size_t size = 0;
+        struct passwd pw;
+        FILE *f;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f)
+                return errno == ENOENT ? -ENOENT : phi_negative_errno();
+        while ((r = next_user(f, &pw, &buf, &size)) > 0)
+                if (strcmp(pw.pw_name, name) == 0)
+                        break;
+        fclose(f);
+        if (r == 0)
+                return -ENOENT;
+        if (r < 0)
+                return r;
+        u.name = strdup(pw.pw_name);
+        u.gecos = strdup(pw.pw_gecos ? pw.pw_gecos : "");
+        u.home = strdup(pw.pw_dir ? pw.pw_dir : "");
+        u.shell = strdup(pw.pw_shell ? pw.pw_shell : "");
+        u.uid = pw.pw_uid;
+        u.gid = pw.pw_gid;
+        if (!u.name || !u.gecos || !u.home || !u.shell) {
+                phi_user_clear(&u);
+                return -ENOMEM;
+        }
+        *ret = u;
+        return 0;
+}
+
 bool phi_local_group_has_member(const char *path, const char *group, const char *user, gid_t gid) {
         _cleanup_free_ char *buf = NULL;
         size_t size = 0;

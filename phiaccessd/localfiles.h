@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "identity.h"
 #include "phi/macro.h"
 
 struct phi_local_db {
@@ -30,6 +31,10 @@ bool phi_local_db_has_id(const struct phi_local_db *db, uint32_t id) _phi_nonnul
 
 /* The local account with this uid: its name and primary gid. -ENOENT if none. */
 int phi_local_user_by_uid(const char *path, uid_t uid, char **ret_name, gid_t *ret_gid)
+        _phi_warn_unused_ _phi_nonnull_;
+/* The local account named name: name, uid, gid, gecos, home and shell (key
+ * and dn stay NULL); the caller clears it. -ENOENT if none. */
+int phi_local_user_get(const char *path, const char *name, struct phi_user *ret)
         _phi_warn_unused_ _phi_nonnull_;
 /* Whether user (with primary gid) belongs to the local group named group. */
 bool phi_local_group_has_member(const char *path, const char *group, const char *user, gid_t gid)

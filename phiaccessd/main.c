@@ -19,6 +19,7 @@
 #include "journal.h"
 #include "phi/client.h"
 #include "server.h"
+#include "sockdir.h"
 #include "store.h"
 #include "sync.h"
 #include "totp_handlers.h"
@@ -187,6 +188,20 @@ static int instance_lock(const char *store_path, int *ret_fd) {
  * (FileDescriptorName=main) and phiaccessd-pam.socket (=pam); a socket not
  * passed is bound from the configuration. One socket without a name (systemd
  * says "unknown") is the request socket, as before the PAM socket existed. */
+/* phictl runs as the user: a socket they cannot reach fails only later, at
+ * their first `phictl totp enroll`. Said once at start, with the fix. */
+static void warn_unreachable_socket(int fd, const char *path) {
+        char problem[1024];
+        int r = phi_sockdir_check(fd, path, problem, sizeof(problem));
+
+        if (r == 0)
+                phi_log(LOG_WARNING, "users other than root cannot reach the request socket: %s; until then "
+                                     "phictl fails for them with 'Permission denied' (exit 3)", problem);
+        else if (r < 0)
+                phi_log(LOG_WARNING, "cannot check who may reach the request socket%s%s: %s",
+                        fd < 0 ? " " : "", fd < 0 ? path : "", phi_errno_text(r));
+}
+
 static int take_listen_fds(int *ret_main, int *ret_pam) {
         char **names = NULL;
         int n, r = 0;
@@ -266,6 +281,7 @@ static int run(struct main_ctx *m) {
         r = phi_server_new(m->event, &m->daemon, main_fd, m->daemon.config->socket_path, &server);
         if (r < 0)
                 return r;
+        warn_unreachable_socket(main_fd, m->daemon.config->socket_path);
         /* Without a verifier the PAM socket still answers, so that pam_phi logs
          * why it denies instead of "cannot reach phiaccessd". */
         if (!m->daemon.verifier) {

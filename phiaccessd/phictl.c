@@ -24,7 +24,8 @@ static void usage(FILE *f) {
                 "  totp enroll         enrol your token: QR code, then a code to activate it\n"
                 "  totp reset USER     remove a user's token (admin)\n"
                 "  sync [--full]       synchronise from the directory now (admins)\n"
-                "  user show NAME      a user as the daemon sees it: ids, groups, token\n"
+                "  user show NAME      a user as the daemon sees it: ids, groups, token state,\n"
+                "                      lockout, outstanding ticket\n"
                 "  doctor [--skip CHECK[,CHECK...]]\n"
                 "                      find setups that go around phi, each with its fix (admin)\n"
                 "\n"
@@ -50,6 +51,39 @@ static void json_string(FILE *f, const char *s) {
         fputc('"', f);
 }
 
+/* Prints the value of field i, which follows a KEY: aligned in the table
+ * (a flag as yes or no), typed in JSON (text as a string, a number as a
+ * number, a flag as true or false). Fields of other tags are skipped. */
+static void print_pair(const struct ctl *ctl, bool *first, const char *key, const phi_msg *m, size_t i) {
+        const char *text = NULL, *json = NULL;
+        const void *value;
+        char number[24];
+        uint16_t tag;
+        uint64_t v;
+
+        if (phi_msg_field(m, i, &tag, NULL, &value, NULL) < 0)
+                return;
+        if (tag == PHI_TAG_VALUE)
+                text = value;
+        else if ((tag == PHI_TAG_NUMBER || tag == PHI_TAG_FLAG) && phi_msg_field_u64(m, i, &v) == 0) {
+                snprintf(number, sizeof(number), "%llu", (unsigned long long) v);
+                text = tag == PHI_TAG_NUMBER ? number : v ? "yes" : "no";
+                json = tag == PHI_TAG_NUMBER ? number : v ? "true" : "false";
+        } else
+                return;
+        if (ctl->json) {
+                fputs(*first ? "" : ",", stdout);
+                json_string(stdout, key);
+                fputc(':', stdout);
+                if (json)
+                        fputs(json, stdout);
+                else
+                        json_string(stdout, text);
+        } else
+                printf("%-20s %s\n", key, text);
+        *first = false;
+}
+
 void print_pairs(const struct ctl *ctl, const phi_msg *m) {
         size_t n = phi_msg_field_count(m);
         const char *key = NULL;
@@ -67,17 +101,9 @@ void print_pairs(const struct ctl *ctl, const phi_msg *m) {
                         key = value;
                         continue;
                 }
-                if (tag != PHI_TAG_VALUE || !key)
+                if (!key)
                         continue;
-                if (ctl->json) {
-                        if (!first)
-                                fputc(',', stdout);
-                        json_string(stdout, key);
-                        fputc(':', stdout);
-                        json_string(stdout, value);
-                } else
-                        printf("%-20s %s\n", key, (const char *) value);
-                first = false;
+                print_pair(ctl, &first, key, m, i);
                 key = NULL;
         }
         if (ctl->json)
@@ -174,13 +200,31 @@ static void print_field(const struct ctl *ctl, bool *first, const char *key, con
                 fputs(*first ? "" : ",", stdout);
                 json_string(stdout, key);
                 fputc(':', stdout);
-                if (number)
+                if (!value)
+                        fputs("null", stdout);
+                else if (number)
                         fputs(value, stdout);
                 else
                         json_string(stdout, value);
         } else
                 printf("%-8s %s\n", key, value);
         *first = false;
+}
+
+/* The value of the pair named key in a reply, or NULL. */
+static const char *pair_get(const phi_msg *m, const char *key) {
+        size_t n = phi_msg_field_count(m);
+
+        for (size_t i = 0; i + 1 < n; i++) {
+                uint16_t tag, next;
+                const void *k, *v;
+
+                if (phi_msg_field(m, i, &tag, NULL, &k, NULL) < 0 || tag != PHI_TAG_KEY || strcmp(k, key) != 0 ||
+                    phi_msg_field(m, i + 1, &next, NULL, &v, NULL) < 0 || next != PHI_TAG_VALUE)
+                        continue;
+                return v;
+        }
+        return NULL;
 }
 
 static int verb_user(const struct ctl *ctl, int argc, char **argv) {
@@ -194,6 +238,7 @@ static int verb_user(const struct ctl *ctl, int argc, char **argv) {
                 { PHI_TAG_GECOS, "gecos" }, { PHI_TAG_HOME, "home" },   { PHI_TAG_SHELL, "shell" },
                 { PHI_TAG_DN, "dn" },       { PHI_TAG_TOKEN, "token" },
         };
+        const char *source, *locked, *ticket;
         bool first = true;
         int r;
 
@@ -226,6 +271,24 @@ static int verb_user(const struct ctl *ctl, int argc, char **argv) {
                         snprintf(buf, sizeof(buf), "%llu", (unsigned long long) v);
                         print_field(ctl, &first, fields[i].key, buf, true);
                 }
+        }
+        /* The token's details: absent means none (null in JSON). */
+        source = pair_get(reply, "source");
+        locked = pair_get(reply, "locked_until");
+        ticket = pair_get(reply, "ticket_expires");
+        if (ctl->json) {
+                print_field(ctl, &first, "locked_until", locked, false);
+                print_field(ctl, &first, "ticket_expires", ticket, false);
+                if (source)
+                        print_field(ctl, &first, "source", source, false);
+        } else {
+                char buf[64];
+                snprintf(buf, sizeof(buf), "until %s", locked ? locked : "");
+                print_field(ctl, &first, "locked", locked ? buf : "no", false);
+                snprintf(buf, sizeof(buf), "unused, valid until %s", ticket ? ticket : "");
+                print_field(ctl, &first, "ticket", ticket ? buf : "none", false);
+                if (source)
+                        print_field(ctl, &first, "source", source, false);
         }
         /* Groups: one line in the table, an array in JSON. */
         {

@@ -153,11 +153,18 @@ static int totp_enroll(const struct ctl *ctl, int argc, char **argv) {
         for (int i = 0; i < ACTIVATE_TRIES && r == EXIT_REFUSED; i++) {
                 _cleanup_msg_ phi_msg *act = phi_msg_new(PHI_MSG_TOTP_ACTIVATE);
                 _cleanup_msg_ phi_msg *ok = NULL;
+                int rc = read_code(code, sizeof(code));
 
-                if (read_code(code, sizeof(code)) < 0) {
-                        fprintf(stderr, "phictl: no code given; the token stays inactive\n");
-                        r = EXIT_USAGE;
-                        break;
+                /* Not a usage error: the command line was right, the input
+                 * ended (or was no code) before the token could be activated. */
+                if (rc < 0) {
+                        fprintf(stderr, rc == -E2BIG
+                                        ? "phictl: that is not a code (6 or 8 digits); the token stays inactive\n"
+                                        : "phictl: no code was given (end of input); the token stays inactive. "
+                                          "Run phictl totp enroll again on a terminal, or give the code on "
+                                          "standard input\n");
+                        phi_secret_wipe(code, sizeof(code));
+                        return EXIT_REFUSED;
                 }
                 if (!act || phi_msg_put_str(act, PHI_TAG_CODE, code) < 0) {
                         fprintf(stderr, "phictl: that is not a code (6 or 8 digits)\n");

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "journal.h"
+#include "localfiles.h"
 #include "phi/secret.h"
 #include "totp_handlers.h"
 
@@ -154,6 +155,40 @@ static int admin_request(const struct phi_caller *caller, const phi_msg *req, st
         return 1;
 }
 
+/* A ticket only for someone who can log in here and is a person: a directory
+ * user (the sync takes none below [ldap] min_uid), or a local account at or
+ * above min_uid. Root and the system accounts (daemon, www-data, ...) do not
+ * enrol; a name nobody has gets no ticket that someone could later claim by
+ * creating the account. Local accounts are looked up first, as "passwd: files
+ * phi" and the caller check do. 1 when the user may have a ticket. */
+static int ticket_user_check(struct phi_daemon *d, const char *name, phi_msg **ret_reply) {
+        const struct phi_config *c = d->config;
+        struct phi_user u = { 0 };
+        int r;
+
+        r = phi_local_user_get(c->passwd_file, name, &u);
+        if (r == 0) {
+                uint32_t uid = u.uid;
+                phi_user_clear(&u);
+                if (uid < c->min_uid)
+                        return phi_msg_new_error(-EPERM, ret_reply,
+                                                 "'%s' is a system account (uid %u, below [ldap] min_uid %llu): "
+                                                 "system accounts and root do not enrol TOTP tokens",
+                                                 name, (unsigned) uid, (unsigned long long) c->min_uid);
+                return 1;
+        }
+        if (r != -ENOENT)
+                return phi_msg_new_error(r, ret_reply, "cannot read %s: %s", c->passwd_file, phi_errno_text(r));
+        r = phi_store_user_get(d->store, name, &u);
+        phi_user_clear(&u);
+        if (r == -ENOENT)
+                return phi_msg_new_error(-ENOENT, ret_reply, "no user named '%s' in the directory or in %s",
+                                         name, c->passwd_file);
+        if (r < 0)
+                return phi_msg_new_error(r, ret_reply, "cannot read the store: %s", phi_errno_text(r));
+        return 1;
+}
+
 int phi_handle_totp_issue(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                           phi_msg **ret_reply, uint64_t *ret_ticket) {
         struct phi_verify_request q = { .kind = PHI_VERIFY_ISSUE };
@@ -161,6 +196,8 @@ int phi_handle_totp_issue(struct phi_daemon *d, const struct phi_caller *caller,
         int r;
 
         if ((r = admin_request(caller, req, &q, ret_reply)) <= 0)
+                return r;
+        if ((r = ticket_user_check(d, q.user, ret_reply)) <= 0)
                 return r;
         if (phi_msg_get_u64(req, PHI_TAG_DURATION, &duration) == 0 &&
             (duration < TICKET_MIN || duration > TICKET_MAX))

@@ -45,6 +45,7 @@ enum outcome {
         O_RESET,
         O_UNSEAL,           /* a sealed seed did not open: wrong key or a tampered row */
         O_ABANDONED,        /* its client hung up before the round: not served at all */
+        O_SHOWN,            /* SHOW: the token's state was read */
 };
 
 /* A finished reply on its way to the event loop. Allocated with its job (a job
@@ -66,6 +67,7 @@ struct job {
         uint64_t expires;            /* ISSUE */
         bool login_enrolment;        /* ISSUE: the policy lets the ticket be used at a login */
         bool found;                  /* RESET */
+        const char *token_state;     /* SHOW: "none", "pending" or "active" */
         phi_msg *reply;
         struct answer *answer;
         struct job *next;
@@ -429,6 +431,41 @@ out:
         return r;
 }
 
+/* What phictl user show reports: which token the user has, whether a lockout
+ * of the user is in force and until when, and an unused ticket's deadline.
+ * Read here, like every other TOTP record; the sealed seed is read (the
+ * store returns the row whole) but never opened, and wiped. */
+static int serve_show(phi_verifier *v, struct job *j, uint64_t now) {
+        static const enum phi_token_state states[] = { PHI_TOKEN_ACTIVE, PHI_TOKEN_PENDING };
+        struct phi_failures uf;
+        struct phi_token tok;
+        uint64_t expires = 0;
+        int r = 0;
+
+        j->outcome = O_SHOWN;
+        j->token_state = "none";
+        for (size_t i = 0; i < PHI_ELEMENTSOF(states) && r >= 0; i++) {
+                r = phi_store_token_get(v->store, j->req.user, states[i], &tok);
+                phi_secret_wipe(&tok, sizeof(tok));
+                if (r == 0) {
+                        j->token_state = phi_token_state_name(states[i]);
+                        break;
+                }
+                if (r == -ENOENT || r == -EUCLEAN)
+                        r = 0;   /* a malformed row is treated as absent, as at login */
+        }
+        if (r < 0 || (r = phi_store_failures_get(v->store, PHI_FAILURE_USER, j->req.user, &uf)) < 0)
+                return r;
+        if (uf.locked_until > now)
+                j->locked_until = uf.locked_until;
+        r = phi_store_ticket_get(v->store, j->req.user, &expires);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r == 0 && expires > now)
+                j->expires = expires;
+        return 0;
+}
+
 static int serve_one(phi_verifier *v, struct job *j, uint64_t now) {
         switch (j->req.kind) {
         case PHI_VERIFY_LOGIN:
@@ -445,6 +482,8 @@ static int serve_one(phi_verifier *v, struct job *j, uint64_t now) {
         case PHI_VERIFY_RESET:
                 j->outcome = O_RESET;
                 return phi_store_token_delete(v->store, j->req.user, &j->found);
+        case PHI_VERIFY_SHOW:
+                return serve_show(v, j, now);
         }
         return -EINVAL;
 }
@@ -472,7 +511,7 @@ static int reply_for(struct job *j, phi_msg **ret) {
                 if (!m)
                         return -ENOMEM;
                 if (j->outcome == O_RESET &&
-                    (r = phi_msg_put_pair(m, "removed", j->found ? "yes" : "no")) < 0)
+                    (r = phi_msg_put_flag(m, "removed", j->found)) < 0)
                         return r;
                 *ret = PHI_TAKE_PTR(m);
                 return 0;
@@ -491,6 +530,23 @@ static int reply_for(struct job *j, phi_msg **ret) {
                 *ret = PHI_TAKE_PTR(m);
                 return 0;
         case O_PENDING:
+                *ret = PHI_TAKE_PTR(j->reply);
+                return 0;
+        case O_SHOWN:
+                if (!j->reply)
+                        return -EINVAL;
+                if ((r = phi_msg_put_str(j->reply, PHI_TAG_TOKEN, j->token_state)) < 0)
+                        return r;
+                if (j->locked_until) {
+                        format_time(j->locked_until, until);
+                        if ((r = phi_msg_put_pair(j->reply, "locked_until", until)) < 0)
+                                return r;
+                }
+                if (j->expires) {
+                        format_time(j->expires, until);
+                        if ((r = phi_msg_put_pair(j->reply, "ticket_expires", until)) < 0)
+                                return r;
+                }
                 *ret = PHI_TAKE_PTR(j->reply);
                 return 0;
         case O_UNSEAL:
@@ -545,7 +601,10 @@ static const char *reason_of(enum outcome o) {
 static void journal_job(const struct job *j) {
         const struct phi_verify_request *q = &j->req;
         const char *reason = reason_of(j->outcome);
-        char until[32] = "";
+        char until[32] = "", expires[32] = "";
+        /* A ticket's deadline, or the end of the lockout that refused a code. */
+        if (j->outcome == O_ISSUED || j->outcome == O_LOCKED)
+                format_time(j->outcome == O_ISSUED ? j->expires : j->locked_until, expires);
         const struct phi_journal_field fields[] = {
                 { "PHI_USER", q->user },
                 { "PHI_SERVICE", q->service[0] ? q->service : NULL },
@@ -553,6 +612,7 @@ static void journal_job(const struct job *j) {
                 { "PHI_TTY", q->tty[0] ? q->tty : NULL },
                 { "PHI_ACTOR", q->actor[0] ? q->actor : NULL },
                 { "PHI_REASON", reason },
+                { "PHI_EXPIRES", expires[0] ? expires : NULL },
         };
         const size_t n = PHI_ELEMENTSOF(fields);
         const char *what = q->kind == PHI_VERIFY_ACTIVATE ? "enrolment code" : "TOTP";
@@ -562,9 +622,14 @@ static void journal_job(const struct job *j) {
                 phi_journal_event(PHI_EVENT_AUTH_OK, LOG_INFO, fields, n, "TOTP accepted for %s (%s%s%s)",
                                   q->user, q->service, q->rhost[0] ? " from " : "", q->rhost);
                 break;
+        case O_LOCKED:
+                /* Refused unchecked: whether the code was right is not known. */
+                phi_journal_event(PHI_EVENT_AUTH_FAIL, LOG_WARNING, fields, n,
+                                  "%s refused for %s (%s%s%s): locked out until %s after too many failed codes",
+                                  what, q->user, q->service, q->rhost[0] ? " from " : "", q->rhost, expires);
+                break;
         case O_WRONG:
         case O_NO_TOKEN:
-        case O_LOCKED:
         case O_NO_PENDING:
                 /* One message for all of them; PHI_REASON tells the admin which. */
                 phi_journal_event(PHI_EVENT_AUTH_FAIL, LOG_WARNING, fields, n, "%s verification failed for %s (%s%s%s)",
@@ -594,8 +659,8 @@ static void journal_job(const struct job *j) {
                                   q->user, j->found ? "removed" : "reset (there was none)", q->actor);
                 break;
         case O_ISSUED:
-                format_time(j->expires, until);
-                phi_log(LOG_NOTICE, "enrolment ticket for %s issued by %s, valid until %s", q->user, q->actor, until);
+                phi_journal_event(PHI_EVENT_TICKET_ISSUED, LOG_NOTICE, fields, n,
+                                  "Enrolment ticket for %s issued by %s, valid until %s", q->user, q->actor, expires);
                 break;
         case O_NO_TICKET:
                 phi_log(LOG_NOTICE, "%s tried to enrol a token without a valid ticket", q->user);
@@ -611,6 +676,7 @@ static void journal_job(const struct job *j) {
                 break;
         case O_NONE:
         case O_ABANDONED:
+        case O_SHOWN:
                 break;
         }
         if (j->lock_user || j->lock_host) {
@@ -829,6 +895,7 @@ static int enqueue(phi_verifier *v, const struct phi_verify_request *req, bool f
                 goto out;
         }
         j->req = *req;
+        j->reply = PHI_TAKE_PTR(j->req.info);   /* SHOW: now the job's */
         j->from_pam = from_pam;
         j->ticket = PHI_VERIFIER_TICKET_BIT | v->next_ticket++;
         queue_push(&v->todo, j);

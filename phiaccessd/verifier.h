@@ -55,6 +55,7 @@ enum phi_verify_kind {
         PHI_VERIFY_ACTIVATE,    /* the caller: code for the pending token */
         PHI_VERIFY_ISSUE,       /* admin: ticket for user, duration */
         PHI_VERIFY_RESET,       /* admin: remove user's tokens */
+        PHI_VERIFY_SHOW,        /* anyone: the user's token state, for phictl user show */
 };
 
 struct phi_verify_request {
@@ -67,6 +68,10 @@ struct phi_verify_request {
         char actor[64];                     /* who asked, for the journal */
         uint64_t duration;                  /* ISSUE: 0 = the policy's default */
         bool enroll;                        /* LOGIN: the PAM stack allows enrolment here */
+        /* SHOW: the reply so far (USER_INFO with the identity); the verifier
+         * adds the token's state and sends it. Once submitted it is the
+         * verifier's; if submit() fails it stays the caller's. */
+        phi_msg *info;
 };
 
 typedef struct phi_verifier phi_verifier;

@@ -159,6 +159,21 @@ if command -v systemd-socket-activate >/dev/null; then
     phi_assert_eq "$("$PHI_CTL" --socket "$dir/activated.sock" --json status | jq -r .daemon)" running \
         "status through the activated socket"
     phi_check "the PAM socket it was not passed is bound from the config" test -S "$dir/pam"
+    # The reachability check looks at the socket systemd passed, not the
+    # configured path (which this daemon never bound): here $dir is private to
+    # root, which the daemon reports, naming the directory.
+    chmod 0700 "$dir"
+    phi_stop_pid "$activated"
+    phi_spawn activated1b systemd-socket-activate -l "$dir/activated.sock" \
+        "$PHI_DAEMON" --foreground --config "$good"
+    activated=$PHI_LAST_PID
+    phi_check "re-activated, it answers" phi_wait_for --timeout 10 "$PHI_CTL" --socket "$dir/activated.sock" status
+    phi_check "and warns that others cannot search the passed socket's directory" \
+        grep -q "cannot reach the request socket: the directory $(realpath "$dir") is not searchable by others (mode 0700)" \
+        "$PHI_TMP/activated1b.log"
+    phi_check_fails "having checked the passed socket, not the configured path" \
+        grep -q "cannot check who may reach" "$PHI_TMP/activated1b.log"
+    chmod 0755 "$dir"
     phi_stop_pid "$activated"
     # As the units pass them: the request socket named main, the PAM socket pam.
     phi_spawn activated2 systemd-socket-activate -l "$dir/main2.sock" -l "$dir/pam2.sock" --fdname=main:pam \
@@ -237,10 +252,10 @@ mkdir -p "$cat_root/usr/lib/systemd/catalog" "$cat_root/var/lib/systemd/catalog"
 cp "$PHI_SOURCE_DIR/phiaccessd/phi.catalog" "$cat_root/usr/lib/systemd/catalog/"
 journalctl --root="$cat_root" --update-catalog
 listed=$(journalctl --root="$cat_root" --list-catalog)
-phi_assert_eq "$(grep -c ' phi: ' <<<"$listed")" 21 "the catalog holds 21 phi entries"
+phi_assert_eq "$(grep -c ' phi: ' <<<"$listed")" 22 "the catalog holds 22 phi entries"
 for ev in auth_ok auth_fail totp_replay lockout access_denied session_open session_close \
           elevation_requested elevation_approved elevation_denied elevation_expired elevation_revoked \
-          sudo_escalation sudo_denied breakglass breakglass_reviewed enrolled token_reset audit_query \
+          sudo_escalation sudo_denied breakglass breakglass_reviewed ticket_issued enrolled token_reset audit_query \
           ldap_sync checkpoint; do
     id=$(sed -n "s/.*\"$ev\", \"\\([0-9a-f]*\\)\".*/\\1/p" "$PHI_SOURCE_DIR/phiaccessd/events.h")
     if [ -z "$id" ] || ! grep -q "^$id phi: " <<<"$listed"; then

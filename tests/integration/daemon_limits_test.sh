@@ -64,7 +64,7 @@ limited_run() {
     phi_log "$mode mode: $c connections to the size-limited directory in 10 s"
     phi_assert_match "$c" '^[2-5]$' "$mode: a failing search is retried with growing delays (2 to 5 connections in 10 s)"
     phi_assert_eq "$(jq -r .sync_mode <<<"$status")" "$mode" "$mode: the mode is in use"
-    phi_assert_eq "$(jq -r .outage <<<"$status")" yes "$mode: status shows the outage"
+    phi_assert_eq "$(jq -r .outage <<<"$status")" true "$mode: status shows the outage"
     phi_assert_eq "$(jq -r .sync_state <<<"$status")" disconnected "$mode: state disconnected (waiting to retry)"
     phi_assert_eq "$(jq -r .sync_failures <<<"$status")" "$c" "$mode: every failed attempt counted in sync_failures"
     phi_assert_eq "$(jq -r .reconnects <<<"$status")" "$((c - 1))" "$mode: every connection after a failure counted in reconnects"

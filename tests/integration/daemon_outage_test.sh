@@ -35,7 +35,7 @@ daemon_start
 # --------------------------------------------------------------- failover
 phi_check "first URI dead: the load completes from the second" wait_users 2000
 phi_assert_eq "$(status_get directory)" "$good_uri" "status names the second URI"
-phi_assert_eq "$(status_get outage)" no "no outage reported"
+phi_assert_eq "$(status_get outage)" false "no outage reported"
 
 # --------------------------------------------------------- authorisation
 as_uid() { # UID CMD...
@@ -105,7 +105,7 @@ phi_assert_eq "$(cat "$PHI_TMP"/status.* | jq -r .daemon | sort -u)" running "wi
 # ------------------------------------------------------------------ outage
 cursor=$(phi_journal_cursor)
 phi_slapd_stop --kill
-phi_check "slapd killed: status reports the outage" phi_wait_for --timeout 20 status_is outage yes
+phi_check "slapd killed: status reports the outage" phi_wait_for --timeout 20 status_is outage true
 phi_assert_match "$(status_get sync_state)" '^(disconnected|connecting)$' "sync state shows the directory is away"
 phi_assert_ne "$(status_get last_error)" none "last_error explains"
 phi_assert_eq "$(ctl --json user show user01234 | jq -r .uid)" 11234 "last good data still served"
@@ -118,7 +118,7 @@ phi_assert_contains "$out" "unreachable" "and says the directory is unreachable"
 
 phi_slapd_restart
 phi_check "slapd back: the daemon reconnects by itself" phi_wait_for --timeout 60 status_is sync_state live
-phi_assert_eq "$(status_get outage)" no "outage over"
+phi_assert_eq "$(status_get outage)" false "outage over"
 phi_check "reconnect counted" status_ge reconnects 1
 phi_ldapmodify >/dev/null <<LDIF
 dn: uid=user00009,ou=people,$suffix
@@ -155,7 +155,7 @@ last_sync=$(status_get last_sync)
 daemon_stop
 phi_slapd_stop empty
 daemon_start
-phi_check "after a restart with no directory, status reports the outage" phi_wait_for --timeout 20 status_is outage yes
+phi_check "after a restart with no directory, status reports the outage" phi_wait_for --timeout 20 status_is outage true
 phi_assert_eq "$(status_get users)" 2000 "the stored users are served"
 phi_assert_eq "$(ctl --json user show user01999 | jq -r .uid)" 11999 "user show works from the store"
 phi_assert_eq "$(status_get last_sync)" "$last_sync" "last_sync is the real last sync, not the restart"

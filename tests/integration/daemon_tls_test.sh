@@ -53,7 +53,7 @@ daemon_start
 phi_check "an unverifiable server is reported" phi_wait_for --timeout 20 \
     bash -c '"$0" --socket "$1" --json status | jq -r .last_error | grep -q "StartTLS failed"' "$PHI_CTL" "$DAEMON_SOCKET"
 phi_assert_eq "$(status_get users)" 0 "and nothing was read from it"
-phi_assert_eq "$(status_get outage)" yes "status shows the directory as unavailable"
+phi_assert_eq "$(status_get outage)" true "status shows the directory as unavailable"
 daemon_stop
 
 # Right CA, wrong password.

@@ -176,7 +176,7 @@ expect_problem ldap error "ldap://ldap.test:3890 is read without TLS" "a directo
 
 # Stale identities: the directory goes away and the daemon says so.
 phi_slapd_stop
-phi_wait_for --timeout 30 --what "outage in status" status_is outage yes
+phi_wait_for --timeout 30 --what "outage in status" status_is outage true
 expect_problem snapshot warning "unreachable since" "identities served from before an outage"
 rc=0; doctor_json "${skip[@]}" --skip snapshot,ldap >/dev/null || rc=$?
 phi_assert_eq "$rc" 0 "--skip leaves out the named checks"

@@ -99,6 +99,30 @@ static void test_lookups(void **state) {
         assert_false(phi_local_group_has_member(group_path, "phi-admins", "local0008", 1008));
 }
 
+/* By name, the whole entry: what user show prints and totp issue checks. */
+static void test_user_get(void **state) {
+        struct phi_user u = { 0 };
+
+        (void) state;
+        assert_int_equal(phi_local_user_get(passwd_path, "local0400", &u), 0);
+        assert_string_equal(u.name, "local0400");
+        assert_int_equal(u.uid, 1400);
+        assert_int_equal(u.gid, 1400);
+        assert_string_equal(u.gecos, "Local 400 with a long gecos field to fill the line");
+        assert_string_equal(u.home, "/home/local0400");
+        assert_string_equal(u.shell, "/bin/sh");
+        assert_null(u.dn);
+        phi_user_clear(&u);
+        assert_int_equal(phi_local_user_get(passwd_path, "root", &u), 0);
+        assert_int_equal(u.uid, 0);
+        phi_user_clear(&u);
+        /* A prefix is not the name; the line that is not an account is nobody's. */
+        assert_int_equal(phi_local_user_get(passwd_path, "local040", &u), -ENOENT);
+        assert_int_equal(phi_local_user_get(passwd_path, "this line is not an account", &u), -ENOENT);
+        assert_int_equal(phi_local_user_get("/nonexistent/passwd", "root", &u), -ENOENT);
+        assert_null(u.name);
+}
+
 static atomic_bool stop;
 
 static void *loader(void *arg) {
@@ -149,6 +173,7 @@ int main(void) {
                 cmocka_unit_test(test_load),
                 cmocka_unit_test(test_missing_file),
                 cmocka_unit_test(test_lookups),
+                cmocka_unit_test(test_user_get),
                 cmocka_unit_test(test_concurrent_identity),
         };
         return cmocka_run_group_tests(tests, setup, teardown);

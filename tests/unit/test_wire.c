@@ -340,6 +340,65 @@ static void test_builder_frame_limit(void **state) {
         phi_msg_free(d);
 }
 
+/* A KEY's value keeps its type on the way through: text, number, flag. */
+static void test_typed_pairs(void **state) {
+        _cleanup_msg_ phi_msg *m = phi_msg_new(PHI_MSG_OK);
+        _cleanup_free_ uint8_t *frame = NULL;
+        _cleanup_msg_ phi_msg *d = NULL;
+        const void *value;
+        uint16_t tag;
+        uint64_t v;
+        size_t len;
+
+        (void) state;
+        assert_non_null(m);
+        assert_int_equal(phi_msg_put_pair(m, "state", "live"), 0);
+        assert_int_equal(phi_msg_put_number(m, "users", UINT64_C(18446744073709551615)), 0);
+        assert_int_equal(phi_msg_put_flag(m, "outage", true), 0);
+        assert_int_equal(phi_msg_put_flag(m, "cookie", false), 0);
+        assert_int_equal(phi_msg_encode(m, &frame, &len), 0);
+        assert_int_equal(phi_msg_decode_frame(frame, len, &d), 0);
+        assert_int_equal(phi_msg_field_count(d), 8);
+        assert_int_equal(phi_msg_field(d, 1, &tag, NULL, &value, NULL), 0);
+        assert_int_equal(tag, PHI_TAG_VALUE);
+        assert_string_equal(value, "live");
+        assert_int_equal(phi_msg_field_u64(d, 1, &v), -EINVAL);   /* text is not a number */
+        assert_int_equal(phi_msg_field(d, 3, &tag, NULL, NULL, NULL), 0);
+        assert_int_equal(tag, PHI_TAG_NUMBER);
+        assert_int_equal(phi_msg_field_u64(d, 3, &v), 0);
+        assert_true(v == UINT64_C(18446744073709551615));
+        assert_int_equal(phi_msg_field(d, 5, &tag, NULL, NULL, NULL), 0);
+        assert_int_equal(tag, PHI_TAG_FLAG);
+        assert_int_equal(phi_msg_field_u64(d, 5, &v), 0);
+        assert_int_equal(v, 1);
+        assert_int_equal(phi_msg_field_u64(d, 7, &v), 0);
+        assert_int_equal(v, 0);
+        assert_int_equal(phi_msg_field_u64(d, 8, &v), -ERANGE);
+        /* Only where the schema has pairs: a login request takes none. */
+        {
+                _cleanup_msg_ phi_msg *auth = phi_msg_new(PHI_MSG_AUTH);
+                assert_int_equal(phi_msg_put_number(auth, "users", 1), -EINVAL);
+        }
+}
+
+/* phi_msg_room counts down to the frame limit, and a put that fits it works. */
+static void test_room(void **state) {
+        _cleanup_msg_ phi_msg *m = phi_msg_new(PHI_MSG_USER_INFO);
+        char name[201];
+        size_t before;
+
+        (void) state;
+        assert_int_equal(phi_msg_room(m), PHI_WIRE_MAX_BODY - PHI_WIRE_BODY_HEADER);
+        memset(name, 'g', sizeof(name) - 1);
+        name[sizeof(name) - 1] = 0;
+        while (phi_msg_room(m) >= strlen(name) + PHI_WIRE_FIELD_HEADER) {
+                before = phi_msg_room(m);
+                assert_int_equal(phi_msg_put_str(m, PHI_TAG_GROUP, name), 0);
+                assert_int_equal(phi_msg_room(m), before - strlen(name) - PHI_WIRE_FIELD_HEADER);
+        }
+        assert_int_equal(phi_msg_put_str(m, PHI_TAG_GROUP, name), -EMSGSIZE);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),
@@ -361,6 +420,8 @@ int main(void) {
                 cmocka_unit_test(test_too_many_fields),
                 cmocka_unit_test(test_builder_refuses),
                 cmocka_unit_test(test_builder_frame_limit),
+                cmocka_unit_test(test_typed_pairs),
+                cmocka_unit_test(test_room),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -106,6 +106,8 @@ enum phi_tag {
         PHI_TAG_URI = 22,        /* str, secret: otpauth:// URI holding a TOTP seed */
         PHI_TAG_ENROLL = 23,     /* u64 bool: this PAM stack lets an unenrolled user enrol */
         PHI_TAG_QR = 24,         /* str, secret: the URI drawn as a QR code for a terminal */
+        PHI_TAG_NUMBER = 25,     /* u64: value for the preceding KEY, a count or figure */
+        PHI_TAG_FLAG = 26,       /* u64 bool: value for the preceding KEY, yes (1) or no (0) */
         _PHI_TAG_MAX,
 };
 
@@ -161,9 +163,16 @@ int phi_msg_put_str(phi_msg *m, uint16_t tag, const char *s) _phi_warn_unused_ _
 int phi_msg_put_u64(phi_msg *m, uint16_t tag, uint64_t v) _phi_warn_unused_ _phi_nonnull_;
 int phi_msg_put_bytes(phi_msg *m, uint16_t tag, const void *p, size_t n) _phi_warn_unused_
         _phi_nonnull_args_(1);
-/* Convenience: one KEY field followed by one VALUE field. */
+/* Convenience: one KEY field followed by one VALUE field. A KEY is followed
+ * by exactly one VALUE (text), NUMBER or FLAG, so that clients print each
+ * with its type (phictl --json: string, number, boolean). */
 int phi_msg_put_pair(phi_msg *m, const char *key, const char *value) _phi_warn_unused_
         _phi_nonnull_;
+int phi_msg_put_number(phi_msg *m, const char *key, uint64_t value) _phi_warn_unused_ _phi_nonnull_;
+int phi_msg_put_flag(phi_msg *m, const char *key, bool value) _phi_warn_unused_ _phi_nonnull_;
+/* Bytes the body can still take before the frame limit: a builder that adds
+ * a long list keeps room for what follows it. */
+size_t phi_msg_room(const phi_msg *m) _phi_nonnull_;
 
 /* Getters: 0 and *ret set, -ENOENT if absent, -EINVAL if the tag has another kind.
  * Strings point into the message and live as long as it does. */
@@ -177,6 +186,9 @@ size_t phi_msg_field_count(const phi_msg *m) _phi_nonnull_;
 /* index < field_count; any out pointer may be NULL. For STR, *ret_value is NUL-terminated. */
 int phi_msg_field(const phi_msg *m, size_t index, uint16_t *ret_tag, uint8_t *ret_kind,
                   const void **ret_value, size_t *ret_len) _phi_nonnull_args_(1);
+
+/* The value of a U64 field by index; -EINVAL if the field is not U64. */
+int phi_msg_field_u64(const phi_msg *m, size_t index, uint64_t *ret) _phi_warn_unused_ _phi_nonnull_;
 
 /* Encodes a whole frame (length prefix included) into a new buffer the caller frees with
  * free(); required fields are checked here (-ENODATA if one is missing). */
