@@ -92,7 +92,7 @@ DAEMON_EXTRA="sync = paged"$'\n'"refresh_interval = 1h"$'\n'"bind_dn = $rootdn"$
     daemon_config "$limited_uri"
 kill -HUP "$DAEMON_PID"
 phi_check "bound as the rootdn, the whole directory loads" wait_users 300 30
-phi_assert_eq "$(status_get outage)" no "the outage is over"
+phi_assert_eq "$(status_get outage)" false "the outage is over"
 phi_assert_eq "$(status_get last_error)" none "last_error cleared"
 phi_check "the recovery is journaled" phi_journal_wait --after "$cursor" PHI_EVENT=ldap_sync PHI_OUTCOME=recovered
 phi_assert_eq "$(journal_count "$cursor" PHI_OUTCOME=recovered)" 1 "once"
@@ -114,7 +114,7 @@ daemon_config "$limited_uri" "$big_uri"
 daemon_start
 phi_check "with a second URI, the daemon moves on to it" phi_wait_for --timeout 30 status_is directory "$big_uri"
 phi_check "and is live there" phi_wait_for --timeout 30 status_is sync_state live
-phi_assert_eq "$(status_get outage)" no "no outage left"
+phi_assert_eq "$(status_get outage)" false "no outage left"
 phi_assert_eq "$(phi_journal_wait --after "$cursor" PHI_EVENT=ldap_sync PHI_OUTCOME=recovered | jq -r .PHI_URI)" \
     "$big_uri" "the recovery names the second URI"
 daemon_stop
