@@ -12,30 +12,82 @@
 
 #include "phictl.h"
 
+/* One row per verb (and sub-verb): both `phictl --help` and `phictl VERB
+ * --help` print from here, and integration.phictl_help compares each synopsis
+ * with phictl(1), so the three cannot drift apart. */
+static const struct verb_help {
+        const char *words;      /* "totp issue" */
+        const char *args;       /* "USER [--expires DUR]", or "" */
+        const char *summary;
+} verb_help[] = {
+        { "status", "", "daemon state: directory sync, counts, snapshot" },
+        { "sync", "[--full]", "synchronise from the directory now (admin)" },
+        { "user show", "NAME", "a user as the daemon sees it: ids, groups, token" },
+        { "totp issue", "USER [--expires DUR]", "one-time enrolment ticket, 7 days by default (admin)" },
+        { "totp enroll", "", "enrol your token: QR code, then a code to activate it" },
+        { "totp reset", "USER", "remove a user's token (admin)" },
+        { "doctor", "[--skip CHECK[,CHECK...]]", "find setups that go around phi, each with its fix (admin)" },
+};
+
 static void usage(FILE *f) {
-        fprintf(f,
-                "Usage: phictl [--json] [--socket PATH] VERB [ARGS]...\n"
-                "Talk to phiaccessd, the phi access daemon.\n"
-                "\n"
-                "Verbs:\n"
-                "  status              daemon state: directory sync, counts, snapshot\n"
-                "  totp issue USER [--expires DUR]\n"
-                "                      one-time enrolment ticket, 7 days by default (admin)\n"
-                "  totp enroll         enrol your token: QR code, then a code to activate it\n"
-                "  totp reset USER     remove a user's token (admin)\n"
-                "  sync [--full]       synchronise from the directory now (admins)\n"
-                "  user show NAME      a user as the daemon sees it: ids, groups, token state,\n"
-                "                      lockout, outstanding ticket\n"
-                "  doctor [--skip CHECK[,CHECK...]]\n"
-                "                      find setups that go around phi, each with its fix (admin)\n"
-                "\n"
-                "Options:\n"
-                "  -j, --json          machine-readable output\n"
-                "  -s, --socket PATH   daemon socket (default $PHI_SOCKET, else " PHI_SOCKET_PATH ")\n"
-                "  -h, --help          show this help and exit\n"
-                "      --version       show the version and exit\n"
-                "\n"
-                "Exit status: 0 done, 1 refused or failed, 2 usage error, 3 daemon unreachable.\n");
+        fprintf(f, "Usage: phictl [--json] [--socket PATH] VERB [ARGS]...\n"
+                   "Talk to phiaccessd, the phi access daemon.\n\nVerbs:\n");
+        for (size_t i = 0; i < PHI_ELEMENTSOF(verb_help); i++) {
+                const struct verb_help *h = &verb_help[i];
+                int width = (int) (strlen(h->words) + (h->args[0] ? 1 + strlen(h->args) : 0));
+                fprintf(f, "  %s%s%s", h->words, h->args[0] ? " " : "", h->args);
+                if (width <= 17)
+                        fprintf(f, "%*s%s\n", 18 - width, "", h->summary);
+                else
+                        fprintf(f, "\n%20s%s\n", "", h->summary);
+        }
+        fprintf(f, "\n"
+                   "Options:\n"
+                   "  -j, --json          machine-readable output\n"
+                   "  -s, --socket PATH   daemon socket (default $PHI_SOCKET, else " PHI_SOCKET_PATH ")\n"
+                   "  -h, --help          show this help and exit (after a verb: that verb's)\n"
+                   "      --version       show the version and exit\n"
+                   "\n"
+                   "Exit status: 0 done, 1 refused or failed, 2 usage error, 3 daemon unreachable.\n");
+}
+
+/* `phictl VERB [SUB] ... --help`: the row whose words start the arguments
+ * (the longest, so "totp issue" before a bare "totp"); false when the
+ * arguments ask for no help. */
+static bool verb_usage(int argc, char **argv) {
+        const struct verb_help *best = NULL;
+        bool asked = false;
+
+        for (int i = 1; i < argc; i++)
+                asked |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+        if (!asked)
+                return false;
+        for (size_t i = 0; i < PHI_ELEMENTSOF(verb_help); i++) {
+                const char *w = verb_help[i].words;
+                bool match = true;
+                int k = 0;
+
+                for (const char *p = w; *p && match; k++) {
+                        size_t len = strcspn(p, " ");
+                        match = k < argc && strlen(argv[k]) == len && strncmp(argv[k], p, len) == 0;
+                        p += len + (p[len] == ' ');
+                }
+                if (match && (!best || strlen(w) > strlen(best->words)))
+                        best = &verb_help[i];
+        }
+        if (!best) {
+                /* "phictl totp --help": every row of that verb */
+                printf("Usage:\n");
+                for (size_t i = 0; i < PHI_ELEMENTSOF(verb_help); i++)
+                        if (strncmp(verb_help[i].words, argv[0], strlen(argv[0])) == 0 &&
+                            verb_help[i].words[strlen(argv[0])] == ' ')
+                                printf("  phictl [--json] [--socket PATH] %s%s%s\n", verb_help[i].words,
+                                       verb_help[i].args[0] ? " " : "", verb_help[i].args);
+                return true;
+        }
+        printf("Usage: phictl [--json] [--socket PATH] %s%s%s\n%s.\nSee phictl(1).\n", best->words,
+               best->args[0] ? " " : "", best->args, best->summary);
+        return true;
 }
 
 static void json_string(FILE *f, const char *s) {
@@ -368,8 +420,11 @@ int main(int argc, char **argv) {
                 return EXIT_USAGE;
         }
         for (size_t i = 0; i < PHI_ELEMENTSOF(verbs); i++)
-                if (strcmp(argv[optind], verbs[i].name) == 0)
+                if (strcmp(argv[optind], verbs[i].name) == 0) {
+                        if (verb_usage(argc - optind, argv + optind))
+                                return EXIT_DONE;
                         return verbs[i].run(&ctl, argc - optind, argv + optind);
+                }
         fprintf(stderr, "phictl: unknown verb '%s' (see phictl --help)\n", argv[optind]);
         return EXIT_USAGE;
 }

@@ -818,12 +818,6 @@ int verb_doctor(const struct ctl *ctl, int argc, char **argv) {
                                 return EXIT_USAGE;
                         }
                         d->skip[d->n_skip++] = list;
-                } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-                        printf("Usage: phictl [--json] doctor [--skip CHECK[,CHECK...]]\n"
-                               "Find setups that go around phi, each with its fix; exit 0 only when none.\n"
-                               "Checks: daemon, snapshot, ldap, permissions, nsswitch, clock, pam, sudoers, sshd.\n"
-                               "Run as root: it reads /etc/pam.d, /etc/sudoers and sshd -T.\n");
-                        return EXIT_DONE;
                 } else {
                         fprintf(stderr, "phictl: usage: phictl doctor [--skip CHECK[,CHECK...]]\n");
                         return EXIT_USAGE;
