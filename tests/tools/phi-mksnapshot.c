@@ -92,12 +92,14 @@ static int add_member_spec(phi_snapshot_builder *b, char *spec) {
 
 static int load_file(phi_snapshot_builder *b, const char *path, bool group) {
         FILE *fp = fopen(path, "re");
-        char line[8192];
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
         int r = 0;
 
         if (!fp)
                 return fail("cannot open", path, -errno);
-        while (r == 0 && fgets(line, sizeof(line), fp)) {
+        /* Lines of any length: a group of 50,000 members is one line of ~500 KB. */
+        while (r == 0 && getline(&line, &cap, fp) >= 0) {
                 char *f[7];
                 size_t n;
 

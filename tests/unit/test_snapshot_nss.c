@@ -302,6 +302,17 @@ static void test_erange(void **state) {
                 assert_int_equal(err, ERANGE);
         }
         assert_true(need_gr > 0);
+        /* glibc passes &errno as errnop: the answer must survive in errno itself,
+         * or glibc takes a too-small buffer for "not found" and never retries. */
+        errno = 0;
+        assert_int_equal(nss.getpwnam("alice", &pw, buf, 4, &errno), NSS_STATUS_TRYAGAIN);
+        assert_int_equal(errno, ERANGE);
+        errno = 0;
+        assert_int_equal(nss.getgrnam("staff", &gr, buf, 4, &errno), NSS_STATUS_TRYAGAIN);
+        assert_int_equal(errno, ERANGE);
+        errno = 0;
+        assert_int_equal(nss.getpwnam("carol", &pw, buf, sizeof(buf), &errno), NSS_STATUS_NOTFOUND);
+        assert_int_equal(errno, ENOENT);
         /* Same answers through an unaligned buffer: the pointer array is aligned. */
         assert_int_equal(nss.getgrnam("staff", &gr, buf + 1, sizeof(buf) - 1, &err), NSS_STATUS_SUCCESS);
         assert_true((uintptr_t) gr.gr_mem % _Alignof(char *) == 0);
