@@ -9,7 +9,9 @@
  * Answers
  *   SUCCESS     the entry, copied into the caller's buffer and checked there
  *   NOTFOUND    (errno ENOENT) not in the snapshot, or never served: uid/gid 0,
- *               the name "root", ids below the snapshot's min_uid/min_gid
+ *               the name "root", ids below the snapshot's min_uid/min_gid, a
+ *               user whose primary gid is below min_gid and not in the
+ *               snapshot's list of allowed low primary gids
  *   TRYAGAIN    (errno ERANGE) the caller's buffer is too small; nothing else
  *               is ever reported as TRYAGAIN except ENOMEM in initgroups_dyn
  *   UNAVAIL     (errno ENOENT) no snapshot, or a corrupt one: glibc moves on to
@@ -344,9 +346,11 @@ static bool is_root_name(const char *name) {
         return strcmp(name, "root") == 0;
 }
 
+/* A user whose primary gid the file's own bounds forbid (a system group such
+ * as sudo's 27) is not served at all: every login would carry that group. */
 static bool user_served(const phi_snapshot *s, const struct phi_snapshot_user *u) {
         return u->uid != 0 && u->uid >= s->min_uid && u->uid != (uid_t) -1 &&
-               !is_root_name(u->name.s);
+               phi_snapshot_primary_gid_allowed(s, u->gid) && !is_root_name(u->name.s);
 }
 
 static bool group_served(const phi_snapshot *s, const struct phi_snapshot_group *g) {
@@ -649,6 +653,7 @@ enum nss_status _nss_phi_initgroups_dyn(const char *user, gid_t group, long int 
                                         int *errnop) {
         PROTECT_ERRNO_ANSWER(errnop);
         struct phi_snapshot_memberof m;
+        struct phi_snapshot_user u;
         const phi_snapshot *s;
         long int before = *start;
         uint64_t now = 0;
@@ -659,7 +664,15 @@ enum nss_status _nss_phi_initgroups_dyn(const char *user, gid_t group, long int 
         if ((i = acquire()) < 0)
                 return status_of(-EIO, &_guard);
         s = &slots[i].snap;
-        r = phi_snapshot_memberof_by_name(s, user, &m);
+        /* A directory user the module does not serve gets no groups from it
+         * either; a local user listed in directory groups has no record here. */
+        r = phi_snapshot_user_by_name(s, user, &u);
+        if (r == 0 && !user_served(s, &u))
+                r = -ENOENT;
+        else if (r == -ENOENT)
+                r = 0;
+        if (r == 0)
+                r = phi_snapshot_memberof_by_name(s, user, &m);
         for (uint32_t k = 0; r == 0 && k < m.count; k++) {
                 uint64_t expires;
                 gid_t gid;
