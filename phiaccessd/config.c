@@ -393,12 +393,15 @@ static int add_gids(struct parse_state *st, const struct key_spec *k, const char
         struct phi_config *c = st->config;
         _cleanup_free_ char *copy = strdup(value);
         char *save = NULL;
+        int n = 0;
 
         if (!copy)
                 return -ENOMEM;
         for (char *tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
                 uint64_t v;
                 bool dup = false;
+
+                n++;
 
                 if (strcmp(tok, "0") == 0) {
                         errors_add(st->errors, st->file, st->line,
@@ -426,6 +429,8 @@ static int add_gids(struct parse_state *st, const struct key_spec *k, const char
                 }
                 c->primary_gids_allowed[c->n_primary_gids_allowed++] = (uint32_t) v;
         }
+        if (n == 0)
+                errors_add(st->errors, st->file, st->line, "%s needs at least one gid", k->name);
         return 0;
 }
 

@@ -124,6 +124,7 @@ static void test_primary_gids_allowed(void **state) {
                 { "users", "not a gid" },
                 { "4294967295", "not a gid" },
                 { "1 2 3 4 5 6 7 8 9", "more than 8 gids" },
+                { ", ,", "needs at least one gid" },
         };
         for (size_t i = 0; i < PHI_ELEMENTSOF(bad); i++) {
                 snprintf(text, sizeof(text), "%sprimary_gids_allowed = %s\n", minimal, bad[i].value);
