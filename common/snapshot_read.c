@@ -54,13 +54,18 @@ int phi_snapshot_open_buffer(phi_snapshot *s, const void *data, size_t size) {
         uint64_t count[PHI_SNAP_SECTION_COUNT], end = PHI_SNAP_HEADER_SIZE, sum;
         static const uint8_t zero[sizeof(h.reserved)];
 
-        if (!data || size < sizeof(h))
+        /* Magic and version first: a file of another version (whose header may
+         * be shorter) is "not supported", not "corrupt". */
+        if (!data || size < offsetof(struct phi_snap_header, header_size))
                 return -EBADMSG;
-        memcpy(&h, data, sizeof(h));
+        memcpy(&h, data, offsetof(struct phi_snap_header, header_size));
         if (memcmp(h.magic, PHI_SNAP_MAGIC, PHI_SNAP_MAGIC_SIZE) != 0)
                 return -EBADMSG;
         if (le32toh(h.version) != PHI_SNAP_VERSION)
                 return -EPROTONOSUPPORT;
+        if (size < sizeof(h))
+                return -EBADMSG;
+        memcpy(&h, data, sizeof(h));
         sum = le64toh(h.header_checksum);
         h.superseded = 0;
         h.header_checksum = 0;
@@ -84,6 +89,26 @@ int phi_snapshot_open_buffer(phi_snapshot *s, const void *data, size_t size) {
             out.n_groups > PHI_SNAP_MAX_RECORDS || out.n_memberof > PHI_SNAP_MAX_RECORDS ||
             out.n_members > PHI_SNAP_MAX_MEMBERS || out.n_grouplist > PHI_SNAP_MAX_MEMBERS)
                 return -EBADMSG;
+
+        /* The low primary gids: each non-zero, below min_gid, listed once; the
+         * unused tail zero. */
+        out.n_primary_gids = le32toh(h.n_primary_gids);
+        if (out.n_primary_gids > PHI_SNAP_MAX_PRIMARY_GIDS)
+                return -EBADMSG;
+        for (uint32_t i = 0; i < PHI_SNAP_MAX_PRIMARY_GIDS; i++) {
+                uint32_t gid = le32toh(h.primary_gids[i]);
+                if (i >= out.n_primary_gids) {
+                        if (gid != 0)
+                                return -EBADMSG;
+                        continue;
+                }
+                if (gid == 0 || gid >= out.min_gid)
+                        return -EBADMSG;
+                for (uint32_t k = 0; k < i; k++)
+                        if (out.primary_gids[k] == gid)
+                                return -EBADMSG;
+                out.primary_gids[i] = gid;
+        }
 
         /* Sections in order, aligned, each inside the file after the previous one. */
         for (int i = 0; i < PHI_SNAP_SECTION_COUNT; i++) {
@@ -120,6 +145,17 @@ bool phi_snapshot_superseded(const phi_snapshot *s) {
         else
                 memcpy(&v, p, sizeof(v));
         return le32toh(v) != 0;
+}
+
+bool phi_snapshot_primary_gid_allowed(const phi_snapshot *s, gid_t gid) {
+        if (gid == 0 || gid == (gid_t) -1)
+                return false;
+        if (gid >= s->min_gid)
+                return true;
+        for (uint32_t i = 0; i < s->n_primary_gids && i < PHI_SNAP_MAX_PRIMARY_GIDS; i++)
+                if (s->primary_gids[i] == gid)
+                        return true;
+        return false;
 }
 
 /* ---- checked access ---- */
@@ -445,6 +481,9 @@ int phi_snapshot_verify(const phi_snapshot *s) {
                 struct phi_snapshot_user u, by_name, by_uid;
                 if ((r = phi_snapshot_user_at(s, i, &u)) < 0)
                         return r;
+                /* A writer never lets a user past the file's own bounds. */
+                if (!phi_snapshot_primary_gid_allowed(s, u.gid))
+                        return -EBADMSG;
                 if (memchr(u.name.s, 0, u.name.len) || phi_snapshot_user_by_name(s, u.name.s, &by_name) < 0 ||
                     by_name.index != i || phi_snapshot_user_by_uid(s, u.uid, &by_uid) < 0 ||
                     by_uid.index != i)

@@ -47,6 +47,8 @@ struct phi_snapshot_builder {
         size_t cap_users, cap_groups, cap_members;
         struct tab t_uname, t_uid, t_gname, t_gid, t_member;
         uint32_t min_uid, min_gid;
+        uint32_t primary_gids[PHI_SNAP_MAX_PRIMARY_GIDS];
+        size_t n_primary_gids;
 };
 
 typedef bool (*tab_eq_fn)(const void *ctx, uint32_t idx, const void *key);
@@ -184,6 +186,35 @@ int phi_snapshot_builder_set_min_ids(phi_snapshot_builder *b, uid_t min_uid, gid
         return 0;
 }
 
+int phi_snapshot_builder_set_primary_gids(phi_snapshot_builder *b, const gid_t *gids, size_t n) {
+        if (n > PHI_SNAP_MAX_PRIMARY_GIDS)
+                return -E2BIG;
+        for (size_t i = 0; i < n; i++) {
+                if (gids[i] == 0 || gids[i] == (gid_t) -1)
+                        return -EINVAL;
+                for (size_t k = 0; k < i; k++)
+                        if (gids[k] == gids[i])
+                                return -EINVAL;
+        }
+        for (size_t i = 0; i < PHI_SNAP_MAX_PRIMARY_GIDS; i++)
+                b->primary_gids[i] = i < n ? gids[i] : 0;
+        b->n_primary_gids = n;
+        return 0;
+}
+
+/* The rule readers apply (phi_snapshot_primary_gid_allowed), on the builder:
+ * a directory user's primary group never shadows a local system group. */
+static bool primary_gid_allowed(const phi_snapshot_builder *b, uint32_t gid) {
+        if (gid == 0 || gid == UINT32_MAX)
+                return false;
+        if (gid >= b->min_gid)
+                return true;
+        for (size_t i = 0; i < b->n_primary_gids; i++)
+                if (b->primary_gids[i] == gid)
+                        return true;
+        return false;
+}
+
 /* A passwd field: getent prints it between colons on one line, so neither may
  * appear; valid UTF-8 so that every tool can print it. */
 static bool field_valid(const char *s) {
@@ -223,7 +254,8 @@ int phi_snapshot_add_user(phi_snapshot_builder *b, const char *name, uid_t uid, 
         int r;
 
         if (!phi_name_valid(name) || strcmp(name, "root") == 0 || !id_valid(uid) ||
-            !id_valid(gid) || !field_valid(gecos) || !field_valid(home) || !field_valid(shell))
+            !id_valid(gid) || !primary_gid_allowed(b, gid) || !field_valid(gecos) ||
+            !field_valid(home) || !field_valid(shell))
                 return -EINVAL;
         if (tab_find(&b->t_uname, hash_str(name), eq_user_name, b, name) != UINT32_MAX ||
             tab_find(&b->t_uid, phi_snap_mix32(id), eq_uid, b, &id) != UINT32_MAX)
@@ -440,6 +472,20 @@ int phi_snapshot_encode(phi_snapshot_builder *b, uint64_t generation, uint64_t c
         uint32_t nslots[PHI_SNAP_SECTION_COUNT] = { 0 }, n_mo = 0, seed = random_seed();
         int r = 0;
 
+        /* The bounds go into the header: refuse a file that would break them
+         * (bounds changed after users were added), and a list entry that is
+         * not below min_gid (readers would refuse the file). */
+        for (size_t i = 0; i < b->n_primary_gids; i++)
+                if (b->primary_gids[i] >= b->min_gid) {
+                        r = -EINVAL;
+                        goto out;
+                }
+        for (size_t i = 0; i < b->n_users; i++)
+                if (!primary_gid_allowed(b, b->users[i].gid)) {
+                        r = -EINVAL;
+                        goto out;
+                }
+
         /* Resolve each membership's group; lay members out grouped by group, in the
          * order they were added (a stable counting sort). */
         group_of = calloc(b->n_members + 1, sizeof(uint32_t));
@@ -596,6 +642,9 @@ int phi_snapshot_encode(phi_snapshot_builder *b, uint64_t generation, uint64_t c
         h.file_size = htole64(off);
         h.min_uid = htole32(b->min_uid);
         h.min_gid = htole32(b->min_gid);
+        h.n_primary_gids = htole32((uint32_t) b->n_primary_gids);
+        for (size_t i = 0; i < PHI_SNAP_MAX_PRIMARY_GIDS; i++)
+                h.primary_gids[i] = htole32(b->primary_gids[i]);
         h.hash_seed = htole32(seed);
         h.n_users = htole32((uint32_t) b->n_users);
         h.n_groups = htole32((uint32_t) b->n_groups);

@@ -9,12 +9,15 @@
  * Answers
  *   SUCCESS     the entry, copied into the caller's buffer and checked there
  *   NOTFOUND    (errno ENOENT) not in the snapshot, or never served: uid/gid 0,
- *               the name "root", ids below the snapshot's min_uid/min_gid
+ *               the name "root", ids below the snapshot's min_uid/min_gid, a
+ *               user whose primary gid is below min_gid and not in the
+ *               snapshot's list of allowed low primary gids
  *   TRYAGAIN    (errno ERANGE) the caller's buffer is too small; nothing else
  *               is ever reported as TRYAGAIN except ENOMEM in initgroups_dyn
  *   UNAVAIL     (errno ENOENT) no snapshot, or a corrupt one: glibc moves on to
  *               the next source as if this one were not configured
- * errno itself is left as the caller had it: glibc reads *errnop.
+ * errno is left as the caller had it, but for *errnop, which carries the
+ * answer and which glibc points at errno itself (see PROTECT_ERRNO_ANSWER).
  *
  * Mappings and threads
  *   The current snapshot lives in one of MAPPING_SLOTS static slots; `current`
@@ -124,11 +127,28 @@ EXPORT enum nss_status _nss_phi_initgroups_dyn(const char *user, gid_t group, lo
                                                long int *size, gid_t **groupsp, long int limit,
                                                int *errnop);
 
-/* glibc reports *errnop; errno must come back as the caller left it. */
-static void restore_errno(const int *saved) {
-        errno = *saved;
+/* errno must come back as the caller left it, except for the answer: glibc
+ * calls us with errnop == &errno and, on TRYAGAIN, grows its buffer and calls
+ * again only if *errnop is ERANGE. So an entry point never writes *errnop
+ * itself: status_of() notes the answer in the guard, and the guard's cleanup,
+ * the last thing to run, restores errno and only then writes *errnop (the same
+ * variable, for glibc). Restoring errno over an answer already written made
+ * glibc take "buffer too small" for "not found" (systemd's UNPROTECT_ERRNO
+ * exists for the same reason). */
+struct errno_guard {
+        int saved;
+        int *errnop;
+        int answer;     /* 0, or the value for *errnop */
+};
+
+static void errno_guard_done(const struct errno_guard *g) {
+        errno = g->saved;
+        if (g->answer != 0 && g->errnop)
+                *g->errnop = g->answer;
 }
-#define PROTECT_ERRNO _cleanup_(restore_errno) _phi_unused_ const int _saved_errno = errno
+#define PROTECT_ERRNO_ANSWER(errnop)                                                      \
+        _cleanup_(errno_guard_done) struct errno_guard _guard = { errno, (errnop), 0 }
+#define PROTECT_ERRNO PROTECT_ERRNO_ANSWER(NULL)
 
 /* ---- time ---- */
 
@@ -301,18 +321,23 @@ static int acquire(void) {
 
 /* ---- answers ---- */
 
-static enum nss_status status_of(int r, int *errnop) {
+/* The NSS status for an internal result; the errno value for it goes into the
+ * entry point's guard (see PROTECT_ERRNO_ANSWER). */
+static enum nss_status status_of(int r, struct errno_guard *g) {
         switch (r) {
         case 0:
                 return NSS_STATUS_SUCCESS;
         case -ENOENT:
-                *errnop = ENOENT;
+                g->answer = ENOENT;
                 return NSS_STATUS_NOTFOUND;
         case -ERANGE:
-                *errnop = ERANGE;
+                g->answer = ERANGE;
+                return NSS_STATUS_TRYAGAIN;
+        case -ENOMEM:   /* initgroups_dyn only: glibc keeps what it has */
+                g->answer = ENOMEM;
                 return NSS_STATUS_TRYAGAIN;
         default:
-                *errnop = ENOENT;
+                g->answer = ENOENT;
                 return NSS_STATUS_UNAVAIL;
         }
 }
@@ -321,9 +346,11 @@ static bool is_root_name(const char *name) {
         return strcmp(name, "root") == 0;
 }
 
+/* A user whose primary gid the file's own bounds forbid (a system group such
+ * as sudo's 27) is not served at all: every login would carry that group. */
 static bool user_served(const phi_snapshot *s, const struct phi_snapshot_user *u) {
         return u->uid != 0 && u->uid >= s->min_uid && u->uid != (uid_t) -1 &&
-               !is_root_name(u->name.s);
+               phi_snapshot_primary_gid_allowed(s, u->gid) && !is_root_name(u->name.s);
 }
 
 static bool group_served(const phi_snapshot *s, const struct phi_snapshot_group *g) {
@@ -433,36 +460,36 @@ static int fill_group(const phi_snapshot *s, const struct phi_snapshot_group *g,
 
 enum nss_status _nss_phi_getpwnam_r(const char *name, struct passwd *pwd, char *buf, size_t buflen,
                                     int *errnop) {
-        PROTECT_ERRNO;
+        PROTECT_ERRNO_ANSWER(errnop);
         struct phi_snapshot_user u;
         int i, r;
 
         if (is_root_name(name))
-                return status_of(-ENOENT, errnop);
+                return status_of(-ENOENT, &_guard);
         if ((i = acquire()) < 0)
-                return status_of(-EIO, errnop);
+                return status_of(-EIO, &_guard);
         r = phi_snapshot_user_by_name(&slots[i].snap, name, &u);
         if (r == 0)
                 r = user_served(&slots[i].snap, &u) ? fill_passwd(&u, pwd, buf, buflen) : -ENOENT;
         release(i);
-        return status_of(r, errnop);
+        return status_of(r, &_guard);
 }
 
 enum nss_status _nss_phi_getpwuid_r(uid_t uid, struct passwd *pwd, char *buf, size_t buflen,
                                     int *errnop) {
-        PROTECT_ERRNO;
+        PROTECT_ERRNO_ANSWER(errnop);
         struct phi_snapshot_user u;
         int i, r;
 
         if (uid == 0)
-                return status_of(-ENOENT, errnop);
+                return status_of(-ENOENT, &_guard);
         if ((i = acquire()) < 0)
-                return status_of(-EIO, errnop);
+                return status_of(-EIO, &_guard);
         r = phi_snapshot_user_by_uid(&slots[i].snap, uid, &u);
         if (r == 0)
                 r = user_served(&slots[i].snap, &u) ? fill_passwd(&u, pwd, buf, buflen) : -ENOENT;
         release(i);
-        return status_of(r, errnop);
+        return status_of(r, &_guard);
 }
 
 enum nss_status _nss_phi_setpwent(int stayopen) {
@@ -483,7 +510,7 @@ enum nss_status _nss_phi_endpwent(void) {
  * continues in the new one (entries may be skipped or repeated, as with any
  * source that changes while it is listed). */
 enum nss_status _nss_phi_getpwent_r(struct passwd *pwd, char *buf, size_t buflen, int *errnop) {
-        PROTECT_ERRNO;
+        PROTECT_ERRNO_ANSWER(errnop);
         struct phi_snapshot_user u;
         int i, r;
 
@@ -508,45 +535,45 @@ enum nss_status _nss_phi_getpwent_r(struct passwd *pwd, char *buf, size_t buflen
         release(i);
 out:
         (void) pthread_mutex_unlock(&ent_lock);
-        return status_of(r, errnop);
+        return status_of(r, &_guard);
 }
 
 /* ---- group ---- */
 
 enum nss_status _nss_phi_getgrnam_r(const char *name, struct group *grp, char *buf, size_t buflen,
                                     int *errnop) {
-        PROTECT_ERRNO;
+        PROTECT_ERRNO_ANSWER(errnop);
         struct phi_snapshot_group g;
         int i, r;
 
         if (is_root_name(name))
-                return status_of(-ENOENT, errnop);
+                return status_of(-ENOENT, &_guard);
         if ((i = acquire()) < 0)
-                return status_of(-EIO, errnop);
+                return status_of(-EIO, &_guard);
         r = phi_snapshot_group_by_name(&slots[i].snap, name, &g);
         if (r == 0)
                 r = group_served(&slots[i].snap, &g) ? fill_group(&slots[i].snap, &g, grp, buf, buflen)
                                                      : -ENOENT;
         release(i);
-        return status_of(r, errnop);
+        return status_of(r, &_guard);
 }
 
 enum nss_status _nss_phi_getgrgid_r(gid_t gid, struct group *grp, char *buf, size_t buflen,
                                     int *errnop) {
-        PROTECT_ERRNO;
+        PROTECT_ERRNO_ANSWER(errnop);
         struct phi_snapshot_group g;
         int i, r;
 
         if (gid == 0)
-                return status_of(-ENOENT, errnop);
+                return status_of(-ENOENT, &_guard);
         if ((i = acquire()) < 0)
-                return status_of(-EIO, errnop);
+                return status_of(-EIO, &_guard);
         r = phi_snapshot_group_by_gid(&slots[i].snap, gid, &g);
         if (r == 0)
                 r = group_served(&slots[i].snap, &g) ? fill_group(&slots[i].snap, &g, grp, buf, buflen)
                                                      : -ENOENT;
         release(i);
-        return status_of(r, errnop);
+        return status_of(r, &_guard);
 }
 
 enum nss_status _nss_phi_setgrent(int stayopen) {
@@ -564,7 +591,7 @@ enum nss_status _nss_phi_endgrent(void) {
 }
 
 enum nss_status _nss_phi_getgrent_r(struct group *grp, char *buf, size_t buflen, int *errnop) {
-        PROTECT_ERRNO;
+        PROTECT_ERRNO_ANSWER(errnop);
         struct phi_snapshot_group g;
         int i, r;
 
@@ -589,7 +616,7 @@ enum nss_status _nss_phi_getgrent_r(struct group *grp, char *buf, size_t buflen,
         release(i);
 out:
         (void) pthread_mutex_unlock(&ent_lock);
-        return status_of(r, errnop);
+        return status_of(r, &_guard);
 }
 
 /* ---- initgroups ---- */
@@ -624,19 +651,28 @@ static int add_gid(gid_t gid, long int before, long int *start, long int *size, 
 enum nss_status _nss_phi_initgroups_dyn(const char *user, gid_t group, long int *start,
                                         long int *size, gid_t **groupsp, long int limit,
                                         int *errnop) {
-        PROTECT_ERRNO;
+        PROTECT_ERRNO_ANSWER(errnop);
         struct phi_snapshot_memberof m;
+        struct phi_snapshot_user u;
         const phi_snapshot *s;
         long int before = *start;
         uint64_t now = 0;
         int i, r;
 
         if (is_root_name(user))
-                return status_of(-ENOENT, errnop);
+                return status_of(-ENOENT, &_guard);
         if ((i = acquire()) < 0)
-                return status_of(-EIO, errnop);
+                return status_of(-EIO, &_guard);
         s = &slots[i].snap;
-        r = phi_snapshot_memberof_by_name(s, user, &m);
+        /* A directory user the module does not serve gets no groups from it
+         * either; a local user listed in directory groups has no record here. */
+        r = phi_snapshot_user_by_name(s, user, &u);
+        if (r == 0 && !user_served(s, &u))
+                r = -ENOENT;
+        else if (r == -ENOENT)
+                r = 0;
+        if (r == 0)
+                r = phi_snapshot_memberof_by_name(s, user, &m);
         for (uint32_t k = 0; r == 0 && k < m.count; k++) {
                 uint64_t expires;
                 gid_t gid;
@@ -653,11 +689,7 @@ enum nss_status _nss_phi_initgroups_dyn(const char *user, gid_t group, long int 
         release(i);
         if (r == -ENOSPC)   /* the caller's limit: what fits is the answer */
                 r = 0;
-        if (r == -ENOMEM) {
-                *errnop = ENOMEM;
-                return NSS_STATUS_TRYAGAIN;
-        }
-        return status_of(r, errnop);
+        return status_of(r, &_guard);
 }
 
 /* ---- fork ---- */

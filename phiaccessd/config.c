@@ -25,6 +25,7 @@ enum key_kind {
         K_PATH,     /* absolute path */
         K_GROUP,    /* group name (phi_name_valid) */
         K_URIS,     /* one or more ldap:// or ldaps:// URIs */
+        K_GIDS,     /* a list of gids (primary_gids_allowed) */
         K_U64,
         K_PERCENT,
         K_DURATION,
@@ -71,6 +72,7 @@ static const struct key_spec keys[] = {
         /* 0..999 are system accounts on Debian; a directory must never shadow them. */
         { "ldap", "min_uid", K_U64, OFF(min_uid), 1, UINT32_MAX - 1 },
         { "ldap", "min_gid", K_U64, OFF(min_gid), 1, UINT32_MAX - 1 },
+        { "ldap", "primary_gids_allowed", K_GIDS, 0, 1, UINT32_MAX - 1 },
         { "ldap", "refresh_interval", K_DURATION, OFF(refresh_interval), 10, 7 * 86400 },
         { "ldap", "shrink_threshold", K_PERCENT, OFF(shrink_threshold), 0, 100 },
         { "ldap", "network_timeout", K_DURATION, OFF(network_timeout), 1, 600 },
@@ -374,6 +376,64 @@ static int add_uris(struct parse_state *st, const char *value) {
         return 0;
 }
 
+bool phi_config_primary_gid_allowed(const struct phi_config *c, uint64_t gid) {
+        if (gid == 0 || gid >= UINT32_MAX)
+                return false;
+        if (gid >= c->min_gid)
+                return true;
+        for (size_t i = 0; i < c->n_primary_gids_allowed; i++)
+                if (c->primary_gids_allowed[i] == gid)
+                        return true;
+        return false;
+}
+
+/* primary_gids_allowed = 100, 50: each a gid, listed once. Whether each is
+ * below min_gid is checked once the whole file is read (validate()). */
+static int add_gids(struct parse_state *st, const struct key_spec *k, const char *value) {
+        struct phi_config *c = st->config;
+        _cleanup_free_ char *copy = strdup(value);
+        char *save = NULL;
+        int n = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+                uint64_t v;
+                bool dup = false;
+
+                n++;
+
+                if (strcmp(tok, "0") == 0) {
+                        errors_add(st->errors, st->file, st->line,
+                                   "%s: gid 0 is root's group and is never a directory user's primary group",
+                                   k->name);
+                        continue;
+                }
+                if (phi_parse_u64(tok, k->min, k->max, &v) < 0) {
+                        errors_add(st->errors, st->file, st->line,
+                                   "%s: '%s' is not a gid from %llu to %llu", k->name, tok,
+                                   (unsigned long long) k->min, (unsigned long long) k->max);
+                        continue;
+                }
+                for (size_t i = 0; i < c->n_primary_gids_allowed; i++)
+                        dup = dup || c->primary_gids_allowed[i] == v;
+                if (dup) {
+                        errors_add(st->errors, st->file, st->line, "%s: gid %s is listed twice",
+                                   k->name, tok);
+                        continue;
+                }
+                if (c->n_primary_gids_allowed >= PHI_CONFIG_MAX_PRIMARY_GIDS) {
+                        errors_add(st->errors, st->file, st->line, "%s: more than %u gids", k->name,
+                                   (unsigned) PHI_CONFIG_MAX_PRIMARY_GIDS);
+                        break;
+                }
+                c->primary_gids_allowed[c->n_primary_gids_allowed++] = (uint32_t) v;
+        }
+        if (n == 0)
+                errors_add(st->errors, st->file, st->line, "%s needs at least one gid", k->name);
+        return 0;
+}
+
 static int set_value(struct parse_state *st, const struct key_spec *k, const char *value) {
         void *field = (char *) st->config + k->offset;
         uint64_t v;
@@ -384,6 +444,8 @@ static int set_value(struct parse_state *st, const struct key_spec *k, const cha
         switch (k->kind) {
         case K_URIS:
                 return add_uris(st, value);
+        case K_GIDS:
+                return add_gids(st, k, value);
         case K_DN:
                 if (!dn_valid(value))
                         BAD("%s '%s' is not a valid distinguished name", k->name, value);
@@ -599,6 +661,17 @@ static void validate(struct parse_state *st) {
                 errors_add(st->errors, st->file, ldap_line, "[ldap] needs uri=");
         if (!c->base)
                 errors_add(st->errors, st->file, ldap_line, "[ldap] needs base= (the directory's base DN)");
+        for (size_t i = 0; i < PHI_ELEMENTSOF(keys); i++) {
+                if (keys[i].kind != K_GIDS || !st->seen[i])
+                        continue;
+                for (size_t k = 0; k < c->n_primary_gids_allowed; k++)
+                        if (c->primary_gids_allowed[k] >= c->min_gid)
+                                errors_add(st->errors, st->file, st->key_line[i],
+                                           "%s: gid %u is not below min_gid (%llu); only gids below "
+                                           "it need listing",
+                                           keys[i].name, (unsigned) c->primary_gids_allowed[k],
+                                           (unsigned long long) c->min_gid);
+        }
         if (c->bind_dn && !c->bind_password_file)
                 errors_add(st->errors, st->file, ldap_line,
                            "bind_dn is set but bind_password_file is not");

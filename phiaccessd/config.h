@@ -12,12 +12,15 @@
 #include <stdio.h>
 
 #include "phi/macro.h"
+#include "phi/snapshot_format.h"
 #include "totp.h"
 
 #define PHI_CONFIG_PATH "/etc/phi/phiaccessd.conf"
 #define PHI_CONFIG_MAX_URIS 8
 #define PHI_CONFIG_MAX_LINE 4096   /* longer lines are an error, never split */
 #define PHI_CONFIG_MAX_ERRORS 64
+/* The snapshot header carries the list, so the format bounds it. */
+#define PHI_CONFIG_MAX_PRIMARY_GIDS PHI_SNAP_MAX_PRIMARY_GIDS
 
 enum phi_tls_mode {
         PHI_TLS_STARTTLS,
@@ -72,6 +75,10 @@ struct phi_config {
         enum phi_sync_mode sync_mode;
         uint64_t min_uid;
         uint64_t min_gid;
+        /* gids below min_gid that a directory user may still have as its
+         * primary group (primary_gids_allowed); never 0. */
+        uint32_t primary_gids_allowed[PHI_CONFIG_MAX_PRIMARY_GIDS];
+        size_t n_primary_gids_allowed;
         uint64_t refresh_interval;     /* seconds */
         uint64_t shrink_threshold;     /* percent of users a refresh may remove */
         uint64_t network_timeout;      /* seconds */
@@ -149,6 +156,12 @@ int phi_config_open_trusted(const char *path, bool secret, const char **ret_reas
 /* Reads the bind password (first line, without newline) from a trusted file.
  * The caller wipes it (phi_secret_free_str). */
 int phi_config_read_password(const char *path, char **ret) _phi_warn_unused_ _phi_nonnull_;
+
+/* Whether a directory user may have gid as its primary group: at or above
+ * min_gid, or listed in primary_gids_allowed; never 0 or (gid_t) -1. The
+ * directory must not shadow local system groups (sudo, shadow, disk, docker)
+ * through a user's primary group any more than through a group entry. */
+bool phi_config_primary_gid_allowed(const struct phi_config *c, uint64_t gid) _phi_nonnull_;
 
 /* True when uri names the local host only, where plain LDAP never leaves the machine. */
 bool phi_config_uri_is_loopback(const char *uri) _phi_nonnull_;

@@ -59,7 +59,10 @@ void phi_caller_identify(struct phi_daemon *d, const struct ucred *cred, struct 
                 who.known = true;
         else if (phi_store_user_get_by_uid(d->store, cred->uid, &u) == 0) {
                 name = strdup(u.name);
-                gid = u.gid;
+                /* A primary gid the directory may not give (below min_gid, not
+                 * listed: a store written before the rule) makes no one a
+                 * member of a local group. */
+                gid = phi_config_primary_gid_allowed(c, u.gid) ? u.gid : (gid_t) -1;
                 who.known = name != NULL;
                 phi_user_clear(&u);
         }

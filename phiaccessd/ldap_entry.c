@@ -224,6 +224,13 @@ int phi_ldap_entry_to_user(const struct phi_ldap_entry *e, const struct phi_conf
                 r = -EINVAL;
                 goto fail;
         }
+        /* A primary group is a group too: below min_gid it would hand every
+         * login of this user a local system group (sudo 27, shadow 42, disk 6). */
+        if (!phi_config_primary_gid_allowed(c, gid)) {
+                *ret_reason = "gidNumber (primary group) is below min_gid and not in primary_gids_allowed";
+                r = -EINVAL;
+                goto fail;
+        }
         u.uid = (uint32_t) uid;
         u.gid = (uint32_t) gid;
         if (optional_text(e, c->attrs.gecos, PHI_LDAP_TEXT_MAX, "", false, &u.gecos) < 0) {

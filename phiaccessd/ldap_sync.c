@@ -1560,10 +1560,14 @@ static bool search_changed(const struct phi_config *a, const struct phi_config *
                !str_same(x->gecos, y->gecos) || !str_same(x->home, y->home) ||
                !str_same(x->shell, y->shell) || !str_same(x->group_name, y->group_name) ||
                !str_same(x->member_uid, y->member_uid) || !str_same(x->member, y->member) ||
-               a->membership != b->membership || a->min_uid != b->min_uid || a->min_gid != b->min_gid;
+               a->membership != b->membership || a->min_uid != b->min_uid || a->min_gid != b->min_gid ||
+               a->n_primary_gids_allowed != b->n_primary_gids_allowed ||
+               memcmp(a->primary_gids_allowed, b->primary_gids_allowed,
+                      a->n_primary_gids_allowed * sizeof(a->primary_gids_allowed[0])) != 0;
 }
 
 static int worker_configure(struct worker *w, struct phi_config *c) {
+        char gids[PHI_CONFIG_MAX_PRIMARY_GIDS * 11 + 1] = "";
         int r;
 
         if (w->c && search_changed(w->c, c) && w->cookie) {
@@ -1573,13 +1577,17 @@ static int worker_configure(struct worker *w, struct phi_config *c) {
                 w->cookie_len = 0;
         }
         free(w->search);
+        /* Users refused for their primary gid come back only with a full refresh. */
+        for (size_t i = 0, n = 0; i < c->n_primary_gids_allowed; i++)
+                n += (size_t) snprintf(gids + n, sizeof(gids) - n, "%s%u", i ? "," : "",
+                                       (unsigned) c->primary_gids_allowed[i]);
         if (asprintf(&w->search, "base=%s\nuser_base=%s\ngroup_base=%s\nuser_filter=%s\ngroup_filter=%s\n"
-                     "attrs=%s,%s,%s,%s,%s,%s,%s,%s,%s\nmembership=%d\nmin=%llu,%llu",
+                     "attrs=%s,%s,%s,%s,%s,%s,%s,%s,%s\nmembership=%d\nmin=%llu,%llu\nprimary_gids=%s",
                      c->base, c->user_base, c->group_base, c->user_filter, c->group_filter, c->attrs.uid,
                      c->attrs.uid_number, c->attrs.gid_number, c->attrs.gecos, c->attrs.home,
                      c->attrs.shell, c->attrs.group_name, c->attrs.member_uid, c->attrs.member,
                      (int) c->membership, (unsigned long long) c->min_uid,
-                     (unsigned long long) c->min_gid) < 0) {
+                     (unsigned long long) c->min_gid, gids) < 0) {
                 w->search = NULL;
                 return -ENOMEM;
         }

@@ -22,6 +22,15 @@ int phi_snapshot_publish(const struct phi_identities *ids, const struct phi_reso
             /* Readers check the floor again, so a uid 0 can never come from the file. */
             (r = phi_snapshot_builder_set_min_ids(b, (uid_t) c->min_uid, (gid_t) c->min_gid)) < 0)
                 goto out;
+        /* The low primary gids the admin allows go into the header too, so the
+         * module holds users to the same rule as the sync did. */
+        {
+                gid_t allowed[PHI_CONFIG_MAX_PRIMARY_GIDS];
+                for (size_t i = 0; i < c->n_primary_gids_allowed; i++)
+                        allowed[i] = c->primary_gids_allowed[i];
+                if ((r = phi_snapshot_builder_set_primary_gids(b, allowed, c->n_primary_gids_allowed)) < 0)
+                        goto out;
+        }
         group_in = calloc(ids->n_groups + 1, sizeof(bool));
         if (!group_in) {
                 r = -ENOMEM;
@@ -29,7 +38,8 @@ int phi_snapshot_publish(const struct phi_identities *ids, const struct phi_reso
         }
         for (size_t i = 0; i < ids->n_users; i++) {
                 const struct phi_user *u = &ids->users[i];
-                if (u->uid < c->min_uid || phi_local_db_has_name(&lu, u->name) ||
+                if (u->uid < c->min_uid || !phi_config_primary_gid_allowed(c, u->gid) ||
+                    phi_local_db_has_name(&lu, u->name) ||
                     phi_local_db_has_id(&lu, u->uid)) {
                         st.shadowed++;
                         continue;

@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_LINES 64
 
 static const char config_text[] =
-        "[ldap]\nuri = ldap://127.0.0.1\nbase = dc=example,dc=org\ntls = none\n";
+        "[ldap]\nuri = ldap://127.0.0.1\nbase = dc=example,dc=org\ntls = none\nprimary_gids_allowed = 100\n";
 
 static void check_text(const char *s) {
         for (const unsigned char *p = (const unsigned char *) s; *p; p++)
@@ -88,7 +88,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 (void) phi_ldap_entry_classify(&e, config, &scope);
                 if (phi_ldap_entry_to_user(&e, config, &u, &reason) == 0) {
                         if (!phi_name_valid(u.name) || u.uid < config->min_uid || u.uid == 65534 ||
-                            u.uid == UINT32_MAX || u.gid == 0 || u.home[0] != '/' || u.shell[0] != '/')
+                            u.uid == UINT32_MAX || u.gid == 0 ||
+                            (u.gid < config->min_gid && u.gid != 100) || u.home[0] != '/' || u.shell[0] != '/')
                                 abort();
                         check_text(u.gecos);
                         check_text(u.home);

@@ -24,6 +24,14 @@ static void lookups(const phi_snapshot *s, const char *name, uint32_t id) {
         (void) phi_snapshot_superseded(s);
         if (phi_snapshot_user_by_name(s, name, &u) == 0 && strlen(u.name.s) > u.name.len)
                 abort();
+        /* The bounds open_buffer() accepted are the ones the format states. */
+        if (s->n_primary_gids > PHI_SNAP_MAX_PRIMARY_GIDS || phi_snapshot_primary_gid_allowed(s, 0) ||
+            phi_snapshot_primary_gid_allowed(s, (gid_t) -1))
+                abort();
+        for (uint32_t i = 0; i < s->n_primary_gids; i++)
+                if (s->primary_gids[i] == 0 || s->primary_gids[i] >= s->min_gid ||
+                    !phi_snapshot_primary_gid_allowed(s, s->primary_gids[i]))
+                        abort();
         sink = phi_snapshot_user_by_uid(s, id, &u);
         if (phi_snapshot_group_by_name(s, name, &g) == 0 || phi_snapshot_group_by_gid(s, id, &g) == 0)
                 for (uint32_t k = 0; k < g.n_members && k < 256; k++) {
@@ -45,7 +53,8 @@ static void lookups(const phi_snapshot *s, const char *name, uint32_t id) {
                 /* A file that verifies must answer its own enumeration. */
                 for (uint32_t i = 0; i < s->n_users && i < 16; i++)
                         if (phi_snapshot_user_at(s, i, &u) < 0 ||
-                            phi_snapshot_user_by_uid(s, u.uid, &u) < 0)
+                            phi_snapshot_user_by_uid(s, u.uid, &u) < 0 ||
+                            !phi_snapshot_primary_gid_allowed(s, u.gid))
                                 abort();
         }
 }

@@ -20,7 +20,14 @@
  *                          20000+j), PER_GROUP members each, and biguser (uid
  *                          9999) in the first BIG_IN groups
  *   --min-uid N --min-gid N --generation N
+ *   --primary-gids GID[,GID...]   low primary gids users may have (header list)
+ *                          (bounds apply from where they are given on: put them
+ *                          before the users they allow)
+ *   --forge-gid NAME:GID   after encoding, overwrite user NAME's primary gid in
+ *                          the file with GID, bypassing the writer's checks: a
+ *                          hand-made snapshot that readers must not trust
  */
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -92,12 +99,14 @@ static int add_member_spec(phi_snapshot_builder *b, char *spec) {
 
 static int load_file(phi_snapshot_builder *b, const char *path, bool group) {
         FILE *fp = fopen(path, "re");
-        char line[8192];
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
         int r = 0;
 
         if (!fp)
                 return fail("cannot open", path, -errno);
-        while (r == 0 && fgets(line, sizeof(line), fp)) {
+        /* Lines of any length: a group of 50,000 members is one line of ~500 KB. */
+        while (r == 0 && getline(&line, &cap, fp) >= 0) {
                 char *f[7];
                 size_t n;
 
@@ -163,6 +172,61 @@ static int synthetic(phi_snapshot_builder *b, char *spec) {
         return 0;
 }
 
+static int parse_gids(const char *arg, gid_t *gids, size_t *n) {
+        _cleanup_free_ char *copy = strdup(arg);
+        char *save = NULL;
+
+        if (!copy)
+                return -ENOMEM;
+        *n = 0;
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                uint32_t v = 0;
+                int r;
+                if (*n >= PHI_SNAP_MAX_PRIMARY_GIDS)
+                        return -E2BIG;
+                if ((r = parse_id(t, &v)) < 0)
+                        return r;
+                gids[(*n)++] = v;
+        }
+        return 0;
+}
+
+/* Encodes, sets user name's gid in the encoded file to gid (what the writer
+ * refuses to do), and replaces path with it. */
+static int write_forged(phi_snapshot_builder *b, const char *path, uint64_t generation,
+                        const char *name, uint32_t gid) {
+        _cleanup_free_ uint8_t *data = NULL;
+        _cleanup_free_ char *tmp = NULL;
+        struct phi_snapshot_user u;
+        uint32_t le = htole32(gid);
+        phi_snapshot s;
+        size_t size = 0;
+        FILE *f;
+        int r;
+
+        if ((r = phi_snapshot_encode(b, generation, (uint64_t) time(NULL), &data, &size)) < 0 ||
+            (r = phi_snapshot_open_buffer(&s, data, size)) < 0 ||
+            (r = phi_snapshot_user_by_name(&s, name, &u)) < 0)
+                return r;
+        memcpy(data + s.off[PHI_SNAP_USERS] + (size_t) u.index * sizeof(struct phi_snap_user) +
+                       offsetof(struct phi_snap_user, gid),
+               &le, sizeof(le));
+        if (asprintf(&tmp, "%s.forged", path) < 0) {
+                tmp = NULL;
+                return -ENOMEM;
+        }
+        f = fopen(tmp, "we");
+        if (!f)
+                return -errno;
+        if (fwrite(data, 1, size, f) != size) {
+                fclose(f);
+                return -EIO;
+        }
+        if (fclose(f) != 0 || rename(tmp, path) < 0)
+                return -errno;
+        return 0;
+}
+
 static int dump(const char *path, bool verify_only) {
         phi_snapshot s;
         uint64_t now = (uint64_t) time(NULL);
@@ -177,8 +241,12 @@ static int dump(const char *path, bool verify_only) {
                 phi_snapshot_unmap(&s);
                 return r;
         }
-        printf("# generation %" PRIu64 " created %" PRIu64 " min_uid %" PRIu32 " min_gid %" PRIu32 "\n",
+        printf("# generation %" PRIu64 " created %" PRIu64 " min_uid %" PRIu32 " min_gid %" PRIu32,
                s.generation, s.created, s.min_uid, s.min_gid);
+        printf(" primary_gids ");
+        for (uint32_t i = 0; i < s.n_primary_gids; i++)
+                printf("%s%" PRIu32, i ? "," : "", s.primary_gids[i]);
+        printf("%s\n", s.n_primary_gids ? "" : "-");
         for (uint32_t i = 0; i < s.n_users; i++) {
                 struct phi_snapshot_user u;
                 if (phi_snapshot_user_at(&s, i, &u) == 0)
@@ -210,6 +278,8 @@ int main(int argc, char **argv) {
         uint32_t min_uid = PHI_SNAPSHOT_MIN_ID_DEFAULT, min_gid = PHI_SNAPSHOT_MIN_ID_DEFAULT;
         uint64_t generation = 1;
         const char *out = NULL;
+        char *forge = NULL;
+        uint32_t forge_gid = 0;
         int r;
 
         if (argc == 3 && (strcmp(argv[1], "--dump") == 0 || strcmp(argv[1], "--verify") == 0))
@@ -249,9 +319,17 @@ int main(int argc, char **argv) {
                 else if (strcmp(opt, "--synthetic") == 0)
                         r = synthetic(b, arg);
                 else if (strcmp(opt, "--min-uid") == 0)
-                        r = parse_id(arg, &min_uid);
+                        r = parse_id(arg, &min_uid) ?: phi_snapshot_builder_set_min_ids(b, min_uid, min_gid);
                 else if (strcmp(opt, "--min-gid") == 0)
-                        r = parse_id(arg, &min_gid);
+                        r = parse_id(arg, &min_gid) ?: phi_snapshot_builder_set_min_ids(b, min_uid, min_gid);
+                else if (strcmp(opt, "--primary-gids") == 0) {
+                        gid_t gids[PHI_SNAP_MAX_PRIMARY_GIDS];
+                        size_t n = 0;
+                        r = parse_gids(arg, gids, &n) ?: phi_snapshot_builder_set_primary_gids(b, gids, n);
+                } else if (strcmp(opt, "--forge-gid") == 0) {
+                        r = split(arg, f, 2) == 2 ? parse_id(f[1], &forge_gid) : -EINVAL;
+                        forge = f[0];
+                }
                 else if (strcmp(opt, "--generation") == 0)
                         r = phi_parse_u64(arg, 0, UINT64_MAX, &generation);
                 else {
@@ -268,7 +346,8 @@ int main(int argc, char **argv) {
                 return 2;
         }
         if ((r = phi_snapshot_builder_set_min_ids(b, min_uid, min_gid)) < 0 ||
-            (r = phi_snapshot_write(b, out, generation)) < 0) {
+            (r = forge ? write_forged(b, out, generation, forge, forge_gid)
+                       : phi_snapshot_write(b, out, generation)) < 0) {
                 (void) fail("cannot write", out, r);
                 return 1;
         }

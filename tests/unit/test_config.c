@@ -91,6 +91,51 @@ static void test_errors_have_lines(void **state) {
         phi_config_errors_clear(&e);
 }
 
+static void test_primary_gids_allowed(void **state) {
+        struct phi_config_errors e = { 0 };
+        struct phi_config *c = NULL;
+        char text[512];
+
+        (void) state;
+        /* Not set: none allowed below min_gid. */
+        assert_int_equal(phi_config_load_string("t", minimal, &c, &e), 0);
+        assert_int_equal(c->n_primary_gids_allowed, 0);
+        assert_false(phi_config_primary_gid_allowed(c, 100));
+        assert_false(phi_config_primary_gid_allowed(c, 0));
+        assert_true(phi_config_primary_gid_allowed(c, 1000));
+        phi_config_unref(c);
+
+        snprintf(text, sizeof(text), "%sprimary_gids_allowed = 100 50\n", minimal);
+        assert_int_equal(phi_config_load_string("t", text, &c, &e), 0);
+        assert_int_equal(c->n_primary_gids_allowed, 2);
+        assert_true(phi_config_primary_gid_allowed(c, 100));
+        assert_true(phi_config_primary_gid_allowed(c, 50));
+        assert_false(phi_config_primary_gid_allowed(c, 27));
+        phi_config_unref(c);
+
+        /* 0 never, even listed; a gid not below min_gid, a repeat, junk, too many. */
+        static const struct {
+                const char *value, *needle;
+        } bad[] = {
+                { "0", "gid 0 is root's group" },
+                { "100, 0", "gid 0 is root's group" },
+                { "1000", "not below min_gid" },
+                { "100 100", "listed twice" },
+                { "users", "not a gid" },
+                { "4294967295", "not a gid" },
+                { "1 2 3 4 5 6 7 8 9", "more than 8 gids" },
+                { ", ,", "needs at least one gid" },
+        };
+        for (size_t i = 0; i < PHI_ELEMENTSOF(bad); i++) {
+                snprintf(text, sizeof(text), "%sprimary_gids_allowed = %s\n", minimal, bad[i].value);
+                c = NULL;
+                assert_int_equal(phi_config_load_string("t", text, &c, &e), -EINVAL);
+                if (!has_error(&e, 5, bad[i].needle))
+                        fail_msg("'%s': no error '%s' on line 5", bad[i].value, bad[i].needle);
+                phi_config_errors_clear(&e);
+        }
+}
+
 static void test_tls_rules(void **state) {
         static const char remote_plain[] = "[ldap]\nuri = ldap://ldap.example.org\nbase = dc=x\ntls = none\n";
         static const char remote_insecure[] =
@@ -151,6 +196,7 @@ int main(void) {
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_values),
                 cmocka_unit_test(test_errors_have_lines),
+                cmocka_unit_test(test_primary_gids_allowed),
                 cmocka_unit_test(test_tls_rules),
                 cmocka_unit_test(test_trusted_files),
         };

@@ -97,6 +97,56 @@ static void test_user_refused(void **state) {
         }
 }
 
+/* user_gid returns what phi_ldap_entry_to_user() makes of gidNumber gid under c. */
+static int user_gid(const struct phi_config *c, const char *gid, uint32_t *ret_gid, const char **ret_reason) {
+        struct phi_ldap_value g = { gid, strlen(gid) };
+        const struct phi_ldap_attr attrs[] = {
+                ATTR("uid", V("mallory")), ATTR("uidNumber", V("5000")), { "gidNumber", &g, 1 },
+                ATTR("homeDirectory", V("/home/mallory")),
+        };
+        struct phi_ldap_entry e = { "uid=mallory,ou=people,dc=example,dc=org", NULL, attrs,
+                                    PHI_ELEMENTSOF(attrs) };
+        struct phi_user u;
+        int r = phi_ldap_entry_to_user(&e, c, &u, ret_reason);
+
+        if (r == 0) {
+                *ret_gid = u.gid;
+                phi_user_clear(&u);
+        }
+        return r;
+}
+
+/* A primary group below min_gid would give every login of the user a local
+ * system group (27 is sudo on Debian): refused unless the admin lists it. */
+static void test_primary_gid(void **state) {
+        struct phi_config_errors e = { 0 };
+        struct phi_config *allow = NULL;
+        const char *reason = NULL;
+        uint32_t gid = 0;
+
+        (void) state;
+        assert_int_equal(user_gid(config, "27", &gid, &reason), -EINVAL);
+        assert_non_null(strstr(reason, "below min_gid"));
+        assert_int_equal(user_gid(config, "100", &gid, &reason), -EINVAL);
+        assert_int_equal(user_gid(config, "999", &gid, &reason), -EINVAL);
+        assert_int_equal(user_gid(config, "0", &gid, &reason), -EINVAL);
+        assert_int_equal(user_gid(config, "1000", &gid, &reason), 0);
+        assert_int_equal(gid, 1000);
+
+        assert_int_equal(phi_config_load_string("t",
+                                                "[ldap]\nuri = ldap://127.0.0.1\nbase = dc=example,dc=org\n"
+                                                "user_base = ou=people,dc=example,dc=org\ntls = none\n"
+                                                "primary_gids_allowed = 100, 50\n",
+                                                &allow, &e),
+                         0);
+        assert_int_equal(user_gid(allow, "100", &gid, &reason), 0);
+        assert_int_equal(gid, 100);
+        assert_int_equal(user_gid(allow, "50", &gid, &reason), 0);
+        assert_int_equal(user_gid(allow, "27", &gid, &reason), -EINVAL);
+        assert_int_equal(user_gid(allow, "0", &gid, &reason), -EINVAL);
+        phi_config_unref(allow);
+}
+
 static void test_two_uids(void **state) {
         const struct phi_ldap_attr attrs[] = {
                 ATTR("uid", V("alias"), V("bob")),
@@ -150,6 +200,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_user),
                 cmocka_unit_test(test_user_refused),
+                cmocka_unit_test(test_primary_gid),
                 cmocka_unit_test(test_two_uids),
                 cmocka_unit_test(test_group),
         };

@@ -51,8 +51,11 @@ static void test_builder_refuses(void **state) {
         assert_int_equal(phi_snapshot_add_user(b, "bob", 1002, 0, "", "/", "/bin/sh"), -EINVAL);
         assert_int_equal(phi_snapshot_add_user(b, "bob", UINT32_MAX, 1, "", "/", "/bin/sh"), -EINVAL);
         /* Duplicates by name or by id. */
-        assert_int_equal(phi_snapshot_add_user(b, "alice", 1002, 1, "", "/", "/bin/sh"), -EEXIST);
-        assert_int_equal(phi_snapshot_add_user(b, "bob", 1001, 1, "", "/", "/bin/sh"), -EEXIST);
+        assert_int_equal(phi_snapshot_add_user(b, "alice", 1002, 1002, "", "/", "/bin/sh"), -EEXIST);
+        assert_int_equal(phi_snapshot_add_user(b, "bob", 1001, 1002, "", "/", "/bin/sh"), -EEXIST);
+        /* A primary gid below min_gid (1000 by default): 27 is sudo's group. */
+        assert_int_equal(phi_snapshot_add_user(b, "mallory", 5000, 27, "", "/", "/bin/sh"), -EINVAL);
+        assert_int_equal(phi_snapshot_add_user(b, "mallory", 5000, 999, "", "/", "/bin/sh"), -EINVAL);
         assert_int_equal(phi_snapshot_add_user(b, "bob", 1002, 1002, "Bob Ünïcode", "/home/bob", ""), 0);
 
         assert_int_equal(phi_snapshot_add_group(b, "staff", 5000), 0);
@@ -63,6 +66,45 @@ static void test_builder_refuses(void **state) {
         assert_int_equal(phi_snapshot_add_member(b, "staff", "bad name", 0), -EINVAL);
         assert_int_equal(phi_snapshot_builder_set_min_ids(b, 0, 1000), -EINVAL);
         assert_int_equal(phi_snapshot_builder_set_min_ids(b, 1000, 0), -EINVAL);
+}
+
+/* The low primary gids an admin allows travel in the header; the writer holds
+ * users to them, and the reader reads them back. */
+static void test_primary_gids(void **state) {
+        _cleanup_snapshot_builder_ phi_snapshot_builder *b = new_builder();
+        _cleanup_free_ uint8_t *data = NULL;
+        static const gid_t users_gid[] = { 100 }, zero[] = { 0 }, twice[] = { 100, 100 },
+                           nine[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+        size_t size = 0;
+        phi_snapshot s;
+
+        (void) state;
+        assert_int_equal(phi_snapshot_builder_set_primary_gids(b, zero, 1), -EINVAL);
+        assert_int_equal(phi_snapshot_builder_set_primary_gids(b, twice, 2), -EINVAL);
+        assert_int_equal(phi_snapshot_builder_set_primary_gids(b, nine, 9), -E2BIG);
+        assert_int_equal(phi_snapshot_add_user(b, "carol", 1003, 100, "", "/", "/bin/sh"), -EINVAL);
+        assert_int_equal(phi_snapshot_builder_set_primary_gids(b, users_gid, 1), 0);
+        assert_int_equal(phi_snapshot_add_user(b, "carol", 1003, 100, "", "/", "/bin/sh"), 0);
+        assert_int_equal(phi_snapshot_add_user(b, "mallory", 5000, 27, "", "/", "/bin/sh"), -EINVAL);
+        data = encode_open(b, &s);
+        assert_int_equal(s.n_primary_gids, 1);
+        assert_int_equal(s.primary_gids[0], 100);
+        assert_true(phi_snapshot_primary_gid_allowed(&s, 100));
+        assert_true(phi_snapshot_primary_gid_allowed(&s, 1000));
+        assert_false(phi_snapshot_primary_gid_allowed(&s, 27));
+        assert_false(phi_snapshot_primary_gid_allowed(&s, 0));
+        assert_false(phi_snapshot_primary_gid_allowed(&s, (gid_t) -1));
+        free(data);
+        data = NULL;
+
+        /* Bounds changed after the users were added: the file is refused, not
+         * written with a user it forbids. So is a listed gid not below min_gid. */
+        assert_int_equal(phi_snapshot_builder_set_primary_gids(b, NULL, 0), 0);
+        assert_int_equal(phi_snapshot_encode(b, 1, 1, &data, &size), -EINVAL);
+        assert_int_equal(phi_snapshot_builder_set_primary_gids(b, users_gid, 1), 0);
+        assert_int_equal(phi_snapshot_builder_set_min_ids(b, 1000, 100), 0);
+        assert_int_equal(phi_snapshot_encode(b, 1, 1, &data, &size), -EINVAL);
+        assert_null(data);
 }
 
 static void test_round_trip(void **state) {
@@ -340,6 +382,7 @@ static void test_map_refuses(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_builder_refuses),
+                cmocka_unit_test(test_primary_gids),
                 cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_unknown_group),
                 cmocka_unit_test(test_empty),

@@ -257,6 +257,81 @@ static void test_wrong_magic_and_version(void **state) {
         assert_int_equal(phi_snapshot_open_buffer(&s, q, good_size), -EPROTONOSUPPORT);
 }
 
+/* The previous format version, even with its shorter header, is "not
+ * supported", never read with this version's layout. */
+static void test_old_version(void **state) {
+        _cleanup_free_ uint8_t *p = copy_of(good_size);
+        uint32_t v = htole32(1);
+        phi_snapshot s;
+
+        (void) state;
+        memcpy(p + offsetof(struct phi_snap_header, version), &v, 4);
+        assert_int_equal(phi_snapshot_open_buffer(&s, p, good_size), -EPROTONOSUPPORT);
+        assert_int_equal(phi_snapshot_open_buffer(&s, p, 288), -EPROTONOSUPPORT);
+        assert_int_equal(phi_snapshot_open_buffer(&s, p, 16), -EPROTONOSUPPORT);
+        assert_int_equal(phi_snapshot_open_buffer(&s, p, 11), -EBADMSG);
+}
+
+/* The list of allowed low primary gids, resealed into the header: a bad count,
+ * 0, a gid not below min_gid (1000 here), a repeat, or junk in the unused tail. */
+static void test_primary_gids_header(void **state) {
+        static const struct {
+                uint32_t n, gids[PHI_SNAP_MAX_PRIMARY_GIDS];
+                int want;
+        } cases[] = {
+                { 1, { 100 }, 0 },
+                { 2, { 100, 50 }, 0 },
+                { PHI_SNAP_MAX_PRIMARY_GIDS + 1, { 100 }, -EBADMSG },
+                { 1, { 0 }, -EBADMSG },
+                { 1, { 1000 }, -EBADMSG },
+                { 1, { UINT32_MAX }, -EBADMSG },
+                { 2, { 100, 100 }, -EBADMSG },
+                { 0, { 100 }, -EBADMSG },
+                { 1, { 100, 0, 0, 0, 0, 0, 0, 27 }, -EBADMSG },
+        };
+
+        (void) state;
+        for (size_t i = 0; i < PHI_ELEMENTSOF(cases); i++) {
+                _cleanup_free_ uint8_t *p = copy_of(good_size);
+                uint32_t n = htole32(cases[i].n);
+                phi_snapshot s;
+
+                memcpy(p + offsetof(struct phi_snap_header, n_primary_gids), &n, 4);
+                for (size_t k = 0; k < PHI_SNAP_MAX_PRIMARY_GIDS; k++) {
+                        uint32_t g = htole32(cases[i].gids[k]);
+                        memcpy(p + offsetof(struct phi_snap_header, primary_gids) + k * 4, &g, 4);
+                }
+                reseal(p);
+                assert_int_equal(phi_snapshot_open_buffer(&s, p, good_size), cases[i].want);
+        }
+}
+
+/* A user record whose primary gid the header forbids (27, sudo's group) fails
+ * full verification; lookups still find the record, and nss_phi does not serve
+ * it (unit.test_snapshot_nss). */
+static void test_low_primary_gid(void **state) {
+        _cleanup_free_ uint8_t *p = copy_of(good_size);
+        struct phi_snapshot_user u;
+        uint32_t gid = htole32(27);
+        phi_snapshot s;
+
+        (void) state;
+        assert_int_equal(phi_snapshot_open_buffer(&s, p, good_size), 0);
+        memcpy(p + s.off[PHI_SNAP_USERS] + offsetof(struct phi_snap_user, gid), &gid, 4);
+        /* With a matching body checksum, as a careful forger would write it. */
+        {
+                uint64_t sum = htole64(phi_snap_fnv1a64(PHI_SNAP_FNV_OFFSET, p + PHI_SNAP_HEADER_SIZE,
+                                                        good_size - PHI_SNAP_HEADER_SIZE));
+                memcpy(p + offsetof(struct phi_snap_header, body_checksum), &sum, 8);
+                reseal(p);
+        }
+        assert_int_equal(phi_snapshot_open_buffer(&s, p, good_size), 0);
+        assert_int_equal(phi_snapshot_user_by_name(&s, "alice", &u), 0);
+        assert_int_equal(u.gid, 27);
+        assert_false(phi_snapshot_primary_gid_allowed(&s, u.gid));
+        assert_int_equal(phi_snapshot_verify(&s), -EBADMSG);
+}
+
 /* Body damage is invisible to the header check: every single-bit flip in the
  * body must leave lookups safe, and full verification must notice it. */
 static void test_body_bit_flips(void **state) {
@@ -348,6 +423,9 @@ int main(void) {
                 cmocka_unit_test(test_resealed_header),
                 cmocka_unit_test(test_sections_out_of_range),
                 cmocka_unit_test(test_wrong_magic_and_version),
+                cmocka_unit_test(test_old_version),
+                cmocka_unit_test(test_primary_gids_header),
+                cmocka_unit_test(test_low_primary_gid),
                 cmocka_unit_test(test_body_bit_flips),
                 cmocka_unit_test(test_hostile_body),
         };

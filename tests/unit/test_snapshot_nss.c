@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <dlfcn.h>
+#include <endian.h>
 #include <grp.h>
 #include <limits.h>
 #include <nss.h>
@@ -302,6 +303,17 @@ static void test_erange(void **state) {
                 assert_int_equal(err, ERANGE);
         }
         assert_true(need_gr > 0);
+        /* glibc passes &errno as errnop: the answer must survive in errno itself,
+         * or glibc takes a too-small buffer for "not found" and never retries. */
+        errno = 0;
+        assert_int_equal(nss.getpwnam("alice", &pw, buf, 4, &errno), NSS_STATUS_TRYAGAIN);
+        assert_int_equal(errno, ERANGE);
+        errno = 0;
+        assert_int_equal(nss.getgrnam("staff", &gr, buf, 4, &errno), NSS_STATUS_TRYAGAIN);
+        assert_int_equal(errno, ERANGE);
+        errno = 0;
+        assert_int_equal(nss.getpwnam("carol", &pw, buf, sizeof(buf), &errno), NSS_STATUS_NOTFOUND);
+        assert_int_equal(errno, ENOENT);
         /* Same answers through an unaligned buffer: the pointer array is aligned. */
         assert_int_equal(nss.getgrnam("staff", &gr, buf + 1, sizeof(buf) - 1, &err), NSS_STATUS_SUCCESS);
         assert_true((uintptr_t) gr.gr_mem % _Alignof(char *) == 0);
@@ -402,6 +414,82 @@ static void test_expiry(void **state) {
         assert_int_equal(initgroups_list("alice", 5000, got, 8), 0);
         assert_true(in_group("staff", "alice"));
         assert_true(in_group("dba", "bob") == false);
+}
+
+static void replace_with(const char *content, size_t len);
+
+/* A snapshot made by hand, whose user record gives alice primary gid 27 (sudo's
+ * group on Debian) although the header allows nothing below min_gid: the
+ * module serves no such user, by name, uid, enumeration or initgroups. The
+ * writer never makes such a file, so the record is patched in place. */
+static void test_low_primary_gid(void **state) {
+        _cleanup_free_ uint8_t *data = NULL;
+        struct passwd pw;
+        char buf[1024], seen[256] = "";
+        uint32_t gid = htole32(27);
+        long start = 1, size = 1;
+        gid_t *groups;
+        phi_snapshot s;
+        FILE *f;
+        long len;
+        int err = 0;
+        enum nss_status st;
+
+        (void) state;
+        publish(50, 0, 0);
+        f = fopen(path, "re");
+        assert_non_null(f);
+        assert_int_equal(fseek(f, 0, SEEK_END), 0);
+        len = ftell(f);
+        rewind(f);
+        data = malloc((size_t) len);
+        assert_non_null(data);
+        assert_int_equal(fread(data, 1, (size_t) len, f), (size_t) len);
+        fclose(f);
+        assert_int_equal(phi_snapshot_open_buffer(&s, data, (size_t) len), 0);
+        {
+                struct phi_snapshot_user u;
+                assert_int_equal(phi_snapshot_user_by_name(&s, "alice", &u), 0);
+                memcpy(data + s.off[PHI_SNAP_USERS] + (size_t) u.index * sizeof(struct phi_snap_user) +
+                               offsetof(struct phi_snap_user, gid),
+                       &gid, 4);
+        }
+        replace_with((const char *) data, (size_t) len);
+        WAIT_FOR(marker_uid() == 2050);
+
+        assert_int_equal(nss.getpwnam("alice", &pw, buf, sizeof(buf), &err), NSS_STATUS_NOTFOUND);
+        assert_int_equal(nss.getpwuid(1001, &pw, buf, sizeof(buf), &err), NSS_STATUS_NOTFOUND);
+        assert_int_equal(nss.getpwnam("bob", &pw, buf, sizeof(buf), &err), NSS_STATUS_SUCCESS);
+        assert_int_equal(nss.setpwent(0), NSS_STATUS_SUCCESS);
+        while ((st = nss.getpwent(&pw, buf, sizeof(buf), &err)) == NSS_STATUS_SUCCESS) {
+                strcat(seen, pw.pw_name);
+                strcat(seen, " ");
+        }
+        assert_int_equal(st, NSS_STATUS_NOTFOUND);
+        assert_string_equal(seen, "bob marker ");
+        (void) nss.endpwent();
+        groups = malloc(sizeof(gid_t));
+        assert_non_null(groups);
+        groups[0] = 27;
+        assert_int_equal(nss.initgroups("alice", 27, &start, &size, &groups, 0, &err), NSS_STATUS_NOTFOUND);
+        assert_int_equal(start, 1);
+        free(groups);
+
+        /* The same low gid written the proper way, with the header allowing it
+         * (primary_gids_allowed = 100): served. */
+        {
+                _cleanup_snapshot_builder_ phi_snapshot_builder *b = NULL;
+                static const gid_t allowed[] = { 100 };
+
+                assert_int_equal(phi_snapshot_builder_new(&b), 0);
+                assert_int_equal(phi_snapshot_builder_set_primary_gids(b, allowed, 1), 0);
+                assert_int_equal(phi_snapshot_add_user(b, "alice", 1001, 100, "", "/", "/bin/sh"), 0);
+                assert_int_equal(phi_snapshot_add_user(b, "marker", 2051, 5000, "", "/", "/bin/sh"), 0);
+                assert_int_equal(phi_snapshot_write(b, path, 51), 0);
+        }
+        WAIT_FOR(marker_uid() == 2051);
+        assert_int_equal(nss.getpwnam("alice", &pw, buf, sizeof(buf), &err), NSS_STATUS_SUCCESS);
+        assert_int_equal(pw.pw_gid, 100);
 }
 
 static void replace_with(const char *content, size_t len) {
@@ -553,6 +641,7 @@ int main(void) {
                 cmocka_unit_test(test_enumeration),
                 cmocka_unit_test(test_initgroups),
                 cmocka_unit_test(test_expiry),
+                cmocka_unit_test(test_low_primary_gid),
                 cmocka_unit_test(test_corrupt_file),
                 cmocka_unit_test(test_fork),
                 cmocka_unit_test(test_swap_under_load),

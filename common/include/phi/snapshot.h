@@ -58,6 +58,14 @@ int phi_snapshot_write(phi_snapshot_builder *b, const char *path, uint64_t gener
 #define PHI_SNAPSHOT_MIN_ID_DEFAULT 1000u
 int phi_snapshot_builder_set_min_ids(phi_snapshot_builder *b, uid_t min_uid, gid_t min_gid)
         _phi_warn_unused_ _phi_nonnull_;
+/* The gids below min_gid that users may still have as their primary group
+ * (none by default). At most PHI_SNAP_MAX_PRIMARY_GIDS distinct gids, none 0 or
+ * (gid_t) -1 (-EINVAL; -E2BIG for too many). Set the bounds before adding users:
+ * phi_snapshot_add_user() refuses (-EINVAL) a user whose gid is below min_gid
+ * and not listed, and encoding refuses (-EINVAL) a builder holding one, or
+ * listing a gid that is not below min_gid. */
+int phi_snapshot_builder_set_primary_gids(phi_snapshot_builder *b, const gid_t *gids, size_t n)
+        _phi_warn_unused_ _phi_nonnull_args_(1);
 
 /* Encodes into a new buffer (free() it) without touching the file system: for
  * tests, tools and the fuzzer's seeds. created is Unix seconds. Same errors as
@@ -84,6 +92,7 @@ typedef struct phi_snapshot {
         uint64_t generation, created;
         uint32_t min_uid, min_gid, hash_seed;
         uint32_t n_users, n_groups, n_members, n_memberof, n_grouplist;
+        uint32_t n_primary_gids, primary_gids[PHI_SNAP_MAX_PRIMARY_GIDS];
         /* Byte ranges of the sections, checked against size. */
         uint64_t off[PHI_SNAP_SECTION_COUNT], len[PHI_SNAP_SECTION_COUNT];
 } phi_snapshot;
@@ -120,6 +129,9 @@ int phi_snapshot_open_buffer(phi_snapshot *s, const void *data, size_t size) _ph
 int phi_snapshot_verify(const phi_snapshot *s) _phi_warn_unused_ _phi_nonnull_;
 /* True once the writer marked this file as replaced (read live from memory). */
 bool phi_snapshot_superseded(const phi_snapshot *s) _phi_nonnull_;
+/* Whether the file's bounds let a user have gid as its primary group: never 0
+ * or (gid_t) -1; at or above min_gid, or one of the listed low gids. */
+bool phi_snapshot_primary_gid_allowed(const phi_snapshot *s, gid_t gid) _phi_nonnull_;
 
 int phi_snapshot_user_by_name(const phi_snapshot *s, const char *name,
                               struct phi_snapshot_user *ret) _phi_warn_unused_ _phi_nonnull_;

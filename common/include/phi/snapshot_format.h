@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * The NSS snapshot file format, version 1: what phiaccessd writes to
+ * The NSS snapshot file format, version 2: what phiaccessd writes to
  * /var/lib/phiaccessd/nss.snapshot and what nss_phi maps into every process that
  * resolves a name.
  *
@@ -70,6 +70,15 @@
  *   min_uid and min_gid come from the daemon's configuration; readers do not
  *   answer for a user with uid < min_uid or a group with gid < min_gid, nor ever
  *   for uid/gid 0 or the name "root", whatever the file says.
+ *   A user's primary gid is held to the same floor: a user whose gid is below
+ *   min_gid is not served (not by name, uid, enumeration or initgroups) unless
+ *   that gid is one of the header's primary_gids[0 .. n_primary_gids), the
+ *   admin's explicit list of low primary groups (Debian's `users`, 100). The
+ *   list holds at most PHI_SNAP_MAX_PRIMARY_GIDS distinct gids, each non-zero,
+ *   not (gid_t) -1 and below min_gid; unused entries are zero. A writer never
+ *   puts a user outside these bounds in the file; a reader never trusts that
+ *   it did not. (Version 1 had no such rule: a directory user could carry
+ *   gid 27, sudo's group on Debian, into every login.)
  *
  * Integrity
  *   header_checksum is phi_snap_fnv1a64 over the header_size header bytes with
@@ -100,8 +109,8 @@
 
 #define PHI_SNAP_MAGIC          "PHISNAP\n"   /* 8 bytes, no NUL */
 #define PHI_SNAP_MAGIC_SIZE     8u
-#define PHI_SNAP_VERSION        1u
-#define PHI_SNAP_HEADER_SIZE    288u
+#define PHI_SNAP_VERSION        2u
+#define PHI_SNAP_HEADER_SIZE    320u
 #define PHI_SNAP_SUPERSEDED_OFFSET 16u
 #define PHI_SNAP_EMPTY          UINT32_MAX
 
@@ -112,6 +121,8 @@
 #define PHI_SNAP_MAX_MEMBERS    (32u * 1024 * 1024)     /* memberships in total */
 #define PHI_SNAP_STR_MAX        1024u                   /* bytes, without the NUL */
 #define PHI_SNAP_MIN_SLOTS      8u
+/* Low primary gids an admin may allow: a handful (users, staff) is the use. */
+#define PHI_SNAP_MAX_PRIMARY_GIDS 8u
 
 enum phi_snap_section {
         PHI_SNAP_STRINGS = 0,
@@ -153,7 +164,9 @@ struct phi_snap_header {
         uint32_t n_memberof;
         uint32_t n_grouplist;
         struct phi_snap_section_ref sections[PHI_SNAP_SECTION_COUNT];
-        uint8_t reserved[16];       /* zero */
+        uint32_t n_primary_gids;    /* <= PHI_SNAP_MAX_PRIMARY_GIDS */
+        uint32_t primary_gids[PHI_SNAP_MAX_PRIMARY_GIDS];   /* allowed below min_gid */
+        uint8_t reserved[12];       /* zero */
 };
 
 struct phi_snap_user {
