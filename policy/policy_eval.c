@@ -2,7 +2,6 @@
 /* Decisions: from a parsed policy and the caller's question to an answer with
  * the deciding section and a reason. Reads the policy, writes only *ret. */
 
-#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
@@ -11,9 +10,68 @@
 
 #define MAX_GROUPS 65536   /* NGROUPS_MAX on Linux */
 
+static char ascii_lower(char c) {
+        return c >= 'A' && c <= 'Z' ? (char) (c - 'A' + 'a') : c;
+}
+
+/* A [...] or [!...] class at p (on the '['): whether c is in it; *ret_end is
+ * past the ']'. The parser accepted only closed, non-empty classes. */
+static bool class_match(const char *p, char c, const char **ret_end) {
+        bool neg = p[1] == '!', in = false;
+        const char *q = p + 1 + neg;
+
+        c = ascii_lower(c);
+        for (; *q && *q != ']'; q++) {
+                /* a '-' first or last in the class is itself */
+                if (q[1] == '-' && q[2] && q[2] != ']') {
+                        char lo = ascii_lower(q[0]), hi = ascii_lower(q[2]);
+                        in = in || (c >= lo && c <= hi);
+                        q += 2;
+                } else
+                        in = in || ascii_lower(*q) == c;
+        }
+        *ret_end = *q ? q + 1 : q;
+        return in != neg;
+}
+
+/* fnmatch(pattern, host, FNM_CASEFOLD) for the patterns the parser accepts,
+ * without the locale: host names are ASCII and case-insensitive (RFC 4343),
+ * and a Turkish locale must not change what "I" matches. '*' crosses dots.
+ * Backtracks only to the last '*', so the cost is linear in most patterns and
+ * at worst pattern length times host length (both at most 253). */
 bool policy_host_match(const char *pattern, const char *host) {
-        /* Host names are case-insensitive (RFC 4343); '*' crosses dots. */
-        return fnmatch(pattern, host, FNM_CASEFOLD) == 0;
+        const char *p = pattern, *s = host, *star_p = NULL, *star_s = NULL, *end;
+
+        while (*s) {
+                if (*p == '*') {
+                        star_p = ++p;
+                        star_s = s;
+                        continue;
+                }
+                if (*p == '?') {
+                        p++;
+                        s++;
+                        continue;
+                }
+                if (*p == '[') {
+                        if (class_match(p, *s, &end)) {
+                                p = end;
+                                s++;
+                                continue;
+                        }
+                } else if (*p && ascii_lower(*p) == ascii_lower(*s)) {
+                        p++;
+                        s++;
+                        continue;
+                }
+                if (!star_p)
+                        return false;
+                p = star_p;
+                s = ++star_s;
+        }
+        while (*p == '*')
+                p++;
+        return *p == 0;
 }
 
 const char *phi_policy_refusal_name(enum phi_policy_refusal r) {
@@ -144,18 +202,23 @@ struct verdict {
         uint32_t deny, allow, timed;
         const char *service, *host;
         int64_t now;
+        uint64_t service_bit;
 };
 
 #define NONE UINT32_MAX
 
 static void consider(const struct phi_policy *p, struct verdict *v, uint32_t i) {
-        const struct policy_rule *r = p->rules[i];
+        const struct rule_hot *h = &p->hot[i];
+        const struct policy_rule *r;
         bool in_time;
 
         /* Cheapest tests first; only a rule that could change the answer is matched. */
-        if (r->deny ? i >= v->deny : (i >= v->allow || v->deny != NONE))
+        if (h->deny ? i >= v->deny : (i >= v->allow || v->deny != NONE))
                 return;
-        if (!service_in_rule(r, v->service) || !host_in_rule(r, v->host))
+        if (p->service_bits && !(h->services & v->service_bit))
+                return;
+        r = p->rules[i];
+        if ((!p->service_bits && !service_in_rule(r, v->service)) || !host_in_rule(r, v->host))
                 return;
         in_time = (!r->has_from || v->now >= r->valid_from) && (!r->has_until || v->now < r->valid_until);
         if (r->deny) {
@@ -246,7 +309,7 @@ static int access_prepare(const struct phi_policy_subject *who, const char *serv
 int phi_policy_check_access(const struct phi_policy *p, const struct phi_policy_subject *who,
                             const char *service, const char *host, int64_t now,
                             struct phi_policy_decision *ret) {
-        struct verdict v = { NONE, NONE, NONE, service, host, now };
+        struct verdict v = { NONE, NONE, NONE, service, host, now, 0 };
         const uint32_t *ids;
         size_t n;
         int r;
@@ -258,6 +321,7 @@ int phi_policy_check_access(const struct phi_policy *p, const struct phi_policy_
                 reason_append(ret, "%s is not a known user", who->user);
                 return 0;
         }
+        v.service_bit = policy_service_bit(p, service);
         ids = policy_index_lookup(&p->by_user, who->user, &n);
         consider_run(p, &v, ids, n);
         for (size_t g = 0; g < who->n_groups; g++) {
@@ -275,7 +339,7 @@ int phi_policy_check_access(const struct phi_policy *p, const struct phi_policy_
 int phi_policy_check_access_linear(const struct phi_policy *p, const struct phi_policy_subject *who,
                                    const char *service, const char *host, int64_t now,
                                    struct phi_policy_decision *ret) {
-        struct verdict v = { NONE, NONE, NONE, service, host, now };
+        struct verdict v = { NONE, NONE, NONE, service, host, now, 0 };
         const struct uid_range *uids;
         const char *group;
         int r;
@@ -287,6 +351,7 @@ int phi_policy_check_access_linear(const struct phi_policy *p, const struct phi_
                 reason_append(ret, "%s is not a known user", who->user);
                 return 0;
         }
+        v.service_bit = policy_service_bit(p, service);
         for (size_t i = 0; i < p->n_rules; i++)
                 if (user_in_rule(p->rules[i], who, &group, &uids) != MATCH_NONE)
                         consider(p, &v, (uint32_t) i);

@@ -78,6 +78,41 @@ const uint32_t *policy_index_lookup(const struct name_index *ix, const char *nam
         return NULL;
 }
 
+uint64_t policy_service_bit(const struct phi_policy *p, const char *service) {
+        for (size_t i = 0; i < p->n_service_names; i++)
+                if (strcmp(p->service_names[i], service) == 0)
+                        return UINT64_C(1) << i;
+        return POLICY_OTHER_SERVICE;
+}
+
+static int services_build(struct phi_policy *p) {
+        p->hot = calloc(p->n_rules ? p->n_rules : 1, sizeof(*p->hot));
+        if (!p->hot)
+                return -ENOMEM;
+        p->service_bits = true;
+        for (size_t i = 0; i < p->n_rules && p->service_bits; i++) {
+                const struct policy_rule *r = p->rules[i];
+                p->hot[i].deny = r->deny;
+                if (r->every_service) {
+                        p->hot[i].services = UINT64_MAX;
+                        continue;
+                }
+                for (size_t j = 0; j < r->n_services; j++) {
+                        uint64_t bit = policy_service_bit(p, r->services[j]);
+                        if (bit == POLICY_OTHER_SERVICE) {
+                                if (p->n_service_names == POLICY_SERVICE_BITS) {
+                                        p->service_bits = false;
+                                        break;
+                                }
+                                bit = UINT64_C(1) << p->n_service_names;
+                                p->service_names[p->n_service_names++] = r->services[j];
+                        }
+                        p->hot[i].services |= bit;
+                }
+        }
+        return 0;
+}
+
 int policy_index_build(struct phi_policy *p) {
         _cleanup_free_ struct pair *users = NULL, *groups = NULL;
         size_t n_users = 0, n_groups = 0, n_uids = 0;
@@ -110,7 +145,7 @@ int policy_index_build(struct phi_policy *p) {
                         p->every_user_rules[p->n_every_user_rules++] = (uint32_t) i;
         }
         if ((r = index_build(&p->by_user, users, n_users)) < 0 ||
-            (r = index_build(&p->by_group, groups, n_groups)) < 0)
+            (r = index_build(&p->by_group, groups, n_groups)) < 0 || (r = services_build(p)) < 0)
                 return r;
         return 0;
 }
@@ -122,4 +157,5 @@ void policy_index_free(struct phi_policy *p) {
         free(p->by_group.ids);
         free(p->every_user_rules);
         free(p->by_uid);
+        free(p->hot);
 }

@@ -25,7 +25,7 @@ struct policy_rule {
         bool every_service;             /* services = * */
         char **services;
         size_t n_services;
-        char **hosts;                   /* fnmatch patterns */
+        char **hosts;                   /* shell patterns (policy_host_match) */
         size_t n_hosts;
         bool has_from, has_until;
         int64_t valid_from, valid_until;
@@ -55,6 +55,19 @@ struct uid_entry {
         uint32_t rule;
 };
 
+/* What a decision tests first for every candidate rule, packed together so
+ * that rejecting a candidate touches one small array. */
+struct rule_hot {
+        uint64_t services;              /* service bits (policy_service_bit); every bit for services = * */
+        bool deny;
+};
+
+/* Services named by the rules get bits 0..62; bit 63 stands for every other
+ * service, so that services = * (all bits) matches a service no rule names.
+ * A policy naming more services than that tests the names one by one. */
+#define POLICY_SERVICE_BITS 63
+#define POLICY_OTHER_SERVICE (UINT64_C(1) << POLICY_SERVICE_BITS)
+
 struct phi_policy {
         unsigned refcount;
         struct policy_rule **rules;
@@ -67,7 +80,14 @@ struct phi_policy {
         size_t n_every_user_rules;
         struct uid_entry *by_uid;
         size_t n_by_uid;
+        struct rule_hot *hot;           /* one per rule */
+        const char *service_names[POLICY_SERVICE_BITS];
+        size_t n_service_names;
+        bool service_bits;              /* false: too many services for the bits */
 };
+
+/* The bit of a query's service (POLICY_OTHER_SERVICE if no rule names it). */
+uint64_t policy_service_bit(const struct phi_policy *p, const char *service) _phi_nonnull_;
 
 int policy_index_build(struct phi_policy *p) _phi_warn_unused_ _phi_nonnull_;
 void policy_index_free(struct phi_policy *p) _phi_nonnull_;
@@ -79,4 +99,5 @@ const uint32_t *policy_index_lookup(const struct name_index *ix, const char *nam
 bool policy_service_valid(const char *s) _phi_nonnull_;
 bool policy_host_valid(const char *s) _phi_nonnull_;
 bool policy_host_pattern_valid(const char *s) _phi_nonnull_;
+/* fnmatch(pattern, host, FNM_CASEFOLD) in the C locale, for the patterns the parser accepts. */
 bool policy_host_match(const char *pattern, const char *host) _phi_nonnull_;

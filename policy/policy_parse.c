@@ -212,8 +212,9 @@ bool policy_host_valid(const char *s) {
         return true;
 }
 
-/* Host characters plus fnmatch's * ? and closed [...] / [!...] classes; no
- * backslash, so a pattern means the same to a reader as to fnmatch(). */
+/* Host characters plus the shell's * ? and closed [...] / [!...] classes (with
+ * a-b ranges); no backslash, so a pattern means the same to a reader as to
+ * fnmatch(3), which policy_host_match() follows. */
 bool policy_host_pattern_valid(const char *s) {
         size_t len = strnlen(s, PHI_POLICY_HOST_MAX + 1);
 

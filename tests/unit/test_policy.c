@@ -9,7 +9,11 @@
 #include <cmocka.h>
 #include <stdio.h>
 
+#include <fnmatch.h>
+#include <locale.h>
+
 #include "phi/policy.h"
+#include "policy_internal.h"
 
 #define NOW 1790000000   /* 2026-09-21, inside every window below but the dated ones */
 
@@ -358,6 +362,34 @@ static void test_index_matches_scan(void **state) {
         free(text);
 }
 
+/* The library's own matcher agrees with fnmatch(FNM_CASEFOLD) in the C locale
+ * on every pattern the parser accepts (random ones from a small alphabet). */
+static void test_matcher_is_fnmatch(void **state) {
+        static const char *const atoms[] = { "a", "b", "A", "B", ".", "-", "1", "*", "?", "[ab]", "[!a]",
+                                             "[a-c]", "[-b]", "[B-]", "[!0-9]", "**" };
+        static const char chars[] = "abAB.-19z";
+        unsigned checked = 0;
+
+        (void) state;
+        assert_non_null(setlocale(LC_ALL, "C"));
+        for (int i = 0; i < 200000; i++) {
+                char pat[64] = "", host[16];
+                unsigned np = 1 + rnd() % 5, nh = 1 + rnd() % 7;
+                for (unsigned k = 0; k < np; k++)
+                        strcat(pat, atoms[rnd() % (sizeof(atoms) / sizeof(atoms[0]))]);
+                for (unsigned k = 0; k < nh; k++)
+                        host[k] = chars[rnd() % (sizeof(chars) - 1)];
+                host[nh] = 0;
+                if (!policy_host_pattern_valid(pat))
+                        continue;
+                if (policy_host_match(pat, host) != (fnmatch(pat, host, FNM_CASEFOLD) == 0))
+                        fail_msg("pattern '%s' host '%s': ours %d, fnmatch %d", pat, host,
+                                 policy_host_match(pat, host), fnmatch(pat, host, FNM_CASEFOLD) == 0);
+                checked++;
+        }
+        assert_true(checked > 100000);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_rule_kinds),
@@ -372,6 +404,7 @@ int main(void) {
                 cmocka_unit_test(test_shipped_default),
                 cmocka_unit_test(test_shipped_clinic),
                 cmocka_unit_test(test_index_matches_scan),
+                cmocka_unit_test(test_matcher_is_fnmatch),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -161,7 +161,7 @@ struct phi_policy_role {
         size_t n_eligible_groups;
         const char *const *approver_groups;
         size_t n_approver_groups;
-        const char *const *hosts;       /* fnmatch patterns, case-insensitive */
+        const char *const *hosts;       /* shell patterns (fnmatch(3)), case-insensitive */
         size_t n_hosts;
         unsigned approvals;             /* distinct approvers needed, 1..PHI_POLICY_MAX_APPROVALS */
         uint64_t max_duration;          /* seconds */
