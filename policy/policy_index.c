@@ -89,10 +89,11 @@ static int services_build(struct phi_policy *p) {
         p->hot = calloc(p->n_rules ? p->n_rules : 1, sizeof(*p->hot));
         if (!p->hot)
                 return -ENOMEM;
+        for (size_t i = 0; i < p->n_rules; i++)
+                p->hot[i].deny = p->rules[i]->deny;
         p->service_bits = true;
         for (size_t i = 0; i < p->n_rules && p->service_bits; i++) {
                 const struct policy_rule *r = p->rules[i];
-                p->hot[i].deny = r->deny;
                 if (r->every_service) {
                         p->hot[i].services = UINT64_MAX;
                         continue;

@@ -901,11 +901,19 @@ static void publish_roles(struct phi_policy *p) {
 /* Where a value's comment starts (after a blank); has_key_separator() agrees. */
 static char inline_comment_prefixes[] = ";";
 
+struct ini_options {
+        bool use_stack, allow_realloc;
+        int initial_alloc, max_line;
+        bool allow_multiline, allow_no_value, allow_bom, stop_on_first_error, allow_inline_comments;
+        char *inline_comment_prefixes;
+};
+
 int phi_policy_parse(const char *text, size_t len, const char *filename, struct phi_policy **ret,
                      struct phi_policy_errors *errors) {
         struct parse_state st = { .errors = errors, .file = filename, .text = text, .len = len };
         size_t first_error = errors->n, dropped = errors->dropped;
         _cleanup_policy_ struct phi_policy *p = NULL;
+        struct ini_options saved;
         int r = 0;
 
         if (len > PHI_POLICY_MAX_SIZE) {
@@ -919,8 +927,14 @@ int phi_policy_parse(const char *text, size_t len, const char *filename, struct 
         st.policy = p;
 
         /* Debian's inih takes these at run time, process-wide: set every one this
-         * parser relies on. One physical line per call (no continuation lines),
-         * a heap buffer big enough for the longest line the reader passes. */
+         * parser relies on, and put them back afterwards so that another inih
+         * user in the process (the daemon's config) sees what it saw before.
+         * One physical line per call (no continuation lines), a heap buffer
+         * big enough for the longest line the reader passes. */
+        saved = (struct ini_options){ ini_use_stack, ini_allow_realloc, ini_initial_alloc, ini_max_line,
+                                      ini_allow_multiline, ini_allow_no_value, ini_allow_bom,
+                                      ini_stop_on_first_error, ini_allow_inline_comments,
+                                      ini_inline_comment_prefixes };
         ini_use_stack = false;
         ini_allow_realloc = false;
         ini_initial_alloc = PHI_POLICY_MAX_LINE + 3;
@@ -933,6 +947,16 @@ int phi_policy_parse(const char *text, size_t len, const char *filename, struct 
         ini_inline_comment_prefixes = inline_comment_prefixes;
 
         r = ini_parse_stream(reader, &st, handler, &st);
+        ini_use_stack = saved.use_stack;
+        ini_allow_realloc = saved.allow_realloc;
+        ini_initial_alloc = saved.initial_alloc;
+        ini_max_line = saved.max_line;
+        ini_allow_multiline = saved.allow_multiline;
+        ini_allow_no_value = saved.allow_no_value;
+        ini_allow_bom = saved.allow_bom;
+        ini_stop_on_first_error = saved.stop_on_first_error;
+        ini_allow_inline_comments = saved.allow_inline_comments;
+        ini_inline_comment_prefixes = saved.inline_comment_prefixes;
         if (r == -2 || st.oom) {
                 errors_add(&st, 0, "out of memory");
                 return -ENOMEM;

@@ -253,6 +253,33 @@ static void test_refcount_and_independence(void **state) {
         phi_policy_unref(NULL);
 }
 
+/* More services than the service bits hold: the names are compared one by
+ * one, and a deny rule after the overflow still wins. */
+static void test_many_services(void **state) {
+        size_t cap = 16384, len = 0;
+        char *text = malloc(cap);
+        struct phi_policy_decision d;
+
+        (void) state;
+        assert_non_null(text);
+        for (int i = 0; i < 70; i++)
+                len += (size_t) snprintf(text + len, cap - len,
+                                         "[access:s%d]\naction = allow\nusers = x\nservices = svc%d\nhosts = *\n", i, i);
+        len += (size_t) snprintf(text + len, cap - len,
+                                 "[access:no]\naction = deny\nusers = x\nservices = svc69 svc3\nhosts = h\n");
+        {
+                _cleanup_policy_ struct phi_policy *p = parse_ok(text);
+                d = ask(p, "x", 1, NULL, "svc69", "h", NOW);
+                assert_decision(d, false, PHI_POLICY_DENY_RULE, "no", "rule 'no' denies x on h via svc69");
+                d = ask(p, "x", 1, NULL, "svc3", "h", NOW);
+                assert_int_equal(d.refusal, PHI_POLICY_DENY_RULE);
+                d = ask(p, "x", 1, NULL, "svc68", "h", NOW);
+                assert_decision(d, true, PHI_POLICY_OK, "s68", "rule 's68' allows x on h (hosts *) via svc68");
+                assert_false(ask(p, "x", 1, NULL, "svc70", "h", NOW).allowed);
+        }
+        free(text);
+}
+
 static char *slurp(const char *path, size_t *ret_len) {
         FILE *f = fopen(path, "re");
         char *buf = calloc(1, 1 << 16);
@@ -401,6 +428,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_input),
                 cmocka_unit_test(test_empty_policy_denies),
                 cmocka_unit_test(test_refcount_and_independence),
+                cmocka_unit_test(test_many_services),
                 cmocka_unit_test(test_shipped_default),
                 cmocka_unit_test(test_shipped_clinic),
                 cmocka_unit_test(test_index_matches_scan),

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <ini.h>
 #include <stdio.h>
 
 #include "phi/policy.h"
@@ -385,6 +386,36 @@ static void test_values(void **state) {
         assert_null(phi_policy_role_at(p, 2));
 }
 
+/* inih's options are process-wide in Debian's build: a policy parse leaves
+ * them as it found them, so the daemon's config parser is not changed by it. */
+static void test_inih_options_restored(void **state) {
+        static const char text[] = "[access:a]\n" A;
+        struct phi_policy_errors e = { 0 };
+        struct phi_policy *p = NULL;
+        int initial, max;
+        bool multiline, bom;
+        char *inline_prefixes;
+
+        (void) state;
+        /* inih's own defaults, whatever earlier parses in this process did */
+        ini_initial_alloc = 200;
+        ini_max_line = 200;
+        ini_allow_multiline = true;
+        ini_allow_bom = true;
+        initial = ini_initial_alloc;
+        max = ini_max_line;
+        multiline = ini_allow_multiline;
+        bom = ini_allow_bom;
+        inline_prefixes = ini_inline_comment_prefixes;
+        assert_int_equal(phi_policy_parse(text, strlen(text), "t.conf", &p, &e), 0);
+        phi_policy_unref(p);
+        assert_int_equal(ini_initial_alloc, initial);
+        assert_int_equal(ini_max_line, max);
+        assert_int_equal(ini_allow_multiline, multiline);
+        assert_int_equal(ini_allow_bom, bom);
+        assert_ptr_equal(ini_inline_comment_prefixes, inline_prefixes);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_each_error_at_its_line),
@@ -392,6 +423,7 @@ int main(void) {
                 cmocka_unit_test(test_all_errors_reported),
                 cmocka_unit_test(test_bounds),
                 cmocka_unit_test(test_values),
+                cmocka_unit_test(test_inih_options_restored),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,9 +29,10 @@
  *    approvals and runs the clock.
  *
  * inih (Debian's build) keeps its options in process-wide variables; the parser
- * sets every one it depends on before each parse, so phi_policy_parse() must
- * not run at the same time as another inih parse in the same process (the
- * daemon parses its config and its policy from one thread). */
+ * sets every one it depends on for the length of each parse and puts the old
+ * values back, so phi_policy_parse() must not run at the same time as another
+ * inih parse in the same process (the daemon parses its config and its policy
+ * from one thread). */
 
 #include <stdbool.h>
 #include <stddef.h>
