@@ -111,8 +111,7 @@ static void reason_append(struct phi_policy_decision *d, const char *fmt, ...) {
 
 static void decide(struct phi_policy_decision *d, enum phi_policy_refusal refusal, const char *rule) {
         *d = (struct phi_policy_decision){ .allowed = refusal == PHI_POLICY_OK, .refusal = refusal };
-        if (rule)
-                (void) snprintf(d->rule, sizeof(d->rule), "%s", rule);
+        (void) snprintf(d->rule, sizeof(d->rule), "%s", rule ? rule : PHI_POLICY_DEFAULT_RULE);
 }
 
 static void format_time(int64_t t, char buf[static 32]) {

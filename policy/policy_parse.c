@@ -774,6 +774,14 @@ static int section_header(struct parse_state *st, const char *s, size_t n) {
                 }
         }
         len = (size_t) (close - s - 1);
+        if ((len == 7 + strlen(PHI_POLICY_DEFAULT_RULE) &&
+             memcmp(s + 1, "access:" PHI_POLICY_DEFAULT_RULE, len) == 0) ||
+            (len == 5 + strlen(PHI_POLICY_DEFAULT_RULE) && memcmp(s + 1, "role:" PHI_POLICY_DEFAULT_RULE, len) == 0)) {
+                errors_add(st, st->line, "section name '%s' is reserved: decisions that no section makes carry it",
+                           PHI_POLICY_DEFAULT_RULE);
+                st->kind = SEC_BAD;
+                return 0;
+        }
         if (len >= 7 && memcmp(s + 1, "access:", 7) == 0) {
                 name = s + 8;
                 len -= 7;

@@ -104,7 +104,7 @@ static void test_rule_kinds(void **state) {
                         "via openvpn");
         /* the rule's service list is exact: alice by name has sshd only */
         d = ask(p, "alice", 1000, NULL, "sudo", "web1", NOW);
-        assert_decision(d, false, PHI_POLICY_NO_RULE, "", "no rule allows alice on web1 via sudo");
+        assert_decision(d, false, PHI_POLICY_NO_RULE, "default-deny", "no rule allows alice on web1 via sudo");
         /* uid ranges are inclusive at both ends */
         assert_true(ask(p, "u", 199, NULL, "x", "h", NOW).allowed);
         assert_false(ask(p, "u", 200, NULL, "x", "h", NOW).allowed);
@@ -191,12 +191,12 @@ static void test_unknown_user(void **state) {
         (void) state;
         /* users = * and a named rule must not let in a user the caller did not find */
         d = ask(p, "alice", PHI_POLICY_UID_UNKNOWN, NULL, "sshd", "web1", NOW);
-        assert_decision(d, false, PHI_POLICY_UNKNOWN_USER, "", "alice is not a known user");
+        assert_decision(d, false, PHI_POLICY_UNKNOWN_USER, "default-deny", "alice is not a known user");
         d = ask(p, "ghost", PHI_POLICY_UID_UNKNOWN, NULL, "openvpn", "vpn1.example.org", NOW);
-        assert_decision(d, false, PHI_POLICY_UNKNOWN_USER, "", "ghost is not a known user");
+        assert_decision(d, false, PHI_POLICY_UNKNOWN_USER, "default-deny", "ghost is not a known user");
         /* a known user that no rule names */
         d = ask(p, "ghost", 3000, "nobody-group", "sshd", "web1", NOW);
-        assert_decision(d, false, PHI_POLICY_NO_RULE, "", "no rule allows ghost on web1 via sshd");
+        assert_decision(d, false, PHI_POLICY_NO_RULE, "default-deny", "no rule allows ghost on web1 via sshd");
 }
 
 static void test_bad_input(void **state) {
@@ -207,17 +207,17 @@ static void test_bad_input(void **state) {
 
         (void) state;
         d = ask(p, "al ice", 1000, NULL, "sshd", "web1", NOW);
-        assert_decision(d, false, PHI_POLICY_BAD_INPUT, "", "'al ice' is not a valid user name");
+        assert_decision(d, false, PHI_POLICY_BAD_INPUT, "default-deny", "'al ice' is not a valid user name");
         d = ask(p, "alice", 1000, NULL, "ssh d", "web1", NOW);
-        assert_decision(d, false, PHI_POLICY_BAD_INPUT, "", "'ssh d' is not a valid PAM service name");
+        assert_decision(d, false, PHI_POLICY_BAD_INPUT, "default-deny", "'ssh d' is not a valid PAM service name");
         d = ask(p, "alice", 1000, NULL, "sshd", "web1;rm", NOW);
-        assert_decision(d, false, PHI_POLICY_BAD_INPUT, "", "'web1;rm' is not a valid host name");
+        assert_decision(d, false, PHI_POLICY_BAD_INPUT, "default-deny", "'web1;rm' is not a valid host name");
         d = ask(p, "alice", 1000, NULL, "sshd", "", NOW);
         assert_int_equal(d.refusal, PHI_POLICY_BAD_INPUT);
         who.groups = bad_group;
         who.n_groups = 2;
         assert_int_equal(phi_policy_check_access(p, &who, "sshd", "web1", NOW, &d), -EINVAL);
-        assert_decision(d, false, PHI_POLICY_BAD_INPUT, "", "'no good' is not a valid group name");
+        assert_decision(d, false, PHI_POLICY_BAD_INPUT, "default-deny", "'no good' is not a valid group name");
         who.user = NULL;
         assert_int_equal(phi_policy_check_access(p, &who, "sshd", "web1", NOW, &d), -EINVAL);
         assert_false(d.allowed);
@@ -230,7 +230,7 @@ static void test_empty_policy_denies(void **state) {
 
         (void) state;
         d = ask(p, "root", 0, "root", "login", "h", NOW);
-        assert_decision(d, false, PHI_POLICY_NO_RULE, "", "no rule allows root on h via login");
+        assert_decision(d, false, PHI_POLICY_NO_RULE, "default-deny", "no rule allows root on h via login");
         assert_false(ask(q, "root", 0, "root", "login", "h", NOW).allowed);
         assert_int_equal(phi_policy_n_rules(q), 0);
 }
@@ -324,7 +324,7 @@ static void test_shipped_default(void **state) {
         assert_true(ask(p, "ann", 5000, "phi-admins", "sudo", "db1", NOW).allowed);
         assert_false(ask(p, "ann", 5000, "phi-admins", "openvpn", "db1", NOW).allowed);
         d = ask(p, "bob", 5001, "staff", "sshd", "db1", NOW);
-        assert_decision(d, false, PHI_POLICY_NO_RULE, "", "no rule allows bob on db1 via sshd");
+        assert_decision(d, false, PHI_POLICY_NO_RULE, "default-deny", "no rule allows bob on db1 via sshd");
         /* a directory user called root is not uid 0 and gets nothing */
         assert_false(ask(p, "root", 5002, NULL, "sshd", "db1", NOW).allowed);
 }

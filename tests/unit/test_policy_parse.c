@@ -61,6 +61,8 @@ static const struct bad_case cases[] = {
         { "[access:abcdefghijklmnopqrstuvwxyz0123456]\n" A, 1, "must be 1 to 32 letters" },
         { "[role:a/b]\n" R, 1, "section name 'a/b' must be" },
         { "[access:a]\n" A "[access:a]\n" A, 6, "[access:a] is defined twice (first on line 1)" },
+        { "[access:default-deny]\n" A, 1, "section name 'default-deny' is reserved" },
+        { "[role:default-deny]\n" R, 1, "section name 'default-deny' is reserved" },
         { "[role:r]\n" R "[role:r]\n" R, 6, "[role:r] is defined twice (first on line 1)" },
         { "users = a\n[access:a]\n" A, 1, "'users' is outside any section ([access:NAME] or [role:NAME])" },
         /* keys */

@@ -77,11 +77,11 @@ static void test_eligible(void **state) {
         assert_decision(d, false, PHI_POLICY_HOST_NOT_COVERED, "dba",
                         "role 'dba' does not cover host web1 (hosts db*, pg?)");
         assert_int_equal(phi_policy_role_eligible(policy, "dbx", &alice, "db1", &d), 0);
-        assert_decision(d, false, PHI_POLICY_UNKNOWN_ROLE, "", "no role 'dbx' in the policy");
+        assert_decision(d, false, PHI_POLICY_UNKNOWN_ROLE, "default-deny", "no role 'dbx' in the policy");
         assert_int_equal(phi_policy_role_eligible(policy, "dba", &ghost, "db1", &d), 0);
         assert_decision(d, false, PHI_POLICY_UNKNOWN_USER, "dba", "ghost is not a known user");
         assert_int_equal(phi_policy_role_eligible(policy, "dba", &alice, "db 1", &d), -EINVAL);
-        assert_decision(d, false, PHI_POLICY_BAD_INPUT, "", "'db 1' is not a valid host name");
+        assert_decision(d, false, PHI_POLICY_BAD_INPUT, "default-deny", "'db 1' is not a valid host name");
 }
 
 static void test_request(void **state) {

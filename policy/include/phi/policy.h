@@ -14,16 +14,20 @@
  * How the daemon uses it (the integration comes with the daemon work):
  *  - start and --check-config: read the file named by [daemon] policy= with the
  *    same trust checks as its own config (phi_config_open_trusted: a regular
- *    file owned by root, not writable by group or others), hand the bytes to
- *    phi_policy_parse() and, on failure, print every error with
+ *    file owned by root, not writable by group or others), read at most
+ *    PHI_POLICY_MAX_SIZE + 1 bytes (so that a longer file is reported as too
+ *    large rather than cut), hand the bytes to phi_policy_parse() and, on
+ *    failure, print every error with
  *    phi_policy_errors_print() ("FILE:LINE: message") and refuse to run / exit 1;
  *  - reload: parse into a new object; on success swap the daemon's pointer
  *    (take a reference per request with phi_policy_ref(), drop it with
  *    phi_policy_unref()); on failure keep the old object, which nothing ever
  *    changes, and log the errors;
  *  - pam_phi account / phictl policy check: phi_policy_check_access() with the
- *    user's uid and groups as the daemon's store knows them; the decision's
- *    rule and reason go to the journal as PHI_RULE and PHI_REASON;
+ *    user's uid and groups as the daemon knows them (PHI_POLICY_UID_UNKNOWN
+ *    for a name it does not know), the PAM service, and the local host's name
+ *    (this host, not PAM_RHOST); the decision's rule and reason go to the
+ *    journal as PHI_RULE and PHI_REASON;
  *  - JIT requests, approvals and break-glass: phi_policy_role_find() and the
  *    phi_policy_role_*() checks below; the daemon keeps the requests, counts
  *    approvals and runs the clock.
@@ -77,10 +81,10 @@ struct phi_policy_errors {
 /* Parses len bytes of policy text (no NUL needed; a NUL inside is an error).
  * filename is only used in error messages. On success *ret is a new policy
  * with one reference and errors is untouched. On failure *ret is not set,
- * every problem found is in errors, in line order within each pass (syntax and
- * values first, then checks that span sections), and -EINVAL is returned
- * (-ENOMEM if memory ran out). An empty text is a valid policy that denies
- * everyone. */
+ * every problem found is appended to errors, sorted by line (what a section
+ * lacks is reported at its header line; line 0 is the text as a whole), and
+ * -EINVAL is returned (-ENOMEM if memory ran out). An empty text is a valid
+ * policy that denies everyone. */
 int phi_policy_parse(const char *text, size_t len, const char *filename, struct phi_policy **ret,
                      struct phi_policy_errors *errors) _phi_warn_unused_ _phi_nonnull_;
 
@@ -125,8 +129,11 @@ enum phi_policy_refusal {
 };
 
 /* Every answer: what was decided, by which section, and why, in words a person
- * reads in the journal or in `phictl policy check`. rule is "" when no section
- * decided (default deny, unknown user, bad input). */
+ * reads in the journal or in `phictl policy check`. rule is the deciding
+ * section's name, or PHI_POLICY_DEFAULT_RULE when no section decided (default
+ * deny, an unknown user or role, bad input); no section may take that name. */
+#define PHI_POLICY_DEFAULT_RULE "default-deny"
+
 struct phi_policy_decision {
         bool allowed;
         enum phi_policy_refusal refusal;
