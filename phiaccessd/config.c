@@ -729,6 +729,9 @@ static int parse(struct parse_state *st, struct phi_config **ret) {
          * physical line (no continuation) of up to PHI_CONFIG_MAX_LINE bytes. */
         ini_use_stack = false;
         ini_allow_realloc = false;
+        /* Without realloc the heap buffer stays at its first size, 200 bytes
+         * by default: every longer line was refused as over the limit. */
+        ini_initial_alloc = PHI_CONFIG_MAX_LINE + 3;
         ini_max_line = PHI_CONFIG_MAX_LINE + 3;
         ini_allow_multiline = false;
         ini_allow_no_value = false;

@@ -38,7 +38,7 @@ phi_check "the unit's ExecStart ($exec_start) is the installed daemon" test -x "
 phi_check "phictl is in /usr/bin" test -x "$root/usr/bin/phictl"
 
 # Every man page that another one or the README points to is installed.
-for page in man1/phictl.1 man5/phiaccessd.conf.5 man8/phiaccessd.8 man8/pam_phi.8 man8/nss-phi.8; do
+for page in man1/phictl.1 man5/phiaccessd.conf.5 man5/phi-policy.conf.5 man8/phiaccessd.8 man8/pam_phi.8 man8/nss-phi.8; do
     phi_check "$page is installed" test -f "$root/usr/share/man/$page"
 done
 example=$(sed -n '/^\.SH EXAMPLE/,/^\.SH/s/^\.I \(\/[^ ]*example\)\.\{0,1\}$/\1/p' \
@@ -47,5 +47,10 @@ phi_assert_match "$example" '^/usr/share/doc/' "phiaccessd.conf(5) names an exam
 phi_check "the example phiaccessd.conf(5) names is installed there" test -f "$root$example"
 phi_check "the installed example is the one in the source tree" \
     cmp "$root$example" "$PHI_SOURCE_DIR/phiaccessd/phiaccessd.conf.example"
+for f in policy.conf policy.conf.clinic-example pam.d/sshd pam.d/sudo pam.d/openvpn; do
+    phi_check "the shipped $f is in /usr/share/doc/phi" test -f "$root/usr/share/doc/phi/$f"
+done
+phi_check_fails "the install writes no policy into /etc (it would replace the one in force)" \
+    test -e "$root/etc/phi/policy.conf"
 phi_check_fails "nothing is installed under /usr/local" test -e "$root/usr/local"
 phi_pass "install layout checked"

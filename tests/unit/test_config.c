@@ -59,6 +59,25 @@ static void test_values(void **state) {
         phi_config_unref(c);
 }
 
+/* A filter of a few hundred bytes is ordinary (a list of departments); the
+ * line limit is PHI_CONFIG_MAX_LINE, not inih's 200-byte default buffer. */
+static void test_long_line(void **state) {
+        char text[2048], filter[1200];
+        struct phi_config_errors e = { 0 };
+        struct phi_config *c = NULL;
+        size_t n = 0;
+
+        (void) state;
+        n += (size_t) snprintf(filter + n, sizeof(filter) - n, "(&(objectClass=posixAccount)(|");
+        while (n < 1000)
+                n += (size_t) snprintf(filter + n, sizeof(filter) - n, "(departmentNumber=%zu)", n);
+        (void) snprintf(filter + n, sizeof(filter) - n, "))");
+        (void) snprintf(text, sizeof(text), "%suser_filter = %s\n", minimal, filter);
+        assert_int_equal(phi_config_load_string("t", text, &c, &e), 0);
+        assert_string_equal(c->user_filter, filter);
+        phi_config_unref(c);
+}
+
 static void test_errors_have_lines(void **state) {
         static const char text[] = "[ldap]\n"                            /* 1 */
                                    "uri = ldap://127.0.0.1\n"            /* 2 */
@@ -195,6 +214,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_values),
+                cmocka_unit_test(test_long_line),
                 cmocka_unit_test(test_errors_have_lines),
                 cmocka_unit_test(test_primary_gids_allowed),
                 cmocka_unit_test(test_tls_rules),
