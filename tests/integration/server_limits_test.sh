@@ -161,3 +161,29 @@ summed=$(printf '%s\n' "$entries" | jq -s '[.[] | select(.PHI_REASON == "rate_li
 phi_log "journal: $single entries for the closed connections, $summed more counted in summaries"
 phi_check "journaled once per interval (1 or 2 intervals: $single)" test "$single" -ge 1 -a "$single" -le 2
 phi_assert_eq "$((single + summed))" $((600 - PER_UID)) "and the summaries count the rest"
+
+# ------------------------------------- many uids: the reserve of root and admins
+# 15 uids of 32 connections fill the 480 anyone may use. Root and an admin
+# (frank, in phi-admins) get one of the 32 kept for them, closing nothing;
+# bob, neither, gets his by closing the oldest idle connection of a uid that
+# holds the most.
+printf 'root:x:0:\nphi-admins:x:3000:frank\n' >"$TOTP_DIR/group"
+totp_daemon_start
+holders=()
+for i in $(seq 1 15); do
+    exec {fd}> >(setpriv --reuid=$((4000 + i)) --regid=$((4000 + i)) --clear-groups -- \
+        /usr/bin/python3 "$TOTP_DIR/flood.py" hold "$TOTP_SOCKET" "$PER_UID" >"$PHI_TMP/pool.$i" 2>&1)
+    holders+=("$fd")
+    phi_wait_for --timeout 20 --what "uid $((4000 + i)) holding $PER_UID" grep -qx "open $PER_UID" "$PHI_TMP/pool.$i" ||
+        phi_fail "a holding client did not open its connections" "$(cat "$PHI_TMP/pool.$i")"
+done
+phi_assert_eq "$(status_get connections)" 481 "480 connections held, and root's own from the reserve"
+phi_assert_eq "$(status_get connections_closed)" 0 "root's connection closed none of the others"
+phi_check "frank, an admin, is served from the reserve too" totp_phictl_as frank status
+phi_assert_eq "$(status_get connections_closed)" 0 "and closed none"
+phi_check "bob, neither root nor admin, is served with the 480 in use" totp_phictl_as bob status
+phi_assert_eq "$(status_get connections_closed)" 1 "by closing one idle connection of a uid holding the most"
+for fd in "${holders[@]}"; do
+    exec {fd}>&-
+done
+totp_daemon_stop
