@@ -142,8 +142,8 @@ void phi_dispatch_journal_refusal(struct phi_daemon *d, const struct phi_caller 
                 { "PHI_REASON", reason },
                 { "PHI_CALLER_UID", uid },
         };
-        phi_journal_event(PHI_EVENT_ACCESS_DENIED, LOG_WARNING, fields, PHI_ELEMENTSOF(fields),
-                          "Request '%s' by %s refused: %s", verb, caller->name, reason);
+        phi_journal_event_async(PHI_EVENT_ACCESS_DENIED, LOG_WARNING, fields, PHI_ELEMENTSOF(fields),
+                                "Request '%s' by %s refused: %s", verb, caller->name, reason);
 }
 
 int phi_dispatch(struct phi_daemon *d, const struct phi_caller *identified, const phi_msg *req,

@@ -348,9 +348,9 @@ static void note_connection(phi_server *s, uid_t uid, const char *reason, const 
                 { "PHI_REASON", reason },
                 { "PHI_CALLER_UID", uid_text },
         };
-        phi_journal_event(PHI_EVENT_ACCESS_DENIED, LOG_WARNING, fields, PHI_ELEMENTSOF(fields),
-                          "Connection of %s %s (more such within %d s are counted, not journaled one by one)",
-                          who.name, what, PHI_SERVER_JOURNAL_INTERVAL_S);
+        phi_journal_event_async(PHI_EVENT_ACCESS_DENIED, LOG_WARNING, fields, PHI_ELEMENTSOF(fields),
+                                "Connection of %s %s (more such within %d s are counted, not journaled "
+                                "one by one)", who.name, what, PHI_SERVER_JOURNAL_INTERVAL_S);
 }
 
 /* An ERROR frame (best effort: the socket is not waited for), then close. */
@@ -511,11 +511,12 @@ static void summarise(const struct phi_ratelimit_summary *sum, const char *limit
                 { "PHI_JOURNALED", written },
                 { "PHI_CALLER_UID", others ? NULL : uid_text },
         };
-        phi_journal_event(PHI_EVENT_ACCESS_DENIED, LOG_WARNING, fields, PHI_ELEMENTSOF(fields),
-                          "%s more %s of %s not journaled one by one (%s were), at most %d a uid per %d s",
-                          suppressed, what, who, written,
-                          strcmp(limit, "requests") == 0 ? PHI_SERVER_REFUSAL_BURST : PHI_SERVER_CONNECTION_BURST,
-                          PHI_SERVER_JOURNAL_INTERVAL_S);
+        phi_journal_event_async(PHI_EVENT_ACCESS_DENIED, LOG_WARNING, fields, PHI_ELEMENTSOF(fields),
+                                "%s more %s of %s not journaled one by one (%s were), at most %d a uid per %d s",
+                                suppressed, what, who, written,
+                                strcmp(limit, "requests") == 0 ? PHI_SERVER_REFUSAL_BURST
+                                                               : PHI_SERVER_CONNECTION_BURST,
+                                PHI_SERVER_JOURNAL_INTERVAL_S);
 }
 
 static void summarise_refusal(void *userdata, const struct phi_ratelimit_summary *sum) {
