@@ -47,11 +47,17 @@ status_get() {
     "$PHI_BUILD_DIR/phiaccessd/phictl" --json status | jq -r ".$1"
 }
 # pamtester_login USER CODE: a real login program's PAM stack (pam_phi), on
-# the PAM socket; prints pamtester's exit status.
+# the PAM socket; prints pamtester's exit status. The sanitizer build's module
+# needs its runtimes loaded first (as totp_sshd_test.sh does for sshd); leaks
+# of pamtester itself are not ours.
+san=$(ldd "$PHI_BUILD_DIR/pam_phi/pam_phi.so" | awk '/libasan|libubsan/ { printf "%s%s", sep, $3; sep = " " }')
+PAMTESTER_ENV=(env)
+[ -z "$san" ] || PAMTESTER_ENV=(env "LD_PRELOAD=$san" "ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}")
 pamtester_login() {
     local status=0
     printf '%s\n' "$2" | phi_ns_run --bind "$TOTP_DIR/pam.d/phi-auth:/etc/pam.d/phi-flood" -- \
-        timeout 20 pamtester phi-flood "$1" authenticate >>"$PHI_TMP/pamtester.log" 2>&1 || status=$?
+        "${PAMTESTER_ENV[@]}" timeout 20 pamtester phi-flood "$1" authenticate >>"$PHI_TMP/pamtester.log" 2>&1 ||
+        status=$?
     echo "$status"
 }
 
