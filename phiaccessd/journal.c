@@ -168,7 +168,7 @@ void phi_journal_event_async(enum phi_event event, int priority, const struct ph
                 return;
         }
         pthread_mutex_lock(&async.lock);
-        if (!writer_ready() || async.stop) {
+        if (async.stop || !writer_ready()) {
                 pthread_mutex_unlock(&async.lock);
                 entry_send(e);
                 entry_free(e);
