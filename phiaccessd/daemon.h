@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "ratelimit.h"
 #include "store.h"
 #include "sync.h"
 #include "verifier.h"
@@ -18,4 +19,12 @@ struct phi_daemon {
         uint64_t requests;
         uint64_t refused;
         phi_verifier *verifier;     /* TOTP; NULL without a master key */
+        /* Kept by the request socket (server.c): how many refusals it journals
+         * (NULL: all of them), and its connections, for `phictl status`. */
+        phi_ratelimit *refusals;
+        phi_ratelimit *connection_notes;
+        phi_ratelimit *self_service;    /* a user's own enrolment requests */
+        size_t connections;
+        uint64_t connections_closed;    /* an idle one closed to make room for another */
+        uint64_t connections_refused;   /* no room, and none idle to close */
 };

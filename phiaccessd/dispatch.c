@@ -126,8 +126,15 @@ static const char *class_list(const struct phi_daemon *d, unsigned allowed, char
         return buf;
 }
 
-static void journal_refusal(const struct phi_caller *caller, const char *verb, const char *reason) {
+/* Any local user can send refused requests as fast as the socket takes them:
+ * past the caller's budget a refusal is only counted, and the interval's
+ * summary tells how many (server.c). */
+void phi_dispatch_journal_refusal(struct phi_daemon *d, const struct phi_caller *caller, const char *verb,
+                                  const char *reason) {
         char uid[24];
+
+        if (d->refusals && !phi_ratelimit_admit(d->refusals, caller->uid, caller->name))
+                return;
 
         snprintf(uid, sizeof(uid), "%u", (unsigned) caller->uid);
         const struct phi_journal_field fields[] = {
@@ -138,8 +145,8 @@ static void journal_refusal(const struct phi_caller *caller, const char *verb, c
                 { "PHI_REASON", reason },
                 { "PHI_CALLER_UID", uid },
         };
-        phi_journal_event(PHI_EVENT_ACCESS_DENIED, LOG_WARNING, fields, PHI_ELEMENTSOF(fields),
-                          "Request '%s' by %s refused: %s", verb, caller->name, reason);
+        phi_journal_event_async(PHI_EVENT_ACCESS_DENIED, LOG_WARNING, fields, PHI_ELEMENTSOF(fields),
+                                "Request '%s' by %s refused: %s", verb, caller->name, reason);
 }
 
 int phi_dispatch(struct phi_daemon *d, const struct phi_caller *identified, const phi_msg *req,
@@ -159,7 +166,7 @@ int phi_dispatch(struct phi_daemon *d, const struct phi_caller *identified, cons
         if (!v) {
                 const char *name = phi_msg_type_name(type);
                 d->refused++;
-                journal_refusal(caller, name ? name : "unknown", "request type not served");
+                phi_dispatch_journal_refusal(d, caller, name ? name : "unknown", "request type not served");
                 return phi_msg_new_error(-EOPNOTSUPP, ret_reply,
                                          "request '%s' is not served by this phiaccessd",
                                          name ? name : "unknown");
@@ -176,7 +183,7 @@ int phi_dispatch(struct phi_daemon *d, const struct phi_caller *identified, cons
                 d->refused++;
                 snprintf(reason, sizeof(reason), "'%s' is only for %s", v->name,
                          class_list(d, v->allowed, who, sizeof(who)));
-                journal_refusal(caller, v->name, reason);
+                phi_dispatch_journal_refusal(d, caller, v->name, reason);
                 return phi_msg_new_error(-EACCES, ret_reply, "permission denied: %s; you are %s",
                                          reason, caller->name);
         }
@@ -262,6 +269,19 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
             (r = put_u64(m, "requests", d->requests)) < 0 ||
             (r = put_u64(m, "requests_refused", d->refused)) < 0)
                 return r;
+        if (d->refusals && d->connection_notes) {
+                struct phi_ratelimit_stats rs, cs;
+                phi_ratelimit_get_stats(d->refusals, &rs);
+                phi_ratelimit_get_stats(d->connection_notes, &cs);
+                if ((r = put_u64(m, "refusals_journaled", rs.written)) < 0 ||
+                    (r = put_u64(m, "refusals_suppressed", rs.suppressed)) < 0 ||
+                    (r = put_u64(m, "refusal_summaries", rs.summaries)) < 0 ||
+                    (r = put_u64(m, "connections", d->connections)) < 0 ||
+                    (r = put_u64(m, "connections_closed", d->connections_closed)) < 0 ||
+                    (r = put_u64(m, "connections_refused", d->connections_refused)) < 0 ||
+                    (r = put_u64(m, "connection_notes_suppressed", cs.suppressed)) < 0)
+                        return r;
+        }
         if (d->verifier) {
                 /* Group commit at work: requests per durable transaction. */
                 uint64_t rounds, requests;

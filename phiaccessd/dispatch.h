@@ -52,5 +52,10 @@ int phi_dispatch(struct phi_daemon *d, const struct phi_caller *caller, const ph
 int phi_dispatch_sync_reply(int error, const char *message, phi_msg **ret_reply) _phi_warn_unused_
         _phi_nonnull_;
 
+/* Journals a refused request as access_denied, within the caller's budget
+ * (d->refusals; past it the refusal is only counted). */
+void phi_dispatch_journal_refusal(struct phi_daemon *d, const struct phi_caller *caller, const char *verb,
+                                  const char *reason) _phi_nonnull_;
+
 /* An ERROR reply for a frame that could not be decoded. */
 int phi_dispatch_bad_frame(int error, phi_msg **ret_reply) _phi_warn_unused_ _phi_nonnull_;

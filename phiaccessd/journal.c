@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,40 +28,177 @@ static void to_stderr(int priority, const char *msg) {
                 fprintf(stderr, IDENT ": %s\n", msg);
 }
 
-/* One entry: MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, the event's MESSAGE_ID and
- * PHI_EVENT when there is one, and the fields. */
-static void journal_send(const struct phi_event_info *event, int priority, const struct phi_journal_field *fields,
-                         size_t n_fields, const char *msg) {
+/* One entry as its journal fields: MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, the
+ * event's MESSAGE_ID and PHI_EVENT when there is one, and the fields. */
+struct entry {
+        struct entry *next;
+        int priority;
+        size_t n;
+        char *parts[MAX_FIELDS + 6];
+        char msg[];             /* for stderr */
+};
+
+static void entry_free(struct entry *e) {
+        if (!e)
+                return;
+        for (size_t i = 0; i < e->n; i++)
+                free(e->parts[i]);
+        free(e);
+}
+
+static struct entry *entry_new(const struct phi_event_info *event, int priority,
+                               const struct phi_journal_field *fields, size_t n_fields, const char *msg) {
+        size_t len = strlen(msg) + 1;
+        struct entry *e = calloc(1, sizeof(*e) + len);
+
+        if (!e)
+                return NULL;
+        memcpy(e->msg, msg, len);
+        e->priority = priority;
+        /* asprintf leaves its pointer undefined on failure: the slot is cleared. */
+#define ADD(...) (asprintf(&e->parts[e->n], __VA_ARGS__) < 0 ? (e->parts[e->n] = NULL, false) : (e->n++, true))
+        if (!ADD("MESSAGE=%s", msg) || !ADD("PRIORITY=%d", priority) || !ADD("SYSLOG_IDENTIFIER=" IDENT) ||
+            (event && (!ADD("MESSAGE_ID=%s", event->message_id) || !ADD("PHI_EVENT=%s", event->name))))
+                goto fail;
+        for (size_t i = 0; i < n_fields && e->n < PHI_ELEMENTSOF(e->parts); i++)
+                if (fields[i].value && !ADD("%s=%s", fields[i].name, fields[i].value))
+                        goto fail;
+#undef ADD
+        return e;
+fail:
+        entry_free(e);
+        return NULL;
+}
+
+static void entry_send(const struct entry *e) {
         struct iovec iov[MAX_FIELDS + 6];
-        char *parts[MAX_FIELDS + 6] = { 0 };
-        size_t n = 0;
         int r;
 
-        if (asprintf(&parts[n++], "MESSAGE=%s", msg) < 0 ||
-            asprintf(&parts[n++], "PRIORITY=%d", priority) < 0 ||
-            asprintf(&parts[n++], "SYSLOG_IDENTIFIER=" IDENT) < 0 ||
-            (event && (asprintf(&parts[n++], "MESSAGE_ID=%s", event->message_id) < 0 ||
-                       asprintf(&parts[n++], "PHI_EVENT=%s", event->name) < 0))) {
-                parts[n - 1] = NULL;
-                goto out;
-        }
-        for (size_t i = 0; i < n_fields && n < PHI_ELEMENTSOF(parts); i++) {
-                if (!fields[i].value)
-                        continue;
-                if (asprintf(&parts[n], "%s=%s", fields[i].name, fields[i].value) < 0) {
-                        parts[n] = NULL;
-                        goto out;
-                }
-                n++;
-        }
-        for (size_t i = 0; i < n; i++)
-                iov[i] = (struct iovec){ .iov_base = parts[i], .iov_len = strlen(parts[i]) };
-        r = sd_journal_sendv(iov, (int) n);
+        for (size_t i = 0; i < e->n; i++)
+                iov[i] = (struct iovec){ .iov_base = e->parts[i], .iov_len = strlen(e->parts[i]) };
+        r = sd_journal_sendv(iov, (int) e->n);
         if (r < 0 || !stderr_is_journal())
-                to_stderr(r < 0 ? LOG_CRIT : priority, msg);
-out:
-        for (size_t i = 0; i < PHI_ELEMENTSOF(parts); i++)
-                free(parts[i]);
+                to_stderr(r < 0 ? LOG_CRIT : e->priority, e->msg);
+}
+
+static void journal_send(const struct phi_event_info *event, int priority, const struct phi_journal_field *fields,
+                         size_t n_fields, const char *msg) {
+        struct entry *e = entry_new(event, priority, fields, n_fields, msg);
+
+        if (e)
+                entry_send(e);
+        else
+                to_stderr(LOG_CRIT, msg);
+        entry_free(e);
+}
+
+/* ------------------------------------------------------------ the writer
+ * The event loop's entries are written by a thread of their own (started on
+ * the first one), so a journald that falls behind does not stall the request
+ * socket. The queue is bounded: past ASYNC_MAX waiting entries the caller
+ * waits for room, so nothing is dropped. */
+
+#define ASYNC_MAX 1024
+
+static struct {
+        pthread_mutex_t lock;
+        pthread_cond_t wake, room;
+        struct entry *head, *tail;
+        size_t n;
+        bool started, failed, stop;
+        pthread_t thread;
+} async = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .room = PTHREAD_COND_INITIALIZER };
+
+static void *writer_main(void *arg) {
+        (void) arg;
+        pthread_mutex_lock(&async.lock);
+        for (;;) {
+                struct entry *e;
+                while (!async.head && !async.stop)
+                        pthread_cond_wait(&async.wake, &async.lock);
+                if (!async.head)
+                        break;
+                e = async.head;
+                async.head = e->next;
+                if (!async.head)
+                        async.tail = NULL;
+                async.n--;
+                pthread_cond_signal(&async.room);
+                pthread_mutex_unlock(&async.lock);
+                entry_send(e);
+                entry_free(e);
+                pthread_mutex_lock(&async.lock);
+        }
+        pthread_mutex_unlock(&async.lock);
+        return NULL;
+}
+
+/* Under the lock: false when there is no writer (the caller writes itself). */
+static bool writer_ready(void) {
+        if (async.started || async.failed)
+                return async.started;
+        {
+                sigset_t all, old;
+                /* The thread takes no signal: they are for the event loop's signalfd. */
+                sigfillset(&all);
+                (void) pthread_sigmask(SIG_SETMASK, &all, &old);
+                async.failed = pthread_create(&async.thread, NULL, writer_main, NULL) != 0;
+                (void) pthread_sigmask(SIG_SETMASK, &old, NULL);
+        }
+        if (!async.failed)
+                (void) pthread_setname_np(async.thread, "phi-journal-rq");
+        async.started = !async.failed;
+        return async.started;
+}
+
+void phi_journal_event_async(enum phi_event event, int priority, const struct phi_journal_field *fields,
+                             size_t n_fields, const char *fmt, ...) {
+        struct entry *e;
+        char msg[2048];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (event >= _PHI_EVENT_MAX)
+                return;
+        e = entry_new(&phi_events[event], priority, fields, n_fields, msg);
+        if (!e) {
+                to_stderr(LOG_CRIT, msg);
+                return;
+        }
+        pthread_mutex_lock(&async.lock);
+        if (async.stop || !writer_ready()) {
+                pthread_mutex_unlock(&async.lock);
+                entry_send(e);
+                entry_free(e);
+                return;
+        }
+        while (async.n >= ASYNC_MAX)
+                pthread_cond_wait(&async.room, &async.lock);
+        if (async.tail)
+                async.tail->next = e;
+        else
+                async.head = e;
+        async.tail = e;
+        async.n++;
+        pthread_cond_signal(&async.wake);
+        pthread_mutex_unlock(&async.lock);
+}
+
+void phi_journal_async_stop(void) {
+        bool joined;
+
+        pthread_mutex_lock(&async.lock);
+        async.stop = true;
+        joined = async.started;
+        pthread_cond_signal(&async.wake);
+        pthread_mutex_unlock(&async.lock);
+        if (joined)
+                (void) pthread_join(async.thread, NULL);
+        pthread_mutex_lock(&async.lock);
+        async.started = false;
+        pthread_mutex_unlock(&async.lock);
 }
 
 void phi_journal_event(enum phi_event event, int priority, const struct phi_journal_field *fields,

@@ -22,6 +22,15 @@ struct phi_journal_field {
 void phi_journal_event(enum phi_event event, int priority, const struct phi_journal_field *fields,
                        size_t n_fields, const char *fmt, ...) _phi_printf_(5, 6);
 
+/* The same, written by a thread of the journal's (started on the first call):
+ * for the event loop, which must not wait for a journald that falls behind.
+ * Entries keep their order; past 1,024 waiting the caller waits for room
+ * rather than drop one. phi_journal_async_stop() writes all that wait. */
+void phi_journal_event_async(enum phi_event event, int priority, const struct phi_journal_field *fields,
+                             size_t n_fields, const char *fmt, ...) _phi_printf_(5, 6);
+/* Writes what waits and ends the thread; later entries are written at once. */
+void phi_journal_async_stop(void);
+
 /* Something of a user's access history that is not one of SPEC.md's events
  * (a token offered to a login, say): the fields, so that `journalctl
  * PHI_USER=...` shows it, but no PHI_EVENT and no MESSAGE_ID. */

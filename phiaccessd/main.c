@@ -363,7 +363,9 @@ int main(int argc, char **argv) {
                 return 1;
         m.daemon.started = (uint64_t) time(NULL);
         r = run(&m);
-        /* The server is gone (run's cleanup); stop the thread, then the store. */
+        /* The server is gone (run's cleanup), its last summaries queued. */
+        phi_journal_async_stop();
+        /* Stop the thread, then the store. */
         phi_sync_free(m.daemon.sync);
         phi_verifier_free(m.daemon.verifier);
         phi_store_free(m.daemon.store);

@@ -5,6 +5,7 @@
  * one frame. A timer closes connections that stall mid-request or sit idle. */
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
@@ -30,6 +31,7 @@ struct conn {
         size_t out_len, out_pos;
         bool close_after_write;
         uint64_t waiting_ticket;
+        uint64_t last_active;       /* CLOCK_MONOTONIC µs: accepted, or last reply sent */
 };
 
 struct phi_server {
@@ -39,9 +41,13 @@ struct phi_server {
         void *handler_data;
         int listen_fd;
         char *bound_path;           /* unlinked at exit when we created it */
-        sd_event_source *listen_src, *sync_src, *verifier_src;
+        sd_event_source *listen_src, *sync_src, *verifier_src, *flush_timer;
         struct conn *conns;
         size_t n_conns;
+        /* Journal budgets: refused requests (the request socket's; the
+         * dispatcher reaches it through daemon->refusals), and refused or
+         * closed connections. Each interval ends in their summaries. */
+        phi_ratelimit *refusals, *connection_notes, *self_service;
 };
 
 static void conn_free(struct conn *c) {
@@ -57,6 +63,8 @@ static void conn_free(struct conn *c) {
         if (c->next)
                 c->next->prev = c->prev;
         s->n_conns--;
+        if (s->daemon)
+                s->daemon->connections = s->n_conns;
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         (void) phi_close_safe(c->fd);
@@ -225,6 +233,7 @@ static int conn_write(struct conn *c) {
         c->out_len = c->out_pos = 0;
         if (c->close_after_write)
                 return -ECONNRESET;
+        (void) sd_event_now(c->server->event, CLOCK_MONOTONIC, &c->last_active);
         (void) sd_event_source_set_io_events(c->io, EPOLLIN);
         return conn_arm_timer(c, PHI_SERVER_IDLE_TIMEOUT_S);
 }
@@ -262,9 +271,160 @@ static int on_conn_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* ------------------------------------------------- sharing the connections
+ *
+ * No uid but root holds more than PHI_SERVER_MAX_PER_UID connections to the
+ * request socket, and the last PHI_SERVER_RESERVED_CONNECTIONS of the cap are
+ * for root and admin_group. A caller over its share does not lock others out:
+ * room is made by closing the oldest idle connection of the uid over its cap
+ * (or, the pool being full, of the uid holding the most); that connection
+ * gets an ERROR frame saying why, then end of file. Only when none of those
+ * is idle is the new connection refused (an ERROR frame, then closed). */
+
+static bool conn_idle(const struct conn *c) {
+        return !c->waiting_ticket && !c->out && c->header_len == 0;
+}
+
+static size_t conns_of(const phi_server *s, uid_t uid) {
+        size_t n = 0;
+
+        for (const struct conn *c = s->conns; c; c = c->next)
+                n += c->cred.uid == uid;
+        return n;
+}
+
+static struct conn *oldest_idle_of(phi_server *s, uid_t uid) {
+        struct conn *best = NULL;
+
+        for (struct conn *c = s->conns; c; c = c->next)
+                if (c->cred.uid == uid && conn_idle(c) && (!best || c->last_active <= best->last_active))
+                        best = c;
+        return best;
+}
+
+static int uid_cmp(const void *a, const void *b) {
+        uid_t x = *(const uid_t *) a, y = *(const uid_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* The uid other than root holding the most connections, which pays for a full
+ * pool; false when only root holds any. */
+static bool busiest_uid(const phi_server *s, uid_t *ret) {
+        uid_t uids[PHI_SERVER_MAX_CONNECTIONS + 1];
+        size_t n = 0, best_n = 0;
+
+        for (const struct conn *c = s->conns; c && n < PHI_ELEMENTSOF(uids); c = c->next)
+                if (c->cred.uid != 0)
+                        uids[n++] = c->cred.uid;
+        qsort(uids, n, sizeof(uids[0]), uid_cmp);
+        for (size_t i = 0, j; i < n; i = j) {
+                for (j = i; j < n && uids[j] == uids[i]; j++)
+                        ;
+                if (j - i > best_n) {
+                        best_n = j - i;
+                        *ret = uids[i];
+                }
+        }
+        return best_n > 0;
+}
+
+/* One refused or closed connection of uid: journaled within the budget. */
+static void note_connection(phi_server *s, uid_t uid, const char *reason, const char *what) {
+        struct phi_caller who = { 0 };
+        char uid_text[24];
+
+        if (!phi_ratelimit_admit(s->connection_notes, uid, NULL))
+                return;
+        if (s->daemon)
+                phi_caller_identify(s->daemon, &(struct ucred){ .uid = uid, .gid = (gid_t) -1 }, &who);
+        else
+                snprintf(who.name, sizeof(who.name), "uid %u", (unsigned) uid);
+        snprintf(uid_text, sizeof(uid_text), "%u", (unsigned) uid);
+        const struct phi_journal_field fields[] = {
+                { "PHI_ACTOR", who.name },
+                { "PHI_USER", who.name },
+                { "PHI_SERVICE", "phiaccessd" },
+                { "PHI_VERB", "connect" },
+                { "PHI_REASON", reason },
+                { "PHI_CALLER_UID", uid_text },
+        };
+        phi_journal_event_async(PHI_EVENT_ACCESS_DENIED, LOG_WARNING, fields, PHI_ELEMENTSOF(fields),
+                                "Connection of %s %s (more such within %d s are counted, not journaled "
+                                "one by one)", who.name, what, PHI_SERVER_JOURNAL_INTERVAL_S);
+}
+
+/* An ERROR frame (best effort: the socket is not waited for), then close. */
+static void close_with_error(int fd, int error, const char *message) {
+        _cleanup_msg_ phi_msg *reply = NULL;
+        _cleanup_free_ uint8_t *frame = NULL;
+        size_t len = 0;
+
+        if (phi_msg_new_error(error, &reply, "%s", message) == 0 && phi_msg_encode(reply, &frame, &len) == 0)
+                (void) !send(fd, frame, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void) phi_close_safe(fd);
+}
+
+static void conn_close_for_room(struct conn *c, const char *reason, const char *message) {
+        phi_server *s = c->server;
+        uid_t uid = c->cred.uid;
+        int fd = PHI_TAKE_FD(c->fd);
+
+        conn_free(c);
+        close_with_error(fd, -EUSERS, message);
+        if (s->daemon)
+                s->daemon->connections_closed++;
+        note_connection(s, uid, reason, "closed: its oldest idle one, to make room");
+}
+
+static bool may_use_reserve(phi_server *s, uid_t uid) {
+        struct phi_caller who;
+
+        if (uid == 0)
+                return true;
+        /* Only near the cap: it costs a look at the passwd and group files. */
+        phi_caller_identify(s->daemon, &(struct ucred){ .uid = uid, .gid = (gid_t) -1 }, &who);
+        phi_caller_resolve_roles(s->daemon, &who);
+        return who.classes & PHI_CALLER_ADMIN;
+}
+
+/* Makes room for a new connection of uid: 0, or -EUSERS with *ret_reason
+ * when it is refused. */
+static int make_room(phi_server *s, uid_t uid, const char **ret_reason) {
+        char message[256];
+        struct conn *victim;
+        uid_t busiest;
+
+        if (uid != 0 && conns_of(s, uid) >= PHI_SERVER_MAX_PER_UID) {
+                *ret_reason = "too_many_connections";
+                victim = oldest_idle_of(s, uid);
+                if (!victim)
+                        return -EUSERS;
+                snprintf(message, sizeof(message),
+                         "connection closed: uid %u has %d connections to phiaccessd, the most one user may; "
+                         "its oldest idle one (this) was closed for its new one",
+                         (unsigned) uid, PHI_SERVER_MAX_PER_UID);
+                conn_close_for_room(victim, *ret_reason, message);
+                return 0;
+        }
+        if (s->n_conns < PHI_SERVER_MAX_CONNECTIONS - PHI_SERVER_RESERVED_CONNECTIONS ||
+            (s->n_conns < PHI_SERVER_MAX_CONNECTIONS && may_use_reserve(s, uid)))
+                return 0;
+        *ret_reason = "server_full";
+        if (!busiest_uid(s, &busiest) || !(victim = oldest_idle_of(s, busiest)))
+                return -EUSERS;
+        snprintf(message, sizeof(message),
+                 "connection closed: phiaccessd is at its %d connections and uid %u holds the most; "
+                 "its oldest idle one (this) was closed for another caller",
+                 PHI_SERVER_MAX_CONNECTIONS, (unsigned) busiest);
+        conn_close_for_room(victim, *ret_reason, message);
+        return 0;
+}
+
 static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         struct phi_server *s = userdata;
-        socklen_t len;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        const char *reason = NULL;
         struct conn *c;
         int cfd, r;
 
@@ -272,11 +432,33 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0)
                 return 0;
-        if (s->n_conns >= PHI_SERVER_MAX_CONNECTIONS) {
-                /* Accept-and-close keeps the backlog moving; clients see a reset and
-                 * report the daemon busy instead of hanging. */
-                phi_log(LOG_WARNING, "too many connections (%d); refusing one", PHI_SERVER_MAX_CONNECTIONS);
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof(cred)) {
                 (void) phi_close_safe(cfd);
+                return 0;
+        }
+        /* The PAM socket is root's alone: only the plain cap. */
+        if (s->daemon)
+                r = make_room(s, cred.uid, &reason);
+        else if (s->n_conns >= PHI_SERVER_MAX_CONNECTIONS) {
+                reason = "server_full";
+                r = -EUSERS;
+        } else
+                r = 0;
+        if (r < 0) {
+                char message[256];
+                /* Accept-and-close keeps the backlog moving; the client reads why. */
+                if (strcmp(reason, "server_full") == 0)
+                        snprintf(message, sizeof(message),
+                                 "phiaccessd is at its %d connections and none can be closed; try again",
+                                 PHI_SERVER_MAX_CONNECTIONS);
+                else
+                        snprintf(message, sizeof(message),
+                                 "uid %u already has %d connections to phiaccessd, none idle; close one "
+                                 "and try again", (unsigned) cred.uid, PHI_SERVER_MAX_PER_UID);
+                close_with_error(cfd, -EUSERS, message);
+                if (s->daemon)
+                        s->daemon->connections_refused++;
+                note_connection(s, cred.uid, reason, "refused");
                 return 0;
         }
         c = calloc(1, sizeof(*c));
@@ -286,16 +468,15 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         }
         c->server = s;
         c->fd = cfd;
+        c->cred = cred;
+        (void) sd_event_now(s->event, CLOCK_MONOTONIC, &c->last_active);
         c->next = s->conns;
         if (s->conns)
                 s->conns->prev = c;
         s->conns = c;
         s->n_conns++;
-        len = sizeof(c->cred);
-        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0 || len != sizeof(c->cred)) {
-                conn_free(c);
-                return 0;
-        }
+        if (s->daemon)
+                s->daemon->connections = s->n_conns;
         r = sd_event_add_io(s->event, &c->io, cfd, EPOLLIN, on_conn_io, c);
         if (r >= 0)
                 r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC,
@@ -303,6 +484,68 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         if (r < 0)
                 conn_free(c);
         return 0;
+}
+
+/* ------------------------------------------------------------ summaries */
+
+static void summarise(const struct phi_ratelimit_summary *sum, const char *limit, const char *what) {
+        char uid_text[24], suppressed[24], written[24], who[64];
+        bool others = sum->uid == PHI_RATELIMIT_OTHERS;
+
+        snprintf(uid_text, sizeof(uid_text), "%u", (unsigned) sum->uid);
+        snprintf(suppressed, sizeof(suppressed), "%llu", (unsigned long long) sum->suppressed);
+        snprintf(written, sizeof(written), "%llu", (unsigned long long) sum->written);
+        if (others)
+                snprintf(who, sizeof(who), "callers beyond the %d tracked", PHI_SERVER_LIMIT_UIDS);
+        else if (sum->name[0])
+                snprintf(who, sizeof(who), "%s", sum->name);
+        else
+                snprintf(who, sizeof(who), "uid %u", (unsigned) sum->uid);
+        const struct phi_journal_field fields[] = {
+                { "PHI_ACTOR", others ? NULL : who },
+                { "PHI_USER", others ? NULL : who },
+                { "PHI_SERVICE", "phiaccessd" },
+                { "PHI_REASON", "rate_limited" },
+                { "PHI_LIMIT", limit },
+                { "PHI_SUPPRESSED", suppressed },
+                { "PHI_JOURNALED", written },
+                { "PHI_CALLER_UID", others ? NULL : uid_text },
+        };
+        phi_journal_event_async(PHI_EVENT_ACCESS_DENIED, LOG_WARNING, fields, PHI_ELEMENTSOF(fields),
+                                "%s more %s of %s not journaled one by one (%s were), at most %d a uid per %d s",
+                                suppressed, what, who, written,
+                                strcmp(limit, "requests") == 0 ? PHI_SERVER_REFUSAL_BURST
+                                                               : PHI_SERVER_CONNECTION_BURST,
+                                PHI_SERVER_JOURNAL_INTERVAL_S);
+}
+
+static void summarise_refusal(void *userdata, const struct phi_ratelimit_summary *sum) {
+        (void) userdata;
+        summarise(sum, "requests", "refused requests");
+}
+
+static void summarise_connection(void *userdata, const struct phi_ratelimit_summary *sum) {
+        (void) userdata;
+        summarise(sum, "connections", "refused or closed connections");
+}
+
+static void forget(void *userdata, const struct phi_ratelimit_summary *sum) {
+        (void) userdata, (void) sum;   /* its refusals were journaled as such */
+}
+
+static void server_flush(phi_server *s) {
+        if (s->refusals)
+                (void) phi_ratelimit_flush(s->refusals, summarise_refusal, NULL);
+        if (s->connection_notes)
+                (void) phi_ratelimit_flush(s->connection_notes, summarise_connection, NULL);
+        if (s->self_service)
+                (void) phi_ratelimit_flush(s->self_service, forget, NULL);
+}
+
+static int on_flush_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        server_flush(userdata);
+        (void) sd_event_source_set_time(src, usec + PHI_SERVER_JOURNAL_INTERVAL_S * 1000000ULL);
+        return sd_event_source_set_enabled(src, SD_EVENT_ON);
 }
 
 /* The sync thread finished a request: answer every connection waiting for it. */
@@ -452,7 +695,15 @@ static int server_new(sd_event *event, int listen_fd, const char *path, mode_t m
                 }
                 s->bound_path = strdup(path);
         }
-        r = sd_event_add_io(event, &s->listen_src, s->listen_fd, EPOLLIN, on_accept, s);
+        r = phi_ratelimit_new(PHI_SERVER_CONNECTION_BURST, PHI_SERVER_CONNECTION_GLOBAL_BURST,
+                              PHI_SERVER_LIMIT_UIDS, &s->connection_notes);
+        if (r >= 0)
+                r = sd_event_add_time_relative(event, &s->flush_timer, CLOCK_MONOTONIC,
+                                               PHI_SERVER_JOURNAL_INTERVAL_S * 1000000ULL, 0, on_flush_timer, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->flush_timer, SD_EVENT_ON);
+        if (r >= 0)
+                r = sd_event_add_io(event, &s->listen_src, s->listen_fd, EPOLLIN, on_accept, s);
         if (r < 0)
                 goto fail;
         *ret = s;
@@ -473,7 +724,17 @@ int phi_server_new(sd_event *event, struct phi_daemon *d, int listen_fd, const c
         if (r < 0)
                 return r;
         s->daemon = d;
-        r = sd_event_add_io(event, &s->sync_src, phi_sync_event_fd(d->sync), EPOLLIN, on_sync_event, s);
+        r = phi_ratelimit_new(PHI_SERVER_REFUSAL_BURST, PHI_SERVER_REFUSAL_GLOBAL_BURST, PHI_SERVER_LIMIT_UIDS,
+                              &s->refusals);
+        if (r >= 0)
+                r = phi_ratelimit_new(PHI_SERVER_SELF_SERVICE_BURST, PHI_SERVER_SELF_SERVICE_GLOBAL_BURST,
+                                      PHI_SERVER_LIMIT_UIDS, &s->self_service);
+        if (r >= 0) {
+                d->refusals = s->refusals;
+                d->connection_notes = s->connection_notes;
+                d->self_service = s->self_service;
+                r = sd_event_add_io(event, &s->sync_src, phi_sync_event_fd(d->sync), EPOLLIN, on_sync_event, s);
+        }
         if (r >= 0 && d->verifier)
                 r = sd_event_add_io(event, &s->verifier_src, phi_verifier_event_fd(d->verifier), EPOLLIN,
                                     on_verifier_event, s);
@@ -504,6 +765,17 @@ void phi_server_free(phi_server *s) {
                 return;
         while (s->conns)
                 conn_free(s->conns);
+        /* What was held back in the last, unfinished interval is still told. */
+        server_flush(s);
+        if (s->daemon && s->daemon->refusals == s->refusals) {
+                s->daemon->refusals = NULL;
+                s->daemon->connection_notes = NULL;
+                s->daemon->self_service = NULL;
+        }
+        phi_ratelimit_free(s->self_service);
+        phi_ratelimit_free(s->refusals);
+        phi_ratelimit_free(s->connection_notes);
+        sd_event_source_disable_unref(s->flush_timer);
         sd_event_source_disable_unref(s->listen_src);
         sd_event_source_disable_unref(s->sync_src);
         sd_event_source_disable_unref(s->verifier_src);

@@ -2,7 +2,9 @@
 #pragma once
 
 /* The request socket: sd-event loop, SO_PEERCRED on every connection, bounded
- * memory and time per connection, a cap on concurrent connections. */
+ * memory and time per connection, a cap on concurrent connections (per uid
+ * too, with a reserve for root and admins), and a bound on what any caller
+ * can make the daemon journal. */
 
 #include <systemd/sd-event.h>
 
@@ -11,6 +13,21 @@
 #include "daemon.h"
 
 #define PHI_SERVER_MAX_CONNECTIONS 512
+/* The request socket shares out those 512 (phiaccessd(8), LIMITS): */
+#define PHI_SERVER_RESERVED_CONNECTIONS 32  /* the last ones, for root and [daemon] admin_group */
+#define PHI_SERVER_MAX_PER_UID 32           /* per caller uid, root excepted */
+/* What a caller can make the daemon journal, per interval of this many seconds: */
+#define PHI_SERVER_JOURNAL_INTERVAL_S 10
+#define PHI_SERVER_REFUSAL_BURST 10         /* refused requests journaled per uid */
+#define PHI_SERVER_REFUSAL_GLOBAL_BURST 100 /* over all uids */
+#define PHI_SERVER_CONNECTION_BURST 1       /* refused or closed connections journaled per uid */
+#define PHI_SERVER_CONNECTION_GLOBAL_BURST 16
+#define PHI_SERVER_LIMIT_UIDS 256           /* uids tracked per interval, each limiter */
+/* A user's own enrolment requests (totp enroll, its activations) each end in
+ * a journal entry of the verifier; past this many per uid and interval they
+ * are refused before they reach it. */
+#define PHI_SERVER_SELF_SERVICE_BURST 10
+#define PHI_SERVER_SELF_SERVICE_GLOBAL_BURST 200
 #define PHI_SERVER_REQUEST_TIMEOUT_S 10     /* to send a whole request frame */
 #define PHI_SERVER_IDLE_TIMEOUT_S 30        /* between requests on one connection */
 #define PHI_SERVER_SYNC_TIMEOUT_S 900       /* a waiting `sync` gives up after this */

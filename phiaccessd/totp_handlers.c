@@ -5,6 +5,7 @@
 #include "journal.h"
 #include "localfiles.h"
 #include "phi/secret.h"
+#include "server.h"
 #include "totp_handlers.h"
 
 #define TICKET_MIN (5 * 60)
@@ -101,9 +102,21 @@ int phi_handle_pam_unavailable(void *userdata, const phi_msg *req, phi_msg **ret
         return phi_msg_new_error(-EIO, ret_reply, "TOTP is unavailable: the daemon has no master key");
 }
 
-/* The caller of enroll/activate is the user, as SO_PEERCRED says. */
-static int caller_user(const struct phi_caller *caller, struct phi_verify_request *q, phi_msg **ret_reply) {
+/* The caller of enroll/activate is the user, as SO_PEERCRED says. Each such
+ * request ends in a journal entry of the verifier (auth_fail for a wrong code
+ * or no pending token, a note for a missing ticket), so past its budget a
+ * uid's are refused here and journaled as refusals, within their own budget. */
+static int caller_user(struct phi_daemon *d, const struct phi_caller *caller, const char *verb,
+                       struct phi_verify_request *q, phi_msg **ret_reply) {
         size_t n = strlen(caller->name);
+
+        if (d->self_service && !phi_ratelimit_admit(d->self_service, caller->uid, caller->name)) {
+                d->refused++;
+                phi_dispatch_journal_refusal(d, caller, verb, "too_many_attempts");
+                return phi_msg_new_error(-EBUSY, ret_reply, "too many enrolment requests: at most %d in %d s; "
+                                         "try again shortly", PHI_SERVER_SELF_SERVICE_BURST,
+                                         PHI_SERVER_JOURNAL_INTERVAL_S);
+        }
 
         if (!phi_name_valid(caller->name) || n >= sizeof(q->user))
                 return phi_msg_new_error(-EACCES, ret_reply, "phiaccessd does not know you (%s)", caller->name);
@@ -117,7 +130,7 @@ int phi_handle_totp_enroll(struct phi_daemon *d, const struct phi_caller *caller
         int r;
 
         (void) req;
-        if ((r = caller_user(caller, &q, ret_reply)) <= 0)
+        if ((r = caller_user(d, caller, "totp enroll", &q, ret_reply)) <= 0)
                 return r;
         snprintf(q.actor, sizeof(q.actor), "%s", caller->name);
         return submit(d, &q, ret_reply, ret_ticket);
@@ -129,7 +142,7 @@ int phi_handle_totp_activate(struct phi_daemon *d, const struct phi_caller *call
         const char *code = NULL, *user = NULL;
         int r;
 
-        if ((r = caller_user(caller, &q, ret_reply)) <= 0)
+        if ((r = caller_user(d, caller, "totp enroll", &q, ret_reply)) <= 0)
                 return r;
         /* USER is for pam_phi on the PAM socket; here the token is the caller's. */
         if (phi_msg_get_str(req, PHI_TAG_USER, &user) == 0)

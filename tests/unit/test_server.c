@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "journal.h"
 #include "phi/client.h"
 #include "server.h"
 
@@ -83,6 +84,7 @@ static int teardown(void **state) {
         (void) !write(stop_fd, &one, sizeof(one));
         pthread_join(loop_thread, NULL);
         phi_server_free(server);
+        phi_journal_async_stop();
         sd_event_unref(event);
         phi_sync_free(daemon_ctx.sync);
         phi_store_free(daemon_ctx.store);
