@@ -338,6 +338,15 @@ phi_assert_ne "$subject" "" "the event's MESSAGE_ID ($msgid) is in phi.catalog"
 phi_assert_contains "$(in_root journalctl --no-pager -x MESSAGE_ID="$msgid" 2>&1)" "Subject: $subject" \
     "journalctl -x on the machine explains the login from the installed catalog"
 
+# An upgrade (here: the same version again) keeps the key: a new one would
+# orphan alice's token.
+cred_sum=$(sha256sum <"$cred")
+if ! in_root dpkg -i "${deb_in_root[phiaccessd]}" >"$PHI_TMP/reinstall.log" 2>&1; then
+    phi_fail "dpkg -i phiaccessd again" "$(cat "$PHI_TMP/reinstall.log")"
+fi
+phi_assert_eq "$(sha256sum <"$cred")" "$cred_sum" "reinstalling phiaccessd keeps the master key"
+phi_assert_not_contains "$(cat "$PHI_TMP/reinstall.log")" "made the TOTP master key" "and makes no new one"
+
 # ---------------------------------------------------------------------------
 # Remove, then purge.
 
