@@ -196,6 +196,14 @@ phi_check_fails "no plain key file beside it" test -e "$root/etc/phi/master.key"
 
 phi_assert_contains "$(in_root dpkg-query -W -f '${Conffiles}' phiaccessd)" /etc/phi/phiaccessd.conf \
     "/etc/phi/phiaccessd.conf is a conffile"
+# The default policy, in a tree that has one, is /etc/phi/policy.conf, a conffile.
+if [ -f "$PHI_SOURCE_DIR/policy/policy.conf" ]; then
+    phi_check "/etc/phi/policy.conf is the tree's default policy" \
+        cmp "$root/etc/phi/policy.conf" "$PHI_SOURCE_DIR/policy/policy.conf"
+    phi_assert_contains "$(in_root dpkg-query -W -f '${Conffiles}' phiaccessd)" /etc/phi/policy.conf \
+        "/etc/phi/policy.conf is a conffile"
+    phi_check "man phi-policy.conf finds its page" in_root man -w phi-policy.conf
+fi
 phi_check "the shipped config passes phiaccessd --check-config" in_root phiaccessd --check-config
 for page in man1/phictl.1 man5/phiaccessd.conf.5 man8/phiaccessd.8 man8/pam_phi.8 man8/nss-phi.8; do
     name=${page#*/}
