@@ -26,6 +26,10 @@
  *       activation left, so every request is an acceptance that commits a
  *       watermark; --wrong sends a code matching no step of the window.
  *       A reply other than the expected one counts as unexpected.
+ *       --interval-ms MS paces each thread: its i-th request starts MS*i ms
+ *       after the first (a steady stream of logins, as during a refresh in
+ *       totp_refresh_bench.sh), or as soon as the previous one is answered if
+ *       that is later.
  *
  *   pamtester --secrets FILE --first I --count N --threads T --service S
  *        [--wrong] [--label L]
@@ -96,7 +100,7 @@ struct user {
 
 struct opts {
         const char *mode, *socket, *secrets, *out, *rhost, *service, *label;
-        unsigned first, count, threads;
+        unsigned first, count, threads, interval_ms;
         bool wrong, reconnect, no_sync, sqlite;
 };
 
@@ -338,6 +342,7 @@ static void *auth_thread(void *arg) {
         if (r0 < 0)
                 die("connect", r0);
         pthread_barrier_wait(w->start);
+        uint64_t first = now_ns();
         for (size_t i = 0; i < w->n; i++) {
                 phi_msg *req = auth_request(&w->users[i]), *reply = NULL;
                 uint64_t t0;
@@ -345,6 +350,15 @@ static void *auth_thread(void *arg) {
 
                 if (!req)
                         die("building a request", ENOMEM);
+                if (O.interval_ms) {
+                        uint64_t due = first + (uint64_t) i * O.interval_ms * 1000000u, t = now_ns();
+                        if (due > t) {
+                                struct timespec ts = { .tv_sec = (time_t) ((due - t) / 1000000000u),
+                                                       .tv_nsec = (long) ((due - t) % 1000000000u) };
+                                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                                        ;
+                        }
+                }
                 t0 = now_ns();
                 if (O.reconnect && (r = phi_client_connect(O.socket, TIMEOUT_MS, &c)) < 0) {
                         w->errors++;
@@ -668,7 +682,7 @@ static void run(void *(*fn)(void *), struct user *users, size_t n) {
 static void usage(void) {
         fputs("usage: totp_bench enroll|auth|pamtester|usersfile|fsync|floor [--socket P] [--secrets F]\n"
               "       [--out F] [--first I] [--count N] [--threads T] [--wrong] [--reconnect]\n"
-              "       [--rhost H] [--service S] [--label L] [--no-sync] [--sqlite]\n",
+              "       [--rhost H] [--service S] [--label L] [--no-sync] [--sqlite] [--interval-ms MS]\n",
               stderr);
         exit(2);
 }
@@ -681,7 +695,8 @@ int main(int argc, char **argv) {
                 { "wrong", no_argument, NULL, 'w' },         { "reconnect", no_argument, NULL, 'r' },
                 { "rhost", required_argument, NULL, 'h' },   { "service", required_argument, NULL, 'v' },
                 { "label", required_argument, NULL, 'l' },   { "no-sync", no_argument, NULL, 'N' },
-                { "sqlite", no_argument, NULL, 'Q' },        { NULL, 0, NULL, 0 },
+                { "sqlite", no_argument, NULL, 'Q' },        { "interval-ms", required_argument, NULL, 'i' },
+                { NULL, 0, NULL, 0 },
         };
         struct user *users = NULL;
         size_t n = 0;
@@ -706,6 +721,7 @@ int main(int argc, char **argv) {
                 case 'l': O.label = optarg; break;
                 case 'N': O.no_sync = true; break;
                 case 'Q': O.sqlite = true; break;
+                case 'i': O.interval_ms = (unsigned) strtoul(optarg, NULL, 10); break;
                 default: usage();
                 }
         if (O.count == 0 || O.threads == 0 || O.first == 0)

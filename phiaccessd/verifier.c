@@ -998,7 +998,7 @@ int phi_verifier_new(const char *backend, const char *location, phi_seal_key *ke
                 r = phi_negative_errno();
                 goto fail;
         }
-        if ((r = phi_store_open(backend, location, &v->store)) < 0)
+        if ((r = phi_store_open(backend, location, PHI_IDENTITIES_NONE, &v->store)) < 0)
                 goto fail;
         /* Bound here, not on the thread, so that a bad path fails the start. */
         if (v->pam_fd < 0 && pam_path) {
