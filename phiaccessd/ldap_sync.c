@@ -572,11 +572,75 @@ static int save_state(struct worker *w, bool full) {
         return save_state_ex(w, full, true);
 }
 
+/*
+ * The TOTP state of users who left the directory: their tokens and tickets
+ * (found by identity, whatever name they are under) and the failure counter
+ * of the name they had. The departures were recorded in the refresh's own
+ * transaction; each leaves the list only after its revocation is committed,
+ * so a crash in between revokes at the next start (and a second pass over
+ * one finds nothing to revoke, and journals nothing). Logins do not depend on
+ * it: the verifier refuses a token whose identity is not the name's now.
+ */
+static void revoke_departed(struct worker *w) {
+        struct phi_departed *d = NULL;
+        bool *revoked = NULL;
+        size_t n = 0;
+        int r;
+
+        if ((r = phi_store_departed_list(w->store, &d, &n)) < 0 || n == 0)
+                goto out;
+        revoked = calloc(n, sizeof(bool));
+        if (!revoked) {
+                r = -ENOMEM;
+                goto out;
+        }
+        if ((r = phi_store_begin(w->store)) < 0)
+                goto out;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                bool token = false, ticket = false;
+                r = phi_store_identity_revoke(w->store, d[i].key, &token, &ticket);
+                if (r >= 0)
+                        r = phi_store_failures_put(w->store, PHI_FAILURE_USER, d[i].name, &(struct phi_failures){ 0 });
+                revoked[i] = token || ticket;
+        }
+        if (r >= 0)
+                r = phi_store_commit(w->store);
+        if (r < 0) {
+                phi_store_rollback(w->store);
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const struct phi_journal_field fields[] = {
+                        { "PHI_USER", d[i].name },
+                        { "PHI_REASON", "user_removed" },
+                };
+                if (revoked[i])
+                        phi_journal_event(PHI_EVENT_TOKEN_REVOKED, LOG_NOTICE, fields, PHI_ELEMENTSOF(fields),
+                                          "TOTP token of %s revoked: the user (%s) left the directory", d[i].name,
+                                          d[i].key);
+        }
+        if ((r = phi_store_identities_begin(w->store)) < 0)
+                goto out;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = phi_store_departed_delete(w->store, d[i].key);
+        if (r >= 0)
+                r = phi_store_identities_commit(w->store);
+        if (r < 0)
+                phi_store_identities_rollback(w->store);
+out:
+        if (r < 0)
+                phi_log(LOG_ERR, "cannot revoke the TOTP state of users who left the directory (tried again "
+                                 "after the next change): %s", phi_errno_text(r));
+        free(revoked);
+        phi_departed_free(d, n);
+}
+
 static void after_commit(struct worker *w, struct resolved_view *v) {
         struct phi_publish_stats ps = { 0 };
         uint64_t users = 0, groups = 0;
         int r;
 
+        revoke_departed(w);
         cookie_promote(w);
         w->generation++;
         r = phi_snapshot_publish(&v->ids, &v->res, w->c, w->generation, &ps);
@@ -609,7 +673,7 @@ static void after_commit(struct worker *w, struct resolved_view *v) {
 static int apply_refresh(struct worker *w, struct staged *st, const char *mode) {
         char **keys = NULL, example[256];
         size_t n_keys = 0, n_user_keys = 0, removed_users = 0, new_users = 0, dropped;
-        char **staged_user_keys = NULL, **staged_keys = NULL;
+        char **staged_user_keys = NULL, **staged_keys = NULL, **gone_users = NULL;
         size_t n_staged_keys = 0;
         struct resolved_view v = { 0 };
         int64_t t0 = st->started_ms, locked_ms = 0;
@@ -627,7 +691,8 @@ static int apply_refresh(struct worker *w, struct staged *st, const char *mode) 
 
         staged_user_keys = calloc(st->ids.n_users + 1, sizeof(char *));
         staged_keys = calloc(st->ids.n_users + st->ids.n_groups + 1, sizeof(char *));
-        if (!staged_user_keys || !staged_keys) {
+        gone_users = calloc(n_user_keys + 1, sizeof(char *));
+        if (!staged_user_keys || !staged_keys || !gone_users) {
                 r = -ENOMEM;
                 goto out;
         }
@@ -653,7 +718,7 @@ static int apply_refresh(struct worker *w, struct staged *st, const char *mode) 
                 else
                         gone = sorted_has(st->deletes, st->n_deletes, keys[i]);
                 if (gone)
-                        removed_users++;
+                        gone_users[removed_users++] = keys[i];
         }
         for (size_t i = 0; i < st->ids.n_users; i++)
                 if (!(n_user_keys > 0 &&
@@ -690,7 +755,10 @@ static int apply_refresh(struct worker *w, struct staged *st, const char *mode) 
         locked_ms = phi_now_ms();
         if ((r = phi_store_identities_begin(w->store)) < 0)
                 goto out;
-        if (st->full)
+        /* Before their rows go: the departure records the name they had. */
+        for (size_t i = 0; i < removed_users && r >= 0; i++)
+                r = phi_store_departed_add(w->store, gone_users[i], now_s());
+        if (r >= 0 && st->full)
                 r = phi_store_identities_clear(w->store);
         else
                 for (size_t i = 0; i < n_keys && r >= 0; i++) {
@@ -764,6 +832,7 @@ out:
         phi_strv_free(keys, n_keys);
         free(staged_user_keys);
         free(staged_keys);
+        free(gone_users);
         return r;
 }
 
@@ -950,7 +1019,7 @@ static int persist_delete(struct worker *w, const char *key) {
         bool found = false;
         int r;
 
-        if ((r = persist_begin(w)) < 0)
+        if ((r = persist_begin(w)) < 0 || (r = phi_store_departed_add(w->store, key, now_s())) < 0)
                 return r;
         r = phi_store_entry_delete(w->store, key, &found);
         if (r == 0 && found)
@@ -1461,6 +1530,8 @@ static void *thread_main(void *arg) {
                         s->status.have_cookie = w.cookie != NULL;
                 }
         }
+        /* Departures a crash left unrevoked. */
+        revoke_departed(&w);
         publish_from_store(&w);
         LOCKED(s) s->status.last_success = state.last_success;
 

@@ -194,6 +194,28 @@ int phi_local_user_by_uid(const char *path, uid_t uid, char **ret_name, gid_t *r
         return 0;
 }
 
+int phi_local_user_by_name(const char *path, const char *name, uid_t *ret_uid) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        struct passwd pw;
+        FILE *f;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f)
+                return errno == ENOENT ? -ENOENT : phi_negative_errno();
+        while ((r = next_user(f, &pw, &buf, &size)) > 0)
+                if (strcmp(pw.pw_name, name) == 0)
+                        break;
+        fclose(f);
+        if (r == 0)
+                return -ENOENT;
+        if (r < 0)
+                return r;
+        *ret_uid = pw.pw_uid;
+        return 0;
+}
+
 bool phi_local_group_has_member(const char *path, const char *group, const char *user, gid_t gid) {
         _cleanup_free_ char *buf = NULL;
         size_t size = 0;

@@ -24,6 +24,16 @@ void phi_strv_free(char **v, size_t n) {
         free(v);
 }
 
+void phi_departed_free(struct phi_departed *d, size_t n) {
+        if (!d)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                free(d[i].key);
+                free(d[i].name);
+        }
+        free(d);
+}
+
 void phi_sync_state_clear(struct phi_sync_state *s) {
         free(s->cookie);
         free(s->search);
@@ -167,11 +177,26 @@ int phi_store_token_activate(phi_store *s, const char *user, uint64_t now) {
 int phi_store_token_delete(phi_store *s, const char *user, bool *ret_found) {
         return s->ops->token_delete(s->backend, user, ret_found);
 }
-int phi_store_ticket_put(phi_store *s, const char *user, uint64_t expires, uint64_t now) {
-        return s->ops->ticket_put(s->backend, user, expires, now);
+int phi_store_ticket_put(phi_store *s, const char *user, const struct phi_ticket *t) {
+        return s->ops->ticket_put(s->backend, user, t);
 }
-int phi_store_ticket_get(phi_store *s, const char *user, uint64_t *ret_expires) {
-        return s->ops->ticket_get(s->backend, user, ret_expires);
+int phi_store_ticket_get(phi_store *s, const char *user, struct phi_ticket *ret) {
+        return s->ops->ticket_get(s->backend, user, ret);
+}
+int phi_store_identity_revoke(phi_store *s, const char *identity, bool *ret_token, bool *ret_ticket) {
+        return s->ops->identity_revoke(s->backend, identity, ret_token, ret_ticket);
+}
+int phi_store_legacy_users(phi_store *s, char ***ret, size_t *ret_n) {
+        return s->ops->legacy_users(s->backend, ret, ret_n);
+}
+int phi_store_departed_add(phi_store *s, const char *key, uint64_t now) {
+        return s->ibackend ? s->iops->departed_add(s->ibackend, key, now) : -EBADF;
+}
+int phi_store_departed_list(phi_store *s, struct phi_departed **ret, size_t *ret_n) {
+        return s->ibackend ? s->iops->departed_list(s->ibackend, ret, ret_n) : -EBADF;
+}
+int phi_store_departed_delete(phi_store *s, const char *key) {
+        return s->ibackend ? s->iops->departed_delete(s->ibackend, key) : -EBADF;
 }
 int phi_store_ticket_delete(phi_store *s, const char *user) {
         return s->ops->ticket_delete(s->backend, user);

@@ -48,6 +48,15 @@ struct phi_sync_state {
 };
 void phi_sync_state_clear(struct phi_sync_state *s);
 
+/* A user who left the directory in an accepted refresh, waiting for the
+ * revocation of whatever TOTP state its identity had (ldap_sync.c). */
+struct phi_departed {
+        char *key;                  /* the identity */
+        char *name;                 /* the name it had */
+        uint64_t removed;           /* Unix seconds */
+};
+void phi_departed_free(struct phi_departed *d, size_t n);
+
 /* The shared part. */
 struct phi_store_ops {
         const char *name;
@@ -67,9 +76,11 @@ struct phi_store_ops {
         int (*token_advance)(void *b, const char *user, enum phi_token_state state, uint64_t step);
         int (*token_activate)(void *b, const char *user, uint64_t now);
         int (*token_delete)(void *b, const char *user, bool *ret_found);
-        int (*ticket_put)(void *b, const char *user, uint64_t expires, uint64_t now);
-        int (*ticket_get)(void *b, const char *user, uint64_t *ret_expires);
+        int (*ticket_put)(void *b, const char *user, const struct phi_ticket *t);
+        int (*ticket_get)(void *b, const char *user, struct phi_ticket *ret);
         int (*ticket_delete)(void *b, const char *user);
+        int (*identity_revoke)(void *b, const char *identity, bool *ret_token, bool *ret_ticket);
+        int (*legacy_users)(void *b, char ***ret, size_t *ret_n);
         int (*failures_get)(void *b, enum phi_failure_kind kind, const char *key, struct phi_failures *ret);
         int (*failures_put)(void *b, enum phi_failure_kind kind, const char *key, const struct phi_failures *f);
         int (*failures_prune)(void *b, uint64_t now, uint64_t window);
@@ -102,6 +113,10 @@ struct phi_identity_ops {
 
         int (*sync_state_get)(void *b, struct phi_sync_state *ret);
         int (*sync_state_put)(void *b, const struct phi_sync_state *s);
+
+        int (*departed_add)(void *b, const char *key, uint64_t now);
+        int (*departed_list)(void *b, struct phi_departed **ret, size_t *ret_n);
+        int (*departed_delete)(void *b, const char *key);
 };
 
 extern const struct phi_store_ops phi_store_sqlite_ops;
@@ -173,6 +188,14 @@ int phi_store_sync_state_put(phi_store *s, const struct phi_sync_state *st) _phi
 
 void phi_strv_free(char **v, size_t n);
 
+/* Users gone from the directory, recorded in the refresh's own transaction
+ * (before their row is deleted), removed once their TOTP state is revoked:
+ * a crash in between revokes at the next start. */
+int phi_store_departed_add(phi_store *s, const char *key, uint64_t now) _phi_warn_unused_ _phi_nonnull_;
+int phi_store_departed_list(phi_store *s, struct phi_departed **ret, size_t *ret_n) _phi_warn_unused_
+        _phi_nonnull_;
+int phi_store_departed_delete(phi_store *s, const char *key) _phi_warn_unused_ _phi_nonnull_;
+
 /* TOTP tokens, enrolment tickets and failure counters. The verifier calls these
  * inside one transaction per batch, so an acceptance and its watermark are
  * durable together. */
@@ -192,11 +215,17 @@ int phi_store_token_activate(phi_store *s, const char *user, uint64_t now) _phi_
 /* Removes every token and the ticket of the user. */
 int phi_store_token_delete(phi_store *s, const char *user, bool *ret_found) _phi_warn_unused_
         _phi_nonnull_;
-int phi_store_ticket_put(phi_store *s, const char *user, uint64_t expires, uint64_t now)
+/* Tickets are for one identity, like tokens. */
+int phi_store_ticket_put(phi_store *s, const char *user, const struct phi_ticket *t)
         _phi_warn_unused_ _phi_nonnull_;
 /* -ENOENT when there is none (expired ones are returned; the caller compares). */
-int phi_store_ticket_get(phi_store *s, const char *user, uint64_t *ret_expires) _phi_warn_unused_
+int phi_store_ticket_get(phi_store *s, const char *user, struct phi_ticket *ret) _phi_warn_unused_
         _phi_nonnull_;
+/* Removes every token and ticket of identity, whatever name they are under. */
+int phi_store_identity_revoke(phi_store *s, const char *identity, bool *ret_token, bool *ret_ticket)
+        _phi_warn_unused_ _phi_nonnull_;
+/* The names with a token or ticket made before identities (not yet bound). */
+int phi_store_legacy_users(phi_store *s, char ***ret, size_t *ret_n) _phi_warn_unused_ _phi_nonnull_;
 int phi_store_ticket_delete(phi_store *s, const char *user) _phi_warn_unused_ _phi_nonnull_;
 /* Absent counters read as all zero. Putting all-zero counters deletes the row. */
 int phi_store_failures_get(phi_store *s, enum phi_failure_kind kind, const char *key,

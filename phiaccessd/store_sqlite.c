@@ -70,6 +70,14 @@ static const struct phi_sqlite_migration migrations[] = {
         { MIGRATION_IDENTITIES_MOVED, "identities-moved",
           "DROP TABLE memberships; DROP TABLE group_members; DROP TABLE groups; DROP TABLE users;"
           "DROP TABLE sync_state;" },
+        /* Whose a token or ticket is (token.h): NULL for those made before,
+         * bound by the verifier at its start (it has the master key to
+         * re-seal them); '' for one whose name had no identity then. */
+        { 5, "token-identity",
+          "ALTER TABLE totp_tokens ADD COLUMN identity TEXT;"
+          "ALTER TABLE totp_tickets ADD COLUMN identity TEXT;"
+          "CREATE INDEX totp_tokens_identity ON totp_tokens(identity);"
+          "CREATE INDEX totp_tickets_identity ON totp_tickets(identity);" },
 };
 
 enum {
@@ -82,6 +90,9 @@ enum {
         S_TICKET_PUT,
         S_TICKET_GET,
         S_TICKET_DELETE,
+        S_REVOKE_TOKENS,
+        S_REVOKE_TICKETS,
+        S_LEGACY_USERS,
         S_FAILURES_GET,
         S_FAILURES_PUT,
         S_FAILURES_DELETE,
@@ -93,10 +104,11 @@ enum {
 };
 
 static const char *const statements[_S_MAX] = {
-        [S_TOKEN_GET] = "SELECT algorithm, digits, nonce, sealed, watermark, created, enrolled"
+        [S_TOKEN_GET] = "SELECT algorithm, digits, nonce, sealed, watermark, created, enrolled, identity"
                         " FROM totp_tokens WHERE user = ?1 AND state = ?2",
         [S_TOKEN_PUT] = "INSERT OR REPLACE INTO totp_tokens (user, state, algorithm, digits, nonce,"
-                        " sealed, watermark, created, enrolled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        " sealed, watermark, created, enrolled, identity)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         /* The WHERE is the replay rule's last line: of two racing acceptances of
          * one step, only one changes a row. */
         [S_TOKEN_ADVANCE] = "UPDATE totp_tokens SET watermark = ?3"
@@ -104,8 +116,13 @@ static const char *const statements[_S_MAX] = {
         [S_TOKEN_ACTIVATE_DROP] = "DELETE FROM totp_tokens WHERE user = ?1 AND state = 2",
         [S_TOKEN_ACTIVATE] = "UPDATE totp_tokens SET state = 2, enrolled = ?2 WHERE user = ?1 AND state = 1",
         [S_TOKEN_DELETE] = "DELETE FROM totp_tokens WHERE user = ?1",
-        [S_TICKET_PUT] = "INSERT OR REPLACE INTO totp_tickets (user, expires, created) VALUES (?1, ?2, ?3)",
-        [S_TICKET_GET] = "SELECT expires FROM totp_tickets WHERE user = ?1",
+        [S_TICKET_PUT] = "INSERT OR REPLACE INTO totp_tickets (user, expires, created, identity)"
+                         " VALUES (?1, ?2, ?3, ?4)",
+        [S_TICKET_GET] = "SELECT expires, created, identity FROM totp_tickets WHERE user = ?1",
+        [S_REVOKE_TOKENS] = "DELETE FROM totp_tokens WHERE identity = ?1",
+        [S_REVOKE_TICKETS] = "DELETE FROM totp_tickets WHERE identity = ?1",
+        [S_LEGACY_USERS] = "SELECT user FROM totp_tokens WHERE identity IS NULL"
+                           " UNION SELECT user FROM totp_tickets WHERE identity IS NULL ORDER BY 1",
         [S_TICKET_DELETE] = "DELETE FROM totp_tickets WHERE user = ?1",
         [S_FAILURES_GET] = "SELECT count, window_start, locked_until FROM auth_failures"
                            " WHERE kind = ?1 AND key = ?2",
@@ -236,6 +253,23 @@ static int sqlite_schema_version(void *b, unsigned *ret) { return phi_sqlite_ver
 
 /* ------------------------------------------------------------------ TOTP */
 
+/* NULL: legacy (made before identities). Longer than an identity can be: a
+ * row edited behind our back, refused. */
+static int identity_col(sqlite3_stmt *st, int i, char out[static PHI_IDENTITY_MAX + 1], bool *ret_legacy) {
+        const unsigned char *t = sqlite3_column_text(st, i);
+        int n = sqlite3_column_bytes(st, i);
+
+        *ret_legacy = !t;
+        out[0] = 0;
+        if (!t)
+                return 0;
+        if (n < 0 || (size_t) n > PHI_IDENTITY_MAX || memchr(t, 0, (size_t) n))
+                return -EUCLEAN;
+        memcpy(out, t, (size_t) n);
+        out[n] = 0;
+        return 0;
+}
+
 static int sqlite_token_get(void *b, const char *user, enum phi_token_state state, struct phi_token *ret) {
         struct phi_sqlite_db *s = b;
         sqlite3_stmt *st = phi_sqlite_stmt(s, S_TOKEN_GET);
@@ -271,6 +305,8 @@ static int sqlite_token_get(void *b, const char *user, enum phi_token_state stat
         t.watermark = (uint64_t) sqlite3_column_int64(st, 4);
         t.created = (uint64_t) sqlite3_column_int64(st, 5);
         t.enrolled = (uint64_t) sqlite3_column_int64(st, 6);
+        if ((r = identity_col(st, 7, t.identity, &t.legacy)) < 0)
+                goto out;
         *ret = t;
 out:
         (void) sqlite3_reset(st);
@@ -289,7 +325,7 @@ static int sqlite_token_put(void *b, const char *user, const struct phi_token *t
             sqlite3_bind_blob(st, 5, t->nonce, PHI_SEAL_NONCE_BYTES, SQLITE_STATIC) != SQLITE_OK ||
             sqlite3_bind_blob(st, 6, t->sealed, (int) t->sealed_len, SQLITE_STATIC) != SQLITE_OK ||
             phi_sqlite_bind_i64(st, 7, t->watermark) < 0 || phi_sqlite_bind_i64(st, 8, t->created) < 0 ||
-            phi_sqlite_bind_i64(st, 9, t->enrolled) < 0)
+            phi_sqlite_bind_i64(st, 9, t->enrolled) < 0 || phi_sqlite_bind_text(st, 10, t->identity) < 0)
                 return -ENOMEM;
         return phi_sqlite_step_done(st);
 }
@@ -351,29 +387,80 @@ static int sqlite_token_delete(void *b, const char *user, bool *ret_found) {
         return 0;
 }
 
-static int sqlite_ticket_put(void *b, const char *user, uint64_t expires, uint64_t now) {
+static int sqlite_ticket_put(void *b, const char *user, const struct phi_ticket *t) {
         struct phi_sqlite_db *s = b;
         sqlite3_stmt *st = phi_sqlite_stmt(s, S_TICKET_PUT);
 
-        if (!st || phi_sqlite_bind_text(st, 1, user) < 0 || phi_sqlite_bind_i64(st, 2, expires) < 0 || phi_sqlite_bind_i64(st, 3, now) < 0)
+        if (!st || phi_sqlite_bind_text(st, 1, user) < 0 || phi_sqlite_bind_i64(st, 2, t->expires) < 0 ||
+            phi_sqlite_bind_i64(st, 3, t->created) < 0 || phi_sqlite_bind_text(st, 4, t->identity) < 0)
                 return -ENOMEM;
         return phi_sqlite_step_done(st);
 }
 
-static int sqlite_ticket_get(void *b, const char *user, uint64_t *ret_expires) {
+static int sqlite_ticket_get(void *b, const char *user, struct phi_ticket *ret) {
         struct phi_sqlite_db *s = b;
         sqlite3_stmt *st = phi_sqlite_stmt(s, S_TICKET_GET);
+        struct phi_ticket t = { 0 };
         int rc, r = 0;
 
         if (!st || phi_sqlite_bind_text(st, 1, user) < 0)
                 return -ENOMEM;
         rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                *ret_expires = (uint64_t) sqlite3_column_int64(st, 0);
-        else
+        if (rc == SQLITE_ROW) {
+                t.expires = (uint64_t) sqlite3_column_int64(st, 0);
+                t.created = (uint64_t) sqlite3_column_int64(st, 1);
+                r = identity_col(st, 2, t.identity, &t.legacy);
+        } else
                 r = rc == SQLITE_DONE ? -ENOENT : phi_sqlite_error(rc);
         (void) sqlite3_reset(st);
+        if (r == 0)
+                *ret = t;
         return r;
+}
+
+static int sqlite_identity_revoke(void *b, const char *identity, bool *ret_token, bool *ret_ticket) {
+        struct phi_sqlite_db *s = b;
+        int r;
+
+        if ((r = exec_user(s, S_REVOKE_TOKENS, identity)) < 0)
+                return r;
+        *ret_token = sqlite3_changes(s->db) > 0;
+        if ((r = exec_user(s, S_REVOKE_TICKETS, identity)) < 0)
+                return r;
+        *ret_ticket = sqlite3_changes(s->db) > 0;
+        return 0;
+}
+
+static int sqlite_legacy_users(void *b, char ***ret, size_t *ret_n) {
+        struct phi_sqlite_db *s = b;
+        sqlite3_stmt *st = phi_sqlite_stmt(s, S_LEGACY_USERS);
+        char **v = NULL;
+        size_t n = 0;
+        int rc, r = 0;
+
+        if (!st)
+                return -ENOMEM;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                char **nv = reallocarray(v, n + 1, sizeof(char *));
+                if (!nv || !(nv[n] = phi_sqlite_col_dup(st, 0))) {
+                        if (nv)
+                                v = nv;
+                        r = -ENOMEM;
+                        break;
+                }
+                v = nv;
+                n++;
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = phi_sqlite_error(rc);
+        (void) sqlite3_reset(st);
+        if (r < 0) {
+                phi_strv_free(v, n);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
 }
 
 static int sqlite_ticket_delete(void *b, const char *user) {
@@ -439,6 +526,8 @@ const struct phi_store_ops phi_store_sqlite_ops = {
         .ticket_put = sqlite_ticket_put,
         .ticket_get = sqlite_ticket_get,
         .ticket_delete = sqlite_ticket_delete,
+        .identity_revoke = sqlite_identity_revoke,
+        .legacy_users = sqlite_legacy_users,
         .failures_get = sqlite_failures_get,
         .failures_put = sqlite_failures_put,
         .failures_prune = sqlite_failures_prune,

@@ -43,6 +43,9 @@ static const struct phi_sqlite_migration migrations[] = {
           /* One row once an old store's identities were copied here: the copy
            * is done (store_sqlite.c). */
           "CREATE TABLE moved_from_store (id INTEGER PRIMARY KEY CHECK (id = 1), moved INTEGER NOT NULL);" },
+        /* Users gone in an accepted refresh, until their tokens are revoked. */
+        { 2, "departed",
+          "CREATE TABLE departed (key TEXT PRIMARY KEY, name TEXT NOT NULL, removed INTEGER NOT NULL) WITHOUT ROWID;" },
 };
 
 enum {
@@ -56,6 +59,9 @@ enum {
         S_USER_GET_UID,
         S_USER_GROUPS,
         S_MEMBERSHIP_ADD,
+        S_DEPARTED_ADD,
+        S_DEPARTED_LIST,
+        S_DEPARTED_DELETE,
         S_BEGIN,
         S_COMMIT,
         S_ROLLBACK,
@@ -77,6 +83,10 @@ static const char *const statements[_S_MAX] = {
         [S_USER_GET_UID] = "SELECT key, dn, name, uid, gid, gecos, home, shell FROM users WHERE uid = ?1",
         [S_USER_GROUPS] = "SELECT group_name FROM memberships WHERE user_name = ?1 ORDER BY group_name",
         [S_MEMBERSHIP_ADD] = "INSERT OR IGNORE INTO memberships (user_name, group_name) VALUES (?1, ?2)",
+        [S_DEPARTED_ADD] = "INSERT OR REPLACE INTO departed (key, name, removed)"
+                           " SELECT key, name, ?2 FROM users WHERE key = ?1",
+        [S_DEPARTED_LIST] = "SELECT key, name, removed FROM departed ORDER BY removed, key",
+        [S_DEPARTED_DELETE] = "DELETE FROM departed WHERE key = ?1",
         [S_BEGIN] = "BEGIN IMMEDIATE",
         [S_COMMIT] = "COMMIT",
         [S_ROLLBACK] = "ROLLBACK",
@@ -515,6 +525,58 @@ static int sqlite_sync_state_put(void *b, const struct phi_sync_state *state) {
         return r;
 }
 
+/* Only a user's key records anything: a group's finds no row. */
+static int sqlite_departed_add(void *b, const char *key, uint64_t now) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_DEPARTED_ADD);
+
+        if (!st || phi_sqlite_bind_text(st, 1, key) < 0 || phi_sqlite_bind_i64(st, 2, now) < 0)
+                return -ENOMEM;
+        return phi_sqlite_step_done(st);
+}
+
+static int sqlite_departed_list(void *b, struct phi_departed **ret, size_t *ret_n) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_DEPARTED_LIST);
+        struct phi_departed *v = NULL;
+        size_t n = 0;
+        int rc, r = 0;
+
+        if (!st)
+                return -ENOMEM;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                struct phi_departed *nv = reallocarray(v, n + 1, sizeof(*v));
+                if (!nv) {
+                        r = -ENOMEM;
+                        break;
+                }
+                v = nv;
+                v[n] = (struct phi_departed){ .key = phi_sqlite_col_dup(st, 0), .name = phi_sqlite_col_dup(st, 1),
+                                              .removed = (uint64_t) sqlite3_column_int64(st, 2) };
+                n++;
+                if (!v[n - 1].key || !v[n - 1].name) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = phi_sqlite_error(rc);
+        (void) sqlite3_reset(st);
+        if (r < 0) {
+                phi_departed_free(v, n);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+static int sqlite_departed_delete(void *b, const char *key) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_DEPARTED_DELETE);
+
+        if (!st || phi_sqlite_bind_text(st, 1, key) < 0)
+                return -ENOMEM;
+        return phi_sqlite_step_done(st);
+}
+
 const struct phi_identity_ops phi_identity_sqlite_ops = {
         .name = "sqlite",
         .open = sqlite_open,
@@ -536,4 +598,7 @@ const struct phi_identity_ops phi_identity_sqlite_ops = {
         .user_groups = sqlite_user_groups,
         .sync_state_get = sqlite_sync_state_get,
         .sync_state_put = sqlite_sync_state_put,
+        .departed_add = sqlite_departed_add,
+        .departed_list = sqlite_departed_list,
+        .departed_delete = sqlite_departed_delete,
 };
