@@ -119,8 +119,12 @@ during=$("$BENCH" auth --socket "$PAM_SOCKET" --secrets "$SECRETS" --first $((k 
 t1=$(date +%s%N)
 if kill -0 "$sync_pid" 2>/dev/null; then covered=no; else covered=yes; fi
 wait "$sync_pid" || phi_die "phictl sync --full failed: $(cat "$PHI_TMP/sync.out")"
-msg=$(phi_journal_wait --first --timeout 10 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=ldap_sync \
-    PHI_OUTCOME=ok | phi_json_field MESSAGE)
+ev=$(phi_journal_wait --first --timeout 10 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=ldap_sync \
+    PHI_OUTCOME=ok)
+msg=$(printf '%s\n' "$ev" | phi_json_field MESSAGE)
+# When the refresh ended, in seconds after the stream began (the journal's clock).
+ended=$(awk -v e="$(printf '%s\n' "$ev" | phi_json_field __REALTIME_TIMESTAMP)" -v t="$t0" \
+    'BEGIN { printf "%.1f", (e * 1000 - t) / 1e9 }')
 
 for r in "$idle" "$during"; do
     if [ "$(result_field "$r" errors)" != 0 ] || [ "$(result_field "$r" unexpected)" != 0 ]; then
@@ -142,5 +146,7 @@ printf '  longest round with the refresh: %s ms, without: %s ms: %s ms more, %s 
     "$(ms "$max_during")" "$(ms "$max_idle")" "$delta" "$verdict"
 printf '  the stream of logins (%.1f s) %s the refresh\n' "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) / 1e9 }')" \
     "$([ "$covered" = yes ] && echo covered || echo 'ended before the end of')"
+printf '  slowest round began %s s into the idle stream, %s s into the refresh stream; the refresh ended %s s in\n' \
+    "$(result_field "$idle" max_at_s)" "$(result_field "$during" max_at_s)" "$ended"
 printf '  %s\n' "$msg"
 phi_pass "benchmark ran"
