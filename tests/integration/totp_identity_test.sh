@@ -146,4 +146,26 @@ phi_assert_eq "$(totp_pam phi-auth user00007 --answer "$(totp_code user00007 "$s
 ev=$(phi_journal_wait --first --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=auth_fail \
     PHI_USER=user00007) || phi_die "no auth_fail for user00007"
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" no_token "journaled as no token"
+# ---------------------------------------------------------------- paged
+# The same through a paged full refresh (as with Active Directory, and
+# `phictl sync --full`): a user deleted while the daemon was down is missing
+# from it.
+TOTP_UID[user00008]=10008
+totp_enroll user00008
+totp_daemon_stop
+sed -i "s|^group_base = .*|&\nsync = paged|" "$TOTP_CONF"
+# shellcheck disable=SC2119 # no arguments: the LDIF is on stdin
+phi_ldapmodify >/dev/null <<LDIF
+dn: uid=user00008,ou=people,$suffix
+changetype: delete
+LDIF
+cur=$(phi_journal_cursor)
+totp_daemon_start
+ctl sync --full >/dev/null
+ev=$(phi_journal_wait --first --timeout 30 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=token_revoked \
+    PHI_USER=user00008) || phi_die "no token_revoked for user00008 after the paged refresh"
+phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" user_removed \
+    "a paged full refresh revokes the token of a user it no longer finds"
+phi_check "that refresh was paged" phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd \
+    PHI_EVENT=ldap_sync PHI_SYNC_MODE=paged PHI_OUTCOME=ok
 phi_pass "TOTP state follows the directory's identity"
