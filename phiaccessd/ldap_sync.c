@@ -751,41 +751,65 @@ static int apply_refresh(struct worker *w, struct staged *st, const char *mode) 
         }
 
         /* The identity file's write lock, held from here to the commit, is
-         * the directory thread's alone: logins commit to the shared store. */
-        locked_ms = phi_now_ms();
-        if ((r = phi_store_identities_begin(w->store)) < 0)
-                goto out;
-        /* Before their rows go: the departure records the name they had. */
-        for (size_t i = 0; i < removed_users && r >= 0; i++)
-                r = phi_store_departed_add(w->store, gone_users[i], now_s());
-        if (r >= 0 && st->full)
-                r = phi_store_identities_clear(w->store);
-        else
-                for (size_t i = 0; i < n_keys && r >= 0; i++) {
-                        bool gone, found;
-                        if (st->present_mode)
-                                gone = !sorted_has(staged_keys, n_staged_keys, keys[i]) &&
-                                       !sorted_has(st->present, st->n_present, keys[i]);
-                        else
-                                gone = sorted_has(st->deletes, st->n_deletes, keys[i]);
-                        if (gone)
-                                r = phi_store_entry_delete(w->store, keys[i], &found);
+         * the directory thread's alone: logins commit to the shared store.
+         * Only what changed is written: entries gone are deleted, unchanged
+         * ones left alone (user_put skips them). If that meets a name or id
+         * still held by another staged entry (two users swapped names), the
+         * full refresh is written again from empty, as before. */
+        for (bool clear = false;;) {
+                bool conflict = false;
+                size_t rejected = 0;
+
+                locked_ms = phi_now_ms();
+                if ((r = phi_store_identities_begin(w->store)) < 0)
+                        goto out;
+                /* Before their rows go: the departure records the name they had. */
+                for (size_t i = 0; i < removed_users && r >= 0; i++)
+                        r = phi_store_departed_add(w->store, gone_users[i], now_s());
+                if (r >= 0 && clear)
+                        r = phi_store_identities_clear(w->store);
+                else
+                        for (size_t i = 0; i < n_keys && r >= 0; i++) {
+                                bool gone, found;
+                                if (st->present_mode)
+                                        gone = !sorted_has(staged_keys, n_staged_keys, keys[i]) &&
+                                               !sorted_has(st->present, st->n_present, keys[i]);
+                                else
+                                        gone = sorted_has(st->deletes, st->n_deletes, keys[i]);
+                                if (gone)
+                                        r = phi_store_entry_delete(w->store, keys[i], &found);
+                        }
+                for (size_t i = 0; i < st->ids.n_users && r >= 0 && !conflict; i++) {
+                        r = phi_store_user_put(w->store, &st->ids.users[i]);
+                        if (r == -EEXIST) {
+                                r = 0;
+                                if (st->full && !clear)
+                                        conflict = true;
+                                else {
+                                        log_rejected(st->ids.users[i].dn, "its name or uid belongs to another entry");
+                                        rejected++;
+                                }
+                        }
                 }
-        for (size_t i = 0; i < st->ids.n_users && r >= 0; i++) {
-                r = phi_store_user_put(w->store, &st->ids.users[i]);
-                if (r == -EEXIST) {
-                        log_rejected(st->ids.users[i].dn, "its name or uid belongs to another entry");
-                        st->rejected++;
-                        r = 0;
+                for (size_t i = 0; i < st->ids.n_groups && r >= 0 && !conflict; i++) {
+                        r = phi_store_group_put(w->store, &st->ids.groups[i]);
+                        if (r == -EEXIST) {
+                                r = 0;
+                                if (st->full && !clear)
+                                        conflict = true;
+                                else {
+                                        log_rejected(st->ids.groups[i].dn, "its name or gid belongs to another entry");
+                                        rejected++;
+                                }
+                        }
                 }
-        }
-        for (size_t i = 0; i < st->ids.n_groups && r >= 0; i++) {
-                r = phi_store_group_put(w->store, &st->ids.groups[i]);
-                if (r == -EEXIST) {
-                        log_rejected(st->ids.groups[i].dn, "its name or gid belongs to another entry");
-                        st->rejected++;
-                        r = 0;
+                if (r >= 0 && conflict) {
+                        phi_store_identities_rollback(w->store);
+                        clear = true;
+                        continue;
                 }
+                st->rejected += rejected;
+                break;
         }
         if (r >= 0)
                 r = resolve_into_store(w, &v);

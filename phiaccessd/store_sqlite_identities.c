@@ -72,7 +72,11 @@ static const char *const statements[_S_MAX] = {
         [S_USER_PUT] = "INSERT INTO users (key, dn, name, uid, gid, gecos, home, shell, modified)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
                        " ON CONFLICT (key) DO UPDATE SET dn = ?2, name = ?3, uid = ?4, gid = ?5,"
-                       " gecos = ?6, home = ?7, shell = ?8, modified = ?9",
+                       " gecos = ?6, home = ?7, shell = ?8, modified = ?9"
+                       /* An unchanged entry is not rewritten: a full refresh
+                        * of a directory that barely changed writes little. */
+                       " WHERE dn IS NOT ?2 OR name IS NOT ?3 OR uid IS NOT ?4 OR gid IS NOT ?5"
+                       " OR gecos IS NOT ?6 OR home IS NOT ?7 OR shell IS NOT ?8",
         [S_GROUP_PUT] = "INSERT INTO groups (key, dn, name, gid, modified) VALUES (?1, ?2, ?3, ?4, ?5)"
                         " ON CONFLICT (key) DO UPDATE SET dn = ?2, name = ?3, gid = ?4, modified = ?5",
         [S_MEMBERS_DEL] = "DELETE FROM group_members WHERE group_key = ?1",

@@ -168,4 +168,26 @@ phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_REASON)" user_removed 
     "a paged full refresh revokes the token of a user it no longer finds"
 phi_check "that refresh was paged" phi_journal_wait --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiaccessd \
     PHI_EVENT=ldap_sync PHI_SYNC_MODE=paged PHI_OUTCOME=ok
+# Two users swap names: the refresh that writes only what changed meets each
+# name still held by the other, and writes the refresh again from empty.
+# shellcheck disable=SC2119 # no arguments: the LDIF is on stdin
+phi_ldapmodify >/dev/null <<LDIF
+dn: uid=user00010,ou=people,$suffix
+changetype: modrdn
+newrdn: uid=swaptmp
+deleteoldrdn: 1
+
+dn: uid=user00011,ou=people,$suffix
+changetype: modrdn
+newrdn: uid=user00010
+deleteoldrdn: 1
+
+dn: uid=swaptmp,ou=people,$suffix
+changetype: modrdn
+newrdn: uid=user00011
+deleteoldrdn: 1
+LDIF
+ctl sync --full >/dev/null
+phi_assert_eq "$(sqlite3 "$TOTP_DIR/phi-identities.db" "SELECT name || '=' || uid FROM users WHERE name IN ('user00010', 'user00011') ORDER BY name" | tr '\n' ' ')" \
+    "user00010=10011 user00011=10010 " "a full refresh takes two users' swapped names"
 phi_pass "TOTP state follows the directory's identity"
