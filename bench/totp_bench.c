@@ -26,6 +26,10 @@
  *       activation left, so every request is an acceptance that commits a
  *       watermark; --wrong sends a code matching no step of the window.
  *       A reply other than the expected one counts as unexpected.
+ *       --interval-ms MS paces each thread: its i-th request starts MS*i ms
+ *       after the first (a steady stream of logins, as during a refresh in
+ *       totp_refresh_bench.sh), or as soon as the previous one is answered if
+ *       that is later.
  *
  *   pamtester --secrets FILE --first I --count N --threads T --service S
  *        [--wrong] [--label L]
@@ -96,7 +100,7 @@ struct user {
 
 struct opts {
         const char *mode, *socket, *secrets, *out, *rhost, *service, *label;
-        unsigned first, count, threads;
+        unsigned first, count, threads, interval_ms;
         bool wrong, reconnect, no_sync, sqlite;
 };
 
@@ -106,6 +110,7 @@ struct worker {
         struct user *users;
         size_t n;
         uint64_t *lat_ns;
+        uint64_t *start_ns;          /* auth: when each request started (monotonic) */
         size_t ok, refused, errors, unexpected, coincident;
         pthread_barrier_t *start;
 };
@@ -338,6 +343,7 @@ static void *auth_thread(void *arg) {
         if (r0 < 0)
                 die("connect", r0);
         pthread_barrier_wait(w->start);
+        uint64_t first = now_ns();
         for (size_t i = 0; i < w->n; i++) {
                 phi_msg *req = auth_request(&w->users[i]), *reply = NULL;
                 uint64_t t0;
@@ -345,7 +351,17 @@ static void *auth_thread(void *arg) {
 
                 if (!req)
                         die("building a request", ENOMEM);
+                if (O.interval_ms) {
+                        uint64_t due = first + (uint64_t) i * O.interval_ms * 1000000u, t = now_ns();
+                        if (due > t) {
+                                struct timespec ts = { .tv_sec = (time_t) ((due - t) / 1000000000u),
+                                                       .tv_nsec = (long) ((due - t) % 1000000000u) };
+                                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                                        ;
+                        }
+                }
                 t0 = now_ns();
+                w->start_ns[i] = t0;
                 if (O.reconnect && (r = phi_client_connect(O.socket, TIMEOUT_MS, &c)) < 0) {
                         w->errors++;
                         phi_msg_free(req);
@@ -626,17 +642,18 @@ static struct user *load_secrets(size_t *ret_n) {
 static void run(void *(*fn)(void *), struct user *users, size_t n) {
         unsigned t = O.threads < n ? O.threads : (unsigned) n;
         struct worker *w = calloc(t, sizeof(*w));
-        uint64_t *lat = calloc(n, sizeof(*lat));
+        uint64_t *lat = calloc(n, sizeof(*lat)), *starts = calloc(n, sizeof(*starts));
         pthread_barrier_t start;
         size_t ok = 0, refused = 0, errors = 0, unexpected = 0, coincident = 0, at = 0;
         uint64_t t0, t1;
 
-        if (!w || !lat)
+        if (!w || !lat || !starts)
                 die("memory", ENOMEM);
         pthread_barrier_init(&start, NULL, t + 1);
         for (unsigned i = 0; i < t; i++) {
                 size_t share = n / t + (i < n % t);
-                w[i] = (struct worker){ .o = &O, .users = users + at, .n = share, .lat_ns = lat + at, .start = &start };
+                w[i] = (struct worker){ .o = &O, .users = users + at, .n = share, .lat_ns = lat + at,
+                                        .start_ns = starts + at, .start = &start };
                 at += share;
                 if (pthread_create(&w[i].thread, NULL, fn, &w[i]) != 0)
                         die("pthread_create", errno);
@@ -653,14 +670,22 @@ static void run(void *(*fn)(void *), struct user *users, size_t n) {
                 coincident += w[i].coincident;
         }
         t1 = now_ns();
+        /* When the slowest request started, in seconds after the run began
+         * (auth only; 0 elsewhere): to tell what it met. */
+        size_t slowest = 0;
+        for (size_t i = 1; i < n; i++)
+                if (lat[i] > lat[slowest])
+                        slowest = i;
+        double max_at = starts[slowest] > t0 ? (double) (starts[slowest] - t0) / 1e9 : 0;
         qsort(lat, n, sizeof(*lat), cmp_u64);
         printf("result label=%s n=%zu ok=%zu refused=%zu errors=%zu unexpected=%zu coincident=%zu threads=%u wall_s=%.3f "
-               "per_s=%.0f p50_us=%.0f p90_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f\n",
+               "per_s=%.0f p50_us=%.0f p90_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f max_at_s=%.3f\n",
                O.label ? O.label : O.mode, n, ok, refused, errors, unexpected, coincident, t, (double) (t1 - t0) / 1e9,
                (double) n / ((double) (t1 - t0) / 1e9), pct_us(lat, n, 0.5), pct_us(lat, n, 0.9),
-               pct_us(lat, n, 0.99), pct_us(lat, n, 0.999), pct_us(lat, n, 1.0));
+               pct_us(lat, n, 0.99), pct_us(lat, n, 0.999), pct_us(lat, n, 1.0), max_at);
         fflush(stdout);
         pthread_barrier_destroy(&start);
+        free(starts);
         free(lat);
         free(w);
 }
@@ -668,7 +693,7 @@ static void run(void *(*fn)(void *), struct user *users, size_t n) {
 static void usage(void) {
         fputs("usage: totp_bench enroll|auth|pamtester|usersfile|fsync|floor [--socket P] [--secrets F]\n"
               "       [--out F] [--first I] [--count N] [--threads T] [--wrong] [--reconnect]\n"
-              "       [--rhost H] [--service S] [--label L] [--no-sync] [--sqlite]\n",
+              "       [--rhost H] [--service S] [--label L] [--no-sync] [--sqlite] [--interval-ms MS]\n",
               stderr);
         exit(2);
 }
@@ -681,7 +706,8 @@ int main(int argc, char **argv) {
                 { "wrong", no_argument, NULL, 'w' },         { "reconnect", no_argument, NULL, 'r' },
                 { "rhost", required_argument, NULL, 'h' },   { "service", required_argument, NULL, 'v' },
                 { "label", required_argument, NULL, 'l' },   { "no-sync", no_argument, NULL, 'N' },
-                { "sqlite", no_argument, NULL, 'Q' },        { NULL, 0, NULL, 0 },
+                { "sqlite", no_argument, NULL, 'Q' },        { "interval-ms", required_argument, NULL, 'i' },
+                { NULL, 0, NULL, 0 },
         };
         struct user *users = NULL;
         size_t n = 0;
@@ -706,6 +732,7 @@ int main(int argc, char **argv) {
                 case 'l': O.label = optarg; break;
                 case 'N': O.no_sync = true; break;
                 case 'Q': O.sqlite = true; break;
+                case 'i': O.interval_ms = (unsigned) strtoul(optarg, NULL, 10); break;
                 default: usage();
                 }
         if (O.count == 0 || O.threads == 0 || O.first == 0)

@@ -719,11 +719,75 @@ static int save_state(struct worker *w, bool full) {
         return save_state_ex(w, full, true);
 }
 
+/*
+ * The TOTP state of users who left the directory: their tokens and tickets
+ * (found by identity, whatever name they are under) and the failure counter
+ * of the name they had. The departures were recorded in the refresh's own
+ * transaction; each leaves the list only after its revocation is committed,
+ * so a crash in between revokes at the next start (and a second pass over
+ * one finds nothing to revoke, and journals nothing). Logins do not depend on
+ * it: the verifier refuses a token whose identity is not the name's now.
+ */
+static void revoke_departed(struct worker *w) {
+        struct phi_departed *d = NULL;
+        bool *revoked = NULL;
+        size_t n = 0;
+        int r;
+
+        if ((r = phi_store_departed_list(w->store, &d, &n)) < 0 || n == 0)
+                goto out;
+        revoked = calloc(n, sizeof(bool));
+        if (!revoked) {
+                r = -ENOMEM;
+                goto out;
+        }
+        if ((r = phi_store_begin(w->store)) < 0)
+                goto out;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                bool token = false, ticket = false;
+                r = phi_store_identity_revoke(w->store, d[i].key, &token, &ticket);
+                if (r >= 0)
+                        r = phi_store_failures_put(w->store, PHI_FAILURE_USER, d[i].name, &(struct phi_failures){ 0 });
+                revoked[i] = token || ticket;
+        }
+        if (r >= 0)
+                r = phi_store_commit(w->store);
+        if (r < 0) {
+                phi_store_rollback(w->store);
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const struct phi_journal_field fields[] = {
+                        { "PHI_USER", d[i].name },
+                        { "PHI_REASON", "user_removed" },
+                };
+                if (revoked[i])
+                        phi_journal_event(PHI_EVENT_TOKEN_REVOKED, LOG_NOTICE, fields, PHI_ELEMENTSOF(fields),
+                                          "TOTP token of %s revoked: the user (%s) left the directory", d[i].name,
+                                          d[i].key);
+        }
+        if ((r = phi_store_identities_begin(w->store)) < 0)
+                goto out;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = phi_store_departed_delete(w->store, d[i].key);
+        if (r >= 0)
+                r = phi_store_identities_commit(w->store);
+        if (r < 0)
+                phi_store_identities_rollback(w->store);
+out:
+        if (r < 0)
+                phi_log(LOG_ERR, "cannot revoke the TOTP state of users who left the directory (tried again "
+                                 "after the next change): %s", phi_errno_text(r));
+        free(revoked);
+        phi_departed_free(d, n);
+}
+
 static void after_commit(struct worker *w, struct resolved_view *v) {
         struct phi_publish_stats ps = { 0 };
         uint64_t users = 0, groups = 0;
         int r;
 
+        revoke_departed(w);
         cookie_promote(w);
         w->generation++;
         r = phi_snapshot_publish(&v->ids, &v->res, w->c, w->generation, &ps);
@@ -756,10 +820,10 @@ static void after_commit(struct worker *w, struct resolved_view *v) {
 static int apply_refresh(struct worker *w, struct staged *st, const char *mode) {
         char **keys = NULL, example[256];
         size_t n_keys = 0, n_user_keys = 0, removed_users = 0, new_users = 0, dropped;
-        char **staged_user_keys = NULL, **staged_keys = NULL;
+        char **staged_user_keys = NULL, **staged_keys = NULL, **gone_users = NULL;
         size_t n_staged_keys = 0;
         struct resolved_view v = { 0 };
-        int64_t t0 = st->started_ms;
+        int64_t t0 = st->started_ms, locked_ms = 0;
         uint64_t final_users;
         int r;
 
@@ -774,7 +838,8 @@ static int apply_refresh(struct worker *w, struct staged *st, const char *mode) 
 
         staged_user_keys = calloc(st->ids.n_users + 1, sizeof(char *));
         staged_keys = calloc(st->ids.n_users + st->ids.n_groups + 1, sizeof(char *));
-        if (!staged_user_keys || !staged_keys) {
+        gone_users = calloc(n_user_keys + 1, sizeof(char *));
+        if (!staged_user_keys || !staged_keys || !gone_users) {
                 r = -ENOMEM;
                 goto out;
         }
@@ -800,7 +865,7 @@ static int apply_refresh(struct worker *w, struct staged *st, const char *mode) 
                 else
                         gone = sorted_has(st->deletes, st->n_deletes, keys[i]);
                 if (gone)
-                        removed_users++;
+                        gone_users[removed_users++] = keys[i];
         }
         for (size_t i = 0; i < st->ids.n_users; i++)
                 if (!(n_user_keys > 0 &&
@@ -832,45 +897,76 @@ static int apply_refresh(struct worker *w, struct staged *st, const char *mode) 
                 goto out;
         }
 
-        if ((r = phi_store_begin(w->store)) < 0)
-                goto out;
-        if (st->full)
-                r = phi_store_identities_clear(w->store);
-        else
-                for (size_t i = 0; i < n_keys && r >= 0; i++) {
-                        bool gone, found;
-                        if (st->present_mode)
-                                gone = !sorted_has(staged_keys, n_staged_keys, keys[i]) &&
-                                       !sorted_has(st->present, st->n_present, keys[i]);
-                        else
-                                gone = sorted_has(st->deletes, st->n_deletes, keys[i]);
-                        if (gone)
-                                r = phi_store_entry_delete(w->store, keys[i], &found);
+        /* The identity file's write lock, held from here to the commit, is
+         * the directory thread's alone: logins commit to the shared store.
+         * Only what changed is written: entries gone are deleted, unchanged
+         * ones left alone (user_put skips them). If that meets a name or id
+         * still held by another staged entry (two users swapped names), the
+         * full refresh is written again from empty, as before. */
+        for (bool clear = false;;) {
+                bool conflict = false;
+                size_t rejected = 0;
+
+                locked_ms = phi_now_ms();
+                if ((r = phi_store_identities_begin(w->store)) < 0)
+                        goto out;
+                /* Before their rows go: the departure records the name they had. */
+                for (size_t i = 0; i < removed_users && r >= 0; i++)
+                        r = phi_store_departed_add(w->store, gone_users[i], now_s());
+                if (r >= 0 && clear)
+                        r = phi_store_identities_clear(w->store);
+                else
+                        for (size_t i = 0; i < n_keys && r >= 0; i++) {
+                                bool gone, found;
+                                if (st->present_mode)
+                                        gone = !sorted_has(staged_keys, n_staged_keys, keys[i]) &&
+                                               !sorted_has(st->present, st->n_present, keys[i]);
+                                else
+                                        gone = sorted_has(st->deletes, st->n_deletes, keys[i]);
+                                if (gone)
+                                        r = phi_store_entry_delete(w->store, keys[i], &found);
+                        }
+                for (size_t i = 0; i < st->ids.n_users && r >= 0 && !conflict; i++) {
+                        r = phi_store_user_put(w->store, &st->ids.users[i]);
+                        if (r == -EEXIST) {
+                                r = 0;
+                                if (st->full && !clear)
+                                        conflict = true;
+                                else {
+                                        log_rejected(st->ids.users[i].dn, "its name or uid belongs to another entry");
+                                        rejected++;
+                                }
+                        }
                 }
-        for (size_t i = 0; i < st->ids.n_users && r >= 0; i++) {
-                r = phi_store_user_put(w->store, &st->ids.users[i]);
-                if (r == -EEXIST) {
-                        log_rejected(st->ids.users[i].dn, "its name or uid belongs to another entry");
-                        st->rejected++;
-                        r = 0;
+                for (size_t i = 0; i < st->ids.n_groups && r >= 0 && !conflict; i++) {
+                        r = phi_store_group_put(w->store, &st->ids.groups[i]);
+                        if (r == -EEXIST) {
+                                r = 0;
+                                if (st->full && !clear)
+                                        conflict = true;
+                                else {
+                                        log_rejected(st->ids.groups[i].dn, "its name or gid belongs to another entry");
+                                        rejected++;
+                                }
+                        }
                 }
-        }
-        for (size_t i = 0; i < st->ids.n_groups && r >= 0; i++) {
-                r = phi_store_group_put(w->store, &st->ids.groups[i]);
-                if (r == -EEXIST) {
-                        log_rejected(st->ids.groups[i].dn, "its name or gid belongs to another entry");
-                        st->rejected++;
-                        r = 0;
+                if (r >= 0 && conflict) {
+                        phi_store_identities_rollback(w->store);
+                        clear = true;
+                        continue;
                 }
+                st->rejected += rejected;
+                break;
         }
         if (r >= 0)
                 r = resolve_into_store(w, &v);
         if (r >= 0)
                 r = save_state(w, st->full);
         if (r >= 0)
-                r = phi_store_commit(w->store);
+                r = phi_store_identities_commit(w->store);
+        locked_ms = phi_now_ms() - locked_ms;
         if (r < 0) {
-                phi_store_rollback(w->store);
+                phi_store_identities_rollback(w->store);
                 cookie_drop_pending(w);
                 set_error(w->s, "cannot store the refresh: %s", phi_errno_text(r));
                 phi_log(LOG_ERR, "cannot store the directory refresh: %s", phi_errno_text(r));
@@ -895,9 +991,11 @@ static int apply_refresh(struct worker *w, struct staged *st, const char *mode) 
                 }
                 journal_sync(w, LOG_INFO, "ok", mode, v.ids.n_users, v.ids.n_groups, ms, NULL,
                              "Directory %s refresh from %s: %zu users, %zu groups (%zu entries read, "
-                             "%zu rejected, %zu removed users) in %llu ms",
+                             "%zu rejected, %zu removed users) in %llu ms, %lld ms of them writing the "
+                             "identity file",
                              st->full ? "full" : "incremental", w->uri, v.ids.n_users, v.ids.n_groups,
-                             st->received, st->rejected, removed_users, (unsigned long long) ms);
+                             st->received, st->rejected, removed_users, (unsigned long long) ms,
+                             (long long) locked_ms);
         }
         r = 0;
 out:
@@ -905,6 +1003,7 @@ out:
         phi_strv_free(keys, n_keys);
         free(staged_user_keys);
         free(staged_keys);
+        free(gone_users);
         return r;
 }
 
@@ -1030,7 +1129,7 @@ static int persist_begin(struct worker *w) {
 
         if (w->txn)
                 return 0;
-        if ((r = phi_store_begin(w->store)) < 0)
+        if ((r = phi_store_identities_begin(w->store)) < 0)
                 return r;
         w->txn = true;
         w->batch_puts = w->batch_deletes = w->batch_rejected = 0;
@@ -1049,10 +1148,10 @@ static int persist_flush(struct worker *w) {
         if (r >= 0)
                 r = save_state(w, false);
         if (r >= 0)
-                r = phi_store_commit(w->store);
+                r = phi_store_identities_commit(w->store);
         w->txn = false;
         if (r < 0) {
-                phi_store_rollback(w->store);
+                phi_store_identities_rollback(w->store);
                 cookie_drop_pending(w);
                 phi_log(LOG_ERR, "cannot store directory changes: %s", phi_errno_text(r));
                 view_clear(&v);
@@ -1097,7 +1196,7 @@ static int persist_delete(struct worker *w, const char *key) {
         bool found = false;
         int r;
 
-        if ((r = persist_begin(w)) < 0)
+        if ((r = persist_begin(w)) < 0 || (r = phi_store_departed_add(w->store, key, now_s())) < 0)
                 return r;
         r = phi_store_entry_delete(w->store, key, &found);
         if (r == 0 && found)
@@ -1492,7 +1591,7 @@ static int run_syncrepl(struct worker *w) {
                         if (f < 0 && r >= 0)
                                 r = f;
                 } else {
-                        phi_store_rollback(w->store);
+                        phi_store_identities_rollback(w->store);
                         cookie_drop_pending(w);
                         w->txn = false;
                 }
@@ -1526,15 +1625,15 @@ static void publish_from_store(struct worker *w) {
         struct resolved_view v = { 0 };
         int r;
 
-        if ((r = phi_store_begin(w->store)) < 0)
+        if ((r = phi_store_identities_begin(w->store)) < 0)
                 return;
         r = resolve_into_store(w, &v);
         if (r >= 0 && v.ids.n_users > 0)
                 r = save_state_ex(w, false, false);
         if (r >= 0)
-                r = phi_store_commit(w->store);
+                r = phi_store_identities_commit(w->store);
         if (r < 0) {
-                phi_store_rollback(w->store);
+                phi_store_identities_rollback(w->store);
                 phi_log(LOG_ERR, "cannot read the store: %s", phi_errno_text(r));
         } else if (v.ids.n_users > 0) {
                 after_commit(w, &v);
@@ -1610,7 +1709,7 @@ static void *thread_main(void *arg) {
 
         LOCKED(s) c0 = phi_config_ref(s->config);
         if ((r = worker_configure(&w, c0)) < 0 ||
-            (r = phi_store_open("sqlite", w.c->store_path, &w.store)) < 0) {
+            (r = phi_store_open("sqlite", w.c->store_path, PHI_IDENTITIES_WRITE, &w.store)) < 0) {
                 set_error(s, "cannot open the store %s: %s", w.c->store_path, phi_errno_text(r));
                 set_state(s, "failed");
                 phi_log(LOG_CRIT, "directory sync cannot start: %s", s->status.last_error);
@@ -1634,6 +1733,8 @@ static void *thread_main(void *arg) {
                         s->status.have_cookie = w.cookie != NULL;
                 }
         }
+        /* Departures a crash left unrevoked. */
+        revoke_departed(&w);
         publish_from_store(&w);
         LOCKED(s) s->status.last_success = state.last_success;
 

@@ -227,6 +227,16 @@ int phi_local_user_get(const char *path, const char *name, struct phi_user *ret)
         return 0;
 }
 
+int phi_local_user_by_name(const char *path, const char *name, uid_t *ret_uid) {
+        struct phi_user u = { 0 };
+        int r = phi_local_user_get(path, name, &u);
+
+        if (r == 0)
+                *ret_uid = u.uid;
+        phi_user_clear(&u);
+        return r;
+}
+
 bool phi_local_group_has_member(const char *path, const char *group, const char *user, gid_t gid) {
         _cleanup_free_ char *buf = NULL;
         size_t size = 0;

@@ -36,6 +36,8 @@ int phi_local_user_by_uid(const char *path, uid_t uid, char **ret_name, gid_t *r
  * and dn stay NULL); the caller clears it. -ENOENT if none. */
 int phi_local_user_get(const char *path, const char *name, struct phi_user *ret)
         _phi_warn_unused_ _phi_nonnull_;
+/* The uid of the local account named name. -ENOENT if none. */
+int phi_local_user_by_name(const char *path, const char *name, uid_t *ret_uid) _phi_warn_unused_ _phi_nonnull_;
 /* Whether user (with primary gid) belongs to the local group named group. */
 bool phi_local_group_has_member(const char *path, const char *group, const char *user, gid_t gid)
         _phi_nonnull_;

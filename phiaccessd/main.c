@@ -136,7 +136,7 @@ static void ensure_parent_dir(const char *path) {
 }
 
 /*
- * One daemon per store. A second one -- an admin's foreground run beside the
+ * One daemon per store (and its identity file, named after it). A second one -- an admin's foreground run beside the
  * service -- would bind the socket paths over the service's and remove them
  * when it exits, leaving the service running but unreachable: every login
  * denied until a restart. So the first thing a daemon does is take an flock()
@@ -252,7 +252,7 @@ static int run(struct main_ctx *m) {
         ensure_parent_dir(m->daemon.config->snapshot_path);
         if ((r = instance_lock(m->daemon.config->store_path, &m->instance_fd)) < 0)
                 return r;
-        r = phi_store_open("sqlite", m->daemon.config->store_path, &m->daemon.store);
+        r = phi_store_open("sqlite", m->daemon.config->store_path, PHI_IDENTITIES_READ, &m->daemon.store);
         if (r < 0) {
                 phi_log(LOG_ERR, "cannot open the store %s: %s", m->daemon.config->store_path,
                         phi_errno_text(r));

@@ -230,35 +230,63 @@ void phi_seal_seed_new(uint8_t seed[static PHI_SEAL_SEED_BYTES]) {
         randombytes_buf(seed, PHI_SEAL_SEED_BYTES);
 }
 
-int phi_seal(const phi_seal_key *k, const char *user, const uint8_t *plain, size_t n,
-             uint8_t nonce[static PHI_SEAL_NONCE_BYTES], uint8_t *ret_sealed) {
-        size_t ad_len = strlen(user);
+/* The additional data: the user name, a NUL, the identity (store.h). A name
+ * holds no NUL, so it cannot be mistaken for a name alone (the legacy form,
+ * which always has no NUL), nor "a" + "b\0c" for "a\0b" + "c". */
+static int ad_build(const char *user, const char *identity, uint8_t *buf, size_t size, size_t *ret_len) {
+        size_t nu = strlen(user), ni = identity ? strlen(identity) : 0;
 
-        if (ad_len == 0 || n == 0 || n > PHI_SEAL_MAX_PLAIN)
+        if (nu == 0 || (identity && ni == 0) || nu + 1 + ni > size)
+                return -EINVAL;
+        memcpy(buf, user, nu);
+        if (identity) {
+                buf[nu] = 0;
+                memcpy(buf + nu + 1, identity, ni);
+                *ret_len = nu + 1 + ni;
+        } else
+                *ret_len = nu;
+        return 0;
+}
+
+int phi_seal(const phi_seal_key *k, const char *user, const char *identity, const uint8_t *plain, size_t n,
+             uint8_t nonce[static PHI_SEAL_NONCE_BYTES], uint8_t *ret_sealed) {
+        uint8_t ad[PHI_SEAL_AD_MAX];
+        size_t ad_len;
+
+        if (ad_build(user, identity, ad, sizeof(ad), &ad_len) < 0 || n == 0 || n > PHI_SEAL_MAX_PLAIN)
                 return -EINVAL;
         randombytes_buf(nonce, PHI_SEAL_NONCE_BYTES);
-        if (crypto_aead_xchacha20poly1305_ietf_encrypt(ret_sealed, NULL, plain, n,
-                                                       (const uint8_t *) user, ad_len, NULL,
-                                                       nonce, k->bytes) != 0)
+        if (crypto_aead_xchacha20poly1305_ietf_encrypt(ret_sealed, NULL, plain, n, ad, ad_len, NULL, nonce,
+                                                       k->bytes) != 0)
                 return -EIO;
         return 0;
 }
 
-int phi_unseal(const phi_seal_key *k, const char *user,
-               const uint8_t nonce[static PHI_SEAL_NONCE_BYTES], const uint8_t *sealed,
-               size_t sealed_len, uint8_t *ret_plain) {
-        size_t ad_len = strlen(user);
-        size_t n;
+static int unseal(const phi_seal_key *k, const char *user, const char *identity,
+                  const uint8_t nonce[static PHI_SEAL_NONCE_BYTES], const uint8_t *sealed, size_t sealed_len,
+                  uint8_t *ret_plain) {
+        uint8_t ad[PHI_SEAL_AD_MAX];
+        size_t ad_len, n;
 
-        if (ad_len == 0 || sealed_len <= PHI_SEAL_TAG_BYTES ||
+        if (ad_build(user, identity, ad, sizeof(ad), &ad_len) < 0 || sealed_len <= PHI_SEAL_TAG_BYTES ||
             sealed_len > PHI_SEAL_MAX_PLAIN + PHI_SEAL_TAG_BYTES)
                 return -EINVAL;
         n = sealed_len - PHI_SEAL_TAG_BYTES;
-        if (crypto_aead_xchacha20poly1305_ietf_decrypt(ret_plain, NULL, NULL, sealed, sealed_len,
-                                                       (const uint8_t *) user, ad_len, nonce,
+        if (crypto_aead_xchacha20poly1305_ietf_decrypt(ret_plain, NULL, NULL, sealed, sealed_len, ad, ad_len, nonce,
                                                        k->bytes) != 0) {
                 sodium_memzero(ret_plain, n);
                 return -EBADMSG;
         }
         return 0;
+}
+
+int phi_unseal(const phi_seal_key *k, const char *user, const char *identity,
+               const uint8_t nonce[static PHI_SEAL_NONCE_BYTES], const uint8_t *sealed, size_t sealed_len,
+               uint8_t *ret_plain) {
+        return unseal(k, user, identity, nonce, sealed, sealed_len, ret_plain);
+}
+
+int phi_unseal_legacy(const phi_seal_key *k, const char *user, const uint8_t nonce[static PHI_SEAL_NONCE_BYTES],
+                      const uint8_t *sealed, size_t sealed_len, uint8_t *ret_plain) {
+        return unseal(k, user, NULL, nonce, sealed, sealed_len, ret_plain);
 }

@@ -11,8 +11,10 @@
  * wiped when freed.
  *
  * A seed is sealed with XChaCha20-Poly1305 (a random 192-bit nonce per seal,
- * so nonces never need a counter) and the user name as additional data: a
- * sealed seed copied into another user's row does not open. */
+ * so nonces never need a counter) and as additional data the user name and
+ * the user's identity (the directory entry's stable key, or "local:UID" for a
+ * local account; see store.h): a sealed seed copied into another user's row
+ * does not open, nor does it open for a new person later given the same name. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -68,15 +70,26 @@ PHI_DEFINE_TRIVIAL_CLEANUP_FUNC(phi_seal_key *, phi_seal_key_free);
 /* A fresh 160-bit seed from libsodium's CSPRNG. */
 void phi_seal_seed_new(uint8_t seed[static PHI_SEAL_SEED_BYTES]) _phi_nonnull_;
 
-/* Seals plain[0..n) for user: writes a random nonce and n + PHI_SEAL_TAG_BYTES bytes
- * of ciphertext. -EINVAL for an empty user or n outside 1..PHI_SEAL_MAX_PLAIN. */
-int phi_seal(const phi_seal_key *k, const char *user, const uint8_t *plain, size_t n,
+/* Longest additional data: a name, a NUL, an identity. */
+#define PHI_SEAL_AD_MAX 1024u
+
+/* Seals plain[0..n) for user and identity: writes a random nonce and n +
+ * PHI_SEAL_TAG_BYTES bytes of ciphertext. -EINVAL for an empty user or
+ * identity, one too long, or n outside 1..PHI_SEAL_MAX_PLAIN. */
+int phi_seal(const phi_seal_key *k, const char *user, const char *identity, const uint8_t *plain, size_t n,
              uint8_t nonce[static PHI_SEAL_NONCE_BYTES], uint8_t *ret_sealed) _phi_warn_unused_
         _phi_nonnull_;
 
-/* Opens what phi_seal() made for the same user: writes sealed_len - PHI_SEAL_TAG_BYTES
- * bytes to ret_plain. -EBADMSG when the tag does not verify (other key, other user,
- * altered bytes), -EINVAL for impossible lengths. ret_plain is wiped on failure. */
-int phi_unseal(const phi_seal_key *k, const char *user,
+/* Opens what phi_seal() made for the same user and identity: writes sealed_len -
+ * PHI_SEAL_TAG_BYTES bytes to ret_plain. -EBADMSG when the tag does not verify
+ * (other key, other user or identity, altered bytes), -EINVAL for impossible
+ * lengths. ret_plain is wiped on failure. */
+int phi_unseal(const phi_seal_key *k, const char *user, const char *identity,
                const uint8_t nonce[static PHI_SEAL_NONCE_BYTES], const uint8_t *sealed,
                size_t sealed_len, uint8_t *ret_plain) _phi_warn_unused_ _phi_nonnull_;
+
+/* Opens a seed sealed before identities were part of the additional data (the
+ * name alone): only for re-sealing the tokens of an upgraded store. */
+int phi_unseal_legacy(const phi_seal_key *k, const char *user, const uint8_t nonce[static PHI_SEAL_NONCE_BYTES],
+                      const uint8_t *sealed, size_t sealed_len, uint8_t *ret_plain) _phi_warn_unused_
+        _phi_nonnull_;

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Backend selection and the thin calls through its ops table. */
 
+#include <stdio.h>
+
 #include "store.h"
 
 struct phi_store {
         const struct phi_store_ops *ops;
         void *backend;
+        const struct phi_identity_ops *iops;
+        void *ibackend;             /* NULL when the identity part is not opened */
 };
 
 static const struct phi_store_ops *const backends[] = {
@@ -20,13 +24,42 @@ void phi_strv_free(char **v, size_t n) {
         free(v);
 }
 
+void phi_departed_free(struct phi_departed *d, size_t n) {
+        if (!d)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                free(d[i].key);
+                free(d[i].name);
+        }
+        free(d);
+}
+
 void phi_sync_state_clear(struct phi_sync_state *s) {
         free(s->cookie);
         free(s->search);
         *s = (struct phi_sync_state){ 0 };
 }
 
-int phi_store_open(const char *backend, const char *location, phi_store **ret) {
+int phi_store_identities_path(const char *location, char **ret) {
+        size_t n = strlen(location);
+        char *p;
+
+        if (n == 0 || strcmp(location, ":memory:") == 0)
+                p = strdup(location);
+        else if (n > 3 && strcmp(location + n - 3, ".db") == 0) {
+                if (asprintf(&p, "%.*s-identities.db", (int) (n - 3), location) < 0)
+                        p = NULL;
+        } else if (asprintf(&p, "%s-identities", location) < 0)
+                p = NULL;
+        if (!p)
+                return -ENOMEM;
+        *ret = p;
+        return 0;
+}
+
+int phi_store_open(const char *backend, const char *location, enum phi_store_identities identities,
+                   phi_store **ret) {
+        _cleanup_free_ char *ipath = NULL;
         const struct phi_store_ops *ops = NULL;
         phi_store *s;
         int r;
@@ -36,13 +69,23 @@ int phi_store_open(const char *backend, const char *location, phi_store **ret) {
                         ops = backends[i];
         if (!ops)
                 return -EOPNOTSUPP;
+        if ((r = phi_store_identities_path(location, &ipath)) < 0)
+                return r;
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         s->ops = ops;
-        r = ops->open(location, &s->backend);
+        s->iops = &phi_identity_sqlite_ops;
+        /* The shared part first: opening it makes the identity file (and moves
+         * an old store's identities there), which a read-only open needs. */
+        r = ops->open(location, ipath, &s->backend);
         if (r < 0) {
                 free(s);
+                return r;
+        }
+        if (identities != PHI_IDENTITIES_NONE &&
+            (r = s->iops->open(ipath, identities == PHI_IDENTITIES_READ, &s->ibackend)) < 0) {
+                phi_store_free(s);
                 return r;
         }
         *ret = s;
@@ -52,6 +95,8 @@ int phi_store_open(const char *backend, const char *location, phi_store **ret) {
 void phi_store_free(phi_store *s) {
         if (!s)
                 return;
+        if (s->ibackend)
+                s->iops->close(s->ibackend);
         s->ops->close(s->backend);
         free(s);
 }
@@ -62,43 +107,54 @@ void phi_store_rollback(phi_store *s) { s->ops->rollback(s->backend); }
 int phi_store_schema_version(phi_store *s, unsigned *ret) {
         return s->ops->schema_version(s->backend, ret);
 }
+int phi_store_identities_begin(phi_store *s) { return s->ibackend ? s->iops->begin(s->ibackend) : -EBADF; }
+int phi_store_identities_commit(phi_store *s) { return s->ibackend ? s->iops->commit(s->ibackend) : -EBADF; }
+void phi_store_identities_rollback(phi_store *s) {
+        if (s->ibackend)
+                s->iops->rollback(s->ibackend);
+}
+int phi_store_identities_schema_version(phi_store *s, unsigned *ret) {
+        return s->ibackend ? s->iops->schema_version(s->ibackend, ret) : -EBADF;
+}
 int phi_store_user_put(phi_store *s, const struct phi_user *u) {
-        return s->ops->user_put(s->backend, u);
+        return s->ibackend ? s->iops->user_put(s->ibackend, u) : -EBADF;
 }
 int phi_store_group_put(phi_store *s, const struct phi_group *g) {
-        return s->ops->group_put(s->backend, g);
+        return s->ibackend ? s->iops->group_put(s->ibackend, g) : -EBADF;
 }
 int phi_store_entry_delete(phi_store *s, const char *key, bool *ret_found) {
-        return s->ops->entry_delete(s->backend, key, ret_found);
+        return s->ibackend ? s->iops->entry_delete(s->ibackend, key, ret_found) : -EBADF;
 }
-int phi_store_identities_clear(phi_store *s) { return s->ops->identities_clear(s->backend); }
+int phi_store_identities_clear(phi_store *s) {
+        return s->ibackend ? s->iops->identities_clear(s->ibackend) : -EBADF;
+}
 int phi_store_identities_load(phi_store *s, struct phi_identities *ret) {
-        return s->ops->identities_load(s->backend, ret);
+        return s->ibackend ? s->iops->identities_load(s->ibackend, ret) : -EBADF;
 }
 int phi_store_keys_load(phi_store *s, char ***ret, size_t *ret_n, size_t *ret_n_users) {
-        return s->ops->keys_load(s->backend, ret, ret_n, ret_n_users);
+        return s->ibackend ? s->iops->keys_load(s->ibackend, ret, ret_n, ret_n_users) : -EBADF;
 }
 int phi_store_memberships_replace(phi_store *s, const struct phi_identities *ids,
                                   const struct phi_resolved *res) {
-        return s->ops->memberships_replace(s->backend, ids, res);
+        return s->ibackend ? s->iops->memberships_replace(s->ibackend, ids, res) : -EBADF;
 }
 int phi_store_counts(phi_store *s, uint64_t *ret_users, uint64_t *ret_groups) {
-        return s->ops->counts(s->backend, ret_users, ret_groups);
+        return s->ibackend ? s->iops->counts(s->ibackend, ret_users, ret_groups) : -EBADF;
 }
 int phi_store_user_get(phi_store *s, const char *name, struct phi_user *ret) {
-        return s->ops->user_get(s->backend, name, ret);
+        return s->ibackend ? s->iops->user_get(s->ibackend, name, ret) : -EBADF;
 }
 int phi_store_user_get_by_uid(phi_store *s, uint32_t uid, struct phi_user *ret) {
-        return s->ops->user_get_by_uid(s->backend, uid, ret);
+        return s->ibackend ? s->iops->user_get_by_uid(s->ibackend, uid, ret) : -EBADF;
 }
 int phi_store_user_groups(phi_store *s, const char *name, char ***ret, size_t *ret_n) {
-        return s->ops->user_groups(s->backend, name, ret, ret_n);
+        return s->ibackend ? s->iops->user_groups(s->ibackend, name, ret, ret_n) : -EBADF;
 }
 int phi_store_sync_state_get(phi_store *s, struct phi_sync_state *ret) {
-        return s->ops->sync_state_get(s->backend, ret);
+        return s->ibackend ? s->iops->sync_state_get(s->ibackend, ret) : -EBADF;
 }
 int phi_store_sync_state_put(phi_store *s, const struct phi_sync_state *st) {
-        return s->ops->sync_state_put(s->backend, st);
+        return s->ibackend ? s->iops->sync_state_put(s->ibackend, st) : -EBADF;
 }
 
 const char *phi_token_state_name(enum phi_token_state st) {
@@ -121,11 +177,26 @@ int phi_store_token_activate(phi_store *s, const char *user, uint64_t now) {
 int phi_store_token_delete(phi_store *s, const char *user, bool *ret_found) {
         return s->ops->token_delete(s->backend, user, ret_found);
 }
-int phi_store_ticket_put(phi_store *s, const char *user, uint64_t expires, uint64_t now) {
-        return s->ops->ticket_put(s->backend, user, expires, now);
+int phi_store_ticket_put(phi_store *s, const char *user, const struct phi_ticket *t) {
+        return s->ops->ticket_put(s->backend, user, t);
 }
-int phi_store_ticket_get(phi_store *s, const char *user, uint64_t *ret_expires) {
-        return s->ops->ticket_get(s->backend, user, ret_expires);
+int phi_store_ticket_get(phi_store *s, const char *user, struct phi_ticket *ret) {
+        return s->ops->ticket_get(s->backend, user, ret);
+}
+int phi_store_identity_revoke(phi_store *s, const char *identity, bool *ret_token, bool *ret_ticket) {
+        return s->ops->identity_revoke(s->backend, identity, ret_token, ret_ticket);
+}
+int phi_store_legacy_users(phi_store *s, char ***ret, size_t *ret_n) {
+        return s->ops->legacy_users(s->backend, ret, ret_n);
+}
+int phi_store_departed_add(phi_store *s, const char *key, uint64_t now) {
+        return s->ibackend ? s->iops->departed_add(s->ibackend, key, now) : -EBADF;
+}
+int phi_store_departed_list(phi_store *s, struct phi_departed **ret, size_t *ret_n) {
+        return s->ibackend ? s->iops->departed_list(s->ibackend, ret, ret_n) : -EBADF;
+}
+int phi_store_departed_delete(phi_store *s, const char *key) {
+        return s->ibackend ? s->iops->departed_delete(s->ibackend, key) : -EBADF;
 }
 int phi_store_ticket_delete(phi_store *s, const char *user) {
         return s->ops->ticket_delete(s->backend, user);

@@ -5,13 +5,29 @@
  * phi_store_*() and never sees SQL, so a PostgreSQL backend for fleets (approval
  * records shared across hosts) can be added as another ops table.
  *
- * Threads: a phi_store handle belongs to one thread. The socket thread and the
- * LDAP thread each open their own handle on the same database; the backend must
+ * Two parts, in two places, each with its own ops table and transactions:
+ *   - the shared part (struct phi_store_ops): TOTP tokens, tickets, failure
+ *     counters, and later requests, grants and the audit log: what a fleet
+ *     shares, so a backend of its own (SQLite now, PostgreSQL later), at the
+ *     configured location; written by the verifier (phi_store_begin);
+ *   - the identity part (struct phi_identity_ops): users, groups, members,
+ *     resolved memberships and the sync bookkeeping: what this host reads from
+ *     its directory, always a local SQLite file beside the store
+ *     (phi_store_identities_path), written by the directory thread alone
+ *     (phi_store_identities_begin).
+ * They never share a write lock: a directory refresh that rewrites every
+ * identity in one long transaction holds the identity file's lock only, and a
+ * login's durable commit (the replay watermark) goes on meanwhile. No handle
+ * attaches one file to the other (SQLite's BEGIN IMMEDIATE would lock both).
+ *
+ * Threads: a phi_store handle belongs to one thread. The socket thread, the
+ * verifier and the LDAP thread each open their own handle; the backend must
  * let one writer and many readers work at once (SQLite: WAL mode).
  *
- * Schema: versioned by numbered migrations, applied in order at open, each in
- * its own transaction and recorded in schema_migrations. Later features append
- * migrations; a database newer than the code is refused (-EPROTONOSUPPORT). */
+ * Schema: versioned by numbered migrations per part, applied in order at open,
+ * each in its own transaction and recorded in the part's schema_migrations.
+ * Later features append migrations; a database newer than the code is refused
+ * (-EPROTONOSUPPORT). */
 
 #include <stdint.h>
 
@@ -32,9 +48,49 @@ struct phi_sync_state {
 };
 void phi_sync_state_clear(struct phi_sync_state *s);
 
+/* A user who left the directory in an accepted refresh, waiting for the
+ * revocation of whatever TOTP state its identity had (ldap_sync.c). */
+struct phi_departed {
+        char *key;                  /* the identity */
+        char *name;                 /* the name it had */
+        uint64_t removed;           /* Unix seconds */
+};
+void phi_departed_free(struct phi_departed *d, size_t n);
+
+/* The shared part. */
 struct phi_store_ops {
         const char *name;
-        int (*open)(const char *location, void **ret);
+        /* Opens, creating and migrating as needed. The SQLite backend also moves
+         * the identities of a store made before they had a file of their own
+         * into identities_location, once (store_sqlite.c). */
+        int (*open)(const char *location, const char *identities_location, void **ret);
+        void (*close)(void *b);
+        int (*begin)(void *b);
+        int (*commit)(void *b);
+        void (*rollback)(void *b);
+        int (*schema_version)(void *b, unsigned *ret);
+
+        /* TOTP (token.h) */
+        int (*token_get)(void *b, const char *user, enum phi_token_state state, struct phi_token *ret);
+        int (*token_put)(void *b, const char *user, const struct phi_token *t);
+        int (*token_advance)(void *b, const char *user, enum phi_token_state state, uint64_t step);
+        int (*token_activate)(void *b, const char *user, uint64_t now);
+        int (*token_delete)(void *b, const char *user, bool *ret_found);
+        int (*ticket_put)(void *b, const char *user, const struct phi_ticket *t);
+        int (*ticket_get)(void *b, const char *user, struct phi_ticket *ret);
+        int (*ticket_delete)(void *b, const char *user);
+        int (*identity_revoke)(void *b, const char *identity, bool *ret_token, bool *ret_ticket);
+        int (*legacy_users)(void *b, char ***ret, size_t *ret_n);
+        int (*failures_get)(void *b, enum phi_failure_kind kind, const char *key, struct phi_failures *ret);
+        int (*failures_put)(void *b, enum phi_failure_kind kind, const char *key, const struct phi_failures *f);
+        int (*failures_prune)(void *b, uint64_t now, uint64_t window);
+};
+
+/* The identity part: per host, whatever the shared backend is. */
+struct phi_identity_ops {
+        const char *name;
+        /* read_only: a connection that can never take the write lock. */
+        int (*open)(const char *location, bool read_only, void **ret);
         void (*close)(void *b);
         int (*begin)(void *b);
         int (*commit)(void *b);
@@ -58,26 +114,30 @@ struct phi_store_ops {
         int (*sync_state_get)(void *b, struct phi_sync_state *ret);
         int (*sync_state_put)(void *b, const struct phi_sync_state *s);
 
-        /* TOTP (token.h) */
-        int (*token_get)(void *b, const char *user, enum phi_token_state state, struct phi_token *ret);
-        int (*token_put)(void *b, const char *user, const struct phi_token *t);
-        int (*token_advance)(void *b, const char *user, enum phi_token_state state, uint64_t step);
-        int (*token_activate)(void *b, const char *user, uint64_t now);
-        int (*token_delete)(void *b, const char *user, bool *ret_found);
-        int (*ticket_put)(void *b, const char *user, uint64_t expires, uint64_t now);
-        int (*ticket_get)(void *b, const char *user, uint64_t *ret_expires);
-        int (*ticket_delete)(void *b, const char *user);
-        int (*failures_get)(void *b, enum phi_failure_kind kind, const char *key, struct phi_failures *ret);
-        int (*failures_put)(void *b, enum phi_failure_kind kind, const char *key, const struct phi_failures *f);
-        int (*failures_prune)(void *b, uint64_t now, uint64_t window);
+        int (*departed_add)(void *b, const char *key, uint64_t now);
+        int (*departed_list)(void *b, struct phi_departed **ret, size_t *ret_n);
+        int (*departed_delete)(void *b, const char *key);
 };
 
 extern const struct phi_store_ops phi_store_sqlite_ops;
+extern const struct phi_identity_ops phi_identity_sqlite_ops;
+
+/* How a handle uses the identity part. */
+enum phi_store_identities {
+        PHI_IDENTITIES_NONE,        /* not opened: identity calls fail with -EBADF */
+        PHI_IDENTITIES_READ,        /* read-only connection (the verifier, the socket thread) */
+        PHI_IDENTITIES_WRITE,       /* the directory thread */
+};
 
 /* Opens (creating and migrating as needed) the store at location with the named
- * backend ("sqlite"). */
-int phi_store_open(const char *backend, const char *location, phi_store **ret)
-        _phi_warn_unused_ _phi_nonnull_;
+ * backend ("sqlite") for the shared part, and its identity file
+ * (phi_store_identities_path) as asked. */
+int phi_store_open(const char *backend, const char *location, enum phi_store_identities identities,
+                   phi_store **ret) _phi_warn_unused_ _phi_nonnull_;
+/* Where the identities of the store at location live: beside it, the name with
+ * "-identities" before a ".db" suffix (phi.db -> phi-identities.db), else
+ * appended. The same location for ":memory:" and "". Free with free(). */
+int phi_store_identities_path(const char *location, char **ret) _phi_warn_unused_ _phi_nonnull_;
 void phi_store_free(phi_store *s);
 PHI_DEFINE_TRIVIAL_CLEANUP_FUNC(phi_store *, phi_store_free);
 #define _cleanup_store_ _cleanup_(phi_store_freep)
@@ -86,6 +146,13 @@ int phi_store_begin(phi_store *s) _phi_warn_unused_ _phi_nonnull_;
 int phi_store_commit(phi_store *s) _phi_warn_unused_ _phi_nonnull_;
 void phi_store_rollback(phi_store *s) _phi_nonnull_;
 int phi_store_schema_version(phi_store *s, unsigned *ret) _phi_warn_unused_ _phi_nonnull_;
+
+/* Transactions of the identity part (the directory thread's), apart from the
+ * shared part's above: one never waits for the other. */
+int phi_store_identities_begin(phi_store *s) _phi_warn_unused_ _phi_nonnull_;
+int phi_store_identities_commit(phi_store *s) _phi_warn_unused_ _phi_nonnull_;
+void phi_store_identities_rollback(phi_store *s) _phi_nonnull_;
+int phi_store_identities_schema_version(phi_store *s, unsigned *ret) _phi_warn_unused_ _phi_nonnull_;
 
 /* Inserts or replaces by key. -EEXIST when the name or id belongs to another key. */
 int phi_store_user_put(phi_store *s, const struct phi_user *u) _phi_warn_unused_ _phi_nonnull_;
@@ -121,6 +188,14 @@ int phi_store_sync_state_put(phi_store *s, const struct phi_sync_state *st) _phi
 
 void phi_strv_free(char **v, size_t n);
 
+/* Users gone from the directory, recorded in the refresh's own transaction
+ * (before their row is deleted), removed once their TOTP state is revoked:
+ * a crash in between revokes at the next start. */
+int phi_store_departed_add(phi_store *s, const char *key, uint64_t now) _phi_warn_unused_ _phi_nonnull_;
+int phi_store_departed_list(phi_store *s, struct phi_departed **ret, size_t *ret_n) _phi_warn_unused_
+        _phi_nonnull_;
+int phi_store_departed_delete(phi_store *s, const char *key) _phi_warn_unused_ _phi_nonnull_;
+
 /* TOTP tokens, enrolment tickets and failure counters. The verifier calls these
  * inside one transaction per batch, so an acceptance and its watermark are
  * durable together. */
@@ -140,11 +215,17 @@ int phi_store_token_activate(phi_store *s, const char *user, uint64_t now) _phi_
 /* Removes every token and the ticket of the user. */
 int phi_store_token_delete(phi_store *s, const char *user, bool *ret_found) _phi_warn_unused_
         _phi_nonnull_;
-int phi_store_ticket_put(phi_store *s, const char *user, uint64_t expires, uint64_t now)
+/* Tickets are for one identity, like tokens. */
+int phi_store_ticket_put(phi_store *s, const char *user, const struct phi_ticket *t)
         _phi_warn_unused_ _phi_nonnull_;
 /* -ENOENT when there is none (expired ones are returned; the caller compares). */
-int phi_store_ticket_get(phi_store *s, const char *user, uint64_t *ret_expires) _phi_warn_unused_
+int phi_store_ticket_get(phi_store *s, const char *user, struct phi_ticket *ret) _phi_warn_unused_
         _phi_nonnull_;
+/* Removes every token and ticket of identity, whatever name they are under. */
+int phi_store_identity_revoke(phi_store *s, const char *identity, bool *ret_token, bool *ret_ticket)
+        _phi_warn_unused_ _phi_nonnull_;
+/* The names with a token or ticket made before identities (not yet bound). */
+int phi_store_legacy_users(phi_store *s, char ***ret, size_t *ret_n) _phi_warn_unused_ _phi_nonnull_;
 int phi_store_ticket_delete(phi_store *s, const char *user) _phi_warn_unused_ _phi_nonnull_;
 /* Absent counters read as all zero. Putting all-zero counters deletes the row. */
 int phi_store_failures_get(phi_store *s, enum phi_failure_kind kind, const char *key,

@@ -4,11 +4,18 @@
 /* TOTP records as the store keeps them: tokens (a sealed seed and its replay
  * watermark), enrolment tickets, and failure counters for the rate limit. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "seal.h"
 #include "totp.h"
+
+/* An identity: the directory entry's stable key (entryUUID, or "dn:" + DN,
+ * as the users table has it) or "local:UID" for an account of the local
+ * passwd file. Tokens and tickets belong to one; a name is only how it is
+ * reached today. */
+#define PHI_IDENTITY_MAX 1100u
 
 enum phi_token_state {
         PHI_TOKEN_PENDING = 1,   /* enrolled, waiting for its first correct code */
@@ -25,6 +32,18 @@ struct phi_token {
         uint8_t nonce[PHI_SEAL_NONCE_BYTES];
         uint8_t sealed[PHI_SEAL_MAX_PLAIN + PHI_SEAL_TAG_BYTES];
         size_t sealed_len;
+        /* Whose: sealed for user and this identity. "" for a token of an
+         * upgraded store whose name had no identity then (refused, kept until
+         * reset); legacy for one not yet bound (sealed for the name alone). */
+        char identity[PHI_IDENTITY_MAX + 1];
+        bool legacy;
+};
+
+struct phi_ticket {
+        uint64_t expires;        /* Unix seconds */
+        uint64_t created;
+        char identity[PHI_IDENTITY_MAX + 1];   /* as in phi_token */
+        bool legacy;
 };
 
 enum phi_failure_kind {

@@ -24,6 +24,7 @@ static void policy_from_config(const struct phi_config *c, struct phi_verifier_p
                 .enroll_at_login = c->totp_enroll_at_login,
         };
         snprintf(ret->issuer, sizeof(ret->issuer), "%s", c->totp_issuer);
+        snprintf(ret->passwd_file, sizeof(ret->passwd_file), "%s", c->passwd_file);
 }
 
 void phi_totp_reconfigure(phi_verifier *v, const struct phi_config *old, const struct phi_config *c) {

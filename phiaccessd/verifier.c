@@ -15,14 +15,16 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "localfiles.h"
 #include "phi/secret.h"
 #include "qr.h"
 #include "server.h"
 #include "store.h"
 #include "verifier.h"
 
-/* The stand-in token is sealed for a name no user can have. */
+/* The stand-in token is sealed for a name and identity no user can have. */
 #define DUMMY_USER "\x01phi-no-such-user"
+#define DUMMY_IDENTITY "\x01phi-no-identity"
 /* Seconds between clean-ups of expired failure counters. By time, not by
  * rounds: the DELETE scans the whole table (a millisecond at 10,000
  * counters), and failure windows last minutes, so once a minute is enough,
@@ -44,6 +46,7 @@ enum outcome {
         O_ISSUED,
         O_RESET,
         O_UNSEAL,           /* a sealed seed did not open: wrong key or a tampered row */
+        O_NO_USER,          /* ISSUE: the name is no user (directory or local) */
         O_ABANDONED,        /* its client hung up before the round: not served at all */
         O_SHOWN,            /* SHOW: the token's state was read */
 };
@@ -59,6 +62,7 @@ struct answer {
 
 struct job {
         struct phi_verify_request req;
+        char ident[PHI_IDENTITY_MAX + 1];   /* the name's identity now; "" for none */
         uint64_t ticket;
         bool from_pam;               /* answered on the PAM socket, by this thread */
         enum outcome outcome;
@@ -207,6 +211,38 @@ static int failures_record(phi_verifier *v, struct job *j, struct phi_failures *
 }
 
 /*
+ * The identity a name has now: the local account's ("local:UID"; local
+ * accounts first, as "passwd: files phi" resolves them and the snapshot keeps
+ * directory users with a local name out), else the directory entry's key; ""
+ * for neither. A token or ticket counts only for the identity it was made for,
+ * so a new person given a departed person's name starts unenrolled, even
+ * before the refresh that saw the departure has revoked the old token.
+ */
+static int identity_of(phi_verifier *v, const char *name, char out[static PHI_IDENTITY_MAX + 1]) {
+        struct phi_user u = { 0 };
+        uid_t uid;
+        int r;
+
+        out[0] = 0;
+        r = phi_local_user_by_name(v->policy.passwd_file, name, &uid);
+        if (r == 0) {
+                snprintf(out, PHI_IDENTITY_MAX + 1, "local:%u", (unsigned) uid);
+                return 0;
+        }
+        if (r != -ENOENT)
+                return r;
+        r = phi_store_user_get(v->store, name, &u);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (strlen(u.key) <= PHI_IDENTITY_MAX)
+                snprintf(out, PHI_IDENTITY_MAX + 1, "%s", u.key);
+        phi_user_clear(&u);
+        return 0;
+}
+
+/*
  * Checks the code against the token (or the stand-in), and on success raises
  * the watermark. Returns a negative errno only for store failures, which abort
  * the round; everything else is an outcome.
@@ -214,7 +250,7 @@ static int failures_record(phi_verifier *v, struct job *j, struct phi_failures *
 static int check_code(phi_verifier *v, struct job *j, enum phi_token_state state, uint64_t now,
                       bool *ret_accepted) {
         struct phi_token tok;
-        const char *ad = j->req.user;
+        const char *ad = j->req.user, *ad_identity = j->ident;
         uint8_t seed[PHI_SEAL_MAX_PLAIN];
         uint64_t step = 0;
         bool no_token = false;
@@ -222,17 +258,27 @@ static int check_code(phi_verifier *v, struct job *j, enum phi_token_state state
 
         *ret_accepted = false;
         r = phi_store_token_get(v->store, j->req.user, state, &tok);
+        if (r == 0 && (tok.legacy || !j->ident[0] || strcmp(tok.identity, j->ident) != 0)) {
+                /* Another person's, under the same name: theirs is revoked
+                 * when the refresh that saw them leave is applied. */
+                phi_log(LOG_NOTICE, "TOTP token of %s was made for identity %s, and the name's identity is %s "
+                                    "now; refused: the user enrols again",
+                        j->req.user, tok.legacy ? "(not yet bound)" : tok.identity[0] ? tok.identity : "(none)",
+                        j->ident[0] ? j->ident : "none");
+                r = -ENOENT;
+        }
         if (r == -ENOENT || r == -EUCLEAN) {
                 if (r == -EUCLEAN)
                         phi_log(LOG_ERR, "TOTP token row of %s is malformed; treating it as absent",
                                 j->req.user);
                 tok = v->dummy;
                 ad = DUMMY_USER;
+                ad_identity = DUMMY_IDENTITY;
                 no_token = true;
         } else if (r < 0)
                 return r;
 
-        r = phi_unseal(v->key, ad, tok.nonce, tok.sealed, tok.sealed_len, seed);
+        r = phi_unseal(v->key, ad, ad_identity, tok.nonce, tok.sealed, tok.sealed_len, seed);
         if (r < 0) {
                 j->outcome = O_UNSEAL;
                 return 0;
@@ -260,13 +306,14 @@ static int check_code(phi_verifier *v, struct job *j, enum phi_token_state state
         return 0;
 }
 
-static int ticket_valid(phi_verifier *v, const char *user, uint64_t now, bool *ret_valid) {
-        uint64_t expires = 0;
-        int r = phi_store_ticket_get(v->store, user, &expires);
+/* A ticket counts for the identity it was issued to. */
+static int ticket_valid(phi_verifier *v, const struct job *j, uint64_t now, bool *ret_valid) {
+        struct phi_ticket t = { 0 };
+        int r = phi_store_ticket_get(v->store, j->req.user, &t);
 
         if (r < 0 && r != -ENOENT)
                 return r;
-        *ret_valid = r == 0 && expires > now;
+        *ret_valid = r == 0 && t.expires > now && !t.legacy && j->ident[0] && strcmp(t.identity, j->ident) == 0;
         return 0;
 }
 
@@ -282,7 +329,7 @@ static int serve_activate(phi_verifier *v, struct job *j, uint64_t now) {
                 j->locked_until = uf.locked_until;
                 return 0;
         }
-        if ((r = ticket_valid(v, j->req.user, now, &valid)) < 0)
+        if ((r = ticket_valid(v, j, now, &valid)) < 0)
                 return r;
         if (!valid) {
                 j->outcome = O_NO_TICKET;
@@ -319,14 +366,15 @@ static int serve_enroll(phi_verifier *v, struct job *j, uint64_t now) {
         bool valid;
         int r;
 
-        if ((r = ticket_valid(v, j->req.user, now, &valid)) < 0)
+        if ((r = ticket_valid(v, j, now, &valid)) < 0)
                 return r;
         if (!valid) {
                 j->outcome = O_NO_TICKET;
                 return 0;
         }
         phi_seal_seed_new(seed);
-        r = phi_seal(v->key, j->req.user, seed, sizeof(seed), tok.nonce, tok.sealed);
+        snprintf(tok.identity, sizeof(tok.identity), "%s", j->ident);
+        r = phi_seal(v->key, j->req.user, j->ident, seed, sizeof(seed), tok.nonce, tok.sealed);
         if (r < 0)
                 goto out;
         tok.sealed_len = sizeof(seed) + PHI_SEAL_TAG_BYTES;
@@ -407,7 +455,7 @@ static int serve_login(phi_verifier *v, struct job *j, uint64_t now) {
         if (j->outcome == O_NO_TOKEN && enrolment) {
                 bool valid;
 
-                if ((r = ticket_valid(v, j->req.user, now, &valid)) < 0)
+                if ((r = ticket_valid(v, j, now, &valid)) < 0)
                         goto out;
                 if (valid) {
                         r = serve_login_enrolment(v, j, code, &uf, now);
@@ -467,6 +515,10 @@ static int serve_show(phi_verifier *v, struct job *j, uint64_t now) {
 }
 
 static int serve_one(phi_verifier *v, struct job *j, uint64_t now) {
+        int r;
+
+        if (j->req.kind != PHI_VERIFY_RESET && (r = identity_of(v, j->req.user, j->ident)) < 0)
+                return r;
         switch (j->req.kind) {
         case PHI_VERIFY_LOGIN:
                 return serve_login(v, j, now);
@@ -474,11 +526,18 @@ static int serve_one(phi_verifier *v, struct job *j, uint64_t now) {
                 return serve_activate(v, j, now);
         case PHI_VERIFY_ENROLL:
                 return serve_enroll(v, j, now);
-        case PHI_VERIFY_ISSUE:
-                j->expires = now + (j->req.duration ? j->req.duration : v->policy.ticket_lifetime);
+        case PHI_VERIFY_ISSUE: {
+                struct phi_ticket t = { .created = now };
+                if (!j->ident[0]) {
+                        j->outcome = O_NO_USER;
+                        return 0;
+                }
+                j->expires = t.expires = now + (j->req.duration ? j->req.duration : v->policy.ticket_lifetime);
+                snprintf(t.identity, sizeof(t.identity), "%s", j->ident);
                 j->outcome = O_ISSUED;
                 j->login_enrolment = v->policy.enroll_at_login;
-                return phi_store_ticket_put(v->store, j->req.user, j->expires, now);
+                return phi_store_ticket_put(v->store, j->req.user, &t);
+        }
         case PHI_VERIFY_RESET:
                 j->outcome = O_RESET;
                 return phi_store_token_delete(v->store, j->req.user, &j->found);
@@ -551,6 +610,9 @@ static int reply_for(struct job *j, phi_msg **ret) {
                 return 0;
         case O_UNSEAL:
                 return phi_msg_new_error(-EIO, ret, "TOTP verification is unavailable; see the daemon's log");
+        case O_NO_USER:
+                return phi_msg_new_error(-ENOENT, ret, "no user %s: neither in the directory nor a local account",
+                                         j->req.user);
         case O_NO_TICKET:
                 if (j->req.kind == PHI_VERIFY_ACTIVATE || j->req.kind == PHI_VERIFY_ENROLL)
                         return phi_msg_new_error(-EACCES, ret,
@@ -664,6 +726,9 @@ static void journal_job(const struct job *j) {
                 break;
         case O_NO_TICKET:
                 phi_log(LOG_NOTICE, "%s tried to enrol a token without a valid ticket", q->user);
+                break;
+        case O_NO_USER:
+                phi_log(LOG_NOTICE, "no enrolment ticket for %s (asked by %s): no such user", q->user, q->actor);
                 break;
         case O_PENDING:
                 /* Part of the user's access history, though not an event of its own. */
@@ -969,6 +1034,94 @@ static void *verifier_thread(void *arg) {
         return NULL;
 }
 
+/* --------------------------------------------------------------- upgrade */
+
+/*
+ * Tokens and tickets of a store from before identities (schema 5's NULL) get
+ * the identity their name has now, and each seed is re-sealed with the name
+ * and that identity as additional data: here, at start, because it takes the
+ * master key. All in one transaction: a crash leaves them all as they were,
+ * to be bound at the next start. A name with no identity now (it left the
+ * directory before the upgrade) has its token kept but bound to none ("") --
+ * refused at every login, never bound later (a later person with that name
+ * is not its owner), removed by phictl totp reset. A seed that does not open
+ * (another master key) stays as it was, refused, and is tried again at the
+ * next start.
+ */
+static int bind_one(phi_verifier *v, const char *user, const char *ident, size_t *ret_bound, size_t *ret_orphaned) {
+        static const enum phi_token_state states[] = { PHI_TOKEN_PENDING, PHI_TOKEN_ACTIVE };
+        struct phi_ticket ticket = { 0 };
+        int r;
+
+        for (size_t i = 0; i < PHI_ELEMENTSOF(states); i++) {
+                uint8_t seed[PHI_SEAL_MAX_PLAIN];
+                struct phi_token t;
+                r = phi_store_token_get(v->store, user, states[i], &t);
+                if (r == -ENOENT || r == -EUCLEAN || (r == 0 && !t.legacy))
+                        continue;
+                if (r < 0)
+                        return r;
+                if (!ident[0]) {
+                        t.legacy = false;
+                        t.identity[0] = 0;
+                        (*ret_orphaned)++;
+                        phi_log(LOG_WARNING, "TOTP token of %s is kept but refused: the name has no user now "
+                                             "(phictl totp reset %s removes it)", user, user);
+                } else if (phi_unseal_legacy(v->key, user, t.nonce, t.sealed, t.sealed_len, seed) < 0) {
+                        phi_log(LOG_ERR, "TOTP token of %s does not open with the master key; left unbound "
+                                         "(refused) until it does", user);
+                        continue;
+                } else {
+                        r = phi_seal(v->key, user, ident, seed, t.sealed_len - PHI_SEAL_TAG_BYTES, t.nonce, t.sealed);
+                        phi_secret_wipe(seed, sizeof(seed));
+                        if (r < 0)
+                                return r;
+                        snprintf(t.identity, sizeof(t.identity), "%s", ident);
+                        t.legacy = false;
+                        (*ret_bound)++;
+                }
+                if ((r = phi_store_token_put(v->store, user, &t)) < 0)
+                        return r;
+        }
+        r = phi_store_ticket_get(v->store, user, &ticket);
+        if (r == -ENOENT || (r == 0 && !ticket.legacy))
+                return 0;
+        if (r < 0)
+                return r;
+        snprintf(ticket.identity, sizeof(ticket.identity), "%s", ident);
+        return phi_store_ticket_put(v->store, user, &ticket);
+}
+
+static int bind_legacy(phi_verifier *v) {
+        char **users = NULL;
+        size_t n = 0, bound = 0, orphaned = 0;
+        int r;
+
+        if ((r = phi_store_legacy_users(v->store, &users, &n)) < 0 || n == 0)
+                goto out;
+        if ((r = phi_store_begin(v->store)) < 0)
+                goto out;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                char ident[PHI_IDENTITY_MAX + 1];
+                if ((r = identity_of(v, users[i], ident)) >= 0)
+                        r = bind_one(v, users[i], ident, &bound, &orphaned);
+        }
+        if (r >= 0)
+                r = phi_store_commit(v->store);
+        if (r < 0) {
+                phi_store_rollback(v->store);
+                phi_log(LOG_ERR, "cannot bind the TOTP tokens of the upgraded store to identities: %s",
+                        phi_errno_text(r));
+                goto out;
+        }
+        phi_log(LOG_NOTICE, "upgraded store: %zu TOTP token%s bound to %s user's identity and re-sealed, %zu kept "
+                            "unusable (no such user)", bound, bound == 1 ? "" : "s", bound == 1 ? "its" : "their",
+                orphaned);
+out:
+        phi_strv_free(users, n);
+        return r;
+}
+
 /* --------------------------------------------------------------- public API */
 
 int phi_verify_request_from_pam(const phi_msg *req, struct phi_verify_request *q, phi_msg **ret_reply) {
@@ -1053,7 +1206,7 @@ int phi_verifier_new(const char *backend, const char *location, phi_seal_key *ke
         v->dummy = (struct phi_token){ .state = PHI_TOKEN_ACTIVE, .algorithm = policy->algorithm,
                                        .digits = policy->digits };
         phi_seal_seed_new(seed);
-        r = phi_seal(key, DUMMY_USER, seed, sizeof(seed), v->dummy.nonce, v->dummy.sealed);
+        r = phi_seal(key, DUMMY_USER, DUMMY_IDENTITY, seed, sizeof(seed), v->dummy.nonce, v->dummy.sealed);
         phi_secret_wipe(seed, sizeof(seed));
         if (r < 0)
                 goto fail;
@@ -1065,7 +1218,9 @@ int phi_verifier_new(const char *backend, const char *location, phi_seal_key *ke
                 r = phi_negative_errno();
                 goto fail;
         }
-        if ((r = phi_store_open(backend, location, &v->store)) < 0)
+        /* Identities read-only: a refresh's write lock is no concern of a login. */
+        if ((r = phi_store_open(backend, location, PHI_IDENTITIES_READ, &v->store)) < 0 ||
+            (r = bind_legacy(v)) < 0)
                 goto fail;
         /* Bound here, not on the thread, so that a bad path fails the start. */
         if (v->pam_fd < 0 && pam_path) {

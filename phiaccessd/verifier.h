@@ -47,6 +47,7 @@ struct phi_verifier_policy {
         uint64_t ticket_lifetime;           /* default for phictl totp issue, seconds */
         char issuer[65];                    /* label in otpauth URIs */
         bool enroll_at_login;               /* offer a ticket holder's login a new token */
+        char passwd_file[4096];             /* local accounts: identity "local:UID" */
 };
 
 enum phi_verify_kind {

@@ -37,7 +37,7 @@ totp_setup() {
     printf 'root:x:0:\nphi-admins:x:3000:\n' >"$TOTP_DIR/group"
     TOTP_CONF=$TOTP_DIR/phiaccessd.conf
     # Nothing listens on 3999: the directory is unreachable, which TOTP does not
-    # need (tokens are keyed by name; local users come from passwd_file).
+    # need (local users come from passwd_file; their tokens belong to local:UID).
     cat >"$TOTP_CONF" <<CONF
 [ldap]
 uri = ldap://127.0.0.1:3999

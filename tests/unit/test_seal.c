@@ -72,12 +72,12 @@ static void test_round_trip(void **state) {
         phi_seal_seed_new(seed);
         phi_seal_seed_new(seed2);
         assert_memory_not_equal(seed, seed2, sizeof(seed));
-        assert_int_equal(phi_seal(k, "alice", seed, sizeof(seed), nonce, sealed), 0);
+        assert_int_equal(phi_seal(k, "alice", "uuid-alice", seed, sizeof(seed), nonce, sealed), 0);
         assert_memory_not_equal(sealed, seed, sizeof(seed));
-        assert_int_equal(phi_unseal(k, "alice", nonce, sealed, sizeof(sealed), out), 0);
+        assert_int_equal(phi_unseal(k, "alice", "uuid-alice", nonce, sealed, sizeof(sealed), out), 0);
         assert_memory_equal(out, seed, sizeof(seed));
         /* A fresh nonce every time: sealing the same seed twice gives other bytes. */
-        assert_int_equal(phi_seal(k, "alice", seed, sizeof(seed), nonce2, sealed2), 0);
+        assert_int_equal(phi_seal(k, "alice", "uuid-alice", seed, sizeof(seed), nonce2, sealed2), 0);
         assert_memory_not_equal(nonce, nonce2, sizeof(nonce));
         assert_memory_not_equal(sealed, sealed2, sizeof(sealed));
 }
@@ -90,27 +90,51 @@ static void test_bound_to_user_and_key(void **state) {
 
         (void) state;
         phi_seal_seed_new(seed);
-        assert_int_equal(phi_seal(k, "alice", seed, sizeof(seed), nonce, sealed), 0);
+        assert_int_equal(phi_seal(k, "alice", "uuid-alice", seed, sizeof(seed), nonce, sealed), 0);
         /* Moved to bob's row: does not open, and nothing is left in the output. */
         memset(out, 0xaa, sizeof(out));
-        assert_int_equal(phi_unseal(k, "bob", nonce, sealed, sizeof(sealed), out), -EBADMSG);
+        assert_int_equal(phi_unseal(k, "bob", "uuid-bob", nonce, sealed, sizeof(sealed), out), -EBADMSG);
         assert_memory_equal(out, zero, sizeof(out));
-        assert_int_equal(phi_unseal(k, "alic", nonce, sealed, sizeof(sealed), out), -EBADMSG);
-        assert_int_equal(phi_unseal(other, "alice", nonce, sealed, sizeof(sealed), out), -EBADMSG);
+        assert_int_equal(phi_unseal(k, "alic", "uuid-alic", nonce, sealed, sizeof(sealed), out), -EBADMSG);
+        assert_int_equal(phi_unseal(other, "alice", "uuid-alice", nonce, sealed, sizeof(sealed), out), -EBADMSG);
         for (size_t i = 0; i < sizeof(sealed); i++) {
                 sealed[i] ^= 0x01;
-                assert_int_equal(phi_unseal(k, "alice", nonce, sealed, sizeof(sealed), out), -EBADMSG);
+                assert_int_equal(phi_unseal(k, "alice", "uuid-alice", nonce, sealed, sizeof(sealed), out), -EBADMSG);
                 sealed[i] ^= 0x01;
         }
         nonce[0] ^= 0x80;
-        assert_int_equal(phi_unseal(k, "alice", nonce, sealed, sizeof(sealed), out), -EBADMSG);
+        assert_int_equal(phi_unseal(k, "alice", "uuid-alice", nonce, sealed, sizeof(sealed), out), -EBADMSG);
         nonce[0] ^= 0x80;
-        assert_int_equal(phi_unseal(k, "alice", nonce, sealed, sizeof(sealed), out), 0);
+        assert_int_equal(phi_unseal(k, "alice", "uuid-alice", nonce, sealed, sizeof(sealed), out), 0);
         /* Impossible lengths and an empty user are refused before any crypto. */
-        assert_int_equal(phi_unseal(k, "alice", nonce, sealed, PHI_SEAL_TAG_BYTES, out), -EINVAL);
-        assert_int_equal(phi_unseal(k, "", nonce, sealed, sizeof(sealed), out), -EINVAL);
-        assert_int_equal(phi_seal(k, "", seed, sizeof(seed), nonce, sealed), -EINVAL);
-        assert_int_equal(phi_seal(k, "alice", seed, 0, nonce, sealed), -EINVAL);
+        assert_int_equal(phi_unseal(k, "alice", "uuid-alice", nonce, sealed, PHI_SEAL_TAG_BYTES, out), -EINVAL);
+        assert_int_equal(phi_unseal(k, "", "uuid-x", nonce, sealed, sizeof(sealed), out), -EINVAL);
+        assert_int_equal(phi_seal(k, "", "uuid-x", seed, sizeof(seed), nonce, sealed), -EINVAL);
+        assert_int_equal(phi_seal(k, "alice", "uuid-alice", seed, 0, nonce, sealed), -EINVAL);
+        assert_int_equal(phi_seal(k, "alice", "", seed, sizeof(seed), nonce, sealed), -EINVAL);
+}
+
+/* The identity is part of the additional data: a new person given alice's
+ * name (another identity) cannot open her seed, nor can the same identity
+ * under another name; and a seed sealed with an identity is not one sealed
+ * for the name alone (the form of stores before identities). */
+static void test_bound_to_identity(void **state) {
+        _cleanup_seal_key_ phi_seal_key *k = key_of(1);
+        uint8_t seed[PHI_SEAL_SEED_BYTES], out[PHI_SEAL_SEED_BYTES];
+        uint8_t nonce[PHI_SEAL_NONCE_BYTES];
+        uint8_t sealed[PHI_SEAL_SEED_BYTES + PHI_SEAL_TAG_BYTES];
+
+        (void) state;
+        phi_seal_seed_new(seed);
+        assert_int_equal(phi_seal(k, "alice", "uuid-1", seed, sizeof(seed), nonce, sealed), 0);
+        assert_int_equal(phi_unseal(k, "alice", "uuid-1", nonce, sealed, sizeof(sealed), out), 0);
+        assert_memory_equal(out, seed, sizeof(seed));
+        assert_int_equal(phi_unseal(k, "alice", "uuid-2", nonce, sealed, sizeof(sealed), out), -EBADMSG);
+        assert_int_equal(phi_unseal(k, "bob", "uuid-1", nonce, sealed, sizeof(sealed), out), -EBADMSG);
+        assert_int_equal(phi_unseal_legacy(k, "alice", nonce, sealed, sizeof(sealed), out), -EBADMSG);
+        /* The NUL between them keeps "ali" + "ce..." apart from "alice" + "...". */
+        assert_int_equal(phi_unseal(k, "alic", "euuid-1", nonce, sealed, sizeof(sealed), out), -EBADMSG);
+        assert_int_equal(phi_unseal(k, "alice", "", nonce, sealed, sizeof(sealed), out), -EINVAL);
 }
 
 static void test_key_file(void **state) {
@@ -199,8 +223,8 @@ static void test_create(void **state) {
         /* The second load reads the key the first one made, not a new one. */
         assert_int_equal(phi_seal_key_load(&o, &k2, NULL, NULL), 0);
         phi_seal_seed_new(seed);
-        assert_int_equal(phi_seal(k1, "carol", seed, sizeof(seed), nonce, sealed), 0);
-        assert_int_equal(phi_unseal(k2, "carol", nonce, sealed, sizeof(sealed), out), 0);
+        assert_int_equal(phi_seal(k1, "carol", "uuid-carol", seed, sizeof(seed), nonce, sealed), 0);
+        assert_int_equal(phi_unseal(k2, "carol", "uuid-carol", nonce, sealed, sizeof(sealed), out), 0);
         assert_memory_equal(seed, out, sizeof(seed));
 }
 
@@ -226,11 +250,11 @@ static void test_credential_preferred(void **state) {
         assert_non_null(strstr(source, "credential"));
         file_key = key_of(4);
         phi_seal_seed_new(seed);
-        assert_int_equal(phi_seal(k, "dave", seed, sizeof(seed), nonce, sealed), 0);
-        assert_int_equal(phi_unseal(file_key, "dave", nonce, sealed, sizeof(sealed), out), -EBADMSG);
+        assert_int_equal(phi_seal(k, "dave", "uuid-dave", seed, sizeof(seed), nonce, sealed), 0);
+        assert_int_equal(phi_unseal(file_key, "dave", "uuid-dave", nonce, sealed, sizeof(sealed), out), -EBADMSG);
         phi_seal_key_free(file_key);
         file_key = key_of(3);
-        assert_int_equal(phi_unseal(file_key, "dave", nonce, sealed, sizeof(sealed), out), 0);
+        assert_int_equal(phi_unseal(file_key, "dave", "uuid-dave", nonce, sealed, sizeof(sealed), out), 0);
 
         /* A credential readable by others is not trusted, and not skipped either. */
         phi_seal_key_free(PHI_TAKE_PTR(k));
@@ -246,6 +270,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_bound_to_user_and_key),
+                cmocka_unit_test(test_bound_to_identity),
                 cmocka_unit_test(test_key_file),
                 cmocka_unit_test(test_symlink_and_directory_refused),
                 cmocka_unit_test(test_create),

@@ -61,7 +61,7 @@ static int setup(void **state) {
                  "passwd_file = %s/passwd\ngroup_file = %s/group\n",
                  dir, sock_path, dir, dir, dir);
         if (phi_config_load_string("test", text, &daemon_ctx.config, &e) < 0 ||
-            phi_store_open("sqlite", daemon_ctx.config->store_path, &daemon_ctx.store) < 0 ||
+            phi_store_open("sqlite", daemon_ctx.config->store_path, PHI_IDENTITIES_READ, &daemon_ctx.store) < 0 ||
             phi_sync_start(daemon_ctx.config, &daemon_ctx.sync) < 0 || sd_event_new(&event) < 0)
                 return -1;
         /* A strict umask at start-up must not close the socket to users. */
