@@ -487,13 +487,16 @@ static int serve_show(phi_verifier *v, struct job *j, uint64_t now) {
         static const enum phi_token_state states[] = { PHI_TOKEN_ACTIVE, PHI_TOKEN_PENDING };
         struct phi_failures uf;
         struct phi_token tok;
-        uint64_t expires = 0;
         int r = 0;
 
         j->outcome = O_SHOWN;
         j->token_state = "none";
         for (size_t i = 0; i < PHI_ELEMENTSOF(states) && r >= 0; i++) {
                 r = phi_store_token_get(v->store, j->req.user, states[i], &tok);
+                /* A token made for another person under this name is not
+                 * this user's: a login would refuse it, so user show does. */
+                if (r == 0 && (tok.legacy || !j->ident[0] || strcmp(tok.identity, j->ident) != 0))
+                        r = -ENOENT;
                 phi_secret_wipe(&tok, sizeof(tok));
                 if (r == 0) {
                         j->token_state = phi_token_state_name(states[i]);
@@ -506,11 +509,14 @@ static int serve_show(phi_verifier *v, struct job *j, uint64_t now) {
                 return r;
         if (uf.locked_until > now)
                 j->locked_until = uf.locked_until;
-        r = phi_store_ticket_get(v->store, j->req.user, &expires);
-        if (r < 0 && r != -ENOENT)
-                return r;
-        if (r == 0 && expires > now)
-                j->expires = expires;
+        {
+                bool valid = false;
+                struct phi_ticket t = { 0 };
+                if ((r = ticket_valid(v, j, now, &valid)) < 0)
+                        return r;
+                if (valid && phi_store_ticket_get(v->store, j->req.user, &t) == 0)
+                        j->expires = t.expires;
+        }
         return 0;
 }
 

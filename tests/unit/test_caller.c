@@ -56,9 +56,9 @@ static void put_user(phi_store *s, const char *name, uint32_t uid, uint32_t gid)
         u.gecos = strdup("");
         u.home = strdup("/home/x");
         u.shell = strdup("/bin/sh");
-        assert_int_equal(phi_store_begin(s), 0);
+        assert_int_equal(phi_store_identities_begin(s), 0);
         assert_int_equal(phi_store_user_put(s, &u), 0);
-        assert_int_equal(phi_store_commit(s), 0);
+        assert_int_equal(phi_store_identities_commit(s), 0);
         phi_user_clear(&u);
 }
 
@@ -83,7 +83,7 @@ static void test_primary_gid_no_admin(void **state) {
         write_file("passwd", "root:x:0:0::/root:/bin/sh\n");
         write_file("group", "root:x:0:\nphi-admins:x:27:\nstaff:x:1600:\n");
         snprintf(path, sizeof(path), "%s/phi.db", dir);
-        assert_int_equal(phi_store_open("sqlite", path, &d.store), 0);
+        assert_int_equal(phi_store_open("sqlite", path, PHI_IDENTITIES_WRITE, &d.store), 0);
         /* As an old store may hold them: gid 27, and an ordinary one. */
         put_user(d.store, "mallory", 5000, 27);
         put_user(d.store, "alice", 5001, 20001);
