@@ -117,6 +117,7 @@ struct worker {
         char uri[256];
         bool syncrepl;
         char *attrs[MAX_ATTRS];
+        uint64_t synced_at;         /* last_success as the latest commit stored it */
         uint8_t *cookie;            /* committed with the data it covers */
         size_t cookie_len;
         char *search;               /* fingerprint of the search the cookie belongs to */
@@ -708,6 +709,7 @@ static int save_state_ex(struct worker *w, bool full, bool synced) {
         if ((r = phi_store_sync_state_get(w->store, &old)) < 0)
                 return r;
         st.last_success = synced ? now_s() : old.last_success;
+        w->synced_at = st.last_success;
         st.last_full = full ? now_s() : old.last_full;
         st.search = w->search;
         phi_sync_state_clear(&old);
@@ -802,7 +804,10 @@ static void after_commit(struct worker *w, struct resolved_view *v) {
                 w->s->status.users = users;
                 w->s->status.groups = groups;
                 w->s->status.generation = w->generation;
-                w->s->status.last_success = now_s();
+                /* The time the store holds, not a second reading of the
+                 * clock: they differed when a second boundary fell between
+                 * the commit and the publish. */
+                w->s->status.last_success = w->synced_at;
                 w->s->status.nested_cycles = v->res.n_cycles;
                 w->s->status.have_cookie = w->cookie != NULL;
                 if (r < 0)
