@@ -98,6 +98,12 @@ static const struct field_spec session_fields[] = {
         { PHI_TAG_TTY, PHI_KIND_STR, 0, 64 },
 };
 
+static const struct field_spec policy_check_fields[] = {
+        { PHI_TAG_USER, PHI_KIND_STR, F_REQUIRED, NAME_BOUND },
+        { PHI_TAG_SERVICE, PHI_KIND_STR, F_REQUIRED, 64 },
+        { PHI_TAG_HOST, PHI_KIND_STR, 0, HOST_BOUND },
+};
+
 static const struct field_spec totp_issue_fields[] = {
         { PHI_TAG_USER, PHI_KIND_STR, F_REQUIRED, NAME_BOUND },
         { PHI_TAG_DURATION, PHI_KIND_U64, 0, 8 },
@@ -130,6 +136,8 @@ static const struct msg_spec msg_specs[] = {
         SPEC_EMPTY(PHI_MSG_STATUS, "status"),
         SPEC(PHI_MSG_SYNC, "sync", sync_fields),
         SPEC(PHI_MSG_USER_SHOW, "user-show", user_show_fields),
+        SPEC_EMPTY(PHI_MSG_RELOAD, "reload"),
+        SPEC(PHI_MSG_POLICY_CHECK, "policy-check", policy_check_fields),
         SPEC(PHI_MSG_USER_INFO, "user-info", user_info_fields),
         SPEC(PHI_MSG_AUTH, "auth", auth_fields),
         SPEC(PHI_MSG_ACCOUNT, "account", account_fields),
@@ -151,7 +159,7 @@ static const char *const tag_names[_PHI_TAG_MAX] = {
         [PHI_TAG_TOKEN] = "token",     [PHI_TAG_STATE] = "state",
         [PHI_TAG_DURATION] = "duration", [PHI_TAG_URI] = "uri",
         [PHI_TAG_ENROLL] = "enroll",   [PHI_TAG_QR] = "qr",
-        [PHI_TAG_NUMBER] = "number",   [PHI_TAG_FLAG] = "flag",
+        [PHI_TAG_NUMBER] = "number",   [PHI_TAG_FLAG] = "flag",     [PHI_TAG_HOST] = "host",
 };
 
 /* One bit per tag records which non-repeating tags were seen. */

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "phi/policy.h"
 #include "ratelimit.h"
 #include "store.h"
 #include "sync.h"
@@ -19,6 +20,15 @@ struct phi_daemon {
         uint64_t requests;
         uint64_t refused;
         phi_verifier *verifier;     /* TOTP; NULL without a master key */
+        /* The access policy in force (policy_state.c): replaced only by one
+         * that parsed without an error. */
+        struct phi_policy *policy;
+        char policy_state[512];     /* for status: loaded, missing, or refused and why */
+        uint64_t policy_loaded_at;  /* Unix seconds */
+        /* Re-reads config and policy as SIGHUP does (main.c); for phictl reload.
+         * *ret_text says what happened; negative when either was refused. */
+        int (*reload)(void *userdata, const char *actor, char *ret_text, size_t text_len);
+        void *reload_data;
         /* Kept by the request socket (server.c): how many refusals it journals
          * (NULL: all of them), and its connections, for `phictl status`. */
         phi_ratelimit *refusals;

@@ -6,6 +6,7 @@
 #include "journal.h"
 #include "localfiles.h"
 #include "phi/parse.h"
+#include "policy_state.h"
 #include "totp_handlers.h"
 
 typedef int (*handler_fn)(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
@@ -22,6 +23,8 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
                          phi_msg **ret_reply, uint64_t *ret_ticket);
 static int handle_sync(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                        phi_msg **ret_reply, uint64_t *ret_ticket);
+static int handle_reload(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                         phi_msg **ret_reply, uint64_t *ret_ticket);
 static int handle_user_show(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                             phi_msg **ret_reply, uint64_t *ret_ticket);
 
@@ -30,6 +33,8 @@ static const struct verb verbs[] = {
         { PHI_MSG_STATUS, "status", PHI_CALLER_ANYONE, handle_status },
         { PHI_MSG_SYNC, "sync", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, handle_sync },
         { PHI_MSG_USER_SHOW, "user show", PHI_CALLER_ANYONE, handle_user_show },
+        { PHI_MSG_RELOAD, "reload", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, handle_reload },
+        { PHI_MSG_POLICY_CHECK, "policy check", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, phi_handle_policy_check },
         { PHI_MSG_AUTH, "auth", PHI_CALLER_ROOT, phi_handle_auth },
         { PHI_MSG_TOTP_ISSUE, "totp issue", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, phi_handle_totp_issue },
         { PHI_MSG_TOTP_ENROLL, "totp enroll", PHI_CALLER_ANYONE, phi_handle_totp_enroll },
@@ -267,7 +272,10 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
             (r = put_u64(m, "sync_failures", st.failures)) < 0 ||
             (r = put_u64(m, "nested_cycles", st.nested_cycles)) < 0 ||
             (r = put_u64(m, "requests", d->requests)) < 0 ||
-            (r = put_u64(m, "requests_refused", d->refused)) < 0)
+            (r = put_u64(m, "requests_refused", d->refused)) < 0 ||
+            (r = phi_msg_put_pair(m, "policy", d->policy_state[0] ? d->policy_state : "not loaded")) < 0 ||
+            (d->policy && ((r = put_u64(m, "policy_rules", phi_policy_n_rules(d->policy))) < 0 ||
+                           (r = put_u64(m, "policy_roles", phi_policy_n_roles(d->policy))) < 0)))
                 return r;
         if (d->refusals && d->connection_notes) {
                 struct phi_ratelimit_stats rs, cs;
@@ -290,6 +298,28 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
                     (r = put_u64(m, "totp_requests", requests)) < 0)
                         return r;
         }
+        *ret_reply = PHI_TAKE_PTR(m);
+        return 0;
+}
+
+/* phictl reload: the same re-read as SIGHUP, answered with its outcome. */
+static int handle_reload(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                         phi_msg **ret_reply, uint64_t *ret_ticket) {
+        _cleanup_msg_ phi_msg *m = NULL;
+        char text[1200];
+        int r;
+
+        (void) req, (void) ret_ticket;
+        if (!d->reload)
+                return phi_msg_new_error(-EOPNOTSUPP, ret_reply, "this daemon cannot reload");
+        r = d->reload(d->reload_data, caller->name, text, sizeof(text));
+        if (r < 0)
+                return phi_msg_new_error(-EINVAL, ret_reply, "%s", text);
+        m = phi_msg_new(PHI_MSG_OK);
+        if (!m)
+                return -ENOMEM;
+        if ((r = phi_msg_put_pair(m, "result", text)) < 0)
+                return r;
         *ret_reply = PHI_TAKE_PTR(m);
         return 0;
 }

@@ -259,3 +259,41 @@ bool phi_local_group_has_member(const char *path, const char *group, const char 
         fclose(f);
         return found;
 }
+
+int phi_local_groups_of(const char *path, const char *user, gid_t gid, char ***names, size_t *n,
+                        size_t *cap) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        struct group gr;
+        FILE *f;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f)
+                return errno == ENOENT ? 0 : phi_negative_errno();
+        while ((r = next_group(f, &gr, &buf, &size)) > 0) {
+                bool member = gr.gr_gid == gid;
+                for (char **m = gr.gr_mem; !member && m && *m; m++)
+                        member = strcmp(*m, user) == 0;
+                if (!member)
+                        continue;
+                if (*n == *cap) {
+                        size_t new_cap = *cap ? *cap * 2 : 16;
+                        char **v = reallocarray(*names, new_cap, sizeof(char *));
+                        if (!v) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        *names = v;
+                        *cap = new_cap;
+                }
+                (*names)[*n] = strdup(gr.gr_name);
+                if (!(*names)[*n]) {
+                        r = -ENOMEM;
+                        break;
+                }
+                (*n)++;
+        }
+        fclose(f);
+        return r < 0 ? r : 0;
+}

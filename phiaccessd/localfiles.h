@@ -41,3 +41,8 @@ int phi_local_user_by_name(const char *path, const char *name, uid_t *ret_uid) _
 /* Whether user (with primary gid) belongs to the local group named group. */
 bool phi_local_group_has_member(const char *path, const char *group, const char *user, gid_t gid)
         _phi_nonnull_;
+
+/* Appends to *names (n of cap) the name of every local group that user
+ * belongs to: listed as a member, or gid as the group's own. */
+int phi_local_groups_of(const char *path, const char *user, gid_t gid, char ***names, size_t *n,
+                        size_t *cap) _phi_warn_unused_ _phi_nonnull_;

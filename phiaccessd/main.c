@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "journal.h"
 #include "phi/client.h"
+#include "policy_state.h"
 #include "server.h"
 #include "sockdir.h"
 #include "store.h"
@@ -65,6 +66,28 @@ static int load_config(const char *path, struct phi_config **ret, bool print_err
         return r;
 }
 
+/* --check-config's second half: the policy the config names, every problem
+ * as FILE:LINE: message. A missing file is not an error (the daemon then
+ * answers every access question no), but it is said. */
+static int check_policy(const char *path) {
+        struct phi_policy_errors errors = { 0 };
+        struct phi_policy *p = NULL;
+        int r = phi_policy_file_load(path, &p, &errors);
+
+        if (r == -ENOENT)
+                printf("%s: missing: with no policy every access question is answered no "
+                       "(see phi-policy.conf(5))\n", path);
+        else if (r < 0) {
+                phi_policy_errors_print(&errors, stdout);
+                if (errors.n == 0)
+                        printf("%s:0: %s\n", path, phi_errno_text(r));
+        } else
+                printf("%s: ok (%zu rules, %zu roles)\n", path, phi_policy_n_rules(p), phi_policy_n_roles(p));
+        phi_policy_unref(p);
+        phi_policy_errors_clear(&errors);
+        return r < 0 && r != -ENOENT ? 1 : 0;
+}
+
 static void update_status(struct main_ctx *m) {
         struct phi_sync_status st;
         char text[600];
@@ -88,16 +111,23 @@ static int on_status_timer(sd_event_source *src, uint64_t usec, void *userdata) 
         return 0;
 }
 
-static int on_sighup(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+/* SIGHUP and phictl reload: the configuration, then the policy it names.
+ * Either one with an error changes nothing of its own and says why. */
+static int reload_all(void *userdata, const char *actor, char *ret_text, size_t text_len) {
         struct main_ctx *m = userdata;
         struct phi_config *c = NULL;
+        char policy_text[600];
+        const char *config_text;
+        int r, rp;
 
-        (void) src, (void) si;
         (void) sd_notify(false, "RELOADING=1");
-        if (load_config(m->config_path, &c, false) < 0)
+        r = load_config(m->config_path, &c, false);
+        if (r < 0) {
                 phi_log(LOG_ERR, "reload: %s has errors; keeping the running configuration",
                         m->config_path);
-        else {
+                config_text = "configuration refused (its errors are in the journal; phiaccessd "
+                              "--check-config prints them), the running one stays";
+        } else {
                 if (strcmp(c->socket_path, m->daemon.config->socket_path) != 0 ||
                     strcmp(c->pam_socket_path, m->daemon.config->pam_socket_path) != 0 ||
                     strcmp(c->store_path, m->daemon.config->store_path) != 0)
@@ -108,8 +138,19 @@ static int on_sighup(sd_event_source *src, const struct signalfd_siginfo *si, vo
                 phi_config_unref(m->daemon.config);
                 m->daemon.config = c;
                 phi_log(LOG_INFO, "configuration reloaded from %s", m->config_path);
+                config_text = "configuration reloaded";
         }
+        rp = phi_daemon_policy_load(&m->daemon, false, actor, policy_text, sizeof(policy_text));
+        snprintf(ret_text, text_len, "%s; policy %s", config_text, policy_text);
         (void) sd_notify(false, "READY=1");
+        return r < 0 ? r : rp;
+}
+
+static int on_sighup(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+        char text[1200];
+
+        (void) src, (void) si;
+        (void) reload_all(userdata, "SIGHUP", text, sizeof(text));
         return 0;
 }
 
@@ -354,13 +395,40 @@ int main(int argc, char **argv) {
                         phi_config_errors_clear(&errors);
                         return 1;
                 }
-                phi_config_unref(cfg);
                 printf("%s: ok\n", m.config_path);
-                return 0;
+                r = check_policy(cfg->policy_path);
+                phi_config_unref(cfg);
+                return r;
         }
 
         if (load_config(m.config_path, &m.daemon.config, true) < 0)
                 return 1;
+        /* A policy with errors is no policy to run on: every problem to stderr
+         * (systemd journals it), as --check-config would print them. */
+        {
+                char text[600];
+                struct phi_policy_errors errors = { 0 };
+                struct phi_policy *p = NULL;
+                r = phi_policy_file_load(m.daemon.config->policy_path, &p, &errors);
+                phi_policy_unref(p);
+                if (r < 0 && r != -ENOENT) {
+                        phi_policy_errors_print(&errors, stderr);
+                        fprintf(stderr, "phiaccessd: the policy %s has errors; not starting\n",
+                                m.daemon.config->policy_path);
+                        phi_policy_errors_clear(&errors);
+                        phi_config_unref(m.daemon.config);
+                        return 1;
+                }
+                phi_policy_errors_clear(&errors);
+                (void) phi_daemon_policy_load(&m.daemon, true, "start", text, sizeof(text));
+                if (!m.daemon.policy) {
+                        fprintf(stderr, "phiaccessd: %s\n", text);
+                        phi_config_unref(m.daemon.config);
+                        return 1;
+                }
+        }
+        m.daemon.reload = reload_all;
+        m.daemon.reload_data = &m;
         m.daemon.started = (uint64_t) time(NULL);
         r = run(&m);
         /* The server is gone (run's cleanup), its last summaries queued. */
@@ -373,6 +441,7 @@ int main(int argc, char **argv) {
         (void) phi_close_safe(m.instance_fd);
         sd_event_unref(m.event);
         phi_config_unref(m.daemon.config);
+        phi_policy_unref(m.daemon.policy);
         if (r < 0)
                 phi_log(LOG_ERR, "exiting: %s", phi_errno_text(r));
         return r < 0 ? 1 : 0;

@@ -26,6 +26,8 @@ static const struct verb_help {
         { "totp issue", "USER [--expires DUR]", "one-time enrolment ticket, 7 days by default (admin)" },
         { "totp enroll", "", "enrol your token: QR code, then a code to activate it" },
         { "totp reset", "USER", "remove a user's token (admin)" },
+        { "reload", "", "re-read the configuration and the policy (admin)" },
+        { "policy check", "USER [--host H] [--service S]", "would the policy let USER in? rule and reason (admin)" },
         { "doctor", "[--skip CHECK[,CHECK...]]", "find setups that go around phi, each with its fix (admin)" },
 };
 
@@ -370,6 +372,75 @@ static int verb_user(const struct ctl *ctl, int argc, char **argv) {
         return EXIT_DONE;
 }
 
+static int verb_reload(const struct ctl *ctl, int argc, char **argv) {
+        _cleanup_msg_ phi_msg *req = phi_msg_new(PHI_MSG_RELOAD);
+        _cleanup_msg_ phi_msg *reply = NULL;
+        int r;
+
+        (void) argv;
+        if (argc != 1) {
+                fprintf(stderr, "phictl: reload takes no arguments\n");
+                return EXIT_USAGE;
+        }
+        if (!req)
+                return EXIT_REFUSED;
+        r = ctl_call(ctl, req, &reply);
+        if (r == EXIT_DONE)
+                print_pairs(ctl, reply);
+        return r;
+}
+
+/* Exit 0 when the policy allows, 1 when it denies: scripts can ask it. */
+static int verb_policy(const struct ctl *ctl, int argc, char **argv) {
+        _cleanup_msg_ phi_msg *req = phi_msg_new(PHI_MSG_POLICY_CHECK);
+        _cleanup_msg_ phi_msg *reply = NULL;
+        const char *user = NULL, *host = NULL, *service = "sshd";
+        const char *key = NULL;
+        bool allowed = false;
+        int r;
+
+        if (argc < 3 || strcmp(argv[1], "check") != 0) {
+                fprintf(stderr, "phictl: usage: phictl policy check USER [--host H] [--service S]\n");
+                return EXIT_USAGE;
+        }
+        for (int i = 2; i < argc; i++) {
+                if (strcmp(argv[i], "--host") == 0 && i + 1 < argc)
+                        host = argv[++i];
+                else if (strcmp(argv[i], "--service") == 0 && i + 1 < argc)
+                        service = argv[++i];
+                else if (argv[i][0] != '-' && !user)
+                        user = argv[i];
+                else {
+                        fprintf(stderr, "phictl: usage: phictl policy check USER [--host H] [--service S]\n");
+                        return EXIT_USAGE;
+                }
+        }
+        if (!req || !user)
+                return !req ? EXIT_REFUSED : EXIT_USAGE;
+        if (phi_msg_put_str(req, PHI_TAG_USER, user) < 0 || phi_msg_put_str(req, PHI_TAG_SERVICE, service) < 0 ||
+            (host && phi_msg_put_str(req, PHI_TAG_HOST, host) < 0)) {
+                fprintf(stderr, "phictl: a user, service or host that cannot be one\n");
+                return EXIT_USAGE;
+        }
+        r = ctl_call(ctl, req, &reply);
+        if (r != EXIT_DONE)
+                return r;
+        for (size_t i = 0, n = phi_msg_field_count(reply); i < n; i++) {
+                uint16_t tag;
+                const void *value;
+                uint64_t v;
+                if (phi_msg_field(reply, i, &tag, NULL, &value, NULL) < 0)
+                        continue;
+                if (tag == PHI_TAG_KEY)
+                        key = value;
+                else if (tag == PHI_TAG_FLAG && key && strcmp(key, "allowed") == 0 &&
+                         phi_msg_field_u64(reply, i, &v) == 0)
+                        allowed = v != 0;
+        }
+        print_pairs(ctl, reply);
+        return allowed ? EXIT_DONE : EXIT_REFUSED;
+}
+
 static const struct {
         const char *name;
         int (*run)(const struct ctl *ctl, int argc, char **argv);
@@ -379,6 +450,8 @@ static const struct {
         { "user", verb_user },
         { "totp", verb_totp },
         { "doctor", verb_doctor },
+        { "reload", verb_reload },
+        { "policy", verb_policy },
 };
 
 int main(int argc, char **argv) {

@@ -108,6 +108,7 @@ enum phi_tag {
         PHI_TAG_QR = 24,         /* str, secret: the URI drawn as a QR code for a terminal */
         PHI_TAG_NUMBER = 25,     /* u64: value for the preceding KEY, a count or figure */
         PHI_TAG_FLAG = 26,       /* u64 bool: value for the preceding KEY, yes (1) or no (0) */
+        PHI_TAG_HOST = 27,       /* str: the host a policy question is about */
         _PHI_TAG_MAX,
 };
 
@@ -122,6 +123,9 @@ enum phi_msg_type {
         PHI_MSG_SYNC = 0x0101,        /* [FULL] -> OK */
         PHI_MSG_USER_SHOW = 0x0102,   /* USER -> USER_INFO */
         PHI_MSG_USER_INFO = 0x0103,   /* reply: USER UID GID GECOS HOME SHELL DN TOKEN GROUP* */
+        PHI_MSG_RELOAD = 0x0104,      /* -> OK (pairs: config, policy) | ERROR when either is refused */
+        PHI_MSG_POLICY_CHECK = 0x0105, /* USER SERVICE [HOST] -> OK (pairs: allowed, rule, reason,
+                                        * refusal, host, service) */
         PHI_MSG_AUTH = 0x0200,        /* USER CODE SERVICE [RHOST] [TTY] [ENROLL] -> OK | ERROR
                                        * | TOTP_SECRET (enrolment at login) */
         PHI_MSG_ACCOUNT = 0x0201,     /* USER SERVICE [RHOST] [TTY] [ELEVATE] -> OK | ERROR */
