@@ -196,14 +196,14 @@ int ctl_call(const struct ctl *ctl, const phi_msg *req, phi_msg **ret) {
         return ctl_call_timeout(ctl, req, PHI_CLIENT_DEFAULT_TIMEOUT_MS, ret);
 }
 
-static int verb_status(const struct ctl *ctl, int argc, char **argv) {
-        _cleanup_msg_ phi_msg *req = phi_msg_new(PHI_MSG_STATUS);
+/* A verb with no arguments whose answer is a list of pairs. */
+static int call_simple(const struct ctl *ctl, int argc, char **argv, uint16_t type) {
+        _cleanup_msg_ phi_msg *req = phi_msg_new(type);
         _cleanup_msg_ phi_msg *reply = NULL;
         int r;
 
-        (void) argv;
         if (argc != 1) {
-                fprintf(stderr, "phictl: status takes no arguments\n");
+                fprintf(stderr, "phictl: %s takes no arguments\n", argv[0]);
                 return EXIT_USAGE;
         }
         if (!req)
@@ -212,6 +212,10 @@ static int verb_status(const struct ctl *ctl, int argc, char **argv) {
         if (r == EXIT_DONE)
                 print_pairs(ctl, reply);
         return r;
+}
+
+static int verb_status(const struct ctl *ctl, int argc, char **argv) {
+        return call_simple(ctl, argc, argv, PHI_MSG_STATUS);
 }
 
 /* A full sync of a large directory takes a while; the daemon answers when done. */
@@ -373,21 +377,7 @@ static int verb_user(const struct ctl *ctl, int argc, char **argv) {
 }
 
 static int verb_reload(const struct ctl *ctl, int argc, char **argv) {
-        _cleanup_msg_ phi_msg *req = phi_msg_new(PHI_MSG_RELOAD);
-        _cleanup_msg_ phi_msg *reply = NULL;
-        int r;
-
-        (void) argv;
-        if (argc != 1) {
-                fprintf(stderr, "phictl: reload takes no arguments\n");
-                return EXIT_USAGE;
-        }
-        if (!req)
-                return EXIT_REFUSED;
-        r = ctl_call(ctl, req, &reply);
-        if (r == EXIT_DONE)
-                print_pairs(ctl, reply);
-        return r;
+        return call_simple(ctl, argc, argv, PHI_MSG_RELOAD);
 }
 
 /* Exit 0 when the policy allows, 1 when it denies: scripts can ask it. */
