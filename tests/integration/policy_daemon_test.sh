@@ -8,13 +8,13 @@
 # without a restart; only admins may ask; with no policy file everyone is
 # denied.
 set -euo pipefail
-# shellcheck disable=SC2119 # harness functions take optional arguments
 # shellcheck source-path=SCRIPTDIR source=../lib/harness.bash
 source "$(dirname "$0")/../lib/harness.bash"
 # shellcheck source-path=SCRIPTDIR source=daemon_lib.bash
 source "$(dirname "$0")/daemon_lib.bash"
 phi_harness_init "$@"
 
+# shellcheck disable=SC2119 # it takes optional arguments
 phi_journald_start
 daemon_setup
 ldif=$PHI_TMP/dir.ldif
