@@ -18,7 +18,8 @@ out=$(DESTDIR=$root cmake --install "$PHI_BUILD_DIR" 2>&1) || phi_fail "cmake --
 pam_unix=$(find /lib /usr/lib -path '*/security/pam_unix.so' -print -quit)
 [ -n "$pam_unix" ] || phi_die "the host has no pam_unix.so to locate libpam's module directory"
 pam_dir=$(dirname "$(readlink -f "$pam_unix")")
-libc=$(ldconfig -p | sed -n '/libc\.so\.6 (libc6,x86-64) => /{s/.* => //p;q}')
+# (awk reads to the end: quitting early would kill ldconfig with SIGPIPE.)
+libc=$(ldconfig -p | awk '$1 == "libc.so.6" && /x86-64/ && !found { print $NF; found = 1 }')
 [ -n "$libc" ] || phi_die "ldconfig names no libc.so.6"
 lib_dir=$(dirname "$(readlink -f "$libc")")
 

@@ -116,7 +116,9 @@ vpn_san_env() {
     # libcrypt too: the sanitizers' crypt() interceptor looks the real one up
     # once, at start-up, and calls a null pointer when libcrypt arrives later
     # (pam_unix brings it in) -- a crash in pam_unix that is not ours.
-    VPN_ENV=(env "LD_PRELOAD=$san $(ldconfig -p | awk '$1 == "libcrypt.so.1" && /x86-64/ { print $NF; exit }')"
+    # (awk reads to the end: leaving early would kill ldconfig with SIGPIPE,
+    # which pipefail turns into a failure now and then.)
+    VPN_ENV=(env "LD_PRELOAD=$san $(ldconfig -p | awk '$1 == "libcrypt.so.1" && /x86-64/ && !found { print $NF; found = 1 }')"
         "ASAN_OPTIONS=detect_leaks=0:log_path=$VPN_DIR/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
         "UBSAN_OPTIONS=print_stacktrace=1:log_path=$VPN_DIR/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}")
 }
