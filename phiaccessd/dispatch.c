@@ -306,7 +306,7 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
 static int handle_reload(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                          phi_msg **ret_reply, uint64_t *ret_ticket) {
         _cleanup_msg_ phi_msg *m = NULL;
-        char text[1200];
+        char text[1024];     /* fits an ERROR message (the wire takes 1,024 bytes) */
         int r;
 
         (void) req, (void) ret_ticket;

@@ -147,7 +147,7 @@ static int reload_all(void *userdata, const char *actor, char *ret_text, size_t 
 }
 
 static int on_sighup(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
-        char text[1200];
+        char text[1024];     /* fits an ERROR message (the wire takes 1,024 bytes) */
 
         (void) src, (void) si;
         (void) reload_all(userdata, "SIGHUP", text, sizeof(text));

@@ -436,23 +436,11 @@ static int sqlite_legacy_users(void *b, char ***ret, size_t *ret_n) {
         sqlite3_stmt *st = phi_sqlite_stmt(s, S_LEGACY_USERS);
         char **v = NULL;
         size_t n = 0;
-        int rc, r = 0;
+        int r;
 
         if (!st)
                 return -ENOMEM;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                char **nv = reallocarray(v, n + 1, sizeof(char *));
-                if (!nv || !(nv[n] = phi_sqlite_col_dup(st, 0))) {
-                        if (nv)
-                                v = nv;
-                        r = -ENOMEM;
-                        break;
-                }
-                v = nv;
-                n++;
-        }
-        if (r == 0 && rc != SQLITE_DONE)
-                r = phi_sqlite_error(rc);
+        r = phi_sqlite_collect_strv(st, &v, &n);
         (void) sqlite3_reset(st);
         if (r < 0) {
                 phi_strv_free(v, n);

@@ -75,6 +75,21 @@ char *phi_sqlite_col_dup(sqlite3_stmt *st, int i) {
         return strdup(t ? (const char *) t : "");
 }
 
+int phi_sqlite_collect_strv(sqlite3_stmt *st, char ***v, size_t *n) {
+        int rc;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                char **nv = reallocarray(*v, *n + 1, sizeof(char *));
+                if (!nv)
+                        return -ENOMEM;
+                *v = nv;
+                if (!(nv[*n] = phi_sqlite_col_dup(st, 0)))
+                        return -ENOMEM;
+                (*n)++;
+        }
+        return rc == SQLITE_DONE ? 0 : phi_sqlite_error(rc);
+}
+
 int phi_sqlite_version(struct phi_sqlite_db *d, unsigned *ret) {
         sqlite3_stmt *st = NULL;
         int rc, r = 0;

@@ -48,6 +48,10 @@ int phi_sqlite_bind_text(sqlite3_stmt *st, int i, const char *v) _phi_warn_unuse
 int phi_sqlite_bind_i64(sqlite3_stmt *st, int i, uint64_t v) _phi_warn_unused_;
 /* A copy of a text column ("" for NULL); NULL on ENOMEM. */
 char *phi_sqlite_col_dup(sqlite3_stmt *st, int i);
+/* Steps st to its end, appending a copy of each row's first column to *v
+ * (*n entries). On failure the entries appended so far stay for the caller
+ * to free with phi_strv_free(). st is not reset. */
+int phi_sqlite_collect_strv(sqlite3_stmt *st, char ***v, size_t *n) _phi_warn_unused_;
 
 /* The identity file's migrations (store_sqlite_identities.c); the shared
  * part's open runs them before it moves an old store's identities there. */

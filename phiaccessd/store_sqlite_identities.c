@@ -344,11 +344,7 @@ static int sqlite_keys_load(void *b, char ***ret, size_t *ret_n, size_t *ret_n_u
                         r = phi_sqlite_error(rc);
                         break;
                 }
-                while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-                        if ((r = strv_push(&v, &n, (const char *) sqlite3_column_text(st, 0))) < 0)
-                                break;
-                if (r == 0 && rc != SQLITE_DONE)
-                        r = phi_sqlite_error(rc);
+                r = phi_sqlite_collect_strv(st, &v, &n);
                 sqlite3_finalize(st);
                 if (q == 0)
                         n_users = n;
@@ -441,15 +437,11 @@ static int sqlite_user_groups(void *b, const char *name, char ***ret, size_t *re
         sqlite3_stmt *st = phi_sqlite_stmt(b, S_USER_GROUPS);
         char **v = NULL;
         size_t n = 0;
-        int rc, r = 0;
+        int r;
 
         if (!st || phi_sqlite_bind_text(st, 1, name) < 0)
                 return -ENOMEM;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-                if ((r = strv_push(&v, &n, (const char *) sqlite3_column_text(st, 0))) < 0)
-                        break;
-        if (r == 0 && rc != SQLITE_DONE)
-                r = phi_sqlite_error(rc);
+        r = phi_sqlite_collect_strv(st, &v, &n);
         (void) sqlite3_reset(st);
         if (r < 0) {
                 phi_strv_free(v, n);
