@@ -1074,6 +1074,7 @@ static int bind_one(phi_verifier *v, const char *user, const char *ident, size_t
                         phi_log(LOG_WARNING, "TOTP token of %s is kept but refused: the name has no user now "
                                              "(phictl totp reset %s removes it)", user, user);
                 } else if (phi_unseal_legacy(v->key, user, t.nonce, t.sealed, t.sealed_len, seed) < 0) {
+                        phi_secret_wipe(seed, sizeof(seed));
                         phi_log(LOG_ERR, "TOTP token of %s does not open with the master key; left unbound "
                                          "(refused) until it does", user);
                         continue;
