@@ -43,6 +43,7 @@ static const struct field_spec ok_fields[] = {
         { PHI_TAG_NUMBER, PHI_KIND_U64, F_REPEATS, 8 },
         { PHI_TAG_FLAG, PHI_KIND_U64, F_REPEATS, 8 },
         { PHI_TAG_MESSAGE, PHI_KIND_STR, 0, TEXT_BOUND },
+        { PHI_TAG_SESSION, PHI_KIND_STR, 0, 32 },
 };
 static const struct field_spec error_fields[] = {
         { PHI_TAG_ERRNO, PHI_KIND_U64, F_REQUIRED, 8 },
@@ -96,6 +97,10 @@ static const struct field_spec session_fields[] = {
         { PHI_TAG_STATE, PHI_KIND_STR, F_REQUIRED, 32 },
         { PHI_TAG_RHOST, PHI_KIND_STR, 0, HOST_BOUND },
         { PHI_TAG_TTY, PHI_KIND_STR, 0, 64 },
+        { PHI_TAG_SESSION, PHI_KIND_STR, 0, 32 },
+};
+static const struct field_spec sessions_fields[] = {
+        { PHI_TAG_SESSION, PHI_KIND_STR, 0, 32 },
 };
 
 static const struct field_spec policy_check_fields[] = {
@@ -142,6 +147,7 @@ static const struct msg_spec msg_specs[] = {
         SPEC(PHI_MSG_AUTH, "auth", auth_fields),
         SPEC(PHI_MSG_ACCOUNT, "account", account_fields),
         SPEC(PHI_MSG_SESSION, "session", session_fields),
+        SPEC(PHI_MSG_SESSIONS, "sessions", sessions_fields),
         SPEC(PHI_MSG_TOTP_ISSUE, "totp-issue", totp_issue_fields),
         SPEC_EMPTY(PHI_MSG_TOTP_ENROLL, "totp-enroll"),
         SPEC(PHI_MSG_TOTP_SECRET, "totp-secret", totp_secret_fields),
@@ -160,6 +166,7 @@ static const char *const tag_names[_PHI_TAG_MAX] = {
         [PHI_TAG_DURATION] = "duration", [PHI_TAG_URI] = "uri",
         [PHI_TAG_ENROLL] = "enroll",   [PHI_TAG_QR] = "qr",
         [PHI_TAG_NUMBER] = "number",   [PHI_TAG_FLAG] = "flag",     [PHI_TAG_HOST] = "host",
+        [PHI_TAG_SESSION] = "session",
 };
 
 /* One bit per tag records which non-repeating tags were seen. */

@@ -16,6 +16,8 @@
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <syslog.h>
 
 #include "phi/authtok.h"
@@ -26,6 +28,8 @@
 
 #define CODE_PROMPT "Verification code: "
 #define ENROLL_TRIES 3
+/* pam_set_data() key of the session id, from open to close. */
+#define PHI_PAM_SESSION_DATA "phi_session_id"
 
 struct pam_phi_options {
         const char *socket_path;
@@ -162,12 +166,13 @@ static int phi_pam_exchange(pam_handle_t *pamh, const struct pam_phi_options *o,
                 pam_syslog(pamh, LOG_ERR, "no valid answer from phiaccessd: %s", phi_wire_strerror(r));
                 return r;
         }
-        if (phi_msg_type(reply) == PHI_MSG_OK)
-                return 0;
+        /* First, so that `other` may be OK itself (a session's id comes in one). */
         if (ret_other && phi_msg_type(reply) == other) {
                 *ret_other = PHI_TAKE_PTR(reply);
                 return 0;
         }
+        if (phi_msg_type(reply) == PHI_MSG_OK)
+                return 0;
         if (phi_msg_get_error(reply, &error, &message) < 0) {
                 pam_syslog(pamh, LOG_ERR, "unexpected %s reply from phiaccessd",
                            phi_msg_type_name(phi_msg_type(reply)));
@@ -357,54 +362,103 @@ _phi_export_ int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const
         _cleanup_msg_ phi_msg *req = NULL;
         struct pam_phi_options o;
         const char *user = NULL;
-        int ret = PAM_PERM_DENIED;
+        int r, ret = PAM_PERM_DENIED;
 
         (void) flags;
-        if (phi_pam_parse_options(pamh, argc, argv, &o) < 0 || phi_pam_user(pamh, &user) < 0)
+        if (phi_pam_parse_options(pamh, argc, argv, &o) < 0) {
+                ret = PAM_AUTHINFO_UNAVAIL;
+                goto out;
+        }
+        if (phi_pam_user(pamh, &user) < 0)
                 goto out;
         req = phi_msg_new(PHI_MSG_ACCOUNT);
         if (!req || phi_msg_put_str(req, PHI_TAG_USER, user) < 0 ||
             phi_pam_put_items(pamh, req, true) < 0 ||
             (o.elevate && phi_msg_put_u64(req, PHI_TAG_ELEVATE, 1) < 0)) {
                 pam_syslog(pamh, LOG_ERR, "cannot build the request for %s", user);
+                ret = PAM_AUTHINFO_UNAVAIL;
                 goto out;
         }
-        /* Default deny: only the daemon's OK opens the account. */
-        if (phi_pam_call(pamh, &o, req) == 0)
-                ret = PAM_SUCCESS;
+        /* Default deny: only the daemon's OK opens the account. A daemon that
+         * said no is PAM_PERM_DENIED; one that could not be asked (or could
+         * not decide) is PAM_AUTHINFO_UNAVAIL, so that the log tells them
+         * apart -- neither lets anyone in. */
+        r = phi_pam_call(pamh, &o, req);
+        ret = r == 0 ? PAM_SUCCESS : r == -EACCES ? PAM_PERM_DENIED : PAM_AUTHINFO_UNAVAIL;
         if (o.debug)
                 pam_syslog(pamh, LOG_DEBUG, "account for %s: %s", user, pam_strerror(pamh, ret));
 out:
         return ret;
 }
 
-static int phi_pam_session(pam_handle_t *pamh, int argc, const char **argv, const char *state) {
-        _cleanup_msg_ phi_msg *req = NULL;
+static void phi_pam_session_id_free(pam_handle_t *pamh, void *data, int error_status) {
+        (void) pamh, (void) error_status;
+        free(data);
+}
+
+/*
+ * The daemon records the session at open and answers with its id, kept in
+ * the handle (pam_set_data) for the close, which the same process makes, and
+ * put in the session's environment as PHI_SESSION_ID, so that what runs in
+ * it can be matched to the journal. A session the daemon cannot record is
+ * refused (PAM_SESSION_ERR): sshd and sudo then end the login, which is what
+ * "every session is on record" means.
+ */
+static int phi_pam_session(pam_handle_t *pamh, int argc, const char **argv, bool open) {
+        _cleanup_msg_ phi_msg *req = NULL, *reply = NULL;
         struct pam_phi_options o;
-        const char *user = NULL;
-        int ret = PAM_SESSION_ERR;
+        const char *user = NULL, *id = NULL;
+        const void *kept = NULL;
+        char env[sizeof("PHI_SESSION_ID=") + 64];
+        char *copy = NULL;
+        int r, ret = PAM_SESSION_ERR;
 
         if (phi_pam_parse_options(pamh, argc, argv, &o) < 0 || phi_pam_user(pamh, &user) < 0)
                 goto out;
+        if (!open && (pam_get_data(pamh, PHI_PAM_SESSION_DATA, &kept) != PAM_SUCCESS || !kept)) {
+                pam_syslog(pamh, LOG_NOTICE, "closing a session of %s that pam_phi did not open here", user);
+                goto out;
+        }
         req = phi_msg_new(PHI_MSG_SESSION);
         if (!req || phi_msg_put_str(req, PHI_TAG_USER, user) < 0 ||
-            phi_msg_put_str(req, PHI_TAG_STATE, state) < 0 ||
-            phi_pam_put_items(pamh, req, true) < 0) {
+            phi_msg_put_str(req, PHI_TAG_STATE, open ? "open" : "close") < 0 ||
+            phi_pam_put_items(pamh, req, true) < 0 || (!open && phi_msg_put_str(req, PHI_TAG_SESSION, kept) < 0)) {
                 pam_syslog(pamh, LOG_ERR, "cannot build the request for %s", user);
                 goto out;
         }
-        if (phi_pam_call(pamh, &o, req) == 0)
+        /* An OK reply carries the id; the exchange hands back no other type. */
+        r = phi_pam_exchange(pamh, &o, req, PHI_MSG_OK, &reply);
+        if (r < 0)
+                goto out;
+        if (!open) {
+                (void) pam_set_data(pamh, PHI_PAM_SESSION_DATA, NULL, NULL);
                 ret = PAM_SUCCESS;
+                goto out;
+        }
+        if (!reply || phi_msg_get_str(reply, PHI_TAG_SESSION, &id) < 0 || strlen(id) != 32) {
+                pam_syslog(pamh, LOG_ERR, "phiaccessd recorded the session of %s without an id", user);
+                goto out;
+        }
+        copy = strdup(id);
+        if (!copy || pam_set_data(pamh, PHI_PAM_SESSION_DATA, copy, phi_pam_session_id_free) != PAM_SUCCESS) {
+                free(copy);
+                goto out;
+        }
+        snprintf(env, sizeof(env), "PHI_SESSION_ID=%s", id);
+        (void) pam_putenv(pamh, env);
+        if (o.debug)
+                pam_syslog(pamh, LOG_DEBUG, "session %s of %s opened", id, user);
+        ret = PAM_SUCCESS;
 out:
         return ret;
 }
 
 _phi_export_ int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
         (void) flags;
-        return phi_pam_session(pamh, argc, argv, "open");
+        return phi_pam_session(pamh, argc, argv, true);
 }
 
 _phi_export_ int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
         (void) flags;
-        return phi_pam_session(pamh, argc, argv, "close");
+        return phi_pam_session(pamh, argc, argv, false);
 }

@@ -27,6 +27,8 @@ static int handle_reload(struct phi_daemon *d, const struct phi_caller *caller, 
                          phi_msg **ret_reply, uint64_t *ret_ticket);
 static int handle_user_show(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                             phi_msg **ret_reply, uint64_t *ret_ticket);
+static int handle_sessions(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                           phi_msg **ret_reply, uint64_t *ret_ticket);
 
 /* Every request the daemon serves. Rows are appended by later features. */
 static const struct verb verbs[] = {
@@ -35,6 +37,7 @@ static const struct verb verbs[] = {
         { PHI_MSG_USER_SHOW, "user show", PHI_CALLER_ANYONE, handle_user_show },
         { PHI_MSG_RELOAD, "reload", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, handle_reload },
         { PHI_MSG_POLICY_CHECK, "policy check", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, phi_handle_policy_check },
+        { PHI_MSG_SESSIONS, "sessions", PHI_CALLER_ROOT | PHI_CALLER_ADMIN | PHI_CALLER_AUDITOR, handle_sessions },
         { PHI_MSG_AUTH, "auth", PHI_CALLER_ROOT, phi_handle_auth },
         { PHI_MSG_TOTP_ISSUE, "totp issue", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, phi_handle_totp_issue },
         { PHI_MSG_TOTP_ENROLL, "totp enroll", PHI_CALLER_ANYONE, phi_handle_totp_enroll },
@@ -412,5 +415,47 @@ out:
         phi_strv_free(groups, n_groups);
         if (r < 0 && !*ret_reply)
                 return phi_msg_new_error(r, ret_reply, "cannot answer: %s", phi_errno_text(r));
+        return 0;
+}
+
+/* Room one session takes at most in a reply: its pairs with their headers. */
+#define SESSION_ROOM 1200
+
+/* One page of the open sessions, in id order after the one asked for; "more"
+ * says whether to ask again after the last. */
+static int handle_sessions(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
+                           phi_msg **ret_reply, uint64_t *ret_ticket) {
+        _cleanup_msg_ phi_msg *m = phi_msg_new(PHI_MSG_OK);
+        struct phi_session *list = NULL;
+        const char *after = "";
+        char opened[32];
+        size_t n = 0, shown = 0;
+        int r;
+
+        (void) caller, (void) ret_ticket;
+        if (!m)
+                return -ENOMEM;
+        if (phi_msg_get_str(req, PHI_TAG_SESSION, &after) == 0 && !phi_session_id_valid(after))
+                return phi_msg_new_error(-EINVAL, ret_reply, "not a session id: %s", after);
+        /* One more than a page holds tells whether there are more. */
+        r = phi_store_session_list(d->store, NULL, after, PHI_WIRE_MAX_BODY / SESSION_ROOM + 1, &list, &n);
+        if (r < 0)
+                return phi_msg_new_error(r, ret_reply, "cannot read the sessions: %s", phi_errno_text(r));
+        for (size_t i = 0; i < n && r >= 0 && phi_msg_room(m) >= SESSION_ROOM + 64; i++, shown++) {
+                const struct phi_session *x = &list[i];
+                format_time(x->opened, opened, sizeof(opened));
+                if ((r = phi_msg_put_pair(m, "session", x->id)) < 0 || (r = phi_msg_put_pair(m, "user", x->user)) < 0 ||
+                    (r = phi_msg_put_pair(m, "service", x->service)) < 0 ||
+                    (r = phi_msg_put_pair(m, "rhost", x->rhost)) < 0 || (r = phi_msg_put_pair(m, "tty", x->tty)) < 0 ||
+                    (r = phi_msg_put_pair(m, "host", x->host)) < 0 || (r = phi_msg_put_number(m, "pid", x->pid)) < 0 ||
+                    (r = phi_msg_put_pair(m, "opened", opened)) < 0)
+                        break;
+        }
+        if (r >= 0)
+                r = phi_msg_put_flag(m, "more", shown < n);
+        free(list);
+        if (r < 0)
+                return phi_msg_new_error(r, ret_reply, "cannot list the sessions: %s", phi_errno_text(r));
+        *ret_reply = PHI_TAKE_PTR(m);
         return 0;
 }

@@ -302,8 +302,10 @@ static int run(struct main_ctx *m) {
         if ((r = take_listen_fds(&main_fd, &pam_fd)) < 0)
                 return r;
         (void) phi_totp_start(m->daemon.config, pam_fd, &m->daemon.verifier);
-        if (m->daemon.verifier)
+        if (m->daemon.verifier) {
                 pam_fd = -1;   /* the verifier's now */
+                phi_verifier_set_access(m->daemon.verifier, m->daemon.policy);
+        }
         r = phi_sync_start(m->daemon.config, &m->daemon.sync);
         if (r < 0) {
                 phi_log(LOG_ERR, "cannot start the directory sync: %s", phi_errno_text(r));

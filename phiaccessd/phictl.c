@@ -28,6 +28,7 @@ static const struct verb_help {
         { "totp reset", "USER", "remove a user's token (admin)" },
         { "reload", "", "re-read the configuration and the policy (admin)" },
         { "policy check", "USER [--host H] [--service S]", "would the policy let USER in? rule and reason (admin)" },
+        { "sessions", "", "open login and sudo sessions, oldest first (admin, auditor)" },
         { "doctor", "[--skip CHECK[,CHECK...]]", "find setups that go around phi, each with its fix (admin)" },
 };
 
@@ -442,6 +443,7 @@ static const struct {
         { "doctor", verb_doctor },
         { "reload", verb_reload },
         { "policy", verb_policy },
+        { "sessions", verb_sessions },
 };
 
 int main(int argc, char **argv) {

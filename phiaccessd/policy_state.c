@@ -9,12 +9,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "events.h"
 #include "journal.h"
 #include "localfiles.h"
 #include "phi/fs.h"
 #include "policy_state.h"
 #include "store.h"
+#include "verifier.h"
 
 static void error_at0(struct phi_policy_errors *errors, const char *path, const char *fmt, ...)
         _phi_printf_(3, 4);
@@ -114,6 +116,8 @@ int phi_daemon_policy_load(struct phi_daemon *d, bool at_start, const char *acto
                 if (r == 0) {
                         phi_policy_unref(d->policy);
                         d->policy = p;
+                        if (d->verifier)
+                                phi_verifier_set_access(d->verifier, p);
                         d->policy_loaded_at = (uint64_t) time(NULL);
                         snprintf(d->policy_state, sizeof(d->policy_state),
                                  "missing: %s does not exist, every access question is answered no", path);
@@ -148,6 +152,8 @@ int phi_daemon_policy_load(struct phi_daemon *d, bool at_start, const char *acto
         }
         phi_policy_unref(d->policy);
         d->policy = p;
+        if (d->verifier)
+                phi_verifier_set_access(d->verifier, p);
         d->policy_loaded_at = (uint64_t) time(NULL);
         snprintf(d->policy_state, sizeof(d->policy_state), "loaded from %s: %zu rules, %zu roles", path,
                  phi_policy_n_rules(p), phi_policy_n_roles(p));
@@ -158,41 +164,12 @@ out:
         return r;
 }
 
-/* The groups the host would give the user: the directory's (nesting
- * resolved) and every local group that lists them or is their primary one,
- * as glibc merges "group: files phi". */
-static int subject_groups(struct phi_daemon *d, const char *name, bool directory, gid_t gid, char ***ret,
-                          size_t *ret_n) {
-        char **v = NULL;
-        size_t n = 0, cap = 0;
-        int r = 0;
-
-        if (directory) {
-                r = phi_store_user_groups(d->store, name, &v, &n);
-                if (r < 0)
-                        return r;
-                cap = n;
-        }
-        r = phi_local_groups_of(d->config->group_file, name, gid, &v, &n, &cap);
-        if (r < 0) {
-                phi_strv_free(v, n);
-                return r;
-        }
-        *ret = v;
-        *ret_n = n;
-        return 0;
-}
-
 int phi_handle_policy_check(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                             phi_msg **ret_reply, uint64_t *ret_ticket) {
         _cleanup_msg_ phi_msg *m = phi_msg_new(PHI_MSG_OK);
         struct phi_policy_decision dec;
-        struct phi_user u = { 0 };
         const char *name, *service, *host;
         char hostname[HOST_NAME_MAX + 1];
-        char **groups = NULL;
-        size_t n_groups = 0;
-        bool directory = false;
         int r;
 
         (void) caller, (void) ret_ticket;
@@ -202,44 +179,23 @@ int phi_handle_policy_check(struct phi_daemon *d, const struct phi_caller *calle
                 return phi_msg_new_error(-EPROTO, ret_reply, "a policy check names a user and a service");
         if (phi_msg_get_str(req, PHI_TAG_HOST, &host) < 0) {
                 /* This host: the policy is this host's, asked about itself. */
-                if (gethostname(hostname, sizeof(hostname)) < 0)
-                        return -errno;
-                hostname[sizeof(hostname) - 1] = '\0';
+                if ((r = phi_access_hostname(hostname, sizeof(hostname))) < 0)
+                        return r;
                 host = hostname;
         }
         if (!d->policy)
                 return phi_msg_new_error(-EAGAIN, ret_reply, "no policy is loaded");
-
-        /* Local accounts first, as NSS resolves them ("passwd: files phi"). */
-        r = phi_local_user_get(d->config->passwd_file, name, &u);
-        if (r == -ENOENT) {
-                r = phi_store_user_get(d->store, name, &u);
-                directory = r == 0;
-        }
-        if (r < 0 && r != -ENOENT)
-                goto out;
-        if (r == 0 && (r = subject_groups(d, name, directory, u.gid, &groups, &n_groups)) < 0)
-                goto out;
-        {
-                const struct phi_policy_subject who = {
-                        .user = name,
-                        .uid = u.name ? u.uid : PHI_POLICY_UID_UNKNOWN,
-                        .groups = (const char *const *) groups,
-                        .n_groups = n_groups,
-                };
-                /* A bad argument is answered too: the decision then says denied, and why. */
-                (void) phi_policy_check_access(d->policy, &who, service, host, (int64_t) time(NULL), &dec);
-        }
+        /* The very function pam_phi's account check runs, so the two agree. */
+        r = phi_access_decide(d->policy, d->store, d->config->passwd_file, d->config->group_file, name, service,
+                              host, (int64_t) time(NULL), &dec);
+        if (r < 0)
+                return r;
         if ((r = phi_msg_put_pair(m, "user", name)) < 0 || (r = phi_msg_put_pair(m, "service", service)) < 0 ||
             (r = phi_msg_put_pair(m, "host", host)) < 0 || (r = phi_msg_put_flag(m, "allowed", dec.allowed)) < 0 ||
             (r = phi_msg_put_pair(m, "rule", dec.rule)) < 0 ||
             (r = phi_msg_put_pair(m, "refusal", dec.allowed ? "none" : phi_policy_refusal_name(dec.refusal))) < 0 ||
             (r = phi_msg_put_pair(m, "reason", dec.reason)) < 0)
-                goto out;
+                return r;
         *ret_reply = PHI_TAKE_PTR(m);
-        r = 0;
-out:
-        phi_strv_free(groups, n_groups);
-        phi_user_clear(&u);
-        return r;
+        return 0;
 }

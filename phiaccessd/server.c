@@ -142,7 +142,7 @@ static void conn_handle_frame(struct conn *c) {
                         r = phi_msg_new_error(-EACCES, &reply, "only root (PAM in sshd, sudo, the VPN) may "
                                                                "use the PAM socket");
                 } else
-                        r = c->server->handler(c->server->handler_data, req, &reply, &ticket);
+                        r = c->server->handler(c->server->handler_data, &c->cred, req, &reply, &ticket);
         } else {
                 /* Identify per request: group membership may have changed since connect. */
                 phi_caller_identify(d, &c->cred, &caller);

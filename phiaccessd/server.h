@@ -8,6 +8,7 @@
 
 #include <systemd/sd-event.h>
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "daemon.h"
@@ -50,7 +51,9 @@ int phi_server_new(sd_event *event, struct phi_daemon *d, int listen_fd, const c
  * client, however many connections it opens, stands between a login and its
  * answer, and so that the TOTP verifier can serve it on its own thread.
  */
-typedef int (*phi_server_handler)(void *userdata, const phi_msg *req, phi_msg **ret_reply, uint64_t *ret_ticket);
+/* cred: the connection's SO_PEERCRED (the PAM stack's process, which a session belongs to). */
+typedef int (*phi_server_handler)(void *userdata, const struct ucred *cred, const phi_msg *req, phi_msg **ret_reply,
+                                  uint64_t *ret_ticket);
 int phi_server_new_pam(sd_event *event, int listen_fd, const char *path, phi_server_handler handler,
                        void *userdata, phi_server **ret) _phi_warn_unused_ _phi_nonnull_args_(1, 4, 6);
 /* Sends reply (taken, may be NULL: the connection is closed) to the connection

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "identity.h"
+#include "sessions.h"
 #include "token.h"
 #include "phi/macro.h"
 
@@ -84,6 +85,12 @@ struct phi_store_ops {
         int (*failures_get)(void *b, enum phi_failure_kind kind, const char *key, struct phi_failures *ret);
         int (*failures_put)(void *b, enum phi_failure_kind kind, const char *key, const struct phi_failures *f);
         int (*failures_prune)(void *b, uint64_t now, uint64_t window);
+
+        /* Open sessions (sessions.h) */
+        int (*session_open)(void *b, const struct phi_session *s);
+        int (*session_close)(void *b, const char *id, struct phi_session *ret_old);
+        int (*session_list)(void *b, const char *host, const char *after, size_t max, struct phi_session **ret,
+                            size_t *ret_n);
 };
 
 /* The identity part: per host, whatever the shared backend is. */
@@ -236,3 +243,15 @@ int phi_store_failures_put(phi_store *s, enum phi_failure_kind kind, const char 
  * only ever guessed do not pile up. */
 int phi_store_failures_prune(phi_store *s, uint64_t now, uint64_t window) _phi_warn_unused_
         _phi_nonnull_;
+
+/* Open sessions, one row each from pam_open_session() to its close (or to the
+ * daemon noticing that its process has gone). -EEXIST when the id is taken. */
+int phi_store_session_open(phi_store *s, const struct phi_session *session) _phi_warn_unused_ _phi_nonnull_;
+/* Removes the session; *ret_old (may be NULL) gets what it was. -ENOENT when
+ * there is none of that id. */
+int phi_store_session_close(phi_store *s, const char *id, struct phi_session *ret_old) _phi_warn_unused_
+        _phi_nonnull_args_(1, 2);
+/* Up to max open sessions with an id after `after` ("" for the first), in id
+ * order; of one host, or of every host when host is NULL. Free with free(). */
+int phi_store_session_list(phi_store *s, const char *host, const char *after, size_t max,
+                           struct phi_session **ret, size_t *ret_n) _phi_warn_unused_ _phi_nonnull_args_(1, 3, 5, 6);

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -78,6 +79,15 @@ static const struct phi_sqlite_migration migrations[] = {
           "ALTER TABLE totp_tickets ADD COLUMN identity TEXT;"
           "CREATE INDEX totp_tokens_identity ON totp_tokens(identity);"
           "CREATE INDEX totp_tickets_identity ON totp_tickets(identity);" },
+        /* Open sessions (sessions.h): a row from pam_open_session() to its
+         * close. The host column is for a store that several hosts share. */
+        { 6, "sessions",
+          "CREATE TABLE sessions ("
+          "  id TEXT PRIMARY KEY, user_name TEXT NOT NULL, service TEXT NOT NULL,"
+          "  rhost TEXT NOT NULL, tty TEXT NOT NULL, host TEXT NOT NULL,"
+          "  pid BIGINT NOT NULL, pid_start BIGINT NOT NULL, boot_id TEXT NOT NULL,"
+          "  opened BIGINT NOT NULL);"
+          "CREATE INDEX sessions_host ON sessions(host, id);" },
 };
 
 enum {
@@ -97,6 +107,11 @@ enum {
         S_FAILURES_PUT,
         S_FAILURES_DELETE,
         S_FAILURES_PRUNE,
+        S_SESSION_PUT,
+        S_SESSION_GET,
+        S_SESSION_DELETE,
+        S_SESSION_LIST,
+        S_SESSION_LIST_HOST,
         S_BEGIN,
         S_COMMIT,
         S_ROLLBACK,
@@ -130,6 +145,14 @@ static const char *const statements[_S_MAX] = {
                            " locked_until) VALUES (?1, ?2, ?3, ?4, ?5)",
         [S_FAILURES_DELETE] = "DELETE FROM auth_failures WHERE kind = ?1 AND key = ?2",
         [S_FAILURES_PRUNE] = "DELETE FROM auth_failures WHERE locked_until <= ?1 AND window_start + ?2 <= ?1",
+#define SESSION_COLUMNS "id, user_name, service, rhost, tty, host, pid, pid_start, boot_id, opened"
+        [S_SESSION_PUT] = "INSERT INTO sessions (" SESSION_COLUMNS ")"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        [S_SESSION_GET] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = ?1",
+        [S_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
+        [S_SESSION_LIST] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?2",
+        [S_SESSION_LIST_HOST] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE host = ?3 AND id > ?1"
+                                " ORDER BY id LIMIT ?2",
         /* Prepared once like the rest: every TOTP round runs them, and
          * sqlite3_exec() would parse them each time. */
         [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -498,6 +521,93 @@ static int sqlite_failures_prune(void *b, uint64_t now, uint64_t window) {
         return phi_sqlite_step_done(st);
 }
 
+static int sqlite_session_open(void *b, const struct phi_session *x) {
+        struct phi_sqlite_db *s = b;
+        sqlite3_stmt *st = phi_sqlite_stmt(s, S_SESSION_PUT);
+        int r;
+
+        if (!st || phi_sqlite_bind_text(st, 1, x->id) < 0 || phi_sqlite_bind_text(st, 2, x->user) < 0 ||
+            phi_sqlite_bind_text(st, 3, x->service) < 0 || phi_sqlite_bind_text(st, 4, x->rhost) < 0 ||
+            phi_sqlite_bind_text(st, 5, x->tty) < 0 || phi_sqlite_bind_text(st, 6, x->host) < 0 ||
+            phi_sqlite_bind_i64(st, 7, x->pid) < 0 || phi_sqlite_bind_i64(st, 8, x->pid_start) < 0 ||
+            phi_sqlite_bind_text(st, 9, x->boot_id) < 0 || phi_sqlite_bind_i64(st, 10, x->opened) < 0)
+                return -ENOMEM;
+        r = phi_sqlite_step_done(st);
+        return r;
+}
+
+static void session_col(sqlite3_stmt *st, int i, char *dst, size_t size) {
+        const unsigned char *v = sqlite3_column_text(st, i);
+
+        snprintf(dst, size, "%s", v ? (const char *) v : "");
+}
+
+static void session_row(sqlite3_stmt *st, struct phi_session *x) {
+        *x = (struct phi_session){ 0 };
+        session_col(st, 0, x->id, sizeof(x->id));
+        session_col(st, 1, x->user, sizeof(x->user));
+        session_col(st, 2, x->service, sizeof(x->service));
+        session_col(st, 3, x->rhost, sizeof(x->rhost));
+        session_col(st, 4, x->tty, sizeof(x->tty));
+        session_col(st, 5, x->host, sizeof(x->host));
+        x->pid = (uint64_t) sqlite3_column_int64(st, 6);
+        x->pid_start = (uint64_t) sqlite3_column_int64(st, 7);
+        session_col(st, 8, x->boot_id, sizeof(x->boot_id));
+        x->opened = (uint64_t) sqlite3_column_int64(st, 9);
+}
+
+static int sqlite_session_close(void *b, const char *id, struct phi_session *ret_old) {
+        struct phi_sqlite_db *s = b;
+        sqlite3_stmt *st = phi_sqlite_stmt(s, S_SESSION_GET);
+        struct phi_session old;
+        int rc, r;
+
+        if (!st || phi_sqlite_bind_text(st, 1, id) < 0)
+                return -ENOMEM;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                session_row(st, &old);
+                r = 0;
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : phi_sqlite_error(rc);
+        (void) sqlite3_reset(st);
+        if (r < 0 || (r = exec_user(s, S_SESSION_DELETE, id)) < 0)
+                return r;
+        if (ret_old)
+                *ret_old = old;
+        return 0;
+}
+
+static int sqlite_session_list(void *b, const char *host, const char *after, size_t max, struct phi_session **ret,
+                               size_t *ret_n) {
+        struct phi_sqlite_db *s = b;
+        sqlite3_stmt *st = phi_sqlite_stmt(s, host ? S_SESSION_LIST_HOST : S_SESSION_LIST);
+        struct phi_session *v = NULL;
+        size_t n = 0;
+        int rc, r = 0;
+
+        if (!st || phi_sqlite_bind_text(st, 1, after) < 0 || phi_sqlite_bind_i64(st, 2, max) < 0 ||
+            (host && phi_sqlite_bind_text(st, 3, host) < 0))
+                return -ENOMEM;
+        if (max > 0 && !(v = calloc(max, sizeof(*v))))
+                r = -ENOMEM;
+        while (r == 0 && n < max && (rc = sqlite3_step(st)) != SQLITE_DONE) {
+                if (rc != SQLITE_ROW) {
+                        r = phi_sqlite_error(rc);
+                        break;
+                }
+                session_row(st, &v[n++]);
+        }
+        (void) sqlite3_reset(st);
+        if (r < 0) {
+                free(v);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
 const struct phi_store_ops phi_store_sqlite_ops = {
         .name = "sqlite",
         .open = sqlite_open,
@@ -519,4 +629,7 @@ const struct phi_store_ops phi_store_sqlite_ops = {
         .failures_get = sqlite_failures_get,
         .failures_put = sqlite_failures_put,
         .failures_prune = sqlite_failures_prune,
+        .session_open = sqlite_session_open,
+        .session_close = sqlite_session_close,
+        .session_list = sqlite_session_list,
 };

@@ -25,6 +25,7 @@ static void policy_from_config(const struct phi_config *c, struct phi_verifier_p
         };
         snprintf(ret->issuer, sizeof(ret->issuer), "%s", c->totp_issuer);
         snprintf(ret->passwd_file, sizeof(ret->passwd_file), "%s", c->passwd_file);
+        snprintf(ret->group_file, sizeof(ret->group_file), "%s", c->group_file);
 }
 
 void phi_totp_reconfigure(phi_verifier *v, const struct phi_config *old, const struct phi_config *c) {
@@ -98,9 +99,13 @@ int phi_handle_auth(struct phi_daemon *d, const struct phi_caller *caller, const
                                  d->config->pam_socket_path);
 }
 
-int phi_handle_pam_unavailable(void *userdata, const phi_msg *req, phi_msg **ret_reply, uint64_t *ret_ticket) {
-        (void) userdata, (void) req, (void) ret_ticket;
-        return phi_msg_new_error(-EIO, ret_reply, "TOTP is unavailable: the daemon has no master key");
+int phi_handle_pam_unavailable(void *userdata, const struct ucred *cred, const phi_msg *req, phi_msg **ret_reply,
+                               uint64_t *ret_ticket) {
+        (void) userdata, (void) cred, (void) ret_ticket;
+        /* Account and session checks are served by the verifier's thread too:
+         * without it every question is answered no. */
+        return phi_msg_new_error(-EIO, ret_reply, "%s is unavailable: the daemon has no master key, so its "
+                                 "verifier (which answers pam_phi) did not start", phi_msg_type_name(phi_msg_type(req)));
 }
 
 /* The caller of enroll/activate is the user, as SO_PEERCRED says. Each such

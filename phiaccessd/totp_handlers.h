@@ -17,7 +17,8 @@
 int phi_totp_start(const struct phi_config *c, int pam_fd, phi_verifier **ret) _phi_nonnull_args_(1, 3);
 /* The PAM socket's handler while there is no verifier: every login is refused
  * with a reason pam_phi logs. */
-int phi_handle_pam_unavailable(void *userdata, const phi_msg *req, phi_msg **ret_reply, uint64_t *ret_ticket);
+int phi_handle_pam_unavailable(void *userdata, const struct ucred *cred, const phi_msg *req, phi_msg **ret_reply,
+                               uint64_t *ret_ticket);
 /* SIGHUP: the [totp] settings of c apply from the next round on; a changed
  * master key is only logged (it is loaded once, at start). */
 void phi_totp_reconfigure(phi_verifier *v, const struct phi_config *old, const struct phi_config *c)

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "journal.h"
 #include "localfiles.h"
 #include "phi/secret.h"
@@ -49,6 +50,13 @@ enum outcome {
         O_NO_USER,          /* ISSUE: the name is no user (directory or local) */
         O_ABANDONED,        /* its client hung up before the round: not served at all */
         O_SHOWN,            /* SHOW: the token's state was read */
+        O_ALLOWED,          /* ACCOUNT: the policy lets the user in (j->decision) */
+        O_DENIED,           /* ACCOUNT: it does not (j->decision) */
+        O_UNDECIDED,        /* ACCOUNT: the user's identity could not be read: denied */
+        O_SESSION_OPENED,   /* SESSION_OPEN: j->session recorded */
+        O_SESSION_CLOSED,   /* SESSION_CLOSE, SESSION_GONE: j->session removed */
+        O_SESSION_UNKNOWN,  /* SESSION_CLOSE: no open session of that id and user */
+        O_SESSION_REFUSED,  /* SESSION_OPEN: the calling process could not be pinned */
 };
 
 /* A finished reply on its way to the event loop. Allocated with its job (a job
@@ -72,6 +80,10 @@ struct job {
         bool login_enrolment;        /* ISSUE: the policy lets the ticket be used at a login */
         bool found;                  /* RESET */
         const char *token_state;     /* SHOW: "none", "pending" or "active" */
+        bool internal;               /* the verifier's own (SESSION_GONE): nobody waits */
+        struct phi_policy_decision decision;  /* ACCOUNT */
+        struct phi_session session;  /* SESSION_*: the row opened or closed */
+        int pidfd;                   /* SESSION_OPEN: the process, watched once committed */
         phi_msg *reply;
         struct answer *answer;
         struct job *next;
@@ -125,6 +137,25 @@ struct phi_verifier {
          * is read by the thread alone, without the lock. */
         struct phi_verifier_policy next_policy;
         bool policy_changed;
+
+        /* The access policy: `access` is the thread's, swapped for
+         * next_access (under the lock) between rounds. */
+        struct phi_policy *access, *next_access;
+        bool access_changed;
+        char hostname[256];         /* the thread's: this host, read each round */
+        char boot_id[PHI_BOOT_ID_LEN + 1];
+
+        /* Sessions whose process the thread watches (a pidfd each). */
+        struct watch *watches;
+        size_t n_watches;
+};
+
+struct watch {
+        phi_verifier *v;
+        char id[PHI_SESSION_ID_LEN + 1];
+        int fd;
+        sd_event_source *src;
+        struct watch *prev, *next;
 };
 
 static void answer_free(struct answer *a) {
@@ -139,6 +170,7 @@ static void job_free(struct job *j) {
                 return;
         phi_msg_free(j->reply);
         answer_free(j->answer);
+        (void) phi_close_safe(j->pidfd);
         phi_secret_wipe(j, sizeof(*j));
         free(j);
 }
@@ -520,9 +552,103 @@ static int serve_show(phi_verifier *v, struct job *j, uint64_t now) {
         return 0;
 }
 
+/* ------------------------------------------------------- access, sessions */
+
+static int serve_account(phi_verifier *v, struct job *j, uint64_t now) {
+        struct phi_policy_decision *dec = &j->decision;
+        int r;
+
+        if (!v->access) {
+                *dec = (struct phi_policy_decision){ .refusal = PHI_POLICY_NO_RULE };
+                snprintf(dec->rule, sizeof(dec->rule), "%s", PHI_POLICY_DEFAULT_RULE);
+                snprintf(dec->reason, sizeof(dec->reason), "no policy is loaded; nobody is let in");
+                j->outcome = O_DENIED;
+                return 0;
+        }
+        r = phi_access_decide(v->access, v->store, v->policy.passwd_file, v->policy.group_file, j->req.user,
+                              j->req.service, v->hostname, (int64_t) now, dec);
+        if (r < 0) {
+                /* Not a "no" but a "could not tell": denied all the same, and
+                 * pam_phi says the daemon could not decide. */
+                j->outcome = O_UNDECIDED;
+                return 0;
+        }
+        if (dec->allowed && j->req.elevate) {
+                /* sudo's stack: being let onto the host is not enough. Grants
+                 * are the elevation feature's; until one exists, nobody has one. */
+                dec->allowed = false;
+                dec->refusal = PHI_POLICY_NO_RULE;
+                snprintf(dec->reason, sizeof(dec->reason), "%s may use %s here, but has no active elevation grant",
+                         j->req.user, j->req.service);
+        }
+        j->outcome = dec->allowed ? O_ALLOWED : O_DENIED;
+        return 0;
+}
+
+static int serve_session_open(phi_verifier *v, struct job *j, uint64_t now) {
+        struct phi_session *x = &j->session;
+        int r;
+
+        *x = (struct phi_session){ .pid = j->req.pid, .opened = now };
+        /* The process waits for this answer, so it is alive: pin it now, so
+         * that its end is seen whenever it comes. */
+        if ((r = phi_session_pid_start((pid_t) x->pid, &x->pid_start)) < 0 ||
+            (r = phi_session_pidfd((pid_t) x->pid, x->pid_start, &j->pidfd)) < 0) {
+                phi_log(LOG_WARNING, "session of %s (%s) not recorded: process %llu cannot be watched: %s", j->req.user,
+                        j->req.service, (unsigned long long) x->pid, phi_errno_text(r));
+                j->outcome = O_SESSION_REFUSED;
+                return 0;
+        }
+        if ((r = phi_session_id_new(x->id)) < 0)
+                return r;
+        snprintf(x->user, sizeof(x->user), "%s", j->req.user);
+        snprintf(x->service, sizeof(x->service), "%s", j->req.service);
+        snprintf(x->rhost, sizeof(x->rhost), "%s", j->req.rhost);
+        snprintf(x->tty, sizeof(x->tty), "%s", j->req.tty);
+        snprintf(x->host, sizeof(x->host), "%s", v->hostname);
+        snprintf(x->boot_id, sizeof(x->boot_id), "%s", v->boot_id);
+        if ((r = phi_store_session_open(v->store, x)) < 0)
+                return r;
+        j->outcome = O_SESSION_OPENED;
+        return 0;
+}
+
+static int serve_session_close(phi_verifier *v, struct job *j) {
+        struct phi_session old;
+        int r;
+
+        r = phi_store_session_close(v->store, j->req.session, &old);
+        if (r == -ENOENT) {
+                j->outcome = j->internal ? O_NONE : O_SESSION_UNKNOWN;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        /* pam_close_session() of another user's session: undone by the
+         * round's rollback, and refused. */
+        if (!j->internal && strcmp(old.user, j->req.user) != 0) {
+                phi_log(LOG_WARNING, "refusing to close session %s of %s for %s", old.id, old.user, j->req.user);
+                return -EPERM;
+        }
+        j->session = old;
+        j->outcome = O_SESSION_CLOSED;
+        return 0;
+}
+
 static int serve_one(phi_verifier *v, struct job *j, uint64_t now) {
         int r;
 
+        switch (j->req.kind) {
+        case PHI_VERIFY_ACCOUNT:
+                return serve_account(v, j, now);
+        case PHI_VERIFY_SESSION_OPEN:
+                return serve_session_open(v, j, now);
+        case PHI_VERIFY_SESSION_CLOSE:
+        case PHI_VERIFY_SESSION_GONE:
+                return serve_session_close(v, j);
+        default:
+                break;
+        }
         if (j->req.kind != PHI_VERIFY_RESET && (r = identity_of(v, j->req.user, j->ident)) < 0)
                 return r;
         switch (j->req.kind) {
@@ -549,6 +675,8 @@ static int serve_one(phi_verifier *v, struct job *j, uint64_t now) {
                 return phi_store_token_delete(v->store, j->req.user, &j->found);
         case PHI_VERIFY_SHOW:
                 return serve_show(v, j, now);
+        default:
+                break;
         }
         return -EINVAL;
 }
@@ -648,6 +776,35 @@ static int reply_for(struct job *j, phi_msg **ret) {
         case O_ABANDONED:
                 *ret = NULL;   /* nobody listens; the connection is closed */
                 return 0;
+        case O_ALLOWED:
+                m = phi_msg_new(PHI_MSG_OK);
+                if (!m)
+                        return -ENOMEM;
+                *ret = PHI_TAKE_PTR(m);
+                return 0;
+        case O_DENIED:
+                return phi_msg_new_error(-EACCES, ret, "access denied by rule %s: %s", j->decision.rule,
+                                         j->decision.reason);
+        case O_UNDECIDED:
+                return phi_msg_new_error(-EIO, ret, "access could not be decided: %s", j->decision.reason);
+        case O_SESSION_OPENED:
+                m = phi_msg_new(PHI_MSG_OK);
+                if (!m)
+                        return -ENOMEM;
+                if ((r = phi_msg_put_str(m, PHI_TAG_SESSION, j->session.id)) < 0)
+                        return r;
+                *ret = PHI_TAKE_PTR(m);
+                return 0;
+        case O_SESSION_CLOSED:
+                m = phi_msg_new(PHI_MSG_OK);
+                if (!m)
+                        return -ENOMEM;
+                *ret = PHI_TAKE_PTR(m);
+                return 0;
+        case O_SESSION_UNKNOWN:
+                return phi_msg_new_error(-ENOENT, ret, "no open session %s of %s", j->req.session, j->req.user);
+        case O_SESSION_REFUSED:
+                return phi_msg_new_error(-ESRCH, ret, "the calling process cannot be watched; session not recorded");
         }
         /* Logins learn one bit. */
         return phi_msg_new_error(-EACCES, ret, GENERIC_FAILURE);
@@ -663,6 +820,70 @@ static const char *reason_of(enum outcome o) {
         case O_NO_PENDING: return "no_pending_token";
         case O_UNSEAL: return "unseal_failed";
         default: return NULL;
+        }
+}
+
+/* access_granted / access_denied, session_open / session_close. */
+static void journal_access(const struct job *j) {
+        const struct phi_verify_request *q = &j->req;
+        const struct phi_session *x = &j->session;
+        bool session = j->outcome == O_SESSION_OPENED || j->outcome == O_SESSION_CLOSED;
+        /* A session closed by the daemon has only what its row recorded. */
+        const char *service = session ? x->service : q->service, *rhost = session ? x->rhost : q->rhost,
+                   *tty = session ? x->tty : q->tty, *user = session ? x->user : q->user;
+        char pid[24];
+        const char *reason = session ? (j->req.kind == PHI_VERIFY_SESSION_GONE ? q->gone_reason
+                                        : j->outcome == O_SESSION_CLOSED ? "closed" : NULL)
+                                     : j->decision.reason;
+
+        snprintf(pid, sizeof(pid), "%llu", (unsigned long long) x->pid);
+        const struct phi_journal_field fields[] = {
+                { "PHI_USER", user },
+                { "PHI_SERVICE", service[0] ? service : NULL },
+                { "PHI_RHOST", rhost[0] ? rhost : NULL },
+                { "PHI_TTY", tty[0] ? tty : NULL },
+                { "PHI_RULE", session ? NULL : j->decision.rule },
+                { "PHI_REASON", reason },
+                { "PHI_SESSION", session ? x->id : NULL },
+                { "PHI_PID", session ? pid : NULL },
+                { "PHI_ACTOR", j->req.kind == PHI_VERIFY_SESSION_GONE ? "phiaccessd" : NULL },
+                { "PHI_HOST", session ? x->host : NULL },
+        };
+        const size_t n = PHI_ELEMENTSOF(fields);
+        const char *from = rhost[0] ? " from " : "";
+
+        switch (j->outcome) {
+        case O_ALLOWED:
+                phi_journal_event(PHI_EVENT_ACCESS_GRANTED, LOG_INFO, fields, n, "Access for %s to %s%s%s granted by rule %s",
+                                  user, service, from, rhost, j->decision.rule);
+                break;
+        case O_DENIED:
+                phi_journal_event(PHI_EVENT_ACCESS_DENIED, LOG_NOTICE, fields, n,
+                                  "Access for %s to %s%s%s denied by rule %s: %s", user, service, from, rhost,
+                                  j->decision.rule, j->decision.reason);
+                break;
+        case O_UNDECIDED:
+                phi_journal_event(PHI_EVENT_ACCESS_DENIED, LOG_ERR, fields, n,
+                                  "Access for %s to %s%s%s denied: %s", user, service, from, rhost, j->decision.reason);
+                break;
+        case O_SESSION_OPENED:
+                phi_journal_event(PHI_EVENT_SESSION_OPEN, LOG_INFO, fields, n, "Session %s of %s opened (%s%s%s, process %s)",
+                                  x->id, user, service, from, rhost, pid);
+                break;
+        case O_SESSION_CLOSED:
+                if (j->req.kind == PHI_VERIFY_SESSION_GONE)
+                        phi_journal_event(PHI_EVENT_SESSION_CLOSE, LOG_NOTICE, fields, n,
+                                          "Session %s of %s (%s%s%s) closed by phiaccessd: %s", x->id, user, service,
+                                          from, rhost,
+                                          strcmp(q->gone_reason, "rebooted") == 0
+                                                  ? "it was recorded in an earlier boot"
+                                                  : "its process ended without closing it");
+                else
+                        phi_journal_event(PHI_EVENT_SESSION_CLOSE, LOG_INFO, fields, n, "Session %s of %s closed (%s%s%s)",
+                                          x->id, user, service, from, rhost);
+                break;
+        default:
+                break;
         }
 }
 
@@ -745,6 +966,18 @@ static void journal_job(const struct job *j) {
                 else
                         phi_log(LOG_INFO, "new TOTP token for %s waits for its first code", q->user);
                 break;
+        case O_ALLOWED:
+        case O_DENIED:
+        case O_UNDECIDED:
+        case O_SESSION_OPENED:
+        case O_SESSION_CLOSED:
+                journal_access(j);
+                break;
+        case O_SESSION_UNKNOWN:
+                phi_log(LOG_NOTICE, "pam_close_session() for %s (%s) named no open session (%s)", q->user, q->service,
+                        q->session[0] ? q->session : "no id");
+                break;
+        case O_SESSION_REFUSED:
         case O_NONE:
         case O_ABANDONED:
         case O_SHOWN:
@@ -768,6 +1001,131 @@ static void journal_job(const struct job *j) {
 }
 
 /* ---------------------------------------------------------------- the thread */
+
+/* ------------------------------------------------------ session processes */
+
+static int enqueue_internal(phi_verifier *v, const struct phi_verify_request *req);
+static void round_schedule(phi_verifier *v);
+
+static void watch_free(struct watch *w) {
+        phi_verifier *v;
+
+        if (!w)
+                return;
+        v = w->v;
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                v->watches = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        v->n_watches--;
+        sd_event_source_disable_unref(w->src);
+        (void) phi_close_safe(w->fd);
+        free(w);
+}
+
+static void session_gone(phi_verifier *v, const char *id, const char *reason) {
+        struct phi_verify_request q = { .kind = PHI_VERIFY_SESSION_GONE, .gone_reason = reason };
+
+        snprintf(q.session, sizeof(q.session), "%s", id);
+        if (enqueue_internal(v, &q) < 0)
+                phi_log(LOG_ERR, "session %s (%s) stays recorded as open until the next start: no room in the queue",
+                        id, reason);
+        round_schedule(v);
+}
+
+/* The pidfd is readable: the session's process has ended. */
+static int on_watch(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        struct watch *w = userdata;
+
+        (void) src, (void) fd, (void) revents;
+        session_gone(w->v, w->id, "process_exited");
+        watch_free(w);
+        return 0;
+}
+
+/* Takes fd. */
+static void watch_add(phi_verifier *v, const char *id, int fd) {
+        struct watch *w = NULL;
+        int r = -ENOMEM;
+
+        if (v->n_watches >= PHI_SESSIONS_WATCHED_MAX) {
+                phi_log(LOG_WARNING, "session %s is not watched: %d sessions already are; it is looked for at the "
+                                     "next start", id, PHI_SESSIONS_WATCHED_MAX);
+                (void) phi_close_safe(fd);
+                return;
+        }
+        w = calloc(1, sizeof(*w));
+        if (w) {
+                w->v = v;
+                w->fd = fd;
+                snprintf(w->id, sizeof(w->id), "%s", id);
+                r = sd_event_add_io(v->event, &w->src, fd, EPOLLIN, on_watch, w);
+        }
+        if (r < 0) {
+                phi_log(LOG_ERR, "session %s is not watched: %s", id, phi_errno_text(r));
+                if (w)
+                        free(w);
+                (void) phi_close_safe(fd);
+                return;
+        }
+        w->next = v->watches;
+        if (v->watches)
+                v->watches->prev = w;
+        v->watches = w;
+        v->n_watches++;
+}
+
+static void watch_remove(phi_verifier *v, const char *id) {
+        for (struct watch *w = v->watches; w; w = w->next)
+                if (strcmp(w->id, id) == 0) {
+                        watch_free(w);
+                        return;
+                }
+}
+
+/* At start: the sessions this host recorded before. Those of an earlier boot,
+ * or whose process is no longer the one that opened them, are closed; the
+ * others are watched again. */
+static int sessions_recover(phi_verifier *v) {
+        char after[PHI_SESSION_ID_LEN + 1] = "";
+        size_t closing = 0;
+        int r = 0;
+
+        for (;;) {
+                struct phi_session *list = NULL;
+                size_t n = 0;
+
+                r = phi_store_session_list(v->store, v->hostname, after, 256, &list, &n);
+                if (r < 0 || n == 0) {
+                        free(list);
+                        break;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        int fd = -1;
+                        if (strcmp(list[i].boot_id, v->boot_id) != 0 ||
+                            phi_session_pidfd((pid_t) list[i].pid, list[i].pid_start, &fd) < 0) {
+                                /* Past half the queue, the rest wait for the next start. */
+                                if (closing < PHI_VERIFIER_MAX_QUEUE / 2) {
+                                        session_gone(v, list[i].id,
+                                                     strcmp(list[i].boot_id, v->boot_id) != 0 ? "rebooted"
+                                                                                              : "process_gone");
+                                        closing++;
+                                }
+                        } else
+                                watch_add(v, list[i].id, fd);
+                }
+                snprintf(after, sizeof(after), "%s", list[n - 1].id);
+                free(list);
+        }
+        if (r < 0)
+                phi_log(LOG_ERR, "cannot read the open sessions: %s", phi_errno_text(r));
+        else if (v->n_watches > 0 || closing > 0)
+                phi_log(LOG_INFO, "sessions recorded before this start: %zu still open and watched, %zu closed",
+                        v->n_watches, closing);
+        return r;
+}
 
 /* Serves the batch in one transaction and leaves each job's reply in j->reply;
  * a rolled-back round leaves errors and no outcome. */
@@ -808,7 +1166,12 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
                 phi_store_rollback(v->store);
                 phi_log(LOG_ERR, "TOTP round of %zu requests failed and was rolled back: %s", batch->n,
                         phi_errno_text(r));
-        }
+        } else
+                for (j = batch->head; j; j = j->next)
+                        if (j->outcome == O_SESSION_OPENED)
+                                watch_add(v, j->session.id, PHI_TAKE_FD(j->pidfd));
+                        else if (j->outcome == O_SESSION_CLOSED && !j->internal)
+                                watch_remove(v, j->session.id);
         for (j = batch->head; j; j = j->next) {
                 phi_msg *reply = NULL;
                 phi_secret_wipe(j->req.code, sizeof(j->req.code));
@@ -841,9 +1204,17 @@ static void round_run(phi_verifier *v) {
                 v->policy = v->next_policy;
                 v->policy_changed = false;
         }
+        if (v->access_changed) {
+                phi_policy_unref(v->access);
+                v->access = PHI_TAKE_PTR(v->next_access);
+                v->access_changed = false;
+        }
         pthread_mutex_unlock(&v->lock);
         if (!batch.head)
                 return;
+        /* Policies name hosts; an admin may rename this one while it runs. */
+        if (phi_access_hostname(v->hostname, sizeof(v->hostname)) < 0)
+                v->hostname[0] = '\0';
 
         round_serve(v, &batch);
 
@@ -856,7 +1227,7 @@ static void round_run(phi_verifier *v) {
         v->rounds++;
         v->requests += batch.n;
         for (struct job *j = batch.head; j; j = j->next) {
-                if (j->from_pam)
+                if (j->from_pam || j->internal)
                         continue;
                 struct answer *a = PHI_TAKE_PTR(j->answer);
                 a->ticket = j->ticket;
@@ -966,6 +1337,7 @@ static int enqueue(phi_verifier *v, const struct phi_verify_request *req, bool f
                 goto out;
         }
         j->req = *req;
+        j->pidfd = -1;
         j->reply = PHI_TAKE_PTR(j->req.info);   /* SHOW: now the job's */
         j->from_pam = from_pam;
         j->ticket = PHI_VERIFIER_TICKET_BIT | v->next_ticket++;
@@ -977,8 +1349,34 @@ out:
         return r;
 }
 
+/* A job of the thread's own, answered to nobody. On the thread. */
+static int enqueue_internal(phi_verifier *v, const struct phi_verify_request *req) {
+        struct job *j;
+        int r = 0;
+
+        pthread_mutex_lock(&v->lock);
+        if (v->todo.n >= PHI_VERIFIER_MAX_QUEUE) {
+                r = -ENOBUFS;
+                goto out;
+        }
+        j = calloc(1, sizeof(*j));
+        if (!j) {
+                r = -ENOMEM;
+                goto out;
+        }
+        j->req = *req;
+        j->pidfd = -1;
+        j->internal = true;
+        j->ticket = PHI_VERIFIER_TICKET_BIT | v->next_ticket++;
+        queue_push(&v->todo, j);
+out:
+        pthread_mutex_unlock(&v->lock);
+        return r;
+}
+
 /* A frame on the PAM socket, on this thread. */
-static int on_pam_request(void *userdata, const phi_msg *req, phi_msg **ret_reply, uint64_t *ret_ticket) {
+static int on_pam_request(void *userdata, const struct ucred *cred, const phi_msg *req, phi_msg **ret_reply,
+                          uint64_t *ret_ticket) {
         phi_verifier *v = userdata;
         struct phi_verify_request q;
         size_t queued = 0;
@@ -987,6 +1385,7 @@ static int on_pam_request(void *userdata, const phi_msg *req, phi_msg **ret_repl
         r = phi_verify_request_from_pam(req, &q, ret_reply);
         if (r <= 0)
                 goto out;
+        q.pid = cred->pid > 0 ? (uint64_t) cred->pid : 0;
         r = enqueue(v, &q, true, ret_ticket, &queued);
         if (r < 0) {
                 r = phi_msg_new_error(r == -ENOBUFS ? -EBUSY : r, ret_reply, "too many requests waiting; try again");
@@ -1018,6 +1417,8 @@ static int thread_setup(phi_verifier *v) {
                         return r;
                 v->pam_fd = -1;   /* the server's now */
         }
+        /* Not fatal: a session not recovered stays listed until the next start. */
+        (void) sessions_recover(v);
         return 0;
 }
 
@@ -1034,6 +1435,8 @@ static void *verifier_thread(void *arg) {
                 (void) sd_event_loop(v->event);
         /* Connections still waiting see theirs close: PAM denies. */
         phi_server_free(PHI_TAKE_PTR(v->pam));
+        while (v->watches)
+                watch_free(v->watches);
         sd_event_source_disable_unref(PHI_TAKE_PTR(v->wake_src));
         sd_event_source_disable_unref(PHI_TAKE_PTR(v->round_src));
         v->event = sd_event_unref(v->event);
@@ -1132,30 +1535,53 @@ out:
 /* --------------------------------------------------------------- public API */
 
 int phi_verify_request_from_pam(const phi_msg *req, struct phi_verify_request *q, phi_msg **ret_reply) {
-        const char *user = NULL, *code = NULL, *service = NULL;
-        uint64_t enroll = 0;
+        const char *user = NULL, *code = NULL, *service = NULL, *state = NULL, *session = NULL;
+        uint64_t flag = 0;
+        bool needs_code = true;
 
         switch (phi_msg_type(req)) {
         case PHI_MSG_AUTH:
                 *q = (struct phi_verify_request){ .kind = PHI_VERIFY_LOGIN };
-                q->enroll = phi_msg_get_u64(req, PHI_TAG_ENROLL, &enroll) == 0 && enroll != 0;
+                q->enroll = phi_msg_get_u64(req, PHI_TAG_ENROLL, &flag) == 0 && flag != 0;
                 break;
         case PHI_MSG_TOTP_ACTIVATE:
                 /* The token offered to this login by the reply to its AUTH. */
                 *q = (struct phi_verify_request){ .kind = PHI_VERIFY_ACTIVATE };
                 break;
+        case PHI_MSG_ACCOUNT:
+                *q = (struct phi_verify_request){ .kind = PHI_VERIFY_ACCOUNT };
+                q->elevate = phi_msg_get_u64(req, PHI_TAG_ELEVATE, &flag) == 0 && flag != 0;
+                needs_code = false;
+                break;
+        case PHI_MSG_SESSION:
+                if (phi_msg_get_str(req, PHI_TAG_STATE, &state) < 0)
+                        state = "";
+                if (strcmp(state, "open") == 0)
+                        *q = (struct phi_verify_request){ .kind = PHI_VERIFY_SESSION_OPEN };
+                else if (strcmp(state, "close") == 0) {
+                        *q = (struct phi_verify_request){ .kind = PHI_VERIFY_SESSION_CLOSE };
+                        if (phi_msg_get_str(req, PHI_TAG_SESSION, &session) < 0 || !phi_session_id_valid(session))
+                                return phi_msg_new_error(-EINVAL, ret_reply,
+                                                         "closing a session needs the id its open returned");
+                        snprintf(q->session, sizeof(q->session), "%s", session);
+                } else
+                        return phi_msg_new_error(-EINVAL, ret_reply, "a session is opened or closed, not '%s'", state);
+                needs_code = false;
+                break;
         default:
-                return phi_msg_new_error(-EOPNOTSUPP, ret_reply, "the PAM socket serves auth and totp-activate, not %s",
+                return phi_msg_new_error(-EOPNOTSUPP, ret_reply,
+                                         "the PAM socket serves auth, totp-activate, account and session, not %s",
                                          phi_msg_type_name(phi_msg_type(req)));
         }
-        if (phi_msg_get_str(req, PHI_TAG_USER, &user) < 0 || phi_msg_get_str(req, PHI_TAG_CODE, &code) < 0 ||
-            phi_msg_get_str(req, PHI_TAG_SERVICE, &service) < 0)
-                return phi_msg_new_error(-EPROTO, ret_reply, "%s on the PAM socket needs user, code and service",
-                                         phi_msg_type_name(phi_msg_type(req)));
-        if (!phi_name_valid(user) || strlen(code) >= sizeof(q->code))
-                return phi_msg_new_error(-EACCES, ret_reply, GENERIC_FAILURE);
+        if (phi_msg_get_str(req, PHI_TAG_USER, &user) < 0 || phi_msg_get_str(req, PHI_TAG_SERVICE, &service) < 0 ||
+            (needs_code && phi_msg_get_str(req, PHI_TAG_CODE, &code) < 0))
+                return phi_msg_new_error(-EPROTO, ret_reply, "%s on the PAM socket needs user%s and service",
+                                         phi_msg_type_name(phi_msg_type(req)), needs_code ? ", code" : "");
+        if (!phi_name_valid(user) || (code && strlen(code) >= sizeof(q->code)))
+                return phi_msg_new_error(-EACCES, ret_reply, needs_code ? GENERIC_FAILURE : "not a valid user name");
         snprintf(q->user, sizeof(q->user), "%s", user);
-        memcpy(q->code, code, strlen(code));
+        if (code)
+                memcpy(q->code, code, strlen(code));
         /* The schema bounds each of these below its buffer. */
         const struct {
                 uint16_t tag;
@@ -1176,7 +1602,12 @@ int phi_verify_request_from_pam(const phi_msg *req, struct phi_verify_request *q
                  * real host, terminal or service name has one. */
                 for (const char *p = fields[i].dst; *p; p++)
                         if ((unsigned char) *p < 0x20 || *p == 0x7f) {
-                                phi_log(LOG_WARNING, "refusing a login request for %s: its %s holds a control character",
+                                uint16_t t = phi_msg_type(req);
+                                phi_log(LOG_WARNING, "refusing %s request for %s: its %s holds a control character",
+                                        t == PHI_MSG_AUTH      ? "a login"
+                                        : t == PHI_MSG_ACCOUNT ? "an account"
+                                        : t == PHI_MSG_SESSION ? "a session"
+                                                               : "an activation",
                                         q->user, fields[i].item);
                                 phi_secret_wipe(q->code, sizeof(q->code));
                                 return phi_msg_new_error(-EINVAL, ret_reply, "%s holds a control character",
@@ -1225,6 +1656,8 @@ int phi_verifier_new(const char *backend, const char *location, phi_seal_key *ke
                 r = phi_negative_errno();
                 goto fail;
         }
+        if ((r = phi_session_boot_id(v->boot_id)) < 0 || (r = phi_access_hostname(v->hostname, sizeof(v->hostname))) < 0)
+                goto fail;
         /* Identities read-only: a refresh's write lock is no concern of a login. */
         if ((r = phi_store_open(backend, location, PHI_IDENTITIES_READ, &v->store)) < 0 ||
             (r = bind_legacy(v)) < 0)
@@ -1293,6 +1726,8 @@ void phi_verifier_free(phi_verifier *v) {
         answers_free(&v->done);
         phi_store_free(v->store);
         phi_seal_key_free(v->key);
+        phi_policy_unref(v->access);
+        phi_policy_unref(v->next_access);
         (void) phi_close_safe(v->event_fd);
         (void) phi_close_safe(v->wake_fd);
         (void) phi_close_safe(v->pam_fd);
@@ -1318,6 +1753,16 @@ int phi_verifier_submit(phi_verifier *v, const struct phi_verify_request *req, u
         if (r == 0)
                 (void) !write(v->wake_fd, &one, sizeof(one));
         return r;
+}
+
+void phi_verifier_set_access(phi_verifier *v, struct phi_policy *policy) {
+        pthread_mutex_lock(&v->lock);
+        phi_policy_unref(v->next_access);
+        v->next_access = policy ? phi_policy_ref(policy) : NULL;
+        v->access_changed = true;
+        pthread_mutex_unlock(&v->lock);
+        /* Taken at the next round, which an idle verifier may not have soon;
+         * nothing waits for it meanwhile. */
 }
 
 void phi_verifier_set_policy(phi_verifier *v, const struct phi_verifier_policy *policy) {

@@ -33,7 +33,9 @@
 #include "phi/macro.h"
 #include "phi/parse.h"
 #include "phi/wire.h"
+#include "phi/policy.h"
 #include "seal.h"
+#include "sessions.h"
 #include "totp.h"
 
 struct phi_verifier_policy {
@@ -48,6 +50,7 @@ struct phi_verifier_policy {
         char issuer[65];                    /* label in otpauth URIs */
         bool enroll_at_login;               /* offer a ticket holder's login a new token */
         char passwd_file[4096];             /* local accounts: identity "local:UID" */
+        char group_file[4096];              /* local groups, for the access policy */
 };
 
 enum phi_verify_kind {
@@ -57,6 +60,10 @@ enum phi_verify_kind {
         PHI_VERIFY_ISSUE,       /* admin: ticket for user, duration */
         PHI_VERIFY_RESET,       /* admin: remove user's tokens */
         PHI_VERIFY_SHOW,        /* anyone: the user's token state, for phictl user show */
+        PHI_VERIFY_ACCOUNT,     /* PAM account: may user use service on this host (access.h) */
+        PHI_VERIFY_SESSION_OPEN,  /* PAM session open: a new session of the calling process */
+        PHI_VERIFY_SESSION_CLOSE, /* PAM session close: the session of that id */
+        PHI_VERIFY_SESSION_GONE,  /* the verifier's own: the session's process has ended */
 };
 
 struct phi_verify_request {
@@ -69,6 +76,10 @@ struct phi_verify_request {
         char actor[64];                     /* who asked, for the journal */
         uint64_t duration;                  /* ISSUE: 0 = the policy's default */
         bool enroll;                        /* LOGIN: the PAM stack allows enrolment here */
+        bool elevate;                       /* ACCOUNT: sudo's stack, which needs a grant */
+        char session[PHI_SESSION_ID_LEN + 1]; /* SESSION_CLOSE, SESSION_GONE */
+        const char *gone_reason;            /* SESSION_GONE: PHI_REASON (static text) */
+        uint64_t pid;                       /* SESSION_OPEN: the PAM stack's process */
         /* SHOW: the reply so far (USER_INFO with the identity); the verifier
          * adds the token's state and sends it. Once submitted it is the
          * verifier's; if submit() fails it stays the caller's. */
@@ -90,6 +101,10 @@ int phi_verifier_new(const char *backend, const char *location, phi_seal_key *ke
  * when even that could not be built). */
 int phi_verify_request_from_pam(const phi_msg *req, struct phi_verify_request *q, phi_msg **ret_reply)
         _phi_warn_unused_ _phi_nonnull_;
+/* The access policy pam_phi's account check is judged by (a reference is
+ * taken; NULL: none loaded, every question is answered no), in force from
+ * the next round on. */
+void phi_verifier_set_access(phi_verifier *v, struct phi_policy *policy) _phi_nonnull_args_(1);
 /* A new policy (SIGHUP), in force from the next round on: requests already in
  * a round are judged by the old one. The master key and the store stay. */
 void phi_verifier_set_policy(phi_verifier *v, const struct phi_verifier_policy *policy) _phi_nonnull_;

@@ -252,8 +252,8 @@ mkdir -p "$cat_root/usr/lib/systemd/catalog" "$cat_root/var/lib/systemd/catalog"
 cp "$PHI_SOURCE_DIR/phiaccessd/phi.catalog" "$cat_root/usr/lib/systemd/catalog/"
 journalctl --root="$cat_root" --update-catalog
 listed=$(journalctl --root="$cat_root" --list-catalog)
-phi_assert_eq "$(grep -c ' phi: ' <<<"$listed")" 24 "the catalog holds 24 phi entries"
-for ev in auth_ok auth_fail totp_replay lockout access_denied session_open session_close \
+phi_assert_eq "$(grep -c ' phi: ' <<<"$listed")" 25 "the catalog holds 25 phi entries"
+for ev in auth_ok auth_fail totp_replay lockout access_granted access_denied session_open session_close \
           elevation_requested elevation_approved elevation_denied elevation_expired elevation_revoked \
           sudo_escalation sudo_denied breakglass breakglass_reviewed ticket_issued enrolled token_reset token_revoked policy_reload audit_query \
           ldap_sync checkpoint; do

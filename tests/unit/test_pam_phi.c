@@ -38,11 +38,13 @@ struct daemon {
         /* What the last request carried. */
         int requests;
         uint16_t type;
-        char user[64], code[32], service[64], rhost[64], tty[64], state[16];
+        char user[64], code[32], service[64], rhost[64], tty[64], state[16], session[40];
         bool has_rhost, has_tty, elevate;
 };
 
 static struct daemon d;
+
+#define SESSION_ID "0123456789abcdef0123456789abcdef"
 
 static void copy_field(const phi_msg *m, uint16_t tag, char *out, size_t n, bool *present) {
         const char *s;
@@ -73,11 +75,14 @@ static void *serve(void *arg) {
                         copy_field(req, PHI_TAG_RHOST, d.rhost, sizeof(d.rhost), &d.has_rhost);
                         copy_field(req, PHI_TAG_TTY, d.tty, sizeof(d.tty), &d.has_tty);
                         copy_field(req, PHI_TAG_STATE, d.state, sizeof(d.state), NULL);
+                        copy_field(req, PHI_TAG_SESSION, d.session, sizeof(d.session), NULL);
                         d.elevate = phi_msg_get_u64(req, PHI_TAG_ELEVATE, &v) == 0 && v == 1;
                 }
                 switch (d.answer) {
                 case ANSWER_OK:
                         reply = phi_msg_new(PHI_MSG_OK);
+                        if (d.type == PHI_MSG_SESSION && strcmp(d.state, "open") == 0)
+                                assert_int_equal(phi_msg_put_str(reply, PHI_TAG_SESSION, SESSION_ID), 0);
                         break;
                 case ANSWER_EACCES:
                         assert_int_equal(phi_msg_new_error(-EACCES, &reply, "Verification failed."), 0);
@@ -227,7 +232,7 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
         return PAM_SUCCESS;
 }
 
-enum op { OP_AUTH, OP_ACCOUNT, OP_OPEN, OP_CLOSE };
+enum op { OP_AUTH, OP_ACCOUNT, OP_OPEN, OP_CLOSE, OP_OPEN_CLOSE };
 
 static int run(const char *service, const char *user, enum op op, struct script *s) {
         struct pam_conv c = { conv, s };
@@ -243,6 +248,16 @@ static int run(const char *service, const char *user, enum op op, struct script 
         case OP_AUTH: r = pam_authenticate(pamh, 0); break;
         case OP_ACCOUNT: r = pam_acct_mgmt(pamh, 0); break;
         case OP_OPEN: r = pam_open_session(pamh, 0); break;
+        case OP_OPEN_CLOSE:
+                /* One handle, as sshd and sudo use it: the close names the open's session. */
+                r = pam_open_session(pamh, 0);
+                if (r == PAM_SUCCESS) {
+                        const char *env = pam_getenv(pamh, "PHI_SESSION_ID");
+                        assert_non_null(env);
+                        assert_string_equal(env, SESSION_ID);
+                        r = pam_close_session(pamh, 0);
+                }
+                break;
         default: r = pam_close_session(pamh, 0); break;
         }
         pam_end(pamh, r);
@@ -328,7 +343,7 @@ static void test_no_daemon_contact_without_code_or_name(void **state) {
         /* A typo or a contradiction in the stack denies and asks nobody. */
         assert_int_equal(run("typo", "alice", OP_AUTH, &s), PAM_AUTHINFO_UNAVAIL);
         assert_int_equal(run("both", "alice", OP_AUTH, &s), PAM_AUTHINFO_UNAVAIL);
-        assert_int_equal(run("typo", "alice", OP_ACCOUNT, &s), PAM_PERM_DENIED);
+        assert_int_equal(run("typo", "alice", OP_ACCOUNT, &s), PAM_AUTHINFO_UNAVAIL);
         assert_int_equal(d.requests, 0);
 }
 
@@ -404,17 +419,28 @@ static void test_account_and_session(void **state) {
         assert_true(d.elevate);
         d.answer = ANSWER_EACCES;
         assert_int_equal(run("prompt", "alice", OP_ACCOUNT, &s), PAM_PERM_DENIED);
+        /* Could not decide, or not asked: denied, and told apart from a "no". */
         d.answer = ANSWER_EIO;
-        assert_int_equal(run("prompt", "alice", OP_ACCOUNT, &s), PAM_PERM_DENIED);
-        assert_int_equal(run("nodaemon", "alice", OP_ACCOUNT, &s), PAM_PERM_DENIED);
+        assert_int_equal(run("prompt", "alice", OP_ACCOUNT, &s), PAM_AUTHINFO_UNAVAIL);
+        assert_int_equal(run("nodaemon", "alice", OP_ACCOUNT, &s), PAM_AUTHINFO_UNAVAIL);
+        d.answer = ANSWER_CLOSE;
+        assert_int_equal(run("prompt", "alice", OP_ACCOUNT, &s), PAM_AUTHINFO_UNAVAIL);
+        d.answer = ANSWER_GARBAGE_TYPE;
+        assert_int_equal(run("prompt", "alice", OP_ACCOUNT, &s), PAM_AUTHINFO_UNAVAIL);
 
         d.answer = ANSWER_OK;
-        assert_int_equal(run("prompt", "alice", OP_OPEN, &s), PAM_SUCCESS);
+        assert_int_equal(run("prompt", "alice", OP_OPEN_CLOSE, &s), PAM_SUCCESS);
         assert_int_equal(d.type, PHI_MSG_SESSION);
-        assert_string_equal(d.state, "open");
-        assert_int_equal(run("prompt", "alice", OP_CLOSE, &s), PAM_SUCCESS);
         assert_string_equal(d.state, "close");
+        assert_string_equal(d.session, SESSION_ID);
+        assert_int_equal(d.requests, 2);
+        /* A close with no open in this handle names no session: not sent. */
+        assert_int_equal(run("prompt", "alice", OP_CLOSE, &s), PAM_SESSION_ERR);
+        assert_int_equal(d.requests, 0);
+        /* An open the daemon does not record (no id, or no answer) fails the session. */
         d.answer = ANSWER_CLOSE;
+        assert_int_equal(run("prompt", "alice", OP_OPEN, &s), PAM_SESSION_ERR);
+        d.answer = ANSWER_EACCES;
         assert_int_equal(run("prompt", "alice", OP_OPEN, &s), PAM_SESSION_ERR);
 }
 

@@ -109,6 +109,7 @@ enum phi_tag {
         PHI_TAG_NUMBER = 25,     /* u64: value for the preceding KEY, a count or figure */
         PHI_TAG_FLAG = 26,       /* u64 bool: value for the preceding KEY, yes (1) or no (0) */
         PHI_TAG_HOST = 27,       /* str: the host a policy question is about */
+        PHI_TAG_SESSION = 28,    /* str: a session id (32 hex digits) */
         _PHI_TAG_MAX,
 };
 
@@ -126,10 +127,13 @@ enum phi_msg_type {
         PHI_MSG_RELOAD = 0x0104,      /* -> OK (pairs: config, policy) | ERROR when either is refused */
         PHI_MSG_POLICY_CHECK = 0x0105, /* USER SERVICE [HOST] -> OK (pairs: allowed, rule, reason,
                                         * refusal, host, service) */
+        PHI_MSG_SESSIONS = 0x0110,    /* [SESSION after] -> OK (pairs per session, each starting
+                                       * with "session"; flag "more", then ask again after the last) */
         PHI_MSG_AUTH = 0x0200,        /* USER CODE SERVICE [RHOST] [TTY] [ENROLL] -> OK | ERROR
                                        * | TOTP_SECRET (enrolment at login) */
         PHI_MSG_ACCOUNT = 0x0201,     /* USER SERVICE [RHOST] [TTY] [ELEVATE] -> OK | ERROR */
-        PHI_MSG_SESSION = 0x0202,     /* USER SERVICE STATE(open|close) [RHOST] [TTY] -> OK */
+        PHI_MSG_SESSION = 0x0202,     /* USER SERVICE STATE(open|close) [RHOST] [TTY] [SESSION]
+                                       * -> OK (open: SESSION, the new id) */
 
         /* TOTP enrolment (phictl totp ...). The caller of ENROLL and ACTIVATE is the
          * user enrolling, known by SO_PEERCRED; ISSUE and RESET are admin verbs. */

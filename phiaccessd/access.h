@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* The host-access question -- may this user use this PAM service on this
+ * host? -- asked the same way by pam_phi's account check (on the verifier's
+ * thread) and by `phictl policy check` (on the event loop), so that the two
+ * can never disagree: the user resolved as NSS would ("passwd: files phi",
+ * local accounts first), the groups as glibc merges "group: files phi", then
+ * the policy library decides. */
+
+#include <stdint.h>
+
+#include "phi/policy.h"
+#include "store.h"
+
+/* Fills *ret with the decision. 0 when the question could be answered (ret
+ * then says allowed or denied); a negative errno when the user's identity or
+ * groups could not be read (ret then says denied, and why). */
+int phi_access_decide(const struct phi_policy *p, phi_store *store, const char *passwd_file,
+                      const char *group_file, const char *user, const char *service, const char *host,
+                      int64_t now, struct phi_policy_decision *ret) _phi_warn_unused_ _phi_nonnull_;
+
+/* This host's name, as policies name hosts (gethostname(2), NUL-terminated). */
+int phi_access_hostname(char *buf, size_t len) _phi_warn_unused_ _phi_nonnull_;
