@@ -338,6 +338,27 @@ phi_check_fails "nor the password with a wrong code" login phi-alice-pw 000000
 # one step either side accepts now.
 code=$(oathtool --totp -b "$(cat "$PHI_TMP/alice.secret")" -N "@$((($(cat "$PHI_TMP/alice.step") + 1) * 30))")
 phi_check "the password and the code from alice's app log her in" login phi-alice-pw "$code"
+
+# Account: common-account now asks the daemon, and the shipped policy lets in
+# local root and phi-admins only.
+phi_assert_contains "$(cat "$root/etc/pam.d/common-account")" pam_phi.so "common-account now runs pam_phi"
+account() { in_root timeout 20 pamtester phi-login "$1" acct_mgmt >>"$PHI_TMP/pamtester.log" 2>&1; }
+phi_check_fails "the shipped policy keeps alice out (default deny)" account alice
+phi_check "and lets local root in" account root
+denied=$(phi_journal_wait --first --timeout 10 --after "$cursor" PHI_EVENT=access_denied PHI_USER=alice \
+    PHI_SERVICE=phi-login) || phi_fail "alice's refusal is journaled as access_denied"
+phi_assert_eq "$(phi_json_field PHI_RULE <<<"$denied")" default-deny "no rule let her in"
+cat >>"$root/etc/phi/policy.conf" <<'POLICY'
+
+[access:alice-login]
+action = allow
+users = alice
+services = phi-login
+hosts = *
+POLICY
+phi_check "phictl reload takes the new policy" in_root phictl reload
+phi_check "a rule for her lets alice in, without a restart" account alice
+phi_check "phictl policy check agrees" in_root phictl policy check alice --service phi-login
 event=$(phi_journal_wait --first --timeout 10 --after "$cursor" PHI_EVENT=auth_ok PHI_USER=alice \
     PHI_SERVICE=phi-login) || phi_fail "the login is journaled as auth_ok for alice"
 msgid=$(phi_json_field MESSAGE_ID <<<"$event")
