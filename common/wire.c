@@ -103,6 +103,41 @@ static const struct field_spec sessions_fields[] = {
         { PHI_TAG_SESSION, PHI_KIND_STR, 0, 32 },
 };
 
+static const struct field_spec elev_request_fields[] = {
+        { PHI_TAG_ROLE, PHI_KIND_STR, F_REQUIRED, 64 },
+        { PHI_TAG_DURATION, PHI_KIND_U64, F_REQUIRED, 8 },
+        { PHI_TAG_REASON, PHI_KIND_STR, 0, TEXT_BOUND },
+        { PHI_TAG_START, PHI_KIND_U64, 0, 8 },
+        { PHI_TAG_TICKET, PHI_KIND_STR, 0, 128 },
+};
+static const struct field_spec elev_decide_fields[] = {
+        { PHI_TAG_REQUEST, PHI_KIND_STR, F_REQUIRED, 32 },
+        { PHI_TAG_STATE, PHI_KIND_STR, F_REQUIRED, 32 },
+        { PHI_TAG_REASON, PHI_KIND_STR, 0, TEXT_BOUND },
+        { PHI_TAG_CODE, PHI_KIND_STR, F_SECRET, 16 },
+};
+static const struct field_spec elev_cancel_fields[] = {
+        { PHI_TAG_REQUEST, PHI_KIND_STR, F_REQUIRED, 32 },
+};
+static const struct field_spec elev_revoke_fields[] = {
+        { PHI_TAG_REQUEST, PHI_KIND_STR, F_REQUIRED, 32 },
+        { PHI_TAG_REASON, PHI_KIND_STR, 0, TEXT_BOUND },
+};
+static const struct field_spec elev_list_fields[] = {
+        { PHI_TAG_STATE, PHI_KIND_STR, F_REQUIRED, 32 },
+        { PHI_TAG_REQUEST, PHI_KIND_STR, 0, 32 },
+};
+static const struct field_spec breakglass_fields[] = {
+        { PHI_TAG_ROLE, PHI_KIND_STR, F_REQUIRED, 64 },
+        { PHI_TAG_REASON, PHI_KIND_STR, F_REQUIRED, TEXT_BOUND },
+        { PHI_TAG_CODE, PHI_KIND_STR, F_REQUIRED | F_SECRET, 16 },
+        { PHI_TAG_DURATION, PHI_KIND_U64, 0, 8 },
+};
+static const struct field_spec review_fields[] = {
+        { PHI_TAG_REQUEST, PHI_KIND_STR, F_REQUIRED, 32 },
+        { PHI_TAG_REASON, PHI_KIND_STR, F_REQUIRED, TEXT_BOUND },
+};
+
 static const struct field_spec policy_check_fields[] = {
         { PHI_TAG_USER, PHI_KIND_STR, F_REQUIRED, NAME_BOUND },
         { PHI_TAG_SERVICE, PHI_KIND_STR, F_REQUIRED, 64 },
@@ -148,6 +183,13 @@ static const struct msg_spec msg_specs[] = {
         SPEC(PHI_MSG_ACCOUNT, "account", account_fields),
         SPEC(PHI_MSG_SESSION, "session", session_fields),
         SPEC(PHI_MSG_SESSIONS, "sessions", sessions_fields),
+        SPEC(PHI_MSG_ELEV_REQUEST, "request", elev_request_fields),
+        SPEC(PHI_MSG_ELEV_DECIDE, "decide", elev_decide_fields),
+        SPEC(PHI_MSG_ELEV_CANCEL, "cancel", elev_cancel_fields),
+        SPEC(PHI_MSG_ELEV_REVOKE, "revoke", elev_revoke_fields),
+        SPEC(PHI_MSG_ELEV_LIST, "requests", elev_list_fields),
+        SPEC(PHI_MSG_BREAKGLASS, "breakglass", breakglass_fields),
+        SPEC(PHI_MSG_REVIEW, "review", review_fields),
         SPEC(PHI_MSG_TOTP_ISSUE, "totp-issue", totp_issue_fields),
         SPEC_EMPTY(PHI_MSG_TOTP_ENROLL, "totp-enroll"),
         SPEC(PHI_MSG_TOTP_SECRET, "totp-secret", totp_secret_fields),
@@ -166,7 +208,8 @@ static const char *const tag_names[_PHI_TAG_MAX] = {
         [PHI_TAG_DURATION] = "duration", [PHI_TAG_URI] = "uri",
         [PHI_TAG_ENROLL] = "enroll",   [PHI_TAG_QR] = "qr",
         [PHI_TAG_NUMBER] = "number",   [PHI_TAG_FLAG] = "flag",     [PHI_TAG_HOST] = "host",
-        [PHI_TAG_SESSION] = "session",
+        [PHI_TAG_SESSION] = "session", [PHI_TAG_ROLE] = "role",    [PHI_TAG_REQUEST] = "request",
+        [PHI_TAG_REASON] = "reason",   [PHI_TAG_START] = "start",   [PHI_TAG_TICKET] = "ticket",
 };
 
 /* One bit per tag records which non-repeating tags were seen. */

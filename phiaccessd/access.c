@@ -38,42 +38,56 @@ static void deny_unreadable(struct phi_policy_decision *ret, const char *user, i
                  strerror(-error));
 }
 
-int phi_access_decide(const struct phi_policy *p, phi_store *store, const char *passwd_file,
-                      const char *group_file, const char *user, const char *service, const char *host,
-                      int64_t now, struct phi_policy_decision *ret) {
-        struct phi_user u = { 0 };
-        char **groups = NULL;
-        size_t n_groups = 0;
-        bool directory = false;
+int phi_access_subject_resolve(phi_store *store, const char *passwd_file, const char *group_file, const char *name,
+                               struct phi_access_subject *ret) {
+        struct phi_access_subject s = { 0 };
         int r;
 
         /* Local accounts first, as NSS resolves them. */
-        r = phi_local_user_get(passwd_file, user, &u);
+        r = phi_local_user_get(passwd_file, name, &s.user);
         if (r == -ENOENT) {
-                r = phi_store_user_get(store, user, &u);
-                directory = r == 0;
+                r = phi_store_user_get(store, name, &s.user);
+                s.directory = r == 0;
         }
         if (r < 0 && r != -ENOENT)
-                goto out;
-        if (r == 0 && (r = subject_groups(store, group_file, user, directory, u.gid, &groups, &n_groups)) < 0)
-                goto out;
-        {
-                const struct phi_policy_subject who = {
-                        .user = user,
-                        .uid = u.name ? u.uid : PHI_POLICY_UID_UNKNOWN,
-                        .groups = (const char *const *) groups,
-                        .n_groups = n_groups,
-                };
-                /* A bad argument is answered too: the decision then says denied, and why. */
-                (void) phi_policy_check_access(p, &who, service, host, now, ret);
-        }
-        r = 0;
-out:
-        if (r < 0)
-                deny_unreadable(ret, user, r);
-        phi_strv_free(groups, n_groups);
-        phi_user_clear(&u);
+                goto fail;
+        if (r == 0 &&
+            (r = subject_groups(store, group_file, name, s.directory, s.user.gid, &s.groups, &s.n_groups)) < 0)
+                goto fail;
+        s.who = (struct phi_policy_subject){
+                .user = name,
+                .uid = s.user.name ? s.user.uid : PHI_POLICY_UID_UNKNOWN,
+                .groups = (const char *const *) s.groups,
+                .n_groups = s.n_groups,
+        };
+        *ret = s;
+        return 0;
+fail:
+        phi_access_subject_clear(&s);
         return r;
+}
+
+void phi_access_subject_clear(struct phi_access_subject *s) {
+        phi_strv_free(s->groups, s->n_groups);
+        phi_user_clear(&s->user);
+        *s = (struct phi_access_subject){ 0 };
+}
+
+int phi_access_decide(const struct phi_policy *p, phi_store *store, const char *passwd_file,
+                      const char *group_file, const char *user, const char *service, const char *host,
+                      int64_t now, struct phi_policy_decision *ret) {
+        struct phi_access_subject s;
+        int r;
+
+        r = phi_access_subject_resolve(store, passwd_file, group_file, user, &s);
+        if (r < 0) {
+                deny_unreadable(ret, user, r);
+                return r;
+        }
+        /* A bad argument is answered too: the decision then says denied, and why. */
+        (void) phi_policy_check_access(p, &s.who, service, host, now, ret);
+        phi_access_subject_clear(&s);
+        return 0;
 }
 
 int phi_access_hostname(char *buf, size_t len) {

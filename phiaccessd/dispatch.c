@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "dispatch.h"
+#include "elevation_handlers.h"
 #include "journal.h"
 #include "localfiles.h"
 #include "phi/parse.h"
@@ -38,6 +39,15 @@ static const struct verb verbs[] = {
         { PHI_MSG_RELOAD, "reload", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, handle_reload },
         { PHI_MSG_POLICY_CHECK, "policy check", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, phi_handle_policy_check },
         { PHI_MSG_SESSIONS, "sessions", PHI_CALLER_ROOT | PHI_CALLER_ADMIN | PHI_CALLER_AUDITOR, handle_sessions },
+        /* Who may do what to which request is the lifecycle's (elevation.c),
+         * by the policy's roles; here only that the caller is a user. */
+        { PHI_MSG_ELEV_REQUEST, "request", PHI_CALLER_ANYONE, phi_handle_elev_request },
+        { PHI_MSG_ELEV_DECIDE, "approve", PHI_CALLER_ANYONE, phi_handle_elev_decide },
+        { PHI_MSG_ELEV_CANCEL, "cancel", PHI_CALLER_ANYONE, phi_handle_elev_cancel },
+        { PHI_MSG_ELEV_REVOKE, "revoke", PHI_CALLER_ANYONE, phi_handle_elev_revoke },
+        { PHI_MSG_ELEV_LIST, "requests", PHI_CALLER_ANYONE, phi_handle_elev_list },
+        { PHI_MSG_BREAKGLASS, "breakglass", PHI_CALLER_ANYONE, phi_handle_breakglass },
+        { PHI_MSG_REVIEW, "review", PHI_CALLER_ANYONE, phi_handle_review },
         { PHI_MSG_AUTH, "auth", PHI_CALLER_ROOT, phi_handle_auth },
         { PHI_MSG_TOTP_ISSUE, "totp issue", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, phi_handle_totp_issue },
         { PHI_MSG_TOTP_ENROLL, "totp enroll", PHI_CALLER_ANYONE, phi_handle_totp_enroll },

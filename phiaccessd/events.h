@@ -30,6 +30,7 @@ enum phi_event {
         PHI_EVENT_LDAP_SYNC,
         PHI_EVENT_CHECKPOINT,
         PHI_EVENT_ACCESS_GRANTED,
+        PHI_EVENT_ELEVATION_CANCELLED,
         _PHI_EVENT_MAX,
 };
 
@@ -64,4 +65,5 @@ static const struct phi_event_info phi_events[_PHI_EVENT_MAX] = {
         [PHI_EVENT_LDAP_SYNC] = { "ldap_sync", "50710b7363c14ed29f494648bd1eb9ea" },
         [PHI_EVENT_CHECKPOINT] = { "checkpoint", "9b1e2f3f99c84d81b21cc88e6dc5629a" },
         [PHI_EVENT_ACCESS_GRANTED] = { "access_granted", "30cffe775822487d99d7cdb3530d7ba9" },
+        [PHI_EVENT_ELEVATION_CANCELLED] = { "elevation_cancelled", "12cc31241b2043b08d8cbf941aeabd51" },
 };

@@ -29,6 +29,15 @@ static const struct verb_help {
         { "reload", "", "re-read the configuration and the policy (admin)" },
         { "policy check", "USER [--host H] [--service S]", "would the policy let USER in? rule and reason (admin)" },
         { "sessions", "", "open login and sudo sessions, oldest first (admin, auditor)" },
+        { "request", "ROLE --for DUR --reason TEXT [--start T] [--ticket REF]", "ask for a role for a while" },
+        { "requests", "[--pending|--mine|--all]", "elevation requests (yours, or all for approvers)" },
+        { "approve", "ID [--reason TEXT]", "approve a request (approver)" },
+        { "deny", "ID --reason TEXT", "deny a request (approver)" },
+        { "cancel", "ID", "withdraw your pending request" },
+        { "revoke", "ID [--reason TEXT]", "end a grant now (requester, approver, admin)" },
+        { "grants", "", "active grants with the time left" },
+        { "breakglass", "ROLE --reason TEXT [--for DUR]", "emergency grant without approval, with your code" },
+        { "review", "ID --note TEXT", "close the review of a break-glass grant (approver)" },
         { "doctor", "[--skip CHECK[,CHECK...]]", "find setups that go around phi, each with its fix (admin)" },
 };
 
@@ -165,13 +174,18 @@ void print_pairs(const struct ctl *ctl, const phi_msg *m) {
                 fputs("}\n", stdout);
 }
 
-/* One request, one reply; maps failures to the documented exit codes. */
-static int ctl_call_timeout(const struct ctl *ctl, const phi_msg *req, int timeout_ms, phi_msg **ret) {
+/* One request, one reply; maps failures to the documented exit codes. An
+ * ERROR reply with errno `quiet` (negative; 0 for none) is not printed, and
+ * *ret_error says it was that one. */
+static int ctl_call_full(const struct ctl *ctl, const phi_msg *req, int timeout_ms, int quiet, phi_msg **ret,
+                         int *ret_error) {
         _cleanup_client_ phi_client *c = NULL;
         _cleanup_msg_ phi_msg *reply = NULL;
         const char *message;
         int r, error;
 
+        if (ret_error)
+                *ret_error = 0;
         r = phi_client_connect(ctl->socket_path, PHI_CLIENT_DEFAULT_TIMEOUT_MS, &c);
         if (r < 0) {
                 fprintf(stderr, "phictl: cannot reach phiaccessd at %s: %s\n", ctl->socket_path,
@@ -186,15 +200,26 @@ static int ctl_call_timeout(const struct ctl *ctl, const phi_msg *req, int timeo
                 return EXIT_UNREACHABLE;
         }
         if (phi_msg_get_error(reply, &error, &message) == 0) {
-                fprintf(stderr, "phictl: %s\n", message);
+                if (ret_error)
+                        *ret_error = error;
+                if (!quiet || error != quiet)
+                        fprintf(stderr, "phictl: %s\n", message);
                 return EXIT_REFUSED;
         }
         *ret = PHI_TAKE_PTR(reply);
         return EXIT_DONE;
 }
 
+static int ctl_call_timeout(const struct ctl *ctl, const phi_msg *req, int timeout_ms, phi_msg **ret) {
+        return ctl_call_full(ctl, req, timeout_ms, 0, ret, NULL);
+}
+
 int ctl_call(const struct ctl *ctl, const phi_msg *req, phi_msg **ret) {
         return ctl_call_timeout(ctl, req, PHI_CLIENT_DEFAULT_TIMEOUT_MS, ret);
+}
+
+int ctl_call_quiet(const struct ctl *ctl, const phi_msg *req, int quiet, phi_msg **ret, int *ret_error) {
+        return ctl_call_full(ctl, req, PHI_CLIENT_DEFAULT_TIMEOUT_MS, quiet, ret, ret_error);
 }
 
 /* A verb with no arguments whose answer is a list of pairs. */
@@ -444,6 +469,15 @@ static const struct {
         { "reload", verb_reload },
         { "policy", verb_policy },
         { "sessions", verb_sessions },
+        { "request", verb_request },
+        { "requests", verb_requests },
+        { "approve", verb_approve },
+        { "deny", verb_deny },
+        { "cancel", verb_cancel },
+        { "revoke", verb_revoke },
+        { "grants", verb_grants },
+        { "breakglass", verb_breakglass },
+        { "review", verb_review },
 };
 
 int main(int argc, char **argv) {

@@ -22,10 +22,16 @@ struct ctl {
 
 /* One request, one reply; an ERROR reply is printed and gives EXIT_REFUSED. */
 int ctl_call(const struct ctl *ctl, const phi_msg *req, phi_msg **ret);
+/* The same, but an ERROR reply with errno `quiet` (negative) is not printed;
+ * *ret_error gets the errno of any ERROR reply (0 otherwise). */
+int ctl_call_quiet(const struct ctl *ctl, const phi_msg *req, int quiet, phi_msg **ret, int *ret_error);
 /* Prints the KEY/VALUE pairs of a reply as aligned lines or one JSON object. */
 void print_pairs(const struct ctl *ctl, const phi_msg *m);
 
 /* phictl_totp.c */
+/* Reads a line (a code) after prompt, without echo on a terminal; buf is
+ * wiped by the caller. -EIO at the end of input, -E2BIG when it does not fit. */
+int ctl_read_code(const char *prompt, char *buf, size_t size);
 int verb_totp(const struct ctl *ctl, int argc, char **argv);
 
 /* phictl_doctor.c */
@@ -33,3 +39,14 @@ int verb_doctor(const struct ctl *ctl, int argc, char **argv);
 
 /* phictl_sessions.c */
 int verb_sessions(const struct ctl *ctl, int argc, char **argv);
+
+/* phictl_elevation.c */
+int verb_request(const struct ctl *ctl, int argc, char **argv);
+int verb_requests(const struct ctl *ctl, int argc, char **argv);
+int verb_grants(const struct ctl *ctl, int argc, char **argv);
+int verb_approve(const struct ctl *ctl, int argc, char **argv);
+int verb_deny(const struct ctl *ctl, int argc, char **argv);
+int verb_cancel(const struct ctl *ctl, int argc, char **argv);
+int verb_revoke(const struct ctl *ctl, int argc, char **argv);
+int verb_breakglass(const struct ctl *ctl, int argc, char **argv);
+int verb_review(const struct ctl *ctl, int argc, char **argv);

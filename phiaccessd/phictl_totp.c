@@ -86,7 +86,7 @@ static int totp_reset(const struct ctl *ctl, int argc, char **argv) {
 }
 
 /* Reads one line into buf (wiped by the caller), without echo on a terminal. */
-static int read_code(char *buf, size_t size) {
+int ctl_read_code(const char *prompt, char *buf, size_t size) {
         struct termios old, quiet;
         bool tty = tcgetattr(STDIN_FILENO, &old) == 0;
         bool ok;
@@ -99,13 +99,13 @@ static int read_code(char *buf, size_t size) {
                 quiet.c_lflag &= ~(tcflag_t) ECHO;
                 (void) tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
         }
-        fputs("Code from your authenticator app: ", stdout);
+        /* On stderr, as sudo and ssh ask: stdout stays the answer, for scripts. */
         fflush(stdout);
+        fputs(prompt, stderr);
         ok = fgets(buf, (int) size, stdin) != NULL;
-        if (tty) {
+        if (tty)
                 (void) tcsetattr(STDIN_FILENO, TCSANOW, &old);
-                fputc('\n', stdout);
-        }
+        fputc('\n', stderr);
         if (!ok)
                 return -EIO;
         n = strcspn(buf, "\r\n");
@@ -153,7 +153,7 @@ static int totp_enroll(const struct ctl *ctl, int argc, char **argv) {
         for (int i = 0; i < ACTIVATE_TRIES && r == EXIT_REFUSED; i++) {
                 _cleanup_msg_ phi_msg *act = phi_msg_new(PHI_MSG_TOTP_ACTIVATE);
                 _cleanup_msg_ phi_msg *ok = NULL;
-                int rc = read_code(code, sizeof(code));
+                int rc = ctl_read_code("Code from your authenticator app: ", code, sizeof(code));
 
                 /* Not a usage error: the command line was right, the input
                  * ended (or was no code) before the token could be activated. */

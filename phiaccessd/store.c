@@ -222,3 +222,20 @@ int phi_store_session_list(phi_store *s, const char *host, const char *after, si
                            struct phi_session **ret, size_t *ret_n) {
         return s->ops->session_list(s->backend, host, after, max, ret, ret_n);
 }
+int phi_store_elev_put(phi_store *s, const struct phi_elev_request *r) {
+        return s->ops->elev_put(s->backend, r);
+}
+int phi_store_elev_update(phi_store *s, const struct phi_elev_request *r) {
+        return s->ops->elev_update(s->backend, r);
+}
+int phi_store_elev_get(phi_store *s, const char *id, struct phi_elev_request *ret) {
+        return s->ops->elev_get(s->backend, id, ret);
+}
+int phi_store_elev_decision_add(phi_store *s, const char *id, const char *approver, bool approve, const char *reason,
+                                uint64_t when) {
+        return s->ops->elev_decision_add(s->backend, id, approver, approve, reason, when);
+}
+int phi_store_elev_list(phi_store *s, unsigned state_mask, const char *requester, const char *after, size_t max,
+                        struct phi_elev_request **ret, size_t *ret_n) {
+        return s->ops->elev_list(s->backend, state_mask, requester, after, max, ret, ret_n);
+}

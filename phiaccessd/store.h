@@ -31,6 +31,7 @@
 
 #include <stdint.h>
 
+#include "elevation.h"
 #include "identity.h"
 #include "sessions.h"
 #include "token.h"
@@ -91,6 +92,15 @@ struct phi_store_ops {
         int (*session_close)(void *b, const char *id, struct phi_session *ret_old);
         int (*session_list)(void *b, const char *host, const char *after, size_t max, struct phi_session **ret,
                             size_t *ret_n);
+
+        /* Elevation requests and their decisions (elevation.h) */
+        int (*elev_put)(void *b, const struct phi_elev_request *r);
+        int (*elev_update)(void *b, const struct phi_elev_request *r);
+        int (*elev_get)(void *b, const char *id, struct phi_elev_request *ret);
+        int (*elev_decision_add)(void *b, const char *id, const char *approver, bool approve, const char *reason,
+                                 uint64_t when);
+        int (*elev_list)(void *b, unsigned state_mask, const char *requester, const char *after, size_t max,
+                         struct phi_elev_request **ret, size_t *ret_n);
 };
 
 /* The identity part: per host, whatever the shared backend is. */
@@ -255,3 +265,17 @@ int phi_store_session_close(phi_store *s, const char *id, struct phi_session *re
  * order; of one host, or of every host when host is NULL. Free with free(). */
 int phi_store_session_list(phi_store *s, const char *host, const char *after, size_t max,
                            struct phi_session **ret, size_t *ret_n) _phi_warn_unused_ _phi_nonnull_args_(1, 3, 5, 6);
+
+/* Elevation requests. put: a new one (-EEXIST when the id is taken); update:
+ * its mutable columns by id (-ENOENT when none); get: -ENOENT when none. */
+int phi_store_elev_put(phi_store *s, const struct phi_elev_request *r) _phi_warn_unused_ _phi_nonnull_;
+int phi_store_elev_update(phi_store *s, const struct phi_elev_request *r) _phi_warn_unused_ _phi_nonnull_;
+int phi_store_elev_get(phi_store *s, const char *id, struct phi_elev_request *ret) _phi_warn_unused_ _phi_nonnull_;
+/* One approver's decision on a request: -EEXIST when they decided it before. */
+int phi_store_elev_decision_add(phi_store *s, const char *id, const char *approver, bool approve, const char *reason,
+                                uint64_t when) _phi_warn_unused_ _phi_nonnull_;
+/* Up to max requests in a state of state_mask (PHI_ELEV_MASK bits), of
+ * requester ("" for anyone), with an id after `after` ("" for the first), in
+ * id order. Free with free(). */
+int phi_store_elev_list(phi_store *s, unsigned state_mask, const char *requester, const char *after, size_t max,
+                        struct phi_elev_request **ret, size_t *ret_n) _phi_warn_unused_ _phi_nonnull_;

@@ -88,6 +88,24 @@ static const struct phi_sqlite_migration migrations[] = {
           "  pid BIGINT NOT NULL, pid_start BIGINT NOT NULL, boot_id TEXT NOT NULL,"
           "  opened BIGINT NOT NULL);"
           "CREATE INDEX sessions_host ON sessions(host, id);" },
+        /* Elevation requests (elevation.h): one row each, its state a number
+         * (enum phi_elev_state), kept after it ends: the history auditors ask
+         * for. One row per approver's decision, so each decides once. */
+        { 7, "elevation",
+          "CREATE TABLE elevation_requests ("
+          "  id TEXT PRIMARY KEY, requester TEXT NOT NULL, role TEXT NOT NULL, grant_group TEXT NOT NULL,"
+          "  host TEXT NOT NULL, reason TEXT NOT NULL, ticket TEXT NOT NULL,"
+          "  state INTEGER NOT NULL CHECK (state >= 0 AND state < 8), breakglass INTEGER NOT NULL,"
+          "  duration BIGINT NOT NULL, start_at BIGINT NOT NULL, created BIGINT NOT NULL,"
+          "  pending_until BIGINT NOT NULL, approvals_needed INTEGER NOT NULL, approvals INTEGER NOT NULL,"
+          "  denials INTEGER NOT NULL, starts BIGINT NOT NULL, expires BIGINT NOT NULL, ended BIGINT NOT NULL,"
+          "  ended_by TEXT NOT NULL, end_reason TEXT NOT NULL, reviewer TEXT NOT NULL,"
+          "  review_note TEXT NOT NULL, reviewed BIGINT NOT NULL);"
+          "CREATE INDEX elevation_requests_state ON elevation_requests(state, id);"
+          "CREATE TABLE elevation_decisions ("
+          "  request_id TEXT NOT NULL REFERENCES elevation_requests(id), approver TEXT NOT NULL,"
+          "  approve INTEGER NOT NULL, reason TEXT NOT NULL, decided BIGINT NOT NULL,"
+          "  PRIMARY KEY (request_id, approver));" },
 };
 
 enum {
@@ -112,6 +130,11 @@ enum {
         S_SESSION_DELETE,
         S_SESSION_LIST,
         S_SESSION_LIST_HOST,
+        S_ELEV_PUT,
+        S_ELEV_UPDATE,
+        S_ELEV_GET,
+        S_ELEV_DECISION_ADD,
+        S_ELEV_LIST,
         S_BEGIN,
         S_COMMIT,
         S_ROLLBACK,
@@ -153,6 +176,21 @@ static const char *const statements[_S_MAX] = {
         [S_SESSION_LIST] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?2",
         [S_SESSION_LIST_HOST] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE host = ?3 AND id > ?1"
                                 " ORDER BY id LIMIT ?2",
+#define ELEV_COLUMNS                                                                                     \
+        "id, requester, role, grant_group, host, reason, ticket, state, breakglass, duration, start_at, created," \
+        " pending_until, approvals_needed, approvals, denials, starts, expires, ended, ended_by, end_reason,"  \
+        " reviewer, review_note, reviewed"
+        [S_ELEV_PUT] = "INSERT INTO elevation_requests (" ELEV_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+                       " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+        [S_ELEV_UPDATE] = "UPDATE elevation_requests SET state = ?8, approvals = ?15, denials = ?16,"
+                          " starts = ?17, expires = ?18, ended = ?19, ended_by = ?20, end_reason = ?21,"
+                          " reviewer = ?22, review_note = ?23, reviewed = ?24 WHERE id = ?1",
+        [S_ELEV_GET] = "SELECT " ELEV_COLUMNS " FROM elevation_requests WHERE id = ?1",
+        [S_ELEV_DECISION_ADD] = "INSERT INTO elevation_decisions (request_id, approver, approve, reason, decided)"
+                                " VALUES (?1, ?2, ?3, ?4, ?5)",
+        /* A bit per state in ?1; portable arithmetic rather than a list. */
+        [S_ELEV_LIST] = "SELECT " ELEV_COLUMNS " FROM elevation_requests WHERE ((?1 / (1 << state)) % 2) = 1"
+                        " AND (?2 = '' OR requester = ?2) AND id > ?3 ORDER BY id LIMIT ?4",
         /* Prepared once like the rest: every TOTP round runs them, and
          * sqlite3_exec() would parse them each time. */
         [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -608,6 +646,129 @@ static int sqlite_session_list(void *b, const char *host, const char *after, siz
         return 0;
 }
 
+static int elev_bind(sqlite3_stmt *st, const struct phi_elev_request *r, bool all) {
+        /* An UPDATE names only some of the parameters; binding the rest is harmless. */
+        (void) all;
+        if (phi_sqlite_bind_text(st, 1, r->id) < 0 || phi_sqlite_bind_text(st, 2, r->requester) < 0 ||
+            phi_sqlite_bind_text(st, 3, r->role) < 0 || phi_sqlite_bind_text(st, 4, r->grant_group) < 0 ||
+            phi_sqlite_bind_text(st, 5, r->host) < 0 || phi_sqlite_bind_text(st, 6, r->reason) < 0 ||
+            phi_sqlite_bind_text(st, 7, r->ticket) < 0 || phi_sqlite_bind_i64(st, 8, (uint64_t) r->state) < 0 ||
+            phi_sqlite_bind_i64(st, 9, r->breakglass ? 1 : 0) < 0 || phi_sqlite_bind_i64(st, 10, r->duration) < 0 ||
+            phi_sqlite_bind_i64(st, 11, r->start_at) < 0 || phi_sqlite_bind_i64(st, 12, r->created) < 0 ||
+            phi_sqlite_bind_i64(st, 13, r->pending_until) < 0 ||
+            phi_sqlite_bind_i64(st, 14, r->approvals_needed) < 0 || phi_sqlite_bind_i64(st, 15, r->approvals) < 0 ||
+            phi_sqlite_bind_i64(st, 16, r->denials) < 0 || phi_sqlite_bind_i64(st, 17, r->starts) < 0 ||
+            phi_sqlite_bind_i64(st, 18, r->expires) < 0 || phi_sqlite_bind_i64(st, 19, r->ended) < 0 ||
+            phi_sqlite_bind_text(st, 20, r->ended_by) < 0 || phi_sqlite_bind_text(st, 21, r->end_reason) < 0 ||
+            phi_sqlite_bind_text(st, 22, r->reviewer) < 0 || phi_sqlite_bind_text(st, 23, r->review_note) < 0 ||
+            phi_sqlite_bind_i64(st, 24, r->reviewed) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static void elev_row(sqlite3_stmt *st, struct phi_elev_request *r) {
+        *r = (struct phi_elev_request){ 0 };
+        session_col(st, 0, r->id, sizeof(r->id));
+        session_col(st, 1, r->requester, sizeof(r->requester));
+        session_col(st, 2, r->role, sizeof(r->role));
+        session_col(st, 3, r->grant_group, sizeof(r->grant_group));
+        session_col(st, 4, r->host, sizeof(r->host));
+        session_col(st, 5, r->reason, sizeof(r->reason));
+        session_col(st, 6, r->ticket, sizeof(r->ticket));
+        r->state = (enum phi_elev_state) sqlite3_column_int(st, 7);
+        r->breakglass = sqlite3_column_int(st, 8) != 0;
+        r->duration = (uint64_t) sqlite3_column_int64(st, 9);
+        r->start_at = (uint64_t) sqlite3_column_int64(st, 10);
+        r->created = (uint64_t) sqlite3_column_int64(st, 11);
+        r->pending_until = (uint64_t) sqlite3_column_int64(st, 12);
+        r->approvals_needed = (unsigned) sqlite3_column_int(st, 13);
+        r->approvals = (unsigned) sqlite3_column_int(st, 14);
+        r->denials = (unsigned) sqlite3_column_int(st, 15);
+        r->starts = (uint64_t) sqlite3_column_int64(st, 16);
+        r->expires = (uint64_t) sqlite3_column_int64(st, 17);
+        r->ended = (uint64_t) sqlite3_column_int64(st, 18);
+        session_col(st, 19, r->ended_by, sizeof(r->ended_by));
+        session_col(st, 20, r->end_reason, sizeof(r->end_reason));
+        session_col(st, 21, r->reviewer, sizeof(r->reviewer));
+        session_col(st, 22, r->review_note, sizeof(r->review_note));
+        r->reviewed = (uint64_t) sqlite3_column_int64(st, 23);
+}
+
+static int sqlite_elev_put(void *b, const struct phi_elev_request *r) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_ELEV_PUT);
+
+        if (!st || elev_bind(st, r, true) < 0)
+                return -ENOMEM;
+        return phi_sqlite_step_done(st);
+}
+
+static int sqlite_elev_update(void *b, const struct phi_elev_request *r) {
+        struct phi_sqlite_db *s = b;
+        sqlite3_stmt *st = phi_sqlite_stmt(s, S_ELEV_UPDATE);
+        int r2;
+
+        if (!st || elev_bind(st, r, false) < 0)
+                return -ENOMEM;
+        if ((r2 = phi_sqlite_step_done(st)) < 0)
+                return r2;
+        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+}
+
+static int sqlite_elev_get(void *b, const char *id, struct phi_elev_request *ret) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_ELEV_GET);
+        int rc, r = 0;
+
+        if (!st || phi_sqlite_bind_text(st, 1, id) < 0)
+                return -ENOMEM;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                elev_row(st, ret);
+        else
+                r = rc == SQLITE_DONE ? -ENOENT : phi_sqlite_error(rc);
+        (void) sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_elev_decision_add(void *b, const char *id, const char *approver, bool approve, const char *reason,
+                                    uint64_t when) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_ELEV_DECISION_ADD);
+
+        if (!st || phi_sqlite_bind_text(st, 1, id) < 0 || phi_sqlite_bind_text(st, 2, approver) < 0 ||
+            phi_sqlite_bind_i64(st, 3, approve ? 1 : 0) < 0 || phi_sqlite_bind_text(st, 4, reason) < 0 ||
+            phi_sqlite_bind_i64(st, 5, when) < 0)
+                return -ENOMEM;
+        return phi_sqlite_step_done(st);
+}
+
+static int sqlite_elev_list(void *b, unsigned state_mask, const char *requester, const char *after, size_t max,
+                            struct phi_elev_request **ret, size_t *ret_n) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_ELEV_LIST);
+        struct phi_elev_request *v = NULL;
+        size_t n = 0;
+        int rc, r = 0;
+
+        if (!st || phi_sqlite_bind_i64(st, 1, state_mask) < 0 || phi_sqlite_bind_text(st, 2, requester) < 0 ||
+            phi_sqlite_bind_text(st, 3, after) < 0 || phi_sqlite_bind_i64(st, 4, max) < 0)
+                return -ENOMEM;
+        if (max > 0 && !(v = calloc(max, sizeof(*v))))
+                r = -ENOMEM;
+        while (r == 0 && n < max && (rc = sqlite3_step(st)) != SQLITE_DONE) {
+                if (rc != SQLITE_ROW) {
+                        r = phi_sqlite_error(rc);
+                        break;
+                }
+                elev_row(st, &v[n++]);
+        }
+        (void) sqlite3_reset(st);
+        if (r < 0) {
+                free(v);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
 const struct phi_store_ops phi_store_sqlite_ops = {
         .name = "sqlite",
         .open = sqlite_open,
@@ -632,4 +793,9 @@ const struct phi_store_ops phi_store_sqlite_ops = {
         .session_open = sqlite_session_open,
         .session_close = sqlite_session_close,
         .session_list = sqlite_session_list,
+        .elev_put = sqlite_elev_put,
+        .elev_update = sqlite_elev_update,
+        .elev_get = sqlite_elev_get,
+        .elev_decision_add = sqlite_elev_decision_add,
+        .elev_list = sqlite_elev_list,
 };

@@ -57,6 +57,8 @@ enum outcome {
         O_SESSION_CLOSED,   /* SESSION_CLOSE, SESSION_GONE: j->session removed */
         O_SESSION_UNKNOWN,  /* SESSION_CLOSE: no open session of that id and user */
         O_SESSION_REFUSED,  /* SESSION_OPEN: the calling process could not be pinned */
+        O_ELEV,             /* ELEV_*: answered; j->elev says how */
+        O_SHOWN_LIST,       /* ELEV_LIST: the page is in j->reply */
 };
 
 /* A finished reply on its way to the event loop. Allocated with its job (a job
@@ -84,6 +86,10 @@ struct job {
         struct phi_policy_decision decision;  /* ACCOUNT */
         struct phi_session session;  /* SESSION_*: the row opened or closed */
         int pidfd;                   /* SESSION_OPEN: the process, watched once committed */
+        struct phi_elev_result elev; /* ELEV_* */
+        enum outcome totp_outcome;   /* ELEV_DECIDE, ELEV_BREAKGLASS: the caller's code, if asked */
+        uint64_t elev_next;          /* ELEV_TICK: when the next transition is due (0: none) */
+        char sudo_role[PHI_POLICY_NAME_MAX + 1], sudo_request[PHI_REQUEST_ID_LEN + 1]; /* ACCOUNT elevate */
         phi_msg *reply;
         struct answer *answer;
         struct job *next;
@@ -145,6 +151,11 @@ struct phi_verifier {
         char hostname[256];         /* the thread's: this host, read each round */
         char boot_id[PHI_BOOT_ID_LEN + 1];
 
+        /* The next elevation transition (a pending request lapsing, a grant
+         * starting or ending): an internal ELEV_TICK job when it is due. */
+        sd_event_source *elev_timer;
+        bool elev_tick_queued;
+
         /* Sessions whose process the thread watches (a pidfd each). */
         struct watch *watches;
         size_t n_watches;
@@ -157,6 +168,8 @@ struct watch {
         sd_event_source *src;
         struct watch *prev, *next;
 };
+
+static void format_time(uint64_t t, char buf[static 32]);
 
 static void answer_free(struct answer *a) {
         if (!a)
@@ -171,6 +184,7 @@ static void job_free(struct job *j) {
         phi_msg_free(j->reply);
         answer_free(j->answer);
         (void) phi_close_safe(j->pidfd);
+        phi_elev_result_clear(&j->elev);
         phi_secret_wipe(j, sizeof(*j));
         free(j);
 }
@@ -574,12 +588,23 @@ static int serve_account(phi_verifier *v, struct job *j, uint64_t now) {
                 return 0;
         }
         if (dec->allowed && j->req.elevate) {
-                /* sudo's stack: being let onto the host is not enough. Grants
-                 * are the elevation feature's; until one exists, nobody has one. */
-                dec->allowed = false;
-                dec->refusal = PHI_POLICY_NO_RULE;
-                snprintf(dec->reason, sizeof(dec->reason), "%s may use %s here, but has no active elevation grant",
-                         j->req.user, j->req.service);
+                /* sudo's stack: being let onto the host is not enough; an
+                 * active grant of a role that covers this host is needed. */
+                const struct phi_elev_ctx ctx = { .store = v->store, .policy = v->access, .host = v->hostname,
+                                                  .now = now };
+                bool has = false;
+                if ((r = phi_elev_user_has_grant(&ctx, j->req.user, &has, j->sudo_role, sizeof(j->sudo_role),
+                                                 j->sudo_request, sizeof(j->sudo_request))) < 0)
+                        return r;
+                if (!has) {
+                        dec->allowed = false;
+                        dec->refusal = PHI_POLICY_NO_RULE;
+                        snprintf(dec->reason, sizeof(dec->reason),
+                                 "%s may use %s here, but holds no active elevation grant for this host", j->req.user,
+                                 j->req.service);
+                } else
+                        snprintf(dec->reason + strlen(dec->reason), sizeof(dec->reason) - strlen(dec->reason),
+                                 "; under the grant of role %s (request %s)", j->sudo_role, j->sudo_request);
         }
         j->outcome = dec->allowed ? O_ALLOWED : O_DENIED;
         return 0;
@@ -635,6 +660,192 @@ static int serve_session_close(phi_verifier *v, struct job *j) {
         return 0;
 }
 
+/* --------------------------------------------------------------- elevation */
+
+static struct phi_elev_ctx elev_ctx(phi_verifier *v, uint64_t now) {
+        return (struct phi_elev_ctx){ .store = v->store, .policy = v->access, .passwd_file = v->policy.passwd_file,
+                                      .group_file = v->policy.group_file, .host = v->hostname, .now = now };
+}
+
+/* The caller's own fresh code, checked as a login's is (replay, lockout,
+ * failures counted): true when it was accepted. */
+static int elev_code(phi_verifier *v, struct job *j, uint64_t now, bool *ret_ok) {
+        int r;
+
+        *ret_ok = false;
+        if (!j->req.code[0])
+                return 0;
+        j->req.enroll = false;
+        if ((r = serve_login(v, j, now)) < 0)
+                return r;
+        j->totp_outcome = j->outcome;
+        *ret_ok = j->outcome == O_OK;
+        return 0;
+}
+
+static int serve_elev(phi_verifier *v, struct job *j, uint64_t now) {
+        const struct phi_elev_ctx ctx = elev_ctx(v, now);
+        const struct phi_verify_request *q = &j->req;
+        bool code_ok = false;
+        int r = 0;
+
+        switch (q->kind) {
+        case PHI_VERIFY_ELEV_REQUEST:
+                r = phi_elev_request(&ctx, q->user, q->role, q->duration, q->reason, q->start, q->ticket, &j->elev);
+                break;
+        case PHI_VERIFY_ELEV_DECIDE:
+                if ((r = elev_code(v, j, now, &code_ok)) < 0)
+                        break;
+                if (q->code_given && !code_ok) {
+                        /* A wrong code decides nothing. */
+                        j->elev.error = -EACCES;
+                        snprintf(j->elev.message, sizeof(j->elev.message), "wrong code; nothing was decided");
+                        break;
+                }
+                r = phi_elev_decide(&ctx, q->user, q->request_id, q->approve, q->reason, code_ok, &j->elev);
+                break;
+        case PHI_VERIFY_ELEV_CANCEL:
+                r = phi_elev_cancel(&ctx, q->user, q->request_id, &j->elev);
+                break;
+        case PHI_VERIFY_ELEV_REVOKE:
+                r = phi_elev_revoke(&ctx, q->user, q->admin, q->request_id, q->reason, &j->elev);
+                break;
+        case PHI_VERIFY_ELEV_BREAKGLASS:
+                if ((r = elev_code(v, j, now, &code_ok)) < 0)
+                        break;
+                if (!code_ok) {
+                        j->elev.error = -EACCES;
+                        snprintf(j->elev.message, sizeof(j->elev.message), "wrong code; no break-glass grant");
+                        break;
+                }
+                r = phi_elev_breakglass(&ctx, q->user, q->role, q->reason, q->duration, true, &j->elev);
+                break;
+        case PHI_VERIFY_ELEV_REVIEW:
+                r = phi_elev_review(&ctx, q->user, q->request_id, q->reason, &j->elev);
+                break;
+        case PHI_VERIFY_ELEV_TICK:
+                r = phi_elev_tick(&ctx, &j->elev, &j->elev_next);
+                break;
+        default:
+                r = -EINVAL;
+        }
+        if (r >= 0)
+                j->outcome = O_ELEV;
+        return r;
+}
+
+/* A time as ISO 8601, or "-" for none. */
+static int put_time(phi_msg *m, const char *key, uint64_t t) {
+        char buf[32];
+
+        if (!t)
+                return phi_msg_put_pair(m, key, "-");
+        format_time(t, buf);
+        return phi_msg_put_pair(m, key, buf);
+}
+
+/* Whether the caller may see request x: their own, one they may decide (an
+ * approver of its role), or any for admins, auditors and the approver group. */
+static bool elev_visible(const struct phi_verify_request *q, const struct phi_policy *policy,
+                         const struct phi_access_subject *who, const struct phi_elev_request *x) {
+        struct phi_policy_decision dec;
+
+        if (q->privileged || strcmp(x->requester, q->user) == 0)
+                return true;
+        if (!policy || !who)
+                return false;
+        (void) phi_policy_role_approver_check(policy, x->role, &who->who, x->requester, &dec);
+        return dec.allowed;
+}
+
+static int put_elev_row(phi_msg *m, const struct phi_elev_request *x, uint64_t now) {
+        char approvals[24];
+        int r;
+
+        snprintf(approvals, sizeof(approvals), "%u/%u", x->approvals, x->approvals_needed);
+        if ((r = phi_msg_put_pair(m, "id", x->id)) < 0 || (r = phi_msg_put_pair(m, "user", x->requester)) < 0 ||
+            (r = phi_msg_put_pair(m, "role", x->role)) < 0 || (r = phi_msg_put_pair(m, "group", x->grant_group)) < 0 ||
+            (r = phi_msg_put_pair(m, "state", phi_elev_state_name(x->state))) < 0 ||
+            (r = phi_msg_put_flag(m, "breakglass", x->breakglass)) < 0 ||
+            (r = phi_msg_put_flag(m, "reviewed", x->breakglass && x->reviewer[0])) < 0 ||
+            (r = phi_msg_put_pair(m, "approvals", approvals)) < 0 ||
+            (r = phi_msg_put_number(m, "duration", x->duration)) < 0 || (r = put_time(m, "created", x->created)) < 0 ||
+            (r = put_time(m, "pending_until", x->state == PHI_ELEV_PENDING ? x->pending_until : UINT64_C(0))) < 0 ||
+            (r = put_time(m, "starts", x->starts)) < 0 || (r = put_time(m, "expires", x->expires)) < 0 ||
+            (r = phi_msg_put_number(m, "seconds_left",
+                                    x->state == PHI_ELEV_ACTIVE && x->expires > now ? x->expires - now : UINT64_C(0))) <
+                    0 ||
+            (r = phi_msg_put_pair(m, "host", x->host)) < 0 || (r = phi_msg_put_pair(m, "reason", x->reason)) < 0 ||
+            (r = phi_msg_put_pair(m, "ticket", x->ticket)) < 0 || (r = phi_msg_put_pair(m, "ended_by", x->ended_by)) < 0 ||
+            (r = phi_msg_put_pair(m, "end_reason", x->end_reason)) < 0 ||
+            (r = phi_msg_put_pair(m, "reviewer", x->reviewer)) < 0)
+                return r;
+        return 0;
+}
+
+/* Room one request takes at most in a reply, its texts at their bounds. */
+#define ELEV_ROW_ROOM 5600
+
+/* One page of requests for phictl requests / grants, scoped to the caller:
+ * the requests after q->request_id that the caller may see, as many as fit;
+ * "more" when the page stopped for room. */
+static int serve_elev_list(phi_verifier *v, struct job *j, uint64_t now) {
+        _cleanup_msg_ phi_msg *m = phi_msg_new(PHI_MSG_OK);
+        const struct phi_verify_request *q = &j->req;
+        struct phi_access_subject who;
+        bool have_who = false, more = false, end = false;
+        char after[PHI_REQUEST_ID_LEN + 1];
+        unsigned mask = 0xff;
+        const char *requester = "";
+        int r = 0;
+
+        if (!m)
+                return -ENOMEM;
+        if (strcmp(q->list, "pending") == 0)
+                mask = PHI_ELEV_MASK(PHI_ELEV_PENDING);
+        else if (strcmp(q->list, "grants") == 0)
+                mask = PHI_ELEV_MASK(PHI_ELEV_ACTIVE) | PHI_ELEV_MASK(PHI_ELEV_APPROVED);
+        else if (strcmp(q->list, "mine") == 0)
+                requester = q->user;
+        if (!q->privileged && !requester[0] && v->access) {
+                if ((r = phi_access_subject_resolve(v->store, v->policy.passwd_file, v->policy.group_file, q->user,
+                                                    &who)) < 0)
+                        return r;
+                have_who = true;
+        }
+        snprintf(after, sizeof(after), "%s", q->request_id);
+        while (!end && !more && r >= 0) {
+                struct phi_elev_request *list = NULL;
+                size_t n = 0;
+
+                if ((r = phi_store_elev_list(v->store, mask, requester, after, 64, &list, &n)) < 0)
+                        break;
+                end = n < 64;
+                for (size_t i = 0; i < n && r >= 0; i++) {
+                        if (!elev_visible(q, v->access, have_who ? &who : NULL, &list[i]))
+                                continue;
+                        if (phi_msg_room(m) < ELEV_ROW_ROOM + 64) {
+                                more = true;
+                                break;
+                        }
+                        r = put_elev_row(m, &list[i], now);
+                        snprintf(after, sizeof(after), "%s", list[i].id);
+                }
+                if (!more && n > 0)
+                        snprintf(after, sizeof(after), "%s", list[n - 1].id);
+                free(list);
+        }
+        if (have_who)
+                phi_access_subject_clear(&who);
+        if (r >= 0)
+                r = phi_msg_put_flag(m, "more", more);
+        if (r < 0)
+                return r;
+        j->reply = PHI_TAKE_PTR(m);
+        j->outcome = O_SHOWN_LIST;
+        return 0;
+}
+
 static int serve_one(phi_verifier *v, struct job *j, uint64_t now) {
         int r;
 
@@ -646,6 +857,20 @@ static int serve_one(phi_verifier *v, struct job *j, uint64_t now) {
         case PHI_VERIFY_SESSION_CLOSE:
         case PHI_VERIFY_SESSION_GONE:
                 return serve_session_close(v, j);
+        case PHI_VERIFY_ELEV_LIST:
+                return serve_elev_list(v, j, now);
+        case PHI_VERIFY_ELEV_REQUEST:
+        case PHI_VERIFY_ELEV_CANCEL:
+        case PHI_VERIFY_ELEV_REVOKE:
+        case PHI_VERIFY_ELEV_REVIEW:
+        case PHI_VERIFY_ELEV_TICK:
+                return serve_elev(v, j, now);
+        case PHI_VERIFY_ELEV_DECIDE:
+        case PHI_VERIFY_ELEV_BREAKGLASS:
+                /* These may check the caller's code: its identity first. */
+                if ((r = identity_of(v, j->req.user, j->ident)) < 0)
+                        return r;
+                return serve_elev(v, j, now);
         default:
                 break;
         }
@@ -689,6 +914,44 @@ static void format_time(uint64_t t, char buf[static 32]) {
 
         if (!gmtime_r(&tt, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
                 snprintf(buf, 32, "%llu", (unsigned long long) t);
+}
+
+static int elev_reply(struct job *j, phi_msg **ret) {
+        _cleanup_msg_ phi_msg *m = NULL;
+        const struct phi_elev_request *x = &j->elev.req;
+        char t[32], approvals[24];
+        int r;
+
+        if (j->req.kind == PHI_VERIFY_ELEV_TICK) {
+                *ret = NULL;
+                return 0;
+        }
+        if (j->elev.error)
+                return phi_msg_new_error(j->elev.error, ret, "%s", j->elev.message);
+        m = phi_msg_new(PHI_MSG_OK);
+        if (!m)
+                return -ENOMEM;
+        snprintf(approvals, sizeof(approvals), "%u/%u", x->approvals, x->approvals_needed);
+        if ((r = phi_msg_put_pair(m, "id", x->id)) < 0 || (r = phi_msg_put_pair(m, "user", x->requester)) < 0 ||
+            (r = phi_msg_put_pair(m, "role", x->role)) < 0 ||
+            (r = phi_msg_put_pair(m, "state", phi_elev_state_name(x->state))) < 0 ||
+            (r = phi_msg_put_pair(m, "approvals", approvals)) < 0)
+                return r;
+        if (x->state == PHI_ELEV_PENDING) {
+                format_time(x->pending_until, t);
+                if ((r = phi_msg_put_pair(m, "pending_until", t)) < 0)
+                        return r;
+        }
+        if (x->starts) {
+                format_time(x->starts, t);
+                if ((r = phi_msg_put_pair(m, "starts", t)) < 0)
+                        return r;
+                format_time(x->expires, t);
+                if ((r = phi_msg_put_pair(m, "expires", t)) < 0)
+                        return r;
+        }
+        *ret = PHI_TAKE_PTR(m);
+        return 0;
 }
 
 static int reply_for(struct job *j, phi_msg **ret) {
@@ -805,6 +1068,11 @@ static int reply_for(struct job *j, phi_msg **ret) {
                 return phi_msg_new_error(-ENOENT, ret, "no open session %s of %s", j->req.session, j->req.user);
         case O_SESSION_REFUSED:
                 return phi_msg_new_error(-ESRCH, ret, "the calling process cannot be watched; session not recorded");
+        case O_SHOWN_LIST:
+                *ret = PHI_TAKE_PTR(j->reply);
+                return 0;
+        case O_ELEV:
+                return elev_reply(j, ret);
         }
         /* Logins learn one bit. */
         return phi_msg_new_error(-EACCES, ret, GENERIC_FAILURE);
@@ -820,6 +1088,31 @@ static const char *reason_of(enum outcome o) {
         case O_NO_PENDING: return "no_pending_token";
         case O_UNSEAL: return "unseal_failed";
         default: return NULL;
+        }
+}
+
+static void journal_elev(const struct job *j) {
+        for (size_t i = 0; i < j->elev.n_events; i++) {
+                const struct phi_elev_event *e = &j->elev.events[i];
+                char expires[32] = "", starts[32] = "", approvals[24];
+                if (e->expires && (e->event == PHI_EVENT_ELEVATION_APPROVED || e->event == PHI_EVENT_BREAKGLASS) &&
+                    e->approvals >= e->approvals_needed)
+                        format_time(e->expires, expires);
+                if (e->starts && expires[0])
+                        format_time(e->starts, starts);
+                snprintf(approvals, sizeof(approvals), "%u/%u", e->approvals, e->approvals_needed);
+                const struct phi_journal_field fields[] = {
+                        { "PHI_USER", e->user },
+                        { "PHI_ACTOR", e->actor[0] ? e->actor : NULL },
+                        { "PHI_ROLE", e->role },
+                        { "PHI_REQUEST_ID", e->id },
+                        { "PHI_REASON", e->reason[0] ? e->reason : NULL },
+                        { "PHI_EXPIRES", expires[0] ? expires : NULL },
+                        { "PHI_STARTS", starts[0] ? starts : NULL },
+                        { "PHI_APPROVALS", e->event == PHI_EVENT_ELEVATION_APPROVED ? approvals : NULL },
+                        { "PHI_SERVICE", "phictl" },
+                };
+                phi_journal_event(e->event, e->priority, fields, PHI_ELEMENTSOF(fields), "%s", e->message);
         }
 }
 
@@ -848,16 +1141,29 @@ static void journal_access(const struct job *j) {
                 { "PHI_PID", session ? pid : NULL },
                 { "PHI_ACTOR", j->req.kind == PHI_VERIFY_SESSION_GONE ? "phiaccessd" : NULL },
                 { "PHI_HOST", session ? x->host : NULL },
+                { "PHI_ROLE", j->sudo_role[0] ? j->sudo_role : NULL },
+                { "PHI_REQUEST_ID", j->sudo_request[0] ? j->sudo_request : NULL },
         };
         const size_t n = PHI_ELEMENTSOF(fields);
         const char *from = rhost[0] ? " from " : "";
 
         switch (j->outcome) {
         case O_ALLOWED:
-                phi_journal_event(PHI_EVENT_ACCESS_GRANTED, LOG_INFO, fields, n, "Access for %s to %s%s%s granted by rule %s",
-                                  user, service, from, rhost, j->decision.rule);
+                if (q->elevate)
+                        phi_journal_event(PHI_EVENT_SUDO_ESCALATION, LOG_NOTICE, fields, n,
+                                          "%s may use %s under the grant of role %s (request %s)", user, service,
+                                          j->sudo_role, j->sudo_request);
+                else
+                        phi_journal_event(PHI_EVENT_ACCESS_GRANTED, LOG_INFO, fields, n,
+                                          "Access for %s to %s%s%s granted by rule %s", user, service, from, rhost,
+                                          j->decision.rule);
                 break;
         case O_DENIED:
+                if (q->elevate) {
+                        phi_journal_event(PHI_EVENT_SUDO_DENIED, LOG_WARNING, fields, n, "%s refused %s: %s", service,
+                                          user, j->decision.reason);
+                        break;
+                }
                 phi_journal_event(PHI_EVENT_ACCESS_DENIED, LOG_NOTICE, fields, n,
                                   "Access for %s to %s%s%s denied by rule %s: %s", user, service, from, rhost,
                                   j->decision.rule, j->decision.reason);
@@ -887,13 +1193,13 @@ static void journal_access(const struct job *j) {
         }
 }
 
-static void journal_job(const struct job *j) {
+static void journal_outcome(const struct job *j, enum outcome outcome) {
         const struct phi_verify_request *q = &j->req;
-        const char *reason = reason_of(j->outcome);
+        const char *reason = reason_of(outcome);
         char until[32] = "", expires[32] = "";
         /* A ticket's deadline, or the end of the lockout that refused a code. */
-        if (j->outcome == O_ISSUED || j->outcome == O_LOCKED)
-                format_time(j->outcome == O_ISSUED ? j->expires : j->locked_until, expires);
+        if (outcome == O_ISSUED || outcome == O_LOCKED)
+                format_time(outcome == O_ISSUED ? j->expires : j->locked_until, expires);
         const struct phi_journal_field fields[] = {
                 { "PHI_USER", q->user },
                 { "PHI_SERVICE", q->service[0] ? q->service : NULL },
@@ -906,7 +1212,7 @@ static void journal_job(const struct job *j) {
         const size_t n = PHI_ELEMENTSOF(fields);
         const char *what = q->kind == PHI_VERIFY_ACTIVATE ? "enrolment code" : "TOTP";
 
-        switch (j->outcome) {
+        switch (outcome) {
         case O_OK:
                 phi_journal_event(PHI_EVENT_AUTH_OK, LOG_INFO, fields, n, "TOTP accepted for %s (%s%s%s)",
                                   q->user, q->service, q->rhost[0] ? " from " : "", q->rhost);
@@ -981,6 +1287,8 @@ static void journal_job(const struct job *j) {
         case O_NONE:
         case O_ABANDONED:
         case O_SHOWN:
+        case O_SHOWN_LIST:
+        case O_ELEV:
                 break;
         }
         if (j->lock_user || j->lock_host) {
@@ -998,6 +1306,17 @@ static void journal_job(const struct job *j) {
                                   "Too many failed codes for %s%s%s: locked out until %s", q->user,
                                   j->lock_host ? ", host " : "", j->lock_host ? q->rhost : "", until);
         }
+}
+
+static void journal_job(const struct job *j) {
+        if (j->outcome == O_ELEV) {
+                /* The code that confirmed it (or failed to) first, as for a login. */
+                if (j->totp_outcome != O_NONE)
+                        journal_outcome(j, j->totp_outcome);
+                journal_elev(j);
+                return;
+        }
+        journal_outcome(j, j->outcome);
 }
 
 /* ---------------------------------------------------------------- the thread */
@@ -1127,6 +1446,73 @@ static int sessions_recover(phi_verifier *v) {
         return r;
 }
 
+/* -------------------------------------------------- elevation timer, grants */
+
+static int on_elev_timer(sd_event_source *src, uint64_t usec, void *userdata);
+
+/* A tick to run: it makes what is due and finds when the next one is. */
+static void elev_tick_soon(phi_verifier *v) {
+        struct phi_verify_request q = { .kind = PHI_VERIFY_ELEV_TICK };
+
+        if (v->elev_tick_queued)
+                return;
+        if (enqueue_internal(v, &q) < 0) {
+                /* The timer tries again in a second. */
+                phi_log(LOG_WARNING, "elevation check postponed: the queue is full");
+                if (v->elev_timer) {
+                        (void) sd_event_source_set_time_relative(v->elev_timer, 1000000);
+                        (void) sd_event_source_set_enabled(v->elev_timer, SD_EVENT_ONESHOT);
+                }
+                return;
+        }
+        v->elev_tick_queued = true;
+        round_schedule(v);
+}
+
+static int on_elev_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        (void) src, (void) usec;
+        elev_tick_soon(userdata);
+        return 0;
+}
+
+/* Arms the timer for `at` (Unix seconds; 0: nothing due). */
+static void elev_timer_arm(phi_verifier *v, uint64_t at) {
+        int r;
+
+        if (!at) {
+                if (v->elev_timer)
+                        (void) sd_event_source_set_enabled(v->elev_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (!v->elev_timer)
+                r = sd_event_add_time(v->event, &v->elev_timer, CLOCK_REALTIME, at * 1000000ULL, 0, on_elev_timer, v);
+        else if ((r = sd_event_source_set_time(v->elev_timer, at * 1000000ULL)) >= 0)
+                r = sd_event_source_set_enabled(v->elev_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                phi_log(LOG_ERR, "cannot arm the elevation timer: %s; grants end at the next request instead",
+                        phi_errno_text(r));
+}
+
+/* The active grants as nss_phi serves them. */
+static void grants_publish(phi_verifier *v) {
+        /* The grants file for nss_phi is written by grants_publish.c, which
+         * joins this tree with the NSS side of grants; until then a grant is
+         * enforced by pam_phi's elevate check alone. */
+        phi_log(LOG_DEBUG, "the set of active grants changed");
+        (void) v;
+}
+
+static void elev_after_commit(phi_verifier *v, struct job *j) {
+        if (j->req.kind == PHI_VERIFY_ELEV_TICK) {
+                v->elev_tick_queued = false;
+                elev_timer_arm(v, j->elev_next);
+        } else if (!j->elev.error)
+                /* Something changed: when the next transition is due may have too. */
+                elev_tick_soon(v);
+        if (j->elev.grants_changed)
+                grants_publish(v);
+}
+
 /* Serves the batch in one transaction and leaves each job's reply in j->reply;
  * a rolled-back round leaves errors and no outcome. */
 static void round_serve(phi_verifier *v, struct queue *batch) {
@@ -1172,6 +1558,8 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
                                 watch_add(v, j->session.id, PHI_TAKE_FD(j->pidfd));
                         else if (j->outcome == O_SESSION_CLOSED && !j->internal)
                                 watch_remove(v, j->session.id);
+                        else if (j->outcome == O_ELEV)
+                                elev_after_commit(v, j);
         for (j = batch->head; j; j = j->next) {
                 phi_msg *reply = NULL;
                 phi_secret_wipe(j->req.code, sizeof(j->req.code));
@@ -1419,6 +1807,8 @@ static int thread_setup(phi_verifier *v) {
         }
         /* Not fatal: a session not recovered stays listed until the next start. */
         (void) sessions_recover(v);
+        /* What came due while the daemon was down happens now; then the timer. */
+        elev_tick_soon(v);
         return 0;
 }
 
@@ -1437,6 +1827,7 @@ static void *verifier_thread(void *arg) {
         phi_server_free(PHI_TAKE_PTR(v->pam));
         while (v->watches)
                 watch_free(v->watches);
+        v->elev_timer = sd_event_source_disable_unref(v->elev_timer);
         sd_event_source_disable_unref(PHI_TAKE_PTR(v->wake_src));
         sd_event_source_disable_unref(PHI_TAKE_PTR(v->round_src));
         v->event = sd_event_unref(v->event);

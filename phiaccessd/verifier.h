@@ -35,6 +35,7 @@
 #include "phi/wire.h"
 #include "phi/policy.h"
 #include "seal.h"
+#include "elevation.h"
 #include "sessions.h"
 #include "totp.h"
 
@@ -64,6 +65,14 @@ enum phi_verify_kind {
         PHI_VERIFY_SESSION_OPEN,  /* PAM session open: a new session of the calling process */
         PHI_VERIFY_SESSION_CLOSE, /* PAM session close: the session of that id */
         PHI_VERIFY_SESSION_GONE,  /* the verifier's own: the session's process has ended */
+        PHI_VERIFY_ELEV_REQUEST,  /* user (the caller) asks for role (elevation.h) */
+        PHI_VERIFY_ELEV_DECIDE,   /* user approves or denies request_id (code: theirs) */
+        PHI_VERIFY_ELEV_CANCEL,
+        PHI_VERIFY_ELEV_REVOKE,
+        PHI_VERIFY_ELEV_BREAKGLASS,
+        PHI_VERIFY_ELEV_REVIEW,   /* reason: the review's note */
+        PHI_VERIFY_ELEV_LIST,     /* list: pending, mine, all or grants; request_id: after */
+        PHI_VERIFY_ELEV_TICK,     /* the verifier's own: transitions that are due */
 };
 
 struct phi_verify_request {
@@ -80,6 +89,16 @@ struct phi_verify_request {
         char session[PHI_SESSION_ID_LEN + 1]; /* SESSION_CLOSE, SESSION_GONE */
         const char *gone_reason;            /* SESSION_GONE: PHI_REASON (static text) */
         uint64_t pid;                       /* SESSION_OPEN: the PAM stack's process */
+        char role[PHI_POLICY_NAME_MAX + 1];     /* ELEV_* */
+        char request_id[PHI_REQUEST_ID_LEN + 1];
+        char reason[PHI_ELEV_TEXT_MAX + 1];
+        char ticket[PHI_ELEV_TICKET_MAX + 1];
+        char list[16];
+        uint64_t start;
+        bool approve;                       /* ELEV_DECIDE */
+        bool code_given;                    /* ELEV_DECIDE: a code came with it */
+        bool admin;                         /* ELEV_REVOKE: root or the admin group */
+        bool privileged;                    /* ELEV_LIST: sees everyone's (admin, approver, auditor) */
         /* SHOW: the reply so far (USER_INFO with the identity); the verifier
          * adds the token's state and sends it. Once submitted it is the
          * verifier's; if submit() fails it stays the caller's. */

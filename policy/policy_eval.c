@@ -444,6 +444,13 @@ static int role_eligible(const struct phi_policy *p, const char *role, const str
         return 0;
 }
 
+bool phi_policy_role_covers_host(const struct phi_policy_role *r, const char *host) {
+        for (size_t i = 0; i < r->n_hosts; i++)
+                if (policy_host_match(r->hosts[i], host))
+                        return true;
+        return false;
+}
+
 int phi_policy_role_eligible(const struct phi_policy *p, const char *role, const struct phi_policy_subject *who,
                              const char *host, struct phi_policy_decision *ret) {
         const struct phi_policy_role *r;

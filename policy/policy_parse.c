@@ -36,7 +36,7 @@ static const char *const role_keys[R_MAX] = {
 #define ROLE_MAX_DURATION_MIN 60u
 #define ROLE_MAX_DURATION_MAX (30u * 86400u)
 #define ROLE_PENDING_DEFAULT 86400u
-#define ROLE_PENDING_MIN 300u
+#define ROLE_PENDING_MIN 60u
 #define ROLE_PENDING_MAX (30u * 86400u)
 #define ROLE_BREAKGLASS_DEFAULT 3600u
 #define ROLE_BREAKGLASS_MIN 60u

@@ -125,7 +125,7 @@ static const struct bad_case cases[] = {
         { "[role:r]\n" R "max_duration = 45d\n", 6,
           "max_duration must be a duration like 90s, 30m, 4h or 7d from 1m to 30d, got '45d'" },
         { "[role:r]\n" R "max_duration = 4 h\n", 6, "max_duration must be a duration" },
-        { "[role:r]\n" R "pending_lifetime = 1m\n", 6, "pending_lifetime must be a duration like 90s, 30m, 4h or 7d from 5m to 30d" },
+        { "[role:r]\n" R "pending_lifetime = 59s\n", 6, "pending_lifetime must be a duration like 90s, 30m, 4h or 7d from 1m to 30d" },
         { "[role:r]\n" R "breakglass = yes\nbreakglass_max = 2d\n", 7, "breakglass_max must be a duration like 90s, 30m, 4h or 7d from 1m to 1d" },
         { "[role:r]\n" R "reason_required = sometimes\n", 6, "reason_required must be yes or no, got 'sometimes'" },
         { "[role:r]\n" R "approver_totp = maybe\n", 6, "approver_totp must be yes or no" },

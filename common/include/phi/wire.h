@@ -110,6 +110,11 @@ enum phi_tag {
         PHI_TAG_FLAG = 26,       /* u64 bool: value for the preceding KEY, yes (1) or no (0) */
         PHI_TAG_HOST = 27,       /* str: the host a policy question is about */
         PHI_TAG_SESSION = 28,    /* str: a session id (32 hex digits) */
+        PHI_TAG_ROLE = 29,       /* str: a [role:NAME] of the policy */
+        PHI_TAG_REQUEST = 30,    /* str: an elevation request id (12 hex digits) */
+        PHI_TAG_REASON = 31,     /* str: why, as a person wrote it */
+        PHI_TAG_START = 32,      /* u64: Unix seconds a grant is to start at */
+        PHI_TAG_TICKET = 33,     /* str: an outside reference (change ticket) */
         _PHI_TAG_MAX,
 };
 
@@ -134,6 +139,17 @@ enum phi_msg_type {
         PHI_MSG_ACCOUNT = 0x0201,     /* USER SERVICE [RHOST] [TTY] [ELEVATE] -> OK | ERROR */
         PHI_MSG_SESSION = 0x0202,     /* USER SERVICE STATE(open|close) [RHOST] [TTY] [SESSION]
                                        * -> OK (open: SESSION, the new id) */
+
+        /* Just-in-time elevation (phictl request ...). The caller is the
+         * requester, the approver or the admin, known by SO_PEERCRED. */
+        PHI_MSG_ELEV_REQUEST = 0x0400,  /* ROLE DURATION [REASON] [START] [TICKET] -> OK (pairs) */
+        PHI_MSG_ELEV_DECIDE = 0x0401,   /* REQUEST STATE(approve|deny) [REASON] [CODE] -> OK (pairs) */
+        PHI_MSG_ELEV_CANCEL = 0x0402,   /* REQUEST -> OK */
+        PHI_MSG_ELEV_REVOKE = 0x0403,   /* REQUEST [REASON] -> OK */
+        PHI_MSG_ELEV_LIST = 0x0404,     /* STATE(pending|mine|all|grants) [REQUEST after] -> OK (pairs
+                                         * per request, each starting with "id"; flag "more") */
+        PHI_MSG_BREAKGLASS = 0x0405,    /* ROLE REASON CODE [DURATION] -> OK (pairs) */
+        PHI_MSG_REVIEW = 0x0406,        /* REQUEST REASON(the note) -> OK */
 
         /* TOTP enrolment (phictl totp ...). The caller of ENROLL and ACTIVATE is the
          * user enrolling, known by SO_PEERCRED; ISSUE and RESET are admin verbs. */

@@ -186,6 +186,10 @@ const struct phi_policy_role *phi_policy_role_find(const struct phi_policy *p, c
 size_t phi_policy_role_count(const struct phi_policy *p) _phi_nonnull_;
 const struct phi_policy_role *phi_policy_role_at(const struct phi_policy *p, size_t i) _phi_nonnull_;
 
+/* Whether one of the role's host patterns matches host (this host, for an
+ * active grant: the role must cover where it is used). */
+bool phi_policy_role_covers_host(const struct phi_policy_role *r, const char *host) _phi_nonnull_;
+
 /* May this user ask for the role on this host? In one of its eligible groups,
  * and the host is one the role covers. Same return convention as
  * phi_policy_check_access(). */
