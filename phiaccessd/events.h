@@ -29,6 +29,7 @@ enum phi_event {
         PHI_EVENT_AUDIT_QUERY,
         PHI_EVENT_LDAP_SYNC,
         PHI_EVENT_CHECKPOINT,
+        PHI_EVENT_STORE_RESTORED,
         _PHI_EVENT_MAX,
 };
 
@@ -62,4 +63,5 @@ static const struct phi_event_info phi_events[_PHI_EVENT_MAX] = {
         [PHI_EVENT_AUDIT_QUERY] = { "audit_query", "fd17d30aa8be47b8af00223a92f59da4" },
         [PHI_EVENT_LDAP_SYNC] = { "ldap_sync", "50710b7363c14ed29f494648bd1eb9ea" },
         [PHI_EVENT_CHECKPOINT] = { "checkpoint", "9b1e2f3f99c84d81b21cc88e6dc5629a" },
+        [PHI_EVENT_STORE_RESTORED] = { "store_restored", "c899cb0daa12446a9af3c88433359c5f" },
 };

@@ -14,9 +14,11 @@
 #include <systemd/sd-event.h>
 #include <time.h>
 
+#include "backup.h"
 #include "config.h"
 #include "daemon.h"
 #include "journal.h"
+#include "localfiles.h"
 #include "phi/client.h"
 #include "policy_state.h"
 #include "server.h"
@@ -43,6 +45,8 @@ static void usage(FILE *f) {
                 "  -f, --foreground    stay in the foreground (the only mode; systemd runs it so)\n"
                 "      --check-config  validate the configuration, print FILE:LINE: message per\n"
                 "                      problem, exit 1 if there is any\n"
+                "      --restore FILE  replace the store with the backup FILE (phictl backup), with\n"
+                "                      the daemon stopped; codes used before it are refused after\n"
                 "  -h, --help          show this help and exit\n"
                 "      --version       show the version and exit\n");
 }
@@ -339,17 +343,50 @@ static int run(struct main_ctx *m) {
         return r;
 }
 
+/* phiaccessd --restore FILE: under the instance lock a daemon takes, so that
+ * none runs meanwhile (and none starts: socket activation finds it taken). */
+static int restore(const char *config_path, const char *file) {
+        struct phi_config *c = NULL;
+        _cleanup_free_ char *name = NULL;
+        char actor[64];
+        gid_t gid;
+        int fd = -1, r;
+
+        if (load_config(config_path, &c, true) < 0)
+                return 1;
+        /* The invoking user, from the passwd file (never NSS, as everywhere here). */
+        if (phi_local_user_by_uid(c->passwd_file, getuid(), &name, &gid) == 0)
+                snprintf(actor, sizeof(actor), "%s", name);
+        else
+                snprintf(actor, sizeof(actor), "uid %u", (unsigned) getuid());
+        r = instance_lock(c->store_path, &fd);
+        if (r == -EALREADY)
+                fprintf(stderr, "phiaccessd: restore refused: phiaccessd is running on the store %s; stop it first "
+                                "(systemctl stop phiaccessd); the store was not changed\n",
+                        c->store_path);
+        else if (r < 0)
+                fprintf(stderr, "phiaccessd: restore refused: cannot take the store's lock: %s; the store was not "
+                                "changed\n", phi_errno_text(r));
+        else
+                r = phi_backup_restore(c, file, actor, stdout, stderr);
+        (void) phi_close_safe(fd);
+        phi_config_unref(c);
+        return r < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
-        enum { OPT_CHECK = 256, OPT_VERSION };
+        enum { OPT_CHECK = 256, OPT_VERSION, OPT_RESTORE };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "foreground", no_argument, NULL, 'f' },
                 { "check-config", no_argument, NULL, OPT_CHECK },
+                { "restore", required_argument, NULL, OPT_RESTORE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, OPT_VERSION },
                 {},
         };
         struct main_ctx m = { .config_path = PHI_CONFIG_PATH, .instance_fd = -1 };
+        const char *restore_file = NULL;
         bool check = false;
         int c, r;
 
@@ -369,6 +406,9 @@ int main(int argc, char **argv) {
                 case OPT_CHECK:
                         check = true;
                         break;
+                case OPT_RESTORE:
+                        restore_file = optarg;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -384,6 +424,12 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "phiaccessd: unexpected argument '%s'\n", argv[optind]);
                 return 2;
         }
+        if (restore_file && check) {
+                fprintf(stderr, "phiaccessd: --restore and --check-config do not go together\n");
+                return 2;
+        }
+        if (restore_file)
+                return restore(m.config_path, restore_file);
         if (check) {
                 struct phi_config_errors errors = { 0 };
                 struct phi_config *cfg = NULL;

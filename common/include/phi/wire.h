@@ -126,6 +126,11 @@ enum phi_msg_type {
         PHI_MSG_RELOAD = 0x0104,      /* -> OK (pairs: config, policy) | ERROR when either is refused */
         PHI_MSG_POLICY_CHECK = 0x0105, /* USER SERVICE [HOST] -> OK (pairs: allowed, rule, reason,
                                         * refusal, host, service) */
+        /* phictl backup: the file to write comes with the request as a descriptor
+         * (SCM_RIGHTS: exactly one, on this type only; the daemon cannot open
+         * the caller's paths). -> OK (pairs: bytes, schema_version, counts,
+         * integrity, taken_at) */
+        PHI_MSG_BACKUP = 0x0106,
         PHI_MSG_AUTH = 0x0200,        /* USER CODE SERVICE [RHOST] [TTY] [ENROLL] -> OK | ERROR
                                        * | TOTP_SECRET (enrolment at login) */
         PHI_MSG_ACCOUNT = 0x0201,     /* USER SERVICE [RHOST] [TTY] [ELEVATE] -> OK | ERROR */
