@@ -316,7 +316,7 @@ static int swap_in(struct restore *x) {
                 snprintf(kept_wal, sizeof(kept_wal), "%s-wal", x->kept);
                 snprintf(shm, sizeof(shm), "%s-shm", x->store);
                 if (exists(x->kept)) {
-                        snprintf(x->why, sizeof(x->why), "%s exists already; try again in a second", x->kept);
+                        snprintf(x->why, sizeof(x->why), "%.400s exists already; try again in a second", x->kept);
                         x->kept[0] = 0;
                         return -EEXIST;
                 }
@@ -362,6 +362,12 @@ int phi_backup_restore(const struct phi_config *c, const char *file, const char 
         if (!*x.store || strcmp(x.store, ":memory:") == 0) {
                 snprintf(x.why, sizeof(x.why), "the configured store is in memory");
                 r = -EOPNOTSUPP;
+                goto out;
+        }
+        /* Room for the names made from it below (.replaced-..., -wal). */
+        if (strlen(x.store) > 4000) {
+                snprintf(x.why, sizeof(x.why), "the store's path is too long");
+                r = -ENAMETOOLONG;
                 goto out;
         }
         if ((r = copy_beside(&x)) < 0)
