@@ -2,13 +2,13 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "backup.h"
 #include "dispatch.h"
 #include "journal.h"
 #include "localfiles.h"
 #include "phi/parse.h"
 #include "policy_state.h"
 #include "totp_handlers.h"
-#include "backup.h"
 
 typedef int (*handler_fn)(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                           phi_msg **ret_reply, uint64_t *ret_ticket);

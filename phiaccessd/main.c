@@ -189,7 +189,7 @@ static void ensure_parent_dir(const char *path) {
  * stops before touching anything. flock, on a file of its own: the database's
  * POSIX locks belong to SQLite (see store_sqlite.c).
  */
-static int instance_lock(const char *store_path, int *ret_fd) {
+static int instance_lock(const char *store_path, const char *refusal, int *ret_fd) {
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -1;
         char pid[24] = "";
@@ -214,8 +214,8 @@ static int instance_lock(const char *store_path, int *ret_fd) {
                         n = pread(fd, pid, sizeof(pid) - 1, 0);
                         pid[n > 0 ? n : 0] = 0;
                         pid[strcspn(pid, "\n")] = 0;
-                        phi_log(LOG_ERR, "another phiaccessd%s%s%s uses the store %s; not starting a second one",
-                                *pid ? " (pid " : "", pid, *pid ? ")" : "", store_path);
+                        phi_log(LOG_ERR, "another phiaccessd%s%s%s uses the store %s; %s",
+                                *pid ? " (pid " : "", pid, *pid ? ")" : "", store_path, refusal);
                         return -EALREADY;
                 }
                 phi_log(LOG_ERR, "cannot lock %s: %s", path, phi_errno_text(r));
@@ -295,7 +295,7 @@ static int run(struct main_ctx *m) {
 
         ensure_parent_dir(m->daemon.config->store_path);
         ensure_parent_dir(m->daemon.config->snapshot_path);
-        if ((r = instance_lock(m->daemon.config->store_path, &m->instance_fd)) < 0)
+        if ((r = instance_lock(m->daemon.config->store_path, "not starting a second one", &m->instance_fd)) < 0)
                 return r;
         r = phi_store_open("sqlite", m->daemon.config->store_path, PHI_IDENTITIES_READ, &m->daemon.store);
         if (r < 0) {
@@ -359,11 +359,10 @@ static int restore(const char *config_path, const char *file) {
                 snprintf(actor, sizeof(actor), "%s", name);
         else
                 snprintf(actor, sizeof(actor), "uid %u", (unsigned) getuid());
-        r = instance_lock(c->store_path, &fd);
+        r = instance_lock(c->store_path, "restore refused: stop it first (systemctl stop phiaccessd); the store "
+                                         "was not changed", &fd);
         if (r == -EALREADY)
-                fprintf(stderr, "phiaccessd: restore refused: phiaccessd is running on the store %s; stop it first "
-                                "(systemctl stop phiaccessd); the store was not changed\n",
-                        c->store_path);
+                ;   /* said by instance_lock() */
         else if (r < 0)
                 fprintf(stderr, "phiaccessd: restore refused: cannot take the store's lock: %s; the store was not "
                                 "changed\n", phi_errno_text(r));

@@ -86,6 +86,7 @@ for n in 1 2 3; do
     b=$BK/b$n.db
     phi_assert_eq "$(sqlite3 "$b" "PRAGMA integrity_check")" ok "backup $n passes SQLite's integrity check"
     phi_assert_eq "$(sqlite3 "$b" "SELECT count(*) FROM totp_tokens WHERE state = 2")" 5 "backup $n holds the 5 active tokens"
+    phi_log "backup $n: $(tr -s ' \n' ' ' <"$PHI_TMP/backup.$n.out" | cut -c1-200)"
     phi_assert_eq "$(pair "$PHI_TMP/backup.$n.out" tokens_active)" 5 "phictl backup $n reports 5 active tokens"
     phi_assert_eq "$(pair "$PHI_TMP/backup.$n.out" bytes)" "$(stat -c %s "$b")" "phictl backup $n reports the file's size"
     phi_assert_eq "$(pair "$PHI_TMP/backup.$n.out" schema_version)" \
@@ -160,8 +161,8 @@ ino=$(stat -c %i "$db")
 rc=0
 "$DAEMON" --restore "$backup" --config "$TOTP_CONF" >"$PHI_TMP/running.out" 2>&1 || rc=$?
 phi_assert_eq "$rc" 1 "restore with the daemon running: exit 1"
-phi_assert_contains "$(cat "$PHI_TMP/running.out")" "restore refused: phiaccessd is running on the store $db; stop it first" \
-    "saying the daemon runs"
+phi_assert_contains "$(cat "$PHI_TMP/running.out")" \
+    "another phiaccessd (pid $TOTP_DAEMON_PID) uses the store $db; restore refused: stop it first" "saying the daemon runs"
 phi_assert_eq "$(stat -c %i "$db")" "$ino" "the store is the same file"
 phi_check "nothing was put beside it" bash -c "! compgen -G '$db.re*' >/dev/null"
 
