@@ -45,8 +45,8 @@ static void usage(FILE *f) {
                 "  -f, --foreground    stay in the foreground (the only mode; systemd runs it so)\n"
                 "      --check-config  validate the configuration, print FILE:LINE: message per\n"
                 "                      problem, exit 1 if there is any\n"
-                "      --restore FILE  replace the store with the backup FILE (phictl backup), with\n"
-                "                      the daemon stopped; codes used before it are refused after\n"
+                "      --restore FILE  replace the store with the backup FILE (phictl backup), the\n"
+                "                      daemon stopped; no code acceptable up to then is accepted again\n"
                 "  -h, --help          show this help and exit\n"
                 "      --version       show the version and exit\n");
 }
