@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Backup and restore of the store's shared part; see backup.h. */
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,46 @@ static int temp_beside(const char *store, const char *what, char **ret_path, int
         return 0;
 }
 
+/* The names are distinctive, so that nothing an admin named is taken for one:
+ * STORE.backup-in-progress-XXXXXX, STORE.restore-in-progress-XXXXXX. */
+#define BACKUP_TEMP "backup-in-progress"
+#define RESTORE_TEMP "restore-in-progress"
+
+/* mkostemp()'s six characters, then nothing or a side file's suffix. */
+static bool temp_tail(const char *t) {
+        for (int i = 0; i < 6; i++)
+                if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= '0' && t[i] <= '9')))
+                        return false;
+        return t[6] == 0 || t[6] == '-';
+}
+
+void phi_backup_remove_leftovers(const char *store) {
+        static const char *const kinds[] = { "." BACKUP_TEMP "-", "." RESTORE_TEMP "-" };
+        _cleanup_free_ char *dir = NULL;
+        const char *slash = strrchr(store, '/'), *base = slash ? slash + 1 : store;
+        size_t n_base = strlen(base);
+        DIR *d;
+        struct dirent *e;
+
+        if (!*store || strcmp(store, ":memory:") == 0)
+                return;
+        dir = slash ? strndup(store, slash == store ? 1 : (size_t) (slash - store)) : strdup(".");
+        if (!dir || !(d = opendir(dir)))
+                return;
+        while ((e = readdir(d))) {
+                bool ours = false;
+                if (strncmp(e->d_name, base, n_base) != 0)
+                        continue;
+                for (size_t i = 0; i < PHI_ELEMENTSOF(kinds); i++)
+                        ours |= strncmp(e->d_name + n_base, kinds[i], strlen(kinds[i])) == 0 &&
+                                temp_tail(e->d_name + n_base + strlen(kinds[i]));
+                if (ours && unlinkat(dirfd(d), e->d_name, 0) == 0)
+                        phi_log(LOG_NOTICE, "removed %s/%s, left by a backup or restore that did not finish", dir,
+                                e->d_name);
+        }
+        closedir(d);
+}
+
 /* ------------------------------------------------------------------ backup */
 
 /*
@@ -130,7 +171,7 @@ int phi_handle_backup(struct phi_daemon *d, const struct phi_caller *caller, con
                 return phi_msg_new_error(-EOPNOTSUPP, ret_reply, "the store is in memory; nothing to back up");
 
         what = "cannot create a temporary file beside the store";
-        if ((r = temp_beside(store, "backup", &tmp, &tfd)) < 0)
+        if ((r = temp_beside(store, BACKUP_TEMP, &tmp, &tfd)) < 0)
                 goto out;
         /* New and empty: no SQLite lock on it that closing could drop. */
         tfd = phi_close_safe(tfd);
@@ -233,7 +274,7 @@ static int copy_beside(struct restore *x) {
         /* A first look before copying what may be anything, however large. */
         if ((r = check_header_fd(in, x->why, sizeof(x->why))) < 0)
                 return r;
-        if ((r = temp_beside(x->store, "restore", &x->tmp, &out)) < 0) {
+        if ((r = temp_beside(x->store, RESTORE_TEMP, &x->tmp, &out)) < 0) {
                 snprintf(x->why, sizeof(x->why), "cannot create a file beside the store: %s", phi_errno_text(r));
                 return r;
         }

@@ -35,3 +35,9 @@ int phi_handle_backup(struct phi_daemon *d, const struct phi_caller *caller, con
  * the restore is journaled as store_restored with actor. */
 int phi_backup_restore(const struct phi_config *c, const char *file, const char *actor, FILE *out, FILE *err)
         _phi_nonnull_;
+
+/* Removes what a backup or restore interrupted by a crash left beside the
+ * store (STORE.backup-in-progress-XXXXXX: a copy of every sealed seed;
+ * STORE.restore-in-progress-XXXXXX; and their side files). Called at start, under the instance lock,
+ * when neither can be running. */
+void phi_backup_remove_leftovers(const char *store) _phi_nonnull_;

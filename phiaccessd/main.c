@@ -297,6 +297,7 @@ static int run(struct main_ctx *m) {
         ensure_parent_dir(m->daemon.config->snapshot_path);
         if ((r = instance_lock(m->daemon.config->store_path, "not starting a second one", &m->instance_fd)) < 0)
                 return r;
+        phi_backup_remove_leftovers(m->daemon.config->store_path);
         r = phi_store_open("sqlite", m->daemon.config->store_path, PHI_IDENTITIES_READ, &m->daemon.store);
         if (r < 0) {
                 phi_log(LOG_ERR, "cannot open the store %s: %s", m->daemon.config->store_path,

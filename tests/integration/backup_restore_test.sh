@@ -155,6 +155,11 @@ phi_assert_eq "$(totp_pam phi-auth alice --answer "$code")" PAM_AUTH_ERR "her co
 "$PHICTL" backup "$BK/with-ticket.db" >"$PHI_TMP/with-ticket.out"
 phi_assert_eq "$(pair "$PHI_TMP/with-ticket.out" tickets)" 1 "a backup counts the open ticket"
 
+# --json: numbers as JSON numbers.
+"$PHICTL" --json backup "$BK/json.db" >"$PHI_TMP/json.out"
+phi_assert_eq "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["tokens_active"], d["integrity"], type(d["bytes"]).__name__)' "$PHI_TMP/json.out")" \
+    "5 ok int" "phictl --json backup: one JSON object, counts as numbers"
+
 # ---------------------------------------------------------- restore refusals
 # Running daemon: refused by the instance lock, the store untouched.
 ino=$(stat -c %i "$db")
@@ -220,7 +225,14 @@ phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field PHI_FLOOR_STEP)" "$floor" 
 phi_assert_eq "$(printf '%s\n' "$ev" | phi_json_field MESSAGE_ID)" \
     "$(sed -n 's/.*"store_restored", "\([0-9a-f]*\)".*/\1/p' "$PHI_SOURCE_DIR/phiaccessd/events.h")" "with its MESSAGE_ID"
 
+# What a crash in the middle of a backup would leave (a copy of every
+# sealed seed) is removed when the daemon starts.
+cp "$BK/b1.db" "$db.backup-in-progress-Xy12ab"
+cp "$BK/b1.db" "$db.backup-monday"
 totp_daemon_start
+phi_check "a leftover backup copy beside the store is removed at start" test ! -e "$db.backup-in-progress-Xy12ab"
+phi_check "a file an admin named is not" test -e "$db.backup-monday"
+rm "$db.backup-monday"
 cur=$(phi_journal_cursor)
 phi_assert_eq "$(totp_pam phi-auth alice --answer "$code")" PAM_AUTH_ERR \
     "after the restore, the code alice used after the backup is refused"
