@@ -212,6 +212,51 @@ int phi_client_send(phi_client *c, const phi_msg *req) {
         return r;
 }
 
+int phi_client_send_fd(phi_client *c, const phi_msg *req, int fd) {
+        uint8_t *frame = NULL;
+        size_t len = 0;
+        int r;
+
+        if (fd < 0)
+                return -EBADF;
+        if ((r = phi_msg_encode(req, &frame, &len)) < 0)
+                return r;
+        /* The descriptor rides on the first sendmsg() that moves a byte; the
+         * rest of the frame follows as usual. */
+        for (;;) {
+                union {
+                        struct cmsghdr h;
+                        char buf[CMSG_SPACE(sizeof(int))];
+                } control = { 0 };
+                struct iovec iov = { .iov_base = frame, .iov_len = len };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                                     .msg_controllen = sizeof(control.buf) };
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+                ssize_t n;
+
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+                n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n > 0) {
+                        r = phi_wire_write_frame(c->fd, frame + n, len - (size_t) n, c->deadline_ms);
+                        break;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n == 0 || errno != EAGAIN) {
+                        r = n == 0 ? -EIO : phi_negative_errno();
+                        break;
+                }
+                if ((r = wait_fd(c->fd, POLLOUT, c->deadline_ms)) < 0)
+                        break;
+        }
+        phi_secret_wipe(frame, len);
+        free(frame);
+        return r;
+}
+
 int phi_client_recv(phi_client *c, phi_msg **ret) {
         return phi_wire_read_msg(c->fd, c->deadline_ms, ret);
 }

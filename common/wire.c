@@ -195,6 +195,8 @@ static const struct msg_spec msg_specs[] = {
         SPEC(PHI_MSG_TOTP_SECRET, "totp-secret", totp_secret_fields),
         SPEC(PHI_MSG_TOTP_ACTIVATE, "totp-activate", totp_activate_fields),
         SPEC(PHI_MSG_TOTP_RESET, "totp-reset", totp_reset_fields),
+        /* backup: no fields; the file is the descriptor passed with it */
+        SPEC_EMPTY(PHI_MSG_BACKUP, "backup"),
 };
 
 static const char *const tag_names[_PHI_TAG_MAX] = {

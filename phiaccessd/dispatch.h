@@ -32,6 +32,9 @@ struct phi_caller {
          * group file, which a login (AUTH, root only) does not need. */
         bool known, roles_resolved;
         gid_t user_gid;     /* primary gid of the name, for the group file */
+        /* The descriptor passed with the request (SCM_RIGHTS; PHI_MSG_BACKUP
+         * only), -1 when none. The server's: closed after the handler. */
+        int passed_fd;
 };
 
 /* Works out who is calling from SO_PEERCRED alone: the name from the local

@@ -31,6 +31,7 @@ enum phi_event {
         PHI_EVENT_CHECKPOINT,
         PHI_EVENT_ACCESS_GRANTED,
         PHI_EVENT_ELEVATION_CANCELLED,
+        PHI_EVENT_STORE_RESTORED,
         _PHI_EVENT_MAX,
 };
 
@@ -66,4 +67,5 @@ static const struct phi_event_info phi_events[_PHI_EVENT_MAX] = {
         [PHI_EVENT_CHECKPOINT] = { "checkpoint", "9b1e2f3f99c84d81b21cc88e6dc5629a" },
         [PHI_EVENT_ACCESS_GRANTED] = { "access_granted", "30cffe775822487d99d7cdb3530d7ba9" },
         [PHI_EVENT_ELEVATION_CANCELLED] = { "elevation_cancelled", "12cc31241b2043b08d8cbf941aeabd51" },
+        [PHI_EVENT_STORE_RESTORED] = { "store_restored", "c899cb0daa12446a9af3c88433359c5f" },
 };

@@ -14,9 +14,11 @@
 #include <systemd/sd-event.h>
 #include <time.h>
 
+#include "backup.h"
 #include "config.h"
 #include "daemon.h"
 #include "journal.h"
+#include "localfiles.h"
 #include "phi/client.h"
 #include "policy_state.h"
 #include "server.h"
@@ -43,6 +45,8 @@ static void usage(FILE *f) {
                 "  -f, --foreground    stay in the foreground (the only mode; systemd runs it so)\n"
                 "      --check-config  validate the configuration, print FILE:LINE: message per\n"
                 "                      problem, exit 1 if there is any\n"
+                "      --restore FILE  replace the store with the backup FILE (phictl backup), the\n"
+                "                      daemon stopped; no code acceptable up to then is accepted again\n"
                 "  -h, --help          show this help and exit\n"
                 "      --version       show the version and exit\n");
 }
@@ -185,7 +189,7 @@ static void ensure_parent_dir(const char *path) {
  * stops before touching anything. flock, on a file of its own: the database's
  * POSIX locks belong to SQLite (see store_sqlite.c).
  */
-static int instance_lock(const char *store_path, int *ret_fd) {
+static int instance_lock(const char *store_path, const char *refusal, int *ret_fd) {
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -1;
         char pid[24] = "";
@@ -210,8 +214,8 @@ static int instance_lock(const char *store_path, int *ret_fd) {
                         n = pread(fd, pid, sizeof(pid) - 1, 0);
                         pid[n > 0 ? n : 0] = 0;
                         pid[strcspn(pid, "\n")] = 0;
-                        phi_log(LOG_ERR, "another phiaccessd%s%s%s uses the store %s; not starting a second one",
-                                *pid ? " (pid " : "", pid, *pid ? ")" : "", store_path);
+                        phi_log(LOG_ERR, "another phiaccessd%s%s%s uses the store %s; %s",
+                                *pid ? " (pid " : "", pid, *pid ? ")" : "", store_path, refusal);
                         return -EALREADY;
                 }
                 phi_log(LOG_ERR, "cannot lock %s: %s", path, phi_errno_text(r));
@@ -291,8 +295,9 @@ static int run(struct main_ctx *m) {
 
         ensure_parent_dir(m->daemon.config->store_path);
         ensure_parent_dir(m->daemon.config->snapshot_path);
-        if ((r = instance_lock(m->daemon.config->store_path, &m->instance_fd)) < 0)
+        if ((r = instance_lock(m->daemon.config->store_path, "not starting a second one", &m->instance_fd)) < 0)
                 return r;
+        phi_backup_remove_leftovers(m->daemon.config->store_path);
         r = phi_store_open("sqlite", m->daemon.config->store_path, PHI_IDENTITIES_READ, &m->daemon.store);
         if (r < 0) {
                 phi_log(LOG_ERR, "cannot open the store %s: %s", m->daemon.config->store_path,
@@ -341,17 +346,49 @@ static int run(struct main_ctx *m) {
         return r;
 }
 
+/* phiaccessd --restore FILE: under the instance lock a daemon takes, so that
+ * none runs meanwhile (and none starts: socket activation finds it taken). */
+static int restore(const char *config_path, const char *file) {
+        struct phi_config *c = NULL;
+        _cleanup_free_ char *name = NULL;
+        char actor[64];
+        gid_t gid;
+        int fd = -1, r;
+
+        if (load_config(config_path, &c, true) < 0)
+                return 1;
+        /* The invoking user, from the passwd file (never NSS, as everywhere here). */
+        if (phi_local_user_by_uid(c->passwd_file, getuid(), &name, &gid) == 0)
+                snprintf(actor, sizeof(actor), "%s", name);
+        else
+                snprintf(actor, sizeof(actor), "uid %u", (unsigned) getuid());
+        r = instance_lock(c->store_path, "restore refused: stop it first (systemctl stop phiaccessd); the store "
+                                         "was not changed", &fd);
+        if (r == -EALREADY)
+                ;   /* said by instance_lock() */
+        else if (r < 0)
+                fprintf(stderr, "phiaccessd: restore refused: cannot take the store's lock: %s; the store was not "
+                                "changed\n", phi_errno_text(r));
+        else
+                r = phi_backup_restore(c, file, actor, stdout, stderr);
+        (void) phi_close_safe(fd);
+        phi_config_unref(c);
+        return r < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
-        enum { OPT_CHECK = 256, OPT_VERSION };
+        enum { OPT_CHECK = 256, OPT_VERSION, OPT_RESTORE };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "foreground", no_argument, NULL, 'f' },
                 { "check-config", no_argument, NULL, OPT_CHECK },
+                { "restore", required_argument, NULL, OPT_RESTORE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, OPT_VERSION },
                 {},
         };
         struct main_ctx m = { .config_path = PHI_CONFIG_PATH, .instance_fd = -1 };
+        const char *restore_file = NULL;
         bool check = false;
         int c, r;
 
@@ -371,6 +408,9 @@ int main(int argc, char **argv) {
                 case OPT_CHECK:
                         check = true;
                         break;
+                case OPT_RESTORE:
+                        restore_file = optarg;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -386,6 +426,12 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "phiaccessd: unexpected argument '%s'\n", argv[optind]);
                 return 2;
         }
+        if (restore_file && check) {
+                fprintf(stderr, "phiaccessd: --restore and --check-config do not go together\n");
+                return 2;
+        }
+        if (restore_file)
+                return restore(m.config_path, restore_file);
         if (check) {
                 struct phi_config_errors errors = { 0 };
                 struct phi_config *cfg = NULL;

@@ -3,10 +3,14 @@
  * client: the daemon decides what each caller may do (by SO_PEERCRED), phictl
  * only formats requests and replies. */
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "phi/client.h"
+#include "phi/fs.h"
 #include "phi/macro.h"
 #include "phi/wire.h"
 
@@ -39,6 +43,7 @@ static const struct verb_help {
         { "breakglass", "ROLE --reason TEXT [--for DUR]", "emergency grant without approval, with your code" },
         { "review", "ID --note TEXT", "close the review of a break-glass grant (approver)" },
         { "doctor", "[--skip CHECK[,CHECK...]]", "find setups that go around phi, each with its fix (admin)" },
+        { "backup", "FILE", "consistent copy of the store, taken while logins go on (admin)" },
 };
 
 static void usage(FILE *f) {
@@ -457,6 +462,74 @@ static int verb_policy(const struct ctl *ctl, int argc, char **argv) {
         return allowed ? EXIT_DONE : EXIT_REFUSED;
 }
 
+/* The copy of a large store takes a while; the daemon answers when done. */
+#define BACKUP_TIMEOUT_MS (10 * 60 * 1000)
+
+/*
+ * phictl backup FILE: FILE is made here, new (O_EXCL: never over something),
+ * 0600 and the caller's, and its descriptor goes to the daemon with the
+ * request; the daemon writes the copy into it. On failure the half-written
+ * file is removed, if it is still the one made here.
+ */
+static int verb_backup(const struct ctl *ctl, int argc, char **argv) {
+        _cleanup_msg_ phi_msg *req = phi_msg_new(PHI_MSG_BACKUP);
+        _cleanup_msg_ phi_msg *reply = NULL;
+        _cleanup_client_ phi_client *c = NULL;
+        _cleanup_close_ int fd = -1;
+        const char *path, *message;
+        struct stat made, now;
+        int r, error;
+
+        if (argc != 2 || argv[1][0] == '-') {
+                fprintf(stderr, "phictl: usage: phictl backup FILE\n");
+                return EXIT_USAGE;
+        }
+        path = argv[1];
+        if (!req)
+                return EXIT_REFUSED;
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (fd < 0 || fstat(fd, &made) < 0) {
+                fprintf(stderr, "phictl: cannot create %s: %s\n", path,
+                        errno == EEXIST ? "it exists already (a backup is written only into a new file)"
+                                        : phi_errno_text(errno));
+                return EXIT_REFUSED;
+        }
+        r = phi_client_connect(ctl->socket_path, PHI_CLIENT_DEFAULT_TIMEOUT_MS, &c);
+        if (r < 0) {
+                fprintf(stderr, "phictl: cannot reach phiaccessd at %s: %s\n", ctl->socket_path,
+                        phi_client_strerror(r));
+                r = EXIT_UNREACHABLE;
+                goto fail;
+        }
+        phi_client_set_timeout(c, BACKUP_TIMEOUT_MS);
+        if ((r = phi_client_send_fd(c, req, fd)) < 0 || (r = phi_client_recv(c, &reply)) < 0) {
+                fprintf(stderr, "phictl: no valid answer from phiaccessd: %s\n", phi_wire_strerror(r));
+                r = EXIT_UNREACHABLE;
+                goto fail;
+        }
+        if (phi_msg_get_error(reply, &error, &message) == 0) {
+                fprintf(stderr, "phictl: %s\n", message);
+                r = EXIT_REFUSED;
+                goto fail;
+        }
+        /* The daemon synced the data; the name is ours to make durable. */
+        if ((r = phi_fs_fsync_parent(path)) < 0) {
+                fprintf(stderr, "phictl: cannot sync the directory of %s: %s\n", path, phi_errno_text(r));
+                r = EXIT_REFUSED;
+                goto fail;
+        }
+        print_pairs(ctl, reply);
+        if (!ctl->json)
+                printf("Backup written to %s. It holds the sealed TOTP seeds but not the master key: keep the key\n"
+                       "apart, or the backup cannot be used. Restore: phiaccessd --restore %s, daemon stopped.\n",
+                       path, path);
+        return EXIT_DONE;
+fail:
+        if (stat(path, &now) == 0 && now.st_dev == made.st_dev && now.st_ino == made.st_ino)
+                (void) unlink(path);
+        return r;
+}
+
 static const struct {
         const char *name;
         int (*run)(const struct ctl *ctl, int argc, char **argv);
@@ -478,6 +551,7 @@ static const struct {
         { "grants", verb_grants },
         { "breakglass", verb_breakglass },
         { "review", verb_review },
+        { "backup", verb_backup },
 };
 
 int main(int argc, char **argv) {

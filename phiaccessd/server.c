@@ -32,6 +32,11 @@ struct conn {
         bool close_after_write;
         uint64_t waiting_ticket;
         uint64_t last_active;       /* CLOCK_MONOTONIC µs: accepted, or last reply sent */
+        /* A descriptor that came with the frame being read (SCM_RIGHTS; only
+         * PHI_MSG_BACKUP may carry one), -1 when none; fd_excess: more than
+         * one came, or the kernel cut some off. */
+        int passed_fd;
+        bool fd_excess;
 };
 
 struct phi_server {
@@ -68,6 +73,7 @@ static void conn_free(struct conn *c) {
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         (void) phi_close_safe(c->fd);
+        (void) phi_close_safe(c->passed_fd);
         /* Frames may hold a one-time code or an enrolment secret. */
         phi_secret_wipe(c->body, c->body_len);
         free(c->body);
@@ -122,15 +128,28 @@ static void conn_reset_read(struct conn *c) {
 static void conn_handle_frame(struct conn *c) {
         struct phi_daemon *d = c->server->daemon;
         _cleanup_msg_ phi_msg *req = NULL, *reply = NULL;
+        /* The frame's descriptor is closed once it is handled, whatever the
+         * handler did: a handler uses it while it runs and keeps nothing. */
+        _cleanup_close_ int passed_fd = PHI_TAKE_FD(c->passed_fd);
+        bool fd_excess = c->fd_excess;
         struct phi_caller caller;
         uint64_t ticket = 0;
         int r;
 
+        c->fd_excess = false;
         r = phi_msg_decode(c->body, c->body_len, &req);
         conn_reset_read(c);
         if (r < 0) {
                 c->close_after_write = true;
                 if (phi_dispatch_bad_frame(r, &reply) < 0 || conn_send(c, reply) < 0)
+                        conn_free(c);
+                return;
+        }
+        if ((passed_fd >= 0 || fd_excess) &&
+            (fd_excess || c->server->handler || phi_msg_type(req) != PHI_MSG_BACKUP)) {
+                if (phi_msg_new_error(-EPROTO, &reply, "malformed request: a descriptor may come only with a "
+                                                       "backup request, and only one") < 0 ||
+                    conn_send(c, reply) < 0)
                         conn_free(c);
                 return;
         }
@@ -146,6 +165,7 @@ static void conn_handle_frame(struct conn *c) {
         } else {
                 /* Identify per request: group membership may have changed since connect. */
                 phi_caller_identify(d, &c->cred, &caller);
+                caller.passed_fd = passed_fd;
                 r = phi_dispatch(d, &caller, req, &reply, &ticket);
         }
         if (r < 0 && !reply && phi_msg_new_error(r, &reply, "internal error: %s", phi_errno_text(r)) < 0) {
@@ -163,12 +183,47 @@ static void conn_handle_frame(struct conn *c) {
                 conn_free(c);
 }
 
+/* recv() that also takes a descriptor passed with the bytes: kept in
+ * c->passed_fd for the frame being read (at most one; any more are closed
+ * and noted). Other control messages are not asked for (no SO_PASSCRED). */
+static ssize_t conn_recv(struct conn *c, void *buf, size_t len) {
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof(control.buf) };
+        ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+        if (n < 0)
+                return n;
+        if (mh.msg_flags & MSG_CTRUNC)
+                c->fd_excess = true;   /* the kernel closed what did not fit */
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+                size_t n_fds;
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len < CMSG_LEN(0))
+                        continue;
+                n_fds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < n_fds; i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                        if (c->passed_fd < 0 && !c->fd_excess)
+                                c->passed_fd = fd;
+                        else {
+                                (void) phi_close_safe(fd);
+                                c->fd_excess = true;
+                        }
+                }
+        }
+        return n;
+}
+
 static int conn_read(struct conn *c) {
         for (;;) {
                 ssize_t n;
                 if (c->header_len < PHI_WIRE_HEADER_SIZE) {
-                        n = recv(c->fd, c->header + c->header_len, PHI_WIRE_HEADER_SIZE - c->header_len,
-                                 MSG_DONTWAIT);
+                        n = conn_recv(c, c->header + c->header_len, PHI_WIRE_HEADER_SIZE - c->header_len);
                         if (n > 0) {
                                 c->header_len += (size_t) n;
                                 if (c->header_len == PHI_WIRE_HEADER_SIZE) {
@@ -193,7 +248,7 @@ static int conn_read(struct conn *c) {
                                 continue;
                         }
                 } else {
-                        n = recv(c->fd, c->body + c->body_got, c->body_len - c->body_got, MSG_DONTWAIT);
+                        n = conn_recv(c, c->body + c->body_got, c->body_len - c->body_got);
                         if (n > 0) {
                                 c->body_got += (size_t) n;
                                 if (c->body_got == c->body_len) {
@@ -468,6 +523,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         }
         c->server = s;
         c->fd = cfd;
+        c->passed_fd = -1;
         c->cred = cred;
         (void) sd_event_now(s->event, CLOCK_MONOTONIC, &c->last_active);
         c->next = s->conns;

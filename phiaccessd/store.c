@@ -239,3 +239,15 @@ int phi_store_elev_list(phi_store *s, unsigned state_mask, const char *requester
                         struct phi_elev_request **ret, size_t *ret_n) {
         return s->ops->elev_list(s->backend, state_mask, requester, after, max, ret, ret_n);
 }
+int phi_store_counts_get(phi_store *s, struct phi_store_counts *ret) {
+        return s->ops->counts(s->backend, ret);
+}
+int phi_store_backup(phi_store *s, const char *dest, struct phi_store_counts *ret) {
+        return s->ops->backup(s->backend, dest, ret);
+}
+int phi_store_tokens_raise_floor(phi_store *s, uint64_t step, uint64_t *ret_raised) {
+        return s->ops->tokens_raise_floor(s->backend, step, ret_raised);
+}
+int phi_store_tickets_clear(phi_store *s, uint64_t *ret_cleared) {
+        return s->ops->tickets_clear(s->backend, ret_cleared);
+}

@@ -59,6 +59,15 @@ struct phi_departed {
 };
 void phi_departed_free(struct phi_departed *d, size_t n);
 
+/* What a store holds, counted (phictl backup's reply, phiaccessd --restore). */
+struct phi_store_counts {
+        unsigned schema_version;
+        uint64_t tokens_active;
+        uint64_t tokens_pending;
+        uint64_t tickets;
+        uint64_t failure_counters;
+};
+
 /* The shared part. */
 struct phi_store_ops {
         const char *name;
@@ -101,6 +110,14 @@ struct phi_store_ops {
                                  uint64_t when);
         int (*elev_list)(void *b, unsigned state_mask, const char *requester, const char *after, size_t max,
                          struct phi_elev_request **ret, size_t *ret_n);
+        /* Backup and restore (backup.c) */
+        int (*counts)(void *b, struct phi_store_counts *ret);
+        /* A consistent copy of the store, as of one moment, written to dest
+         * (an empty file) while other handles go on committing; ret counts
+         * the copy itself. */
+        int (*backup)(void *b, const char *dest, struct phi_store_counts *ret);
+        int (*tokens_raise_floor)(void *b, uint64_t step, uint64_t *ret_raised);
+        int (*tickets_clear)(void *b, uint64_t *ret_cleared);
 };
 
 /* The identity part: per host, whatever the shared backend is. */
@@ -279,3 +296,30 @@ int phi_store_elev_decision_add(phi_store *s, const char *id, const char *approv
  * id order. Free with free(). */
 int phi_store_elev_list(phi_store *s, unsigned state_mask, const char *requester, const char *after, size_t max,
                         struct phi_elev_request **ret, size_t *ret_n) _phi_warn_unused_ _phi_nonnull_;
+/* Backup and restore (backup.c, phiaccessd(8) BACKUP AND RESTORE). */
+int phi_store_counts_get(phi_store *s, struct phi_store_counts *ret) _phi_warn_unused_ _phi_nonnull_;
+/* A consistent copy of the shared part as of one moment, taken while the
+ * verifier keeps committing, into dest (an existing empty file, or a new
+ * one): itself a valid store of this backend, checked before this returns;
+ * *ret counts what the copy holds. The identity part is not copied (it is
+ * rebuilt from the directory). */
+int phi_store_backup(phi_store *s, const char *dest, struct phi_store_counts *ret) _phi_warn_unused_
+        _phi_nonnull_;
+/* The replay floor of a restore: every token's watermark (pending ones too)
+ * raised to at least step, so that no code of a step at or below it is
+ * accepted again; *ret_raised counts the tokens it changed. */
+int phi_store_tokens_raise_floor(phi_store *s, uint64_t step, uint64_t *ret_raised) _phi_warn_unused_
+        _phi_nonnull_;
+/* Removes every enrolment ticket; *ret_cleared counts them. */
+int phi_store_tickets_clear(phi_store *s, uint64_t *ret_cleared) _phi_warn_unused_ _phi_nonnull_;
+
+/* The SQLite backend's check of a file offered for restore, before anything
+ * opens it as a store (which would create the tables in any SQLite file):
+ * the file passes PRAGMA integrity_check, has the shared part's tables and a
+ * schema version this code knows. -EUCLEAN (corrupt), -EMEDIUMTYPE (an SQLite
+ * file, not a phi store), -EPROTONOSUPPORT (newer than this code), with a
+ * sentence in why. *ret_version is the file's schema version. */
+int phi_store_sqlite_file_check(const char *path, unsigned *ret_version, char *why, size_t why_len)
+        _phi_warn_unused_ _phi_nonnull_;
+/* The newest schema version of the shared part this code knows. */
+unsigned phi_store_sqlite_schema_latest(void);

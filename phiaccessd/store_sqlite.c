@@ -7,8 +7,8 @@
  * at open. */
 
 #include <errno.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -135,6 +135,9 @@ enum {
         S_ELEV_GET,
         S_ELEV_DECISION_ADD,
         S_ELEV_LIST,
+        S_TOKENS_RAISE_FLOOR,
+        S_TICKETS_CLEAR,
+        S_COUNTS,
         S_BEGIN,
         S_COMMIT,
         S_ROLLBACK,
@@ -191,6 +194,13 @@ static const char *const statements[_S_MAX] = {
         /* A bit per state in ?1; portable arithmetic rather than a list. */
         [S_ELEV_LIST] = "SELECT " ELEV_COLUMNS " FROM elevation_requests WHERE ((?1 / (1 << state)) % 2) = 1"
                         " AND (?2 = '' OR requester = ?2) AND id > ?3 ORDER BY id LIMIT ?4",
+        /* A restore's replay floor (backup.c): a plain comparison, no
+         * two-argument max(), which PostgreSQL spells GREATEST. */
+        [S_TOKENS_RAISE_FLOOR] = "UPDATE totp_tokens SET watermark = ?1 WHERE watermark < ?1",
+        [S_TICKETS_CLEAR] = "DELETE FROM totp_tickets",
+        [S_COUNTS] = "SELECT (SELECT COUNT(*) FROM totp_tokens WHERE state = 2),"
+                     " (SELECT COUNT(*) FROM totp_tokens WHERE state = 1),"
+                     " (SELECT COUNT(*) FROM totp_tickets), (SELECT COUNT(*) FROM auth_failures)",
         /* Prepared once like the rest: every TOTP round runs them, and
          * sqlite3_exec() would parse them each time. */
         [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -769,6 +779,211 @@ static int sqlite_elev_list(void *b, unsigned state_mask, const char *requester,
         return 0;
 }
 
+/* ------------------------------------------------------ backup and restore */
+
+static int counts_read(struct phi_sqlite_db *s, sqlite3_stmt *st, struct phi_store_counts *ret) {
+        struct phi_store_counts c = { 0 };
+        int rc, r;
+
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                c.tokens_active = (uint64_t) sqlite3_column_int64(st, 0);
+                c.tokens_pending = (uint64_t) sqlite3_column_int64(st, 1);
+                c.tickets = (uint64_t) sqlite3_column_int64(st, 2);
+                c.failure_counters = (uint64_t) sqlite3_column_int64(st, 3);
+                r = 0;
+        } else
+                r = phi_sqlite_error(rc ? rc : SQLITE_ERROR);
+        (void) sqlite3_reset(st);
+        if (r == 0 && (r = phi_sqlite_version(s, &c.schema_version)) == 0)
+                *ret = c;
+        return r;
+}
+
+static int sqlite_counts(void *b, struct phi_store_counts *ret) {
+        struct phi_sqlite_db *s = b;
+        sqlite3_stmt *st = phi_sqlite_stmt(s, S_COUNTS);
+
+        return st ? counts_read(s, st, ret) : -ENOMEM;
+}
+
+/* PRAGMA integrity_check answers one row "ok", or rows naming each problem:
+ * the first goes to why. -EUCLEAN for a damaged file (or one that is no
+ * SQLite database at all). */
+static int integrity_check(sqlite3 *db, char *why, size_t why_len) {
+        sqlite3_stmt *st = NULL;
+        int rc, r = 0;
+
+        rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                const char *t = (const char *) sqlite3_column_text(st, 0);
+                if (!t || strcmp(t, "ok") != 0) {
+                        snprintf(why, why_len, "integrity check failed: %s", t ? t : "(no answer)");
+                        r = -EUCLEAN;
+                }
+        } else {
+                snprintf(why, why_len, "%s", sqlite3_errmsg(db));
+                r = phi_sqlite_error(rc ? rc : SQLITE_ERROR);
+                if (r == -EIO)
+                        r = -EUCLEAN;
+        }
+        sqlite3_finalize(st);
+        return r;
+}
+
+/* Pages copied per sqlite3_backup_step(): the copy reads a snapshot held
+ * open by its own read transaction, so steps are for progress, not for
+ * letting writers in (in WAL mode a reader never blocks the writer). */
+#define BACKUP_STEP_PAGES 256
+
+/*
+ * The copy: one read transaction on this handle's connection is opened
+ * first and held to the end, and sqlite3_backup_step() copies from it. In
+ * WAL mode that is a snapshot: the verifier goes on committing (its frames
+ * go to the WAL; only checkpointing past the snapshot waits), and the copy
+ * is the store as of the moment the transaction began. Without the held
+ * transaction each step would read the newest state and restart the copy
+ * whenever another connection had committed, which a steady login load
+ * does every few milliseconds: the backup would never finish.
+ */
+static int sqlite_backup(void *b, const char *dest, struct phi_store_counts *ret) {
+        struct phi_sqlite_db *s = b;
+        struct phi_sqlite_db d = { 0 };
+        sqlite3_backup *bk = NULL;
+        sqlite3_stmt *st = NULL;
+        char why[256];
+        bool reading = false;
+        int rc, r;
+
+        rc = sqlite3_open_v2(dest, &d.db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                                     SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOFOLLOW,
+                             NULL);
+        if ((r = phi_sqlite_error(rc)) < 0)
+                goto out;
+        (void) sqlite3_busy_timeout(d.db, 10000);
+        /* BEGIN alone takes no lock; the first read makes the snapshot. */
+        if ((r = phi_sqlite_exec(s, "BEGIN")) < 0)
+                goto out;
+        reading = true;
+        if ((r = phi_sqlite_exec(s, "SELECT COUNT(*) FROM schema_migrations")) < 0)
+                goto out;
+        bk = sqlite3_backup_init(d.db, "main", s->db, "main");
+        if (!bk) {
+                r = phi_sqlite_error(sqlite3_errcode(d.db));
+                goto out;
+        }
+        do
+                rc = sqlite3_backup_step(bk, BACKUP_STEP_PAGES);
+        while (rc == SQLITE_OK);
+        {
+                int frc = sqlite3_backup_finish(bk);
+                bk = NULL;
+                if (rc == SQLITE_DONE)
+                        rc = frc;
+        }
+        if ((r = phi_sqlite_error(rc)) < 0)
+                goto out;
+        (void) phi_sqlite_exec(s, "COMMIT");
+        reading = false;
+        /* The copy carries the store's WAL flag; a file handed to someone
+         * stands alone, with no -wal beside it to lose. */
+        if ((r = phi_sqlite_exec(&d, "PRAGMA journal_mode=DELETE")) < 0)
+                goto out;
+        if ((r = integrity_check(d.db, why, sizeof(why))) < 0)
+                goto out;
+        rc = sqlite3_prepare_v2(d.db, statements[S_COUNTS], -1, &st, NULL);
+        if ((r = phi_sqlite_error(rc)) < 0)
+                goto out;
+        r = counts_read(&d, st, ret);
+out:
+        sqlite3_finalize(st);
+        if (bk)
+                (void) sqlite3_backup_finish(bk);
+        if (reading)
+                (void) phi_sqlite_exec(s, "ROLLBACK");
+        phi_sqlite_close(&d);
+        return r;
+}
+
+static int sqlite_tokens_raise_floor(void *b, uint64_t step, uint64_t *ret_raised) {
+        struct phi_sqlite_db *s = b;
+        sqlite3_stmt *st = phi_sqlite_stmt(s, S_TOKENS_RAISE_FLOOR);
+        int r;
+
+        if (!st || phi_sqlite_bind_i64(st, 1, step) < 0)
+                return -ENOMEM;
+        if ((r = phi_sqlite_step_done(st)) < 0)
+                return r;
+        *ret_raised = (uint64_t) sqlite3_changes(s->db);
+        return 0;
+}
+
+static int sqlite_tickets_clear(void *b, uint64_t *ret_cleared) {
+        struct phi_sqlite_db *s = b;
+        int r = run_stmt(s, S_TICKETS_CLEAR);
+
+        if (r == 0)
+                *ret_cleared = (uint64_t) sqlite3_changes(s->db);
+        return r;
+}
+
+unsigned phi_store_sqlite_schema_latest(void) {
+        return migrations[PHI_ELEMENTSOF(migrations) - 1].version;
+}
+
+int phi_store_sqlite_file_check(const char *path, unsigned *ret_version, char *why, size_t why_len) {
+        static const char *const tables =
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN"
+                " ('schema_migrations', 'totp_tokens', 'totp_tickets', 'auth_failures')";
+        struct phi_sqlite_db d = { 0 };
+        sqlite3_stmt *st = NULL;
+        int64_t n = 0;
+        unsigned version = 0;
+        int rc, r;
+
+        snprintf(why, why_len, "not checked");
+        /* Read-write: a copy of a store in WAL mode needs its -shm to be read.
+         * Never created here: the file is the caller's copy. */
+        rc = sqlite3_open_v2(path, &d.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE |
+                                                  SQLITE_OPEN_NOFOLLOW, NULL);
+        if (rc != SQLITE_OK) {
+                snprintf(why, why_len, "cannot open it: %s", d.db ? sqlite3_errmsg(d.db) : sqlite3_errstr(rc));
+                r = phi_sqlite_error(rc);
+                goto out;
+        }
+        if ((r = integrity_check(d.db, why, why_len)) < 0)
+                goto out;
+        rc = sqlite3_prepare_v2(d.db, tables, -1, &st, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+                n = sqlite3_column_int64(st, 0);
+        if (rc != SQLITE_ROW) {
+                snprintf(why, why_len, "%s", sqlite3_errmsg(d.db));
+                r = phi_sqlite_error(rc);
+                goto out;
+        }
+        if (n != 4 || phi_sqlite_version(&d, &version) < 0 || version < 2) {
+                snprintf(why, why_len, "an SQLite database, but not a phi store (no TOTP tables)");
+                r = -EMEDIUMTYPE;
+                goto out;
+        }
+        if (version > phi_store_sqlite_schema_latest()) {
+                snprintf(why, why_len, "schema version %u is newer than this phiaccessd knows (%u)", version,
+                         phi_store_sqlite_schema_latest());
+                r = -EPROTONOSUPPORT;
+                goto out;
+        }
+        snprintf(why, why_len, "ok");
+        *ret_version = version;
+        r = 0;
+out:
+        sqlite3_finalize(st);
+        phi_sqlite_close(&d);
+        return r;
+}
+
 const struct phi_store_ops phi_store_sqlite_ops = {
         .name = "sqlite",
         .open = sqlite_open,
@@ -798,4 +1013,8 @@ const struct phi_store_ops phi_store_sqlite_ops = {
         .elev_get = sqlite_elev_get,
         .elev_decision_add = sqlite_elev_decision_add,
         .elev_list = sqlite_elev_list,
+        .counts = sqlite_counts,
+        .backup = sqlite_backup,
+        .tokens_raise_floor = sqlite_tokens_raise_floor,
+        .tickets_clear = sqlite_tickets_clear,
 };

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -235,8 +236,112 @@ static void test_socket_mode(void **state) {
         status_works();
 }
 
+/* Sends req with n descriptors (SCM_RIGHTS) in one sendmsg on a raw socket. */
+static int send_with_fds(const phi_msg *req, const int *fds, size_t n) {
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(2 * sizeof(int))];
+        } control = { 0 };
+        uint8_t *frame = NULL;
+        size_t len = 0;
+        int fd = raw_connect();
+
+        assert_int_equal(phi_msg_encode(req, &frame, &len), 0);
+        struct iovec iov = { .iov_base = frame, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(n * sizeof(int));
+        memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
+        assert_int_equal(sendmsg(fd, &mh, MSG_NOSIGNAL), (ssize_t) len);
+        free(frame);
+        return fd;
+}
+
+static size_t open_fds(void) {
+        char path[64];
+        size_t n = 0;
+
+        for (int i = 0; i < 4096; i++) {
+                snprintf(path, sizeof(path), "/proc/self/fd/%d", i);
+                n += access(path, F_OK) == 0;
+        }
+        return n;
+}
+
+/* A descriptor comes only with a backup request, one at a time; any other is
+ * refused and closed (the server is in this process: its descriptors are
+ * ours to count). */
+static void test_descriptors(void **state) {
+        phi_msg *status = phi_msg_new(PHI_MSG_STATUS), *backup = phi_msg_new(PHI_MSG_BACKUP);
+        char path[256], magic[16];
+        phi_client *c = NULL;
+        size_t before;
+        int fds[2], sock;
+
+        (void) state;
+        snprintf(path, sizeof(path), "%s/backup.db", dir);
+        fds[0] = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        fds[1] = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        assert_true(fds[0] >= 0 && fds[1] >= 0);
+        status_works();   /* every lazily opened descriptor of the daemon is open */
+        before = open_fds();
+        for (int i = 0; i < 20; i++) {
+                sock = send_with_fds(status, fds, 1);
+                expect_error(sock, EPROTO, "a descriptor may come only with a backup request", false);
+                close(sock);
+                sock = send_with_fds(backup, fds, 2);
+                expect_error(sock, EPROTO, "and only one", false);
+                close(sock);
+        }
+        status_works();
+        /* 60 were passed; the daemon's other threads (the directory's
+         * reconnects, the journal) may hold a few of their own meanwhile. */
+        assert_true(open_fds() < before + 10);
+
+        /* The backup's own checks of what it was given. */
+        assert_int_equal(phi_client_connect(sock_path, 3000, &c), 0);
+        call_expect_error(c, phi_msg_new(PHI_MSG_BACKUP), EINVAL, "none came");
+        phi_client_free(c);
+        sock = send_with_fds(backup, &fds[1], 1);
+        expect_error(sock, EINVAL, "must be a regular file", false);
+        close(sock);
+        if (geteuid() == 0) {
+                phi_msg *reply = NULL;
+                int ro = open(path, O_RDONLY | O_CLOEXEC);
+
+                sock = send_with_fds(backup, &ro, 1);
+                expect_error(sock, EBADF, "not opened for writing", false);
+                close(sock);
+                close(ro);
+                /* Root: the copy is written into the descriptor. */
+                assert_int_equal(phi_client_connect(sock_path, 3000, &c), 0);
+                assert_int_equal(phi_client_send_fd(c, backup, fds[0]), 0);
+                assert_int_equal(phi_client_recv(c, &reply), 0);
+                assert_int_equal(phi_msg_type(reply), PHI_MSG_OK);
+                phi_msg_free(reply);
+                phi_client_free(c);
+                assert_int_equal(pread(fds[0], magic, sizeof(magic), 0), -1);   /* write-only */
+                ro = open(path, O_RDONLY | O_CLOEXEC);
+                assert_int_equal(pread(ro, magic, sizeof(magic), 0), (ssize_t) sizeof(magic));
+                assert_memory_equal(magic, "SQLite format 3", 16);
+                close(ro);
+                /* Not over a file with content. */
+                sock = send_with_fds(backup, &fds[0], 1);
+                expect_error(sock, EEXIST, "not empty", false);
+                close(sock);
+        }
+        close(fds[0]);
+        close(fds[1]);
+        phi_msg_free(status);
+        phi_msg_free(backup);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_descriptors),
                 cmocka_unit_test(test_socket_mode),
                 cmocka_unit_test(test_stalled_clients_do_not_block),
                 cmocka_unit_test(test_malformed_frames),

@@ -38,6 +38,11 @@ PHI_DEFINE_TRIVIAL_CLEANUP_FUNC(phi_client *, phi_client_free);
  * shares the deadline set at connect, refreshed by phi_client_set_timeout(). */
 int phi_client_send(phi_client *c, const phi_msg *req) _phi_warn_unused_ _phi_nonnull_;
 
+/* The same, with fd passed alongside the frame's first bytes (SCM_RIGHTS):
+ * the daemon takes a descriptor with PHI_MSG_BACKUP only. fd stays the
+ * caller's (the daemon gets its own copy). */
+int phi_client_send_fd(phi_client *c, const phi_msg *req, int fd) _phi_warn_unused_ _phi_nonnull_;
+
 /* Receives the next frame: ROW frames of a listing, then a final OK/ERROR/typed reply.
  * -ETIMEDOUT, -ECONNRESET (daemon closed early), or a decode error of wire.h. */
 int phi_client_recv(phi_client *c, phi_msg **ret) _phi_warn_unused_ _phi_nonnull_;

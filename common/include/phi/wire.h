@@ -134,6 +134,11 @@ enum phi_msg_type {
                                         * refusal, host, service) */
         PHI_MSG_SESSIONS = 0x0110,    /* [SESSION after] -> OK (pairs per session, each starting
                                        * with "session"; flag "more", then ask again after the last) */
+        /* phictl backup: the file to write comes with the request as a descriptor
+         * (SCM_RIGHTS: exactly one, on this type only; the daemon cannot open
+         * the caller's paths). -> OK (pairs: bytes, schema_version, counts,
+         * integrity, taken_at) */
+        PHI_MSG_BACKUP = 0x0106,
         PHI_MSG_AUTH = 0x0200,        /* USER CODE SERVICE [RHOST] [TTY] [ENROLL] -> OK | ERROR
                                        * | TOTP_SECRET (enrolment at login) */
         PHI_MSG_ACCOUNT = 0x0201,     /* USER SERVICE [RHOST] [TTY] [ELEVATE] -> OK | ERROR */
