@@ -219,12 +219,18 @@ static int checkpoint(struct verify *v, const char *s, size_t n, bool last) {
                                     (unsigned long long) v->line, (unsigned long long) cp.size);
                 }
         } else {
-                if (n_proof == 0)
+                if (n_proof == 0 && last)
                         return fail(v, (int64_t) v->next,
                                     "record %llu: missing: the checkpoint covers %llu records and the export ends "
                                     "before record %llu (the newest records were deleted)",
                                     (unsigned long long) v->next, (unsigned long long) cp.size,
                                     (unsigned long long) v->next);
+                if (n_proof == 0)
+                        return fail(v, blame(v),
+                                    "record %llu: the records from %llu on do not add up to the %llu records of the "
+                                    "checkpoint on line %llu (records deleted or inserted, and renumbered)",
+                                    (unsigned long long) blame(v), (unsigned long long) blame(v),
+                                    (unsigned long long) cp.size, (unsigned long long) v->line);
                 if (!last)
                         v->beyond = true;
                 if (phi_audit_consistency_verify(v->next, cp.size, root, cp.root,
