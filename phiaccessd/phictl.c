@@ -29,6 +29,7 @@ static const struct verb_help {
         { "reload", "", "re-read the configuration and the policy (admin)" },
         { "policy check", "USER [--host H] [--service S]", "would the policy let USER in? rule and reason (admin)" },
         { "doctor", "[--skip CHECK[,CHECK...]]", "find setups that go around phi, each with its fix (admin)" },
+        { "audit verify", "FILE --key PUBKEY", "check an audit export offline: no daemon, only the log's public key" },
 };
 
 static void usage(FILE *f) {
@@ -440,6 +441,7 @@ static const struct {
         { "user", verb_user },
         { "totp", verb_totp },
         { "doctor", verb_doctor },
+        { "audit", verb_audit },
         { "reload", verb_reload },
         { "policy", verb_policy },
 };

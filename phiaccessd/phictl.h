@@ -30,3 +30,6 @@ int verb_totp(const struct ctl *ctl, int argc, char **argv);
 
 /* phictl_doctor.c */
 int verb_doctor(const struct ctl *ctl, int argc, char **argv);
+
+/* phictl_audit.c */
+int verb_audit(const struct ctl *ctl, int argc, char **argv);
