@@ -18,7 +18,13 @@ struct audit_out {
         size_t len;
 };
 
-void audit_out_put(struct audit_out *o, const void *p, size_t n);
+static inline void audit_out_put(struct audit_out *o, const void *p, size_t n) {
+        if (o->len < o->cap && n <= o->cap - o->len)
+                __builtin_memcpy(o->buf + o->len, p, n);
+        else
+                o->len = o->cap;        /* nothing more fits: stop writing, keep counting */
+        o->len += n;
+}
 void audit_out_str(struct audit_out *o, const char *s);
 void audit_out_u64(struct audit_out *o, uint64_t v);
 /* '"' + s escaped ('"' and '\\' with a backslash, bytes below 0x20 as \u00xx) + '"'. */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Audit records and their one canonical encoding (phi-audit(5)). The parser
  * refuses every other spelling of the same record, so that a record has
- * exactly one leaf hash: it reads the grammar strictly, then encodes what it
- * read and compares, which catches whatever the grammar let through. */
+ * exactly one leaf hash: its grammar admits one spelling of each byte, key
+ * and number (the fuzz target checks that what it accepts encodes back to the
+ * same bytes). */
 
 #include <errno.h>
 #include <stddef.h>
@@ -50,6 +51,12 @@ static const char *text_get(const struct phi_audit_record *r, const struct field
 }
 static uint64_t u64_get(const struct phi_audit_record *r, const struct field *f) {
         return *(const uint64_t *) (const void *) ((const char *) r + f->offset);
+}
+
+/* "key" at s[pos] */
+static bool key_at(const char *s, size_t n, size_t pos, const char *key) {
+        size_t k = strlen(key);
+        return n - pos >= k + 2 && s[pos] == '"' && memcmp(s + pos + 1, key, k) == 0 && s[pos + 1 + k] == '"';
 }
 
 static bool event_name_valid(const char *s, size_t n) {
@@ -112,9 +119,8 @@ int phi_audit_record_encode(const struct phi_audit_record *rec, char *buf, size_
 }
 
 int phi_audit_record_parse(const char *s, size_t n, struct phi_audit_parsed *ret, const char **ret_error) {
-        char again[PHI_AUDIT_RECORD_MAX];
         const char *error_dummy;
-        size_t pos = 0, used = 0, again_len;
+        size_t pos = 0, used = 0;
         int last = -1;
         bool seen[PHI_ELEMENTSOF(fields)] = {};
         int r;
@@ -131,27 +137,29 @@ int phi_audit_record_parse(const char *s, size_t n, struct phi_audit_parsed *ret
                 return -EBADMSG;
         }
         for (;;) {
-                char key[16];
-                size_t klen = 0, i;
+                size_t i;
 
-                if ((r = audit_json_string_read(s, n, &pos, key, sizeof(key), &klen, ret_error)) < 0) {
-                        if (*ret_error && strcmp(*ret_error, "a string is too long") == 0)
-                                *ret_error = "unknown key";
-                        return r;
-                }
-                for (i = 0; i < PHI_ELEMENTSOF(fields); i++)
-                        if (strcmp(fields[i].key, key) == 0)
+                /* keys are plain ASCII and come in order: the next one is
+                 * looked for after the last, literally (an escaped key is not
+                 * canonical, so it is refused as unknown) */
+                for (i = (size_t) (last + 1); i < PHI_ELEMENTSOF(fields); i++)
+                        if (key_at(s, n, pos, fields[i].key))
                                 break;
                 if (i == PHI_ELEMENTSOF(fields)) {
-                        *ret_error = "unknown key";
-                        return -EBADMSG;
-                }
-                if ((int) i <= last) {
-                        *ret_error = seen[i] ? "a key is repeated" : "keys are not in byte order";
+                        for (i = 0; (int) i <= last; i++)
+                                if (key_at(s, n, pos, fields[i].key))
+                                        break;
+                        if (pos >= n || s[pos] != '"')
+                                *ret_error = "expected a string";
+                        else if ((int) i <= last)
+                                *ret_error = seen[i] && i == (size_t) last ? "a key is repeated" : "keys are not in byte order";
+                        else
+                                *ret_error = "unknown key";
                         return -EBADMSG;
                 }
                 last = (int) i;
                 seen[i] = true;
+                pos += strlen(fields[i].key) + 2;
                 if (!AUDIT_MATCH(s, n, &pos, ":")) {
                         *ret_error = "':' expected after a key (no whitespace)";
                         return -EBADMSG;
@@ -201,10 +209,8 @@ int phi_audit_record_parse(const char *s, size_t n, struct phi_audit_parsed *ret
                         *ret_error = i == 1 ? "the event is missing" : i == 9 ? "seq is missing" : "time_us is missing";
                         return -EBADMSG;
                 }
-        if (phi_audit_record_encode(&ret->rec, again, sizeof(again), &again_len, NULL) < 0 || again_len != n ||
-            memcmp(again, s, n) != 0) {
-                *ret_error = "the record is not in its canonical encoding";
-                return -EBADMSG;
-        }
+        /* Every rule above leaves one spelling per record, so encoding what
+         * was read gives the input back; the fuzz target checks that on every
+         * input it accepts, so the verifier need not pay a second pass. */
         return 0;
 }

@@ -10,14 +10,6 @@
 
 #include "audit_internal.h"
 
-void audit_out_put(struct audit_out *o, const void *p, size_t n) {
-        if (o->len < o->cap && n <= o->cap - o->len)
-                memcpy(o->buf + o->len, p, n);
-        else
-                o->len = o->cap;        /* nothing more fits: stop writing, keep counting */
-        o->len += n;
-}
-
 void audit_out_str(struct audit_out *o, const char *s) {
         audit_out_put(o, s, strlen(s));
 }
@@ -86,41 +78,54 @@ static int hexval(char c) {
 int audit_json_string_read(const char *s, size_t n, size_t *pos, char *dst, size_t cap, size_t *ret_len,
                            const char **ret_error) {
         size_t i = *pos, len = 0;
+        unsigned char high = 0;
 
         if (i >= n || s[i] != '"') {
                 *ret_error = "expected a string";
                 return -EBADMSG;
         }
-        for (i++;; i++) {
+        for (i++;;) {
+                size_t run = i;
+                unsigned char c = 0;
+
+                /* the plain bytes up to the next quote, backslash or control byte, copied at once */
+                while (i < n && (c = (unsigned char) s[i]) >= 0x20 && c != '"' && c != '\\') {
+                        high |= c;
+                        i++;
+                }
+                if (i - run >= cap - len) {
+                        *ret_error = "a string is too long";
+                        return -EBADMSG;
+                }
+                memcpy(dst + len, s + run, i - run);
+                len += i - run;
                 if (i >= n) {
                         *ret_error = "unterminated string";
                         return -EBADMSG;
                 }
-                unsigned char c = (unsigned char) s[i];
                 if (c == '"')
                         break;
                 if (c < 0x20) {
                         *ret_error = "a control character in a string is not escaped";
                         return -EBADMSG;
                 }
-                if (c == '\\') {
-                        if (i + 1 >= n) {
-                                *ret_error = "unterminated string";
-                                return -EBADMSG;
-                        }
-                        char e = s[++i];
-                        if (e == '"' || e == '\\')
-                                c = (unsigned char) e;
-                        else if (e == 'u' && n - i > 4 && s[i + 1] == '0' && s[i + 2] == '0' &&
-                                 hexval(s[i + 3]) >= 0 && hexval(s[i + 4]) >= 0 &&
-                                 hexval(s[i + 3]) * 16 + hexval(s[i + 4]) < 0x20) {
-                                c = (unsigned char) (hexval(s[i + 3]) * 16 + hexval(s[i + 4]));
-                                i += 4;
-                        } else {
-                                *ret_error = "an escape other than \\\", \\\\ or \\u00xx (lowercase) for a "
-                                             "control character";
-                                return -EBADMSG;
-                        }
+                /* a backslash */
+                if (i + 1 >= n) {
+                        *ret_error = "unterminated string";
+                        return -EBADMSG;
+                }
+                char e = s[i + 1];
+                if (e == '"' || e == '\\') {
+                        c = (unsigned char) e;
+                        i += 2;
+                } else if (e == 'u' && n - i > 5 && s[i + 2] == '0' && s[i + 3] == '0' && hexval(s[i + 4]) >= 0 &&
+                           hexval(s[i + 5]) >= 0 && hexval(s[i + 4]) * 16 + hexval(s[i + 5]) < 0x20) {
+                        c = (unsigned char) (hexval(s[i + 4]) * 16 + hexval(s[i + 5]));
+                        i += 6;
+                } else {
+                        *ret_error = "an escape other than \\\", \\\\ or \\u00xx (lowercase) for a "
+                                     "control character";
+                        return -EBADMSG;
                 }
                 if (len + 1 >= cap) {
                         *ret_error = "a string is too long";
@@ -129,7 +134,8 @@ int audit_json_string_read(const char *s, size_t n, size_t *pos, char *dst, size
                 dst[len++] = (char) c;
         }
         dst[len] = '\0';
-        if (memchr(dst, '\0', len) || !phi_utf8_valid(dst, len)) {
+        /* ASCII needs no further check; anything else must be UTF-8 (no NUL either way) */
+        if (memchr(dst, '\0', len) || ((high & 0x80) && !phi_utf8_valid(dst, len))) {
                 *ret_error = "a string is not UTF-8 or holds a NUL";
                 return -EBADMSG;
         }
