@@ -103,9 +103,16 @@ _phi_printf_(3, 4) static int fail(struct verify *v, int64_t seq, const char *fm
 
         v->res->has_bad_seq = seq >= 0;
         v->res->bad_seq = seq >= 0 ? (uint64_t) seq : 0;
+        char text[sizeof(v->res->what) - 32], head[32];
         va_start(ap, fmt);
-        (void) vsnprintf(v->res->what, sizeof(v->res->what), fmt, ap);
+        (void) vsnprintf(text, sizeof(text), fmt, ap);
         va_end(ap);
+        /* a sentence about a record starts by naming it, as phictl prints it */
+        (void) snprintf(head, sizeof(head), "record %llu: ", (unsigned long long) v->res->bad_seq);
+        if (seq >= 0 && strncmp(text, head, strlen(head)) != 0)
+                (void) snprintf(v->res->what, sizeof(v->res->what), "%s%s", head, text);
+        else
+                (void) snprintf(v->res->what, sizeof(v->res->what), "%s", text);
         return -EBADMSG;
 }
 
