@@ -92,7 +92,6 @@ struct verify {
         uint64_t next;          /* seq the next record line must hold */
         uint64_t covered;       /* records before this seq are covered by a verified checkpoint */
         uint64_t line;
-        bool beyond;            /* a checkpoint past the records was seen: it must be the last line */
         struct phi_audit_parsed parsed;
         char note[PHI_AUDIT_NOTE_MAX + 1];
         uint8_t proof[PHI_AUDIT_CONSISTENCY_MAX][PHI_AUDIT_HASH_SIZE];
@@ -150,9 +149,6 @@ static int record(struct verify *v, const char *s, size_t n) {
         const char *error = NULL;
         uint64_t seq = v->next;
 
-        if (v->beyond)
-                return fail(v, (int64_t) seq, "record %llu: follows a checkpoint for a larger tree, which must be the last line",
-                            (unsigned long long) seq);
         if (v->next == UINT64_MAX)
                 return fail(v, (int64_t) seq, "record %llu: the tree is full", (unsigned long long) seq);
         if (n < prefix + 1 || memcmp(s + sizeof(RECORD_PREFIX) - 1 + 44, RECORD_MIDDLE, sizeof(RECORD_MIDDLE) - 1) != 0 ||
@@ -242,7 +238,11 @@ static int checkpoint(struct verify *v, const char *s, size_t n, bool last) {
                                     (unsigned long long) blame(v), (unsigned long long) blame(v),
                                     (unsigned long long) cp.size, (unsigned long long) v->line);
                 if (!last)
-                        v->beyond = true;
+                        return fail(v, blame(v),
+                                    "line %llu: a checkpoint for a larger tree than the records before it (%llu, "
+                                    "not %llu) must be the export's last line",
+                                    (unsigned long long) v->line, (unsigned long long) cp.size,
+                                    (unsigned long long) v->next);
                 if (phi_audit_consistency_verify(v->next, cp.size, root, cp.root,
                                                  (const uint8_t(*)[PHI_AUDIT_HASH_SIZE]) v->proof, n_proof) < 0) {
                         if (blame(v) >= 0)
