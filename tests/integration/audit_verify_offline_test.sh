@@ -14,7 +14,9 @@ phi_harness_init "$@"
 
 phictl=$PHI_BUILD_DIR/phiaccessd/phictl
 mk=$PHI_BUILD_DIR/tests/tools/phi-audit-mkexport
-[ -x "$phictl" ] && [ -x "$mk" ] || phi_die "build phictl and phi-audit-mkexport first"
+if [ ! -x "$phictl" ] || [ ! -x "$mk" ]; then
+    phi_die "build phictl and phi-audit-mkexport first"
+fi
 cd "$PHI_TMP"
 
 # verify FILE KEY...: sets out (stdout and stderr) and rc
