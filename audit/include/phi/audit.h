@@ -207,9 +207,9 @@ int phi_audit_keygen(const char *name, char skey[PHI_AUDIT_SKEY_MAX], char vkey[
 int phi_audit_key_from_seed(const char *name, const uint8_t seed[32], char skey[PHI_AUDIT_SKEY_MAX],
                             char vkey[PHI_AUDIT_VKEY_MAX]) _phi_warn_unused_ _phi_nonnull_;
 
-/* Parse a key (surrounding blanks and a final newline are not allowed: the
- * caller strips what its file adds). -EINVAL and *ret_error: malformed, wrong
- * algorithm or length, a key id that does not match. */
+/* Parses a key, exactly n bytes (no surrounding blanks, no final newline: the
+ * caller strips what its file adds; key ids in lowercase hex). -EINVAL and
+ * *ret_error: malformed, not Ed25519, a key id that does not match. */
 int phi_audit_signer_parse(const char *text, size_t n, struct phi_audit_signer *ret, const char **ret_error)
         _phi_warn_unused_ _phi_nonnull_args_(1, 3);
 int phi_audit_verifier_parse(const char *text, size_t n, struct phi_audit_verifier *ret, const char **ret_error)
@@ -217,9 +217,10 @@ int phi_audit_verifier_parse(const char *text, size_t n, struct phi_audit_verifi
 /* Wipes a signer (the secret key). */
 void phi_audit_signer_wipe(struct phi_audit_signer *s) _phi_nonnull_;
 
-/* Signs `text` (non-empty, ending in a newline, no blank line... the rules of a
- * note text) as a one-signature note into buf (NUL-terminated). -EINVAL bad
- * text, -ENOBUFS no room. */
+/* Signs `text` (non-empty, ending in a newline, UTF-8 without control
+ * characters other than newline) as a note with one signature, into buf
+ * (NUL-terminated; *ret_len without the NUL). -EINVAL bad text, -ENOBUFS no
+ * room. */
 int phi_audit_note_sign(const struct phi_audit_signer *s, const char *text, size_t n, char *buf, size_t cap,
                         size_t *ret_len) _phi_warn_unused_ _phi_nonnull_;
 
