@@ -44,6 +44,7 @@ static const struct verb_help {
         { "review", "ID --note TEXT", "close the review of a break-glass grant (approver)" },
         { "doctor", "[--skip CHECK[,CHECK...]]", "find setups that go around phi, each with its fix (admin)" },
         { "backup", "FILE", "consistent copy of the store, taken while logins go on (admin)" },
+        { "audit verify", "FILE --key PUBKEY", "check an audit export offline: no daemon, only the log's public key" },
 };
 
 static void usage(FILE *f) {
@@ -539,6 +540,7 @@ static const struct {
         { "user", verb_user },
         { "totp", verb_totp },
         { "doctor", verb_doctor },
+        { "audit", verb_audit },
         { "reload", verb_reload },
         { "policy", verb_policy },
         { "sessions", verb_sessions },

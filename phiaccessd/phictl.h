@@ -50,3 +50,5 @@ int verb_cancel(const struct ctl *ctl, int argc, char **argv);
 int verb_revoke(const struct ctl *ctl, int argc, char **argv);
 int verb_breakglass(const struct ctl *ctl, int argc, char **argv);
 int verb_review(const struct ctl *ctl, int argc, char **argv);
+/* phictl_audit.c */
+int verb_audit(const struct ctl *ctl, int argc, char **argv);
