@@ -139,6 +139,12 @@ expect_denied_by_policy() {
 event_names() { # CURSOR USER: the PHI_EVENTs the daemon journaled about USER
     phi_journal_json --after "$1" SYSLOG_IDENTIFIER=phiaccessd "PHI_USER=$2" | phi_json_field PHI_EVENT
 }
+# no_account_check CURSOR USER WHAT: a refused code ends the login before
+# the account check (the daemon journals in order, so the auth event already
+# read would come before it).
+no_account_check() {
+    phi_assert_not_contains "$(event_names "$1" "$2")" access_ "$3: the account check never ran"
+}
 
 # ---------------------------------------------------------------- static challenge
 # The plugin splits SCRV1 itself and answers each PAM prompt by its name:
@@ -168,6 +174,7 @@ cur=$(phi_journal_cursor)
 vpn_login static-replay "$SC_PORT" "$SC_NET" alice "$(vpn_scrv1 "$VPN_PASSWORD" "$code")" static
 expect_auth_failed "static challenge, the same code again" alice "$SC_NET"
 check_event "$(event "$cur" totp_replay alice)" "totp_replay (static challenge)"
+no_account_check "$cur" alice "static challenge, the same code again"
 vpn_client_stop
 
 cur=$(phi_journal_cursor)
@@ -177,6 +184,7 @@ expect_auth_failed "static challenge, wrong code" alice "$SC_NET"
 ev=$(event "$cur" auth_fail alice)
 check_event "$ev" "auth_fail (static challenge)"
 phi_assert_eq "$(field "$ev" PHI_REASON)" wrong_code "auth_fail says wrong_code"
+no_account_check "$cur" alice "static challenge, wrong code"
 vpn_client_stop
 
 # The password first: a wrong one stops the stack before the code is asked
@@ -228,6 +236,7 @@ cur=$(phi_journal_cursor)
 vpn_login combined-replay "$CB_PORT" "$CB_NET" bob "$VPN_PASSWORD$code"
 expect_auth_failed "combined, the same code again" bob "$CB_NET"
 check_event "$(event "$cur" totp_replay bob)" "totp_replay (combined)"
+no_account_check "$cur" bob "combined, the same code again"
 vpn_client_stop
 
 cur=$(phi_journal_cursor)
@@ -236,6 +245,7 @@ expect_auth_failed "combined, wrong code" bob "$CB_NET"
 ev=$(event "$cur" auth_fail bob)
 check_event "$ev" "auth_fail (combined)"
 phi_assert_eq "$(field "$ev" PHI_REASON)" wrong_code "auth_fail says wrong_code"
+no_account_check "$cur" bob "combined, wrong code"
 vpn_client_stop
 
 # pam_phi comes first here (it must split the field), so the code is used up
