@@ -211,7 +211,8 @@ int phi_store_user_get(phi_store *s, const char *name, struct phi_user *ret) _ph
         _phi_nonnull_;
 int phi_store_user_get_by_uid(phi_store *s, uint32_t uid, struct phi_user *ret) _phi_warn_unused_
         _phi_nonnull_;
-/* Effective (nested) groups of a user name, sorted. */
+/* Effective (nested) groups of a user name, and the directory group of the
+ * user's primary gid, sorted. */
 int phi_store_user_groups(phi_store *s, const char *name, char ***ret, size_t *ret_n)
         _phi_warn_unused_ _phi_nonnull_;
 

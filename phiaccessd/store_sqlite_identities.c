@@ -85,7 +85,12 @@ static const char *const statements[_S_MAX] = {
         [S_GROUP_DEL] = "DELETE FROM groups WHERE key = ?1",
         [S_USER_GET] = "SELECT key, dn, name, uid, gid, gecos, home, shell FROM users WHERE name = ?1",
         [S_USER_GET_UID] = "SELECT key, dn, name, uid, gid, gecos, home, shell FROM users WHERE uid = ?1",
-        [S_USER_GROUPS] = "SELECT group_name FROM memberships WHERE user_name = ?1 ORDER BY group_name",
+        /* The primary group too (the user's gid), which memberships leaves out
+         * when the group does not list the user: the host counts it (id(1),
+         * initgroups), and a deny rule naming it must catch its users. */
+        [S_USER_GROUPS] = "SELECT group_name FROM memberships WHERE user_name = ?1"
+                          " UNION SELECT g.name FROM groups g JOIN users u ON g.gid = u.gid WHERE u.name = ?1"
+                          " ORDER BY 1",
         [S_MEMBERSHIP_ADD] = "INSERT OR IGNORE INTO memberships (user_name, group_name) VALUES (?1, ?2)",
         [S_DEPARTED_ADD] = "INSERT OR REPLACE INTO departed (key, name, removed)"
                            " SELECT key, name, ?2 FROM users WHERE key = ?1",

@@ -218,6 +218,65 @@ static void test_store_roundtrip(void **state) {
         }
 }
 
+/* A user's groups include the directory group of their primary gid even
+ * when it does not list them (rfc2307 directories seldom do): the host gives
+ * it to them, so a policy rule naming it must match them. */
+static void test_store_primary_group(void **state) {
+        char dir[] = "/tmp/phi-test-store.XXXXXX", path[256];
+        struct phi_identities ids = { 0 }, loaded = { 0 };
+        struct phi_resolved r = { 0 };
+        phi_store *s = NULL;
+        char **v = NULL;
+        size_t n = 0;
+
+        (void) state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/phi.db", dir);
+        assert_int_equal(phi_store_open("sqlite", path, PHI_IDENTITIES_WRITE, &s), 0);
+        build(&ids);
+        ids.users[2].gid = 20002;   /* carol's primary group: mid, which lists only base and bob */
+        ids.users[0].gid = 20001;   /* alice's: base, which lists her too (no duplicate) */
+        assert_int_equal(phi_store_identities_begin(s), 0);
+        for (size_t i = 0; i < ids.n_users; i++)
+                assert_int_equal(phi_store_user_put(s, &ids.users[i]), 0);
+        for (size_t i = 0; i < ids.n_groups; i++)
+                assert_int_equal(phi_store_group_put(s, &ids.groups[i]), 0);
+        assert_int_equal(phi_store_identities_commit(s), 0);
+        assert_int_equal(phi_store_identities_load(s, &loaded), 0);
+        assert_int_equal(phi_identities_resolve(&loaded, PHI_RESOLVE_MEMBER_UID | PHI_RESOLVE_MEMBER_DN, &r), 0);
+        assert_int_equal(phi_store_memberships_replace(s, &loaded, &r), 0);
+
+        assert_int_equal(phi_store_user_groups(s, "carol", &v, &n), 0);
+        assert_int_equal(n, 3);
+        assert_string_equal(v[0], "cyc1");
+        assert_string_equal(v[1], "cyc2");
+        assert_string_equal(v[2], "mid");
+        phi_strv_free(v, n);
+        assert_int_equal(phi_store_user_groups(s, "alice", &v, &n), 0);
+        assert_int_equal(n, 3);
+        assert_string_equal(v[0], "base");
+        assert_string_equal(v[1], "mid");
+        assert_string_equal(v[2], "top");
+        phi_strv_free(v, n);
+        /* bob's gid 100 has no group entry: only his memberships (mid, top, cyc1, cyc2). */
+        assert_int_equal(phi_store_user_groups(s, "bob", &v, &n), 0);
+        assert_int_equal(n, 4);
+        phi_strv_free(v, n);
+        assert_int_equal(phi_store_user_groups(s, "nobody", &v, &n), 0);
+        assert_int_equal(n, 0);
+        phi_strv_free(v, n);
+
+        phi_store_free(s);
+        phi_resolved_clear(&r);
+        phi_identities_clear(&loaded);
+        phi_identities_clear(&ids);
+        {
+                char cmd[512];
+                snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir);
+                assert_int_equal(system(cmd), 0);
+        }
+}
+
 /* The process umask as /proc shows it, without changing it (umask(2) cannot
  * read it without setting it). */
 static unsigned read_umask(void) {
@@ -474,6 +533,7 @@ int main(void) {
                 cmocka_unit_test(test_nesting_and_cycles),
                 cmocka_unit_test(test_dedup),
                 cmocka_unit_test(test_store_roundtrip),
+                cmocka_unit_test(test_store_primary_group),
                 cmocka_unit_test(test_store_open_leaves_umask_alone),
                 cmocka_unit_test(test_store_moves_old_identities),
                 cmocka_unit_test(test_store_identities_apart),
