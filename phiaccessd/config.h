@@ -111,6 +111,12 @@ struct phi_config {
         uint64_t totp_failure_window;       /* seconds */
         uint64_t totp_lockout;              /* seconds */
         uint64_t totp_ticket_lifetime;      /* seconds */
+
+        /* [audit] */
+        char *audit_key;                    /* the Ed25519 signing key of the checkpoints */
+        char *audit_origin;                 /* the checkpoints' origin line and key name; "" = HOST/phi-audit */
+        uint64_t audit_checkpoint_records;  /* a checkpoint after this many records ... */
+        uint64_t audit_checkpoint_interval; /* ... or this many seconds with new ones */
 };
 
 /* One problem found in a file: printed as "FILE:LINE: message". Line 0 means the

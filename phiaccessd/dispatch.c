@@ -314,6 +314,15 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
                 if ((r = put_u64(m, "totp_rounds", rounds)) < 0 ||
                     (r = put_u64(m, "totp_requests", requests)) < 0)
                         return r;
+                /* The audit log's head: records, and how many the newest
+                 * signed checkpoint covers. */
+                uint64_t records, checkpoint;
+                char vkey[512];
+                phi_verifier_audit_state(d->verifier, &records, &checkpoint, vkey, sizeof(vkey));
+                if ((r = put_u64(m, "audit_records", records)) < 0 ||
+                    (r = put_u64(m, "audit_checkpoint", checkpoint)) < 0 ||
+                    (r = phi_msg_put_pair(m, "audit_key", vkey)) < 0)
+                        return r;
         }
         *ret_reply = PHI_TAKE_PTR(m);
         return 0;

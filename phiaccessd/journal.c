@@ -151,6 +151,37 @@ static bool writer_ready(void) {
         return async.started;
 }
 
+/* ------------------------------------------------------- the audit hook */
+
+static struct {
+        pthread_mutex_t lock;
+        phi_journal_audit_hook hook;
+        void *userdata;
+} audit = { .lock = PTHREAD_MUTEX_INITIALIZER };
+static _Thread_local bool audited_here;
+
+void phi_journal_set_audit_hook(phi_journal_audit_hook hook, void *userdata) {
+        pthread_mutex_lock(&audit.lock);
+        audit.hook = hook;
+        audit.userdata = userdata;
+        pthread_mutex_unlock(&audit.lock);
+}
+
+void phi_journal_audited_here(bool yes) {
+        audited_here = yes;
+}
+
+static void audit_forward(enum phi_event event, int priority, const struct phi_journal_field *fields, size_t n) {
+        if (audited_here)
+                return;
+        /* Under the lock, so that the hook's userdata (the verifier) is not
+         * freed while a call is on its way to it. */
+        pthread_mutex_lock(&audit.lock);
+        if (audit.hook)
+                audit.hook(audit.userdata, event, priority, fields, n);
+        pthread_mutex_unlock(&audit.lock);
+}
+
 void phi_journal_event_async(enum phi_event event, int priority, const struct phi_journal_field *fields,
                              size_t n_fields, const char *fmt, ...) {
         struct entry *e;
@@ -162,6 +193,7 @@ void phi_journal_event_async(enum phi_event event, int priority, const struct ph
         va_end(ap);
         if (event >= _PHI_EVENT_MAX)
                 return;
+        audit_forward(event, priority, fields, n_fields);
         e = entry_new(&phi_events[event], priority, fields, n_fields, msg);
         if (!e) {
                 to_stderr(LOG_CRIT, msg);
@@ -209,8 +241,10 @@ void phi_journal_event(enum phi_event event, int priority, const struct phi_jour
         va_start(ap, fmt);
         (void) vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        if (event < _PHI_EVENT_MAX)
-                journal_send(&phi_events[event], priority, fields, n_fields, msg);
+        if (event >= _PHI_EVENT_MAX)
+                return;
+        audit_forward(event, priority, fields, n_fields);
+        journal_send(&phi_events[event], priority, fields, n_fields, msg);
 }
 
 void phi_journal_note(int priority, const struct phi_journal_field *fields, size_t n_fields, const char *fmt, ...) {

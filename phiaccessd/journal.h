@@ -5,6 +5,7 @@
  * are not security events use phi_log() (no PHI_EVENT, no MESSAGE_ID), so a query
  * for PHI_EVENT= finds only what an auditor needs. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <syslog.h>
 
@@ -30,6 +31,16 @@ void phi_journal_event_async(enum phi_event event, int priority, const struct ph
                              size_t n_fields, const char *fmt, ...) _phi_printf_(5, 6);
 /* Writes what waits and ends the thread; later entries are written at once. */
 void phi_journal_async_stop(void);
+
+/* The audit log takes every event too (audit_log.h): set, each event journaled
+ * by phi_journal_event[_async] on any thread is handed to the hook first,
+ * except on a thread that appends its own events to the audit log in the
+ * transaction of their change (the verifier's) and says so with
+ * phi_journal_audited_here(true). The hook must copy what it keeps. */
+typedef void (*phi_journal_audit_hook)(void *userdata, enum phi_event event, int priority,
+                                       const struct phi_journal_field *fields, size_t n_fields);
+void phi_journal_set_audit_hook(phi_journal_audit_hook hook, void *userdata);
+void phi_journal_audited_here(bool yes);
 
 /* Something of a user's access history that is not one of SPEC.md's events
  * (a token offered to a login, say): the fields, so that `journalctl

@@ -310,6 +310,8 @@ static int run(struct main_ctx *m) {
         if (m->daemon.verifier) {
                 pam_fd = -1;   /* the verifier's now */
                 phi_verifier_set_access(m->daemon.verifier, m->daemon.policy);
+                /* Events of the other threads reach the audit log through it. */
+                phi_journal_set_audit_hook(phi_verifier_audit_hook, m->daemon.verifier);
         }
         r = phi_sync_start(m->daemon.config, &m->daemon.sync);
         if (r < 0) {
@@ -483,6 +485,7 @@ int main(int argc, char **argv) {
         phi_journal_async_stop();
         /* Stop the thread, then the store. */
         phi_sync_free(m.daemon.sync);
+        phi_journal_set_audit_hook(NULL, NULL);
         phi_verifier_free(m.daemon.verifier);
         phi_store_free(m.daemon.store);
         /* Last: a successor may start once the sockets and the store are let go. */

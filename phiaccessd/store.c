@@ -251,3 +251,42 @@ int phi_store_tokens_raise_floor(phi_store *s, uint64_t step, uint64_t *ret_rais
 int phi_store_tickets_clear(phi_store *s, uint64_t *ret_cleared) {
         return s->ops->tickets_clear(s->backend, ret_cleared);
 }
+int phi_store_audit_append(phi_store *s, const struct phi_audit_row *row) {
+        return s->ops->audit_append(s->backend, row);
+}
+int phi_store_audit_tree_get(phi_store *s, char *hex, size_t cap) {
+        return s->ops->audit_tree_get(s->backend, hex, cap);
+}
+int phi_store_audit_tree_put(phi_store *s, const char *hex) {
+        return s->ops->audit_tree_put(s->backend, hex);
+}
+int phi_store_audit_leaf_hash(phi_store *s, uint64_t seq, char hex[65]) {
+        return s->ops->audit_leaf_hash(s->backend, seq, hex);
+}
+int phi_store_audit_rows(phi_store *s, const struct phi_audit_filter *f, uint64_t from, size_t max,
+                         struct phi_audit_row **ret, size_t *ret_n) {
+        return s->ops->audit_rows(s->backend, f, from, max, ret, ret_n);
+}
+int phi_store_audit_checkpoint_put(phi_store *s, uint64_t size, const char *note, uint64_t created) {
+        return s->ops->audit_checkpoint_put(s->backend, size, note, created);
+}
+int phi_store_audit_checkpoints(phi_store *s, uint64_t from_size, size_t max, struct phi_audit_checkpoint_row **ret,
+                                size_t *ret_n) {
+        return s->ops->audit_checkpoints(s->backend, from_size, max, ret, ret_n);
+}
+
+void phi_audit_rows_free(struct phi_audit_row *rows, size_t n) {
+        if (!rows)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(rows[i].leaf);
+        free(rows);
+}
+
+void phi_audit_checkpoint_rows_free(struct phi_audit_checkpoint_row *rows, size_t n) {
+        if (!rows)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(rows[i].note);
+        free(rows);
+}

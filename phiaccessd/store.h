@@ -31,6 +31,7 @@
 
 #include <stdint.h>
 
+#include "audit_rows.h"
 #include "elevation.h"
 #include "identity.h"
 #include "sessions.h"
@@ -110,6 +111,17 @@ struct phi_store_ops {
                                  uint64_t when);
         int (*elev_list)(void *b, unsigned state_mask, const char *requester, const char *after, size_t max,
                          struct phi_elev_request **ret, size_t *ret_n);
+        /* The audit log (audit_log.h) */
+        int (*audit_append)(void *b, const struct phi_audit_row *row);
+        int (*audit_tree_get)(void *b, char *hex, size_t cap);
+        int (*audit_tree_put)(void *b, const char *hex);
+        int (*audit_leaf_hash)(void *b, uint64_t seq, char hex[65]);
+        int (*audit_rows)(void *b, const struct phi_audit_filter *f, uint64_t from, size_t max,
+                          struct phi_audit_row **ret, size_t *ret_n);
+        int (*audit_checkpoint_put)(void *b, uint64_t size, const char *note, uint64_t created);
+        int (*audit_checkpoints)(void *b, uint64_t from_size, size_t max, struct phi_audit_checkpoint_row **ret,
+                                 size_t *ret_n);
+
         /* Backup and restore (backup.c) */
         int (*counts)(void *b, struct phi_store_counts *ret);
         /* A consistent copy of the store, as of one moment, written to dest
@@ -324,3 +336,20 @@ int phi_store_sqlite_file_check(const char *path, unsigned *ret_version, char *w
         _phi_warn_unused_ _phi_nonnull_;
 /* The newest schema version of the shared part this code knows. */
 unsigned phi_store_sqlite_schema_latest(void);
+
+/* The audit log. append: one record (-EEXIST when its seq is taken); the
+ * tree's saved state (hex of phi_audit_tree_save(); -ENOENT when the log is
+ * empty and never saved); a leaf's hash (-ENOENT past the end); rows: up to
+ * max records with seq >= from that pass the filter, in seq order (free with
+ * phi_audit_rows_free()); checkpoints: up to max with size >= from_size, in
+ * size order (free with phi_audit_checkpoint_rows_free()). */
+int phi_store_audit_append(phi_store *s, const struct phi_audit_row *row) _phi_warn_unused_ _phi_nonnull_;
+int phi_store_audit_tree_get(phi_store *s, char *hex, size_t cap) _phi_warn_unused_ _phi_nonnull_;
+int phi_store_audit_tree_put(phi_store *s, const char *hex) _phi_warn_unused_ _phi_nonnull_;
+int phi_store_audit_leaf_hash(phi_store *s, uint64_t seq, char hex[65]) _phi_warn_unused_ _phi_nonnull_;
+int phi_store_audit_rows(phi_store *s, const struct phi_audit_filter *f, uint64_t from, size_t max,
+                         struct phi_audit_row **ret, size_t *ret_n) _phi_warn_unused_ _phi_nonnull_args_(1, 5, 6);
+int phi_store_audit_checkpoint_put(phi_store *s, uint64_t size, const char *note, uint64_t created)
+        _phi_warn_unused_ _phi_nonnull_;
+int phi_store_audit_checkpoints(phi_store *s, uint64_t from_size, size_t max, struct phi_audit_checkpoint_row **ret,
+                                size_t *ret_n) _phi_warn_unused_ _phi_nonnull_;

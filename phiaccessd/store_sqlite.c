@@ -106,6 +106,20 @@ static const struct phi_sqlite_migration migrations[] = {
           "  request_id TEXT NOT NULL REFERENCES elevation_requests(id), approver TEXT NOT NULL,"
           "  approve INTEGER NOT NULL, reason TEXT NOT NULL, decided BIGINT NOT NULL,"
           "  PRIMARY KEY (request_id, approver));" },
+        /* The audit log (audit_log.h): the records, the leaves of one Merkle
+         * tree, whose right edge is kept in audit_tree; and the signed
+         * checkpoints. Rows are never deleted: HIPAA keeps six years. */
+        { 8, "audit",
+          "CREATE TABLE audit_log ("
+          "  seq BIGINT PRIMARY KEY, time_us BIGINT NOT NULL, event TEXT NOT NULL, user_name TEXT NOT NULL,"
+          "  actor TEXT NOT NULL, role TEXT NOT NULL, request_id TEXT NOT NULL, host TEXT NOT NULL,"
+          "  leaf TEXT NOT NULL, leaf_hash TEXT NOT NULL);"
+          "CREATE INDEX audit_log_user ON audit_log(user_name, seq);"
+          "CREATE INDEX audit_log_actor ON audit_log(actor, seq);"
+          "CREATE INDEX audit_log_request ON audit_log(request_id, seq);"
+          "CREATE INDEX audit_log_time ON audit_log(time_us);"
+          "CREATE TABLE audit_tree (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL);"
+          "CREATE TABLE audit_checkpoints (size BIGINT PRIMARY KEY, note TEXT NOT NULL, created BIGINT NOT NULL);" },
 };
 
 enum {
@@ -135,6 +149,13 @@ enum {
         S_ELEV_GET,
         S_ELEV_DECISION_ADD,
         S_ELEV_LIST,
+        S_AUDIT_APPEND,
+        S_AUDIT_TREE_GET,
+        S_AUDIT_TREE_PUT,
+        S_AUDIT_LEAF_HASH,
+        S_AUDIT_ROWS,
+        S_AUDIT_CHECKPOINT_PUT,
+        S_AUDIT_CHECKPOINTS,
         S_TOKENS_RAISE_FLOOR,
         S_TICKETS_CLEAR,
         S_COUNTS,
@@ -194,6 +215,22 @@ static const char *const statements[_S_MAX] = {
         /* A bit per state in ?1; portable arithmetic rather than a list. */
         [S_ELEV_LIST] = "SELECT " ELEV_COLUMNS " FROM elevation_requests WHERE ((?1 / (1 << state)) % 2) = 1"
                         " AND (?2 = '' OR requester = ?2) AND id > ?3 ORDER BY id LIMIT ?4",
+        [S_AUDIT_APPEND] = "INSERT INTO audit_log (seq, time_us, event, user_name, actor, role, request_id, host,"
+                           " leaf, leaf_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        [S_AUDIT_TREE_GET] = "SELECT state FROM audit_tree WHERE id = 1",
+        /* Portable upsert of the single row. */
+        [S_AUDIT_TREE_PUT] = "INSERT INTO audit_tree (id, state) VALUES (1, ?1)"
+                             " ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+        [S_AUDIT_LEAF_HASH] = "SELECT leaf_hash FROM audit_log WHERE seq = ?1",
+        /* Each filter is off when its parameter is '' (or 0 for the times). */
+        [S_AUDIT_ROWS] = "SELECT seq, time_us, event, user_name, actor, role, request_id, host, leaf, leaf_hash"
+                         " FROM audit_log WHERE seq >= ?1 AND (?2 = '' OR event = ?2) AND (?3 = '' OR user_name = ?3)"
+                         " AND (?4 = '' OR actor = ?4) AND (?5 = '' OR role = ?5) AND (?6 = '' OR request_id = ?6)"
+                         " AND (?7 = '' OR host = ?7) AND (?8 = 0 OR time_us >= ?8) AND (?9 = 0 OR time_us < ?9)"
+                         " ORDER BY seq LIMIT ?10",
+        [S_AUDIT_CHECKPOINT_PUT] = "INSERT INTO audit_checkpoints (size, note, created) VALUES (?1, ?2, ?3)",
+        [S_AUDIT_CHECKPOINTS] = "SELECT size, created, note FROM audit_checkpoints WHERE size >= ?1 ORDER BY size"
+                                " LIMIT ?2",
         /* A restore's replay floor (backup.c): a plain comparison, no
          * two-argument max(), which PostgreSQL spells GREATEST. */
         [S_TOKENS_RAISE_FLOOR] = "UPDATE totp_tokens SET watermark = ?1 WHERE watermark < ?1",
@@ -984,6 +1021,148 @@ out:
         return r;
 }
 
+static int sqlite_audit_append(void *b, const struct phi_audit_row *x) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_AUDIT_APPEND);
+
+        if (!st || phi_sqlite_bind_i64(st, 1, x->seq) < 0 || phi_sqlite_bind_i64(st, 2, x->time_us) < 0 ||
+            phi_sqlite_bind_text(st, 3, x->event) < 0 || phi_sqlite_bind_text(st, 4, x->user) < 0 ||
+            phi_sqlite_bind_text(st, 5, x->actor) < 0 || phi_sqlite_bind_text(st, 6, x->role) < 0 ||
+            phi_sqlite_bind_text(st, 7, x->request_id) < 0 || phi_sqlite_bind_text(st, 8, x->host) < 0 ||
+            phi_sqlite_bind_text(st, 9, x->leaf) < 0 || phi_sqlite_bind_text(st, 10, x->leaf_hash) < 0)
+                return -ENOMEM;
+        return phi_sqlite_step_done(st);
+}
+
+static int text_get(sqlite3_stmt *st, char *out, size_t cap) {
+        const unsigned char *v;
+        int rc = sqlite3_step(st), r = 0;
+
+        if (rc == SQLITE_ROW) {
+                v = sqlite3_column_text(st, 0);
+                if (!v || (size_t) sqlite3_column_bytes(st, 0) >= cap)
+                        r = -EUCLEAN;
+                else
+                        snprintf(out, cap, "%s", (const char *) v);
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : phi_sqlite_error(rc);
+        (void) sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_audit_tree_get(void *b, char *hex, size_t cap) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_AUDIT_TREE_GET);
+
+        return st ? text_get(st, hex, cap) : -ENOMEM;
+}
+
+static int sqlite_audit_tree_put(void *b, const char *hex) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_AUDIT_TREE_PUT);
+
+        if (!st || phi_sqlite_bind_text(st, 1, hex) < 0)
+                return -ENOMEM;
+        return phi_sqlite_step_done(st);
+}
+
+static int sqlite_audit_leaf_hash(void *b, uint64_t seq, char hex[65]) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_AUDIT_LEAF_HASH);
+
+        if (!st || phi_sqlite_bind_i64(st, 1, seq) < 0)
+                return -ENOMEM;
+        return text_get(st, hex, 65);
+}
+
+static int sqlite_audit_rows(void *b, const struct phi_audit_filter *f, uint64_t from, size_t max,
+                             struct phi_audit_row **ret, size_t *ret_n) {
+        static const struct phi_audit_filter none = { 0 };
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_AUDIT_ROWS);
+        struct phi_audit_row *v = NULL;
+        size_t n = 0;
+        int rc, r = 0;
+
+        if (!f)
+                f = &none;
+        if (!st || phi_sqlite_bind_i64(st, 1, from) < 0 || phi_sqlite_bind_text(st, 2, f->event) < 0 ||
+            phi_sqlite_bind_text(st, 3, f->user) < 0 || phi_sqlite_bind_text(st, 4, f->actor) < 0 ||
+            phi_sqlite_bind_text(st, 5, f->role) < 0 || phi_sqlite_bind_text(st, 6, f->request_id) < 0 ||
+            phi_sqlite_bind_text(st, 7, f->host) < 0 || phi_sqlite_bind_i64(st, 8, f->since_us) < 0 ||
+            phi_sqlite_bind_i64(st, 9, f->until_us) < 0 || phi_sqlite_bind_i64(st, 10, max) < 0)
+                return -ENOMEM;
+        if (max > 0 && !(v = calloc(max, sizeof(*v))))
+                r = -ENOMEM;
+        while (r == 0 && n < max && (rc = sqlite3_step(st)) != SQLITE_DONE) {
+                struct phi_audit_row *x = &v[n];
+                if (rc != SQLITE_ROW) {
+                        r = phi_sqlite_error(rc);
+                        break;
+                }
+                x->seq = (uint64_t) sqlite3_column_int64(st, 0);
+                x->time_us = (uint64_t) sqlite3_column_int64(st, 1);
+                session_col(st, 2, x->event, sizeof(x->event));
+                session_col(st, 3, x->user, sizeof(x->user));
+                session_col(st, 4, x->actor, sizeof(x->actor));
+                session_col(st, 5, x->role, sizeof(x->role));
+                session_col(st, 6, x->request_id, sizeof(x->request_id));
+                session_col(st, 7, x->host, sizeof(x->host));
+                session_col(st, 9, x->leaf_hash, sizeof(x->leaf_hash));
+                if (!(x->leaf = phi_sqlite_col_dup(st, 8))) {
+                        r = -ENOMEM;
+                        break;
+                }
+                n++;
+        }
+        (void) sqlite3_reset(st);
+        if (r < 0) {
+                phi_audit_rows_free(v, n);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+static int sqlite_audit_checkpoint_put(void *b, uint64_t size, const char *note, uint64_t created) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_AUDIT_CHECKPOINT_PUT);
+
+        if (!st || phi_sqlite_bind_i64(st, 1, size) < 0 || phi_sqlite_bind_text(st, 2, note) < 0 ||
+            phi_sqlite_bind_i64(st, 3, created) < 0)
+                return -ENOMEM;
+        return phi_sqlite_step_done(st);
+}
+
+static int sqlite_audit_checkpoints(void *b, uint64_t from_size, size_t max, struct phi_audit_checkpoint_row **ret,
+                                    size_t *ret_n) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_AUDIT_CHECKPOINTS);
+        struct phi_audit_checkpoint_row *v = NULL;
+        size_t n = 0;
+        int rc, r = 0;
+
+        if (!st || phi_sqlite_bind_i64(st, 1, from_size) < 0 || phi_sqlite_bind_i64(st, 2, max) < 0)
+                return -ENOMEM;
+        if (max > 0 && !(v = calloc(max, sizeof(*v))))
+                r = -ENOMEM;
+        while (r == 0 && n < max && (rc = sqlite3_step(st)) != SQLITE_DONE) {
+                if (rc != SQLITE_ROW) {
+                        r = phi_sqlite_error(rc);
+                        break;
+                }
+                v[n].size = (uint64_t) sqlite3_column_int64(st, 0);
+                v[n].created = (uint64_t) sqlite3_column_int64(st, 1);
+                if (!(v[n].note = phi_sqlite_col_dup(st, 2))) {
+                        r = -ENOMEM;
+                        break;
+                }
+                n++;
+        }
+        (void) sqlite3_reset(st);
+        if (r < 0) {
+                phi_audit_checkpoint_rows_free(v, n);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
 const struct phi_store_ops phi_store_sqlite_ops = {
         .name = "sqlite",
         .open = sqlite_open,
@@ -1013,6 +1192,13 @@ const struct phi_store_ops phi_store_sqlite_ops = {
         .elev_get = sqlite_elev_get,
         .elev_decision_add = sqlite_elev_decision_add,
         .elev_list = sqlite_elev_list,
+        .audit_append = sqlite_audit_append,
+        .audit_tree_get = sqlite_audit_tree_get,
+        .audit_tree_put = sqlite_audit_tree_put,
+        .audit_leaf_hash = sqlite_audit_leaf_hash,
+        .audit_rows = sqlite_audit_rows,
+        .audit_checkpoint_put = sqlite_audit_checkpoint_put,
+        .audit_checkpoints = sqlite_audit_checkpoints,
         .counts = sqlite_counts,
         .backup = sqlite_backup,
         .tokens_raise_floor = sqlite_tokens_raise_floor,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "journal.h"
@@ -26,6 +27,19 @@ static void policy_from_config(const struct phi_config *c, struct phi_verifier_p
         snprintf(ret->issuer, sizeof(ret->issuer), "%s", c->totp_issuer);
         snprintf(ret->passwd_file, sizeof(ret->passwd_file), "%s", c->passwd_file);
         snprintf(ret->group_file, sizeof(ret->group_file), "%s", c->group_file);
+        snprintf(ret->audit_key, sizeof(ret->audit_key), "%s", c->audit_key);
+        if (c->audit_origin[0])
+                snprintf(ret->audit_origin, sizeof(ret->audit_origin), "%s", c->audit_origin);
+        else {
+                /* The host names the log: "db1/phi-audit". */
+                char host[256];
+                if (gethostname(host, sizeof(host)) < 0)
+                        snprintf(host, sizeof(host), "localhost");
+                host[sizeof(host) - 1] = '\0';
+                snprintf(ret->audit_origin, sizeof(ret->audit_origin), "%.240s/phi-audit", host);
+        }
+        ret->audit_checkpoint_records = c->audit_checkpoint_records;
+        ret->audit_checkpoint_interval = c->audit_checkpoint_interval;
 }
 
 void phi_totp_reconfigure(phi_verifier *v, const struct phi_config *old, const struct phi_config *c) {

@@ -9,12 +9,15 @@
  * says why in PHI_REASON. */
 
 #include <pthread.h>
+#include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "access.h"
+#include "audit_log.h"
 #include "journal.h"
 #include "localfiles.h"
 #include "phi/secret.h"
@@ -59,6 +62,7 @@ enum outcome {
         O_SESSION_REFUSED,  /* SESSION_OPEN: the calling process could not be pinned */
         O_ELEV,             /* ELEV_*: answered; j->elev says how */
         O_SHOWN_LIST,       /* ELEV_LIST: the page is in j->reply */
+        O_AUDITED,          /* AUDIT: appended (its origin journaled it) */
 };
 
 /* A finished reply on its way to the event loop. Allocated with its job (a job
@@ -156,6 +160,10 @@ struct phi_verifier {
         sd_event_source *elev_timer;
         bool elev_tick_queued;
 
+        /* The audit log: every job's events appended in its round's transaction. */
+        phi_audit_log *audit;
+        uint64_t audit_size, audit_checkpoint;  /* for status, under the lock */
+
         /* Sessions whose process the thread watches (a pidfd each). */
         struct watch *watches;
         size_t n_watches;
@@ -170,6 +178,39 @@ struct watch {
 };
 
 static void format_time(uint64_t t, char buf[static 32]);
+
+/*
+ * Where a job's events go. The same functions that journal a finished round
+ * (on the journal thread) first make its audit records (on the verifier's
+ * thread, inside the round's transaction): with audit_sink set, emit()
+ * appends a record instead of journaling, so the two can never differ in
+ * what they say happened.
+ */
+struct audit_sink {
+        phi_verifier *v;
+        uint64_t time_us;
+        int error;
+};
+static _Thread_local struct audit_sink *audit_sink;
+
+static void audit_emit(struct audit_sink *k, enum phi_event event, const struct phi_journal_field *fields, size_t n);
+
+static void emit(enum phi_event event, int priority, const struct phi_journal_field *fields, size_t n,
+                 const char *fmt, ...) _phi_printf_(5, 6);
+static void emit(enum phi_event event, int priority, const struct phi_journal_field *fields, size_t n,
+                 const char *fmt, ...) {
+        char msg[2048];
+        va_list ap;
+
+        if (audit_sink) {
+                audit_emit(audit_sink, event, fields, n);
+                return;
+        }
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        phi_journal_event(event, priority, fields, n, "%s", msg);
+}
 
 static void answer_free(struct answer *a) {
         if (!a)
@@ -859,6 +900,9 @@ static int serve_one(phi_verifier *v, struct job *j, uint64_t now) {
                 return serve_session_close(v, j);
         case PHI_VERIFY_ELEV_LIST:
                 return serve_elev_list(v, j, now);
+        case PHI_VERIFY_AUDIT:
+                j->outcome = O_AUDITED;
+                return 0;
         case PHI_VERIFY_ELEV_REQUEST:
         case PHI_VERIFY_ELEV_CANCEL:
         case PHI_VERIFY_ELEV_REVOKE:
@@ -1071,6 +1115,9 @@ static int reply_for(struct job *j, phi_msg **ret) {
         case O_SHOWN_LIST:
                 *ret = PHI_TAKE_PTR(j->reply);
                 return 0;
+        case O_AUDITED:
+                *ret = NULL;
+                return 0;
         case O_ELEV:
                 return elev_reply(j, ret);
         }
@@ -1090,6 +1137,19 @@ static const char *reason_of(enum outcome o) {
         default: return NULL;
         }
 }
+
+/* Diagnostics and notes of the journal functions: not events, so not in
+ * the audit log, and written only on the journal pass. */
+#define jlog(...)                                 \
+        do {                                      \
+                if (!audit_sink)                  \
+                        phi_log(__VA_ARGS__);     \
+        } while (0)
+#define jnote(...)                                \
+        do {                                      \
+                if (!audit_sink)                  \
+                        phi_journal_note(__VA_ARGS__); \
+        } while (0)
 
 static void journal_elev(const struct job *j) {
         for (size_t i = 0; i < j->elev.n_events; i++) {
@@ -1112,7 +1172,7 @@ static void journal_elev(const struct job *j) {
                         { "PHI_APPROVALS", e->event == PHI_EVENT_ELEVATION_APPROVED ? approvals : NULL },
                         { "PHI_SERVICE", "phictl" },
                 };
-                phi_journal_event(e->event, e->priority, fields, PHI_ELEMENTSOF(fields), "%s", e->message);
+                emit(e->event, e->priority, fields, PHI_ELEMENTSOF(fields), "%s", e->message);
         }
 }
 
@@ -1150,42 +1210,42 @@ static void journal_access(const struct job *j) {
         switch (j->outcome) {
         case O_ALLOWED:
                 if (q->elevate)
-                        phi_journal_event(PHI_EVENT_SUDO_ESCALATION, LOG_NOTICE, fields, n,
+                        emit(PHI_EVENT_SUDO_ESCALATION, LOG_NOTICE, fields, n,
                                           "%s may use %s under the grant of role %s (request %s)", user, service,
                                           j->sudo_role, j->sudo_request);
                 else
-                        phi_journal_event(PHI_EVENT_ACCESS_GRANTED, LOG_INFO, fields, n,
+                        emit(PHI_EVENT_ACCESS_GRANTED, LOG_INFO, fields, n,
                                           "Access for %s to %s%s%s granted by rule %s", user, service, from, rhost,
                                           j->decision.rule);
                 break;
         case O_DENIED:
                 if (q->elevate) {
-                        phi_journal_event(PHI_EVENT_SUDO_DENIED, LOG_WARNING, fields, n, "%s refused %s: %s", service,
+                        emit(PHI_EVENT_SUDO_DENIED, LOG_WARNING, fields, n, "%s refused %s: %s", service,
                                           user, j->decision.reason);
                         break;
                 }
-                phi_journal_event(PHI_EVENT_ACCESS_DENIED, LOG_NOTICE, fields, n,
+                emit(PHI_EVENT_ACCESS_DENIED, LOG_NOTICE, fields, n,
                                   "Access for %s to %s%s%s denied by rule %s: %s", user, service, from, rhost,
                                   j->decision.rule, j->decision.reason);
                 break;
         case O_UNDECIDED:
-                phi_journal_event(PHI_EVENT_ACCESS_DENIED, LOG_ERR, fields, n,
+                emit(PHI_EVENT_ACCESS_DENIED, LOG_ERR, fields, n,
                                   "Access for %s to %s%s%s denied: %s", user, service, from, rhost, j->decision.reason);
                 break;
         case O_SESSION_OPENED:
-                phi_journal_event(PHI_EVENT_SESSION_OPEN, LOG_INFO, fields, n, "Session %s of %s opened (%s%s%s, process %s)",
+                emit(PHI_EVENT_SESSION_OPEN, LOG_INFO, fields, n, "Session %s of %s opened (%s%s%s, process %s)",
                                   x->id, user, service, from, rhost, pid);
                 break;
         case O_SESSION_CLOSED:
                 if (j->req.kind == PHI_VERIFY_SESSION_GONE)
-                        phi_journal_event(PHI_EVENT_SESSION_CLOSE, LOG_NOTICE, fields, n,
+                        emit(PHI_EVENT_SESSION_CLOSE, LOG_NOTICE, fields, n,
                                           "Session %s of %s (%s%s%s) closed by phiaccessd: %s", x->id, user, service,
                                           from, rhost,
                                           strcmp(q->gone_reason, "rebooted") == 0
                                                   ? "it was recorded in an earlier boot"
                                                   : "its process ended without closing it");
                 else
-                        phi_journal_event(PHI_EVENT_SESSION_CLOSE, LOG_INFO, fields, n, "Session %s of %s closed (%s%s%s)",
+                        emit(PHI_EVENT_SESSION_CLOSE, LOG_INFO, fields, n, "Session %s of %s closed (%s%s%s)",
                                           x->id, user, service, from, rhost);
                 break;
         default:
@@ -1214,12 +1274,12 @@ static void journal_outcome(const struct job *j, enum outcome outcome) {
 
         switch (outcome) {
         case O_OK:
-                phi_journal_event(PHI_EVENT_AUTH_OK, LOG_INFO, fields, n, "TOTP accepted for %s (%s%s%s)",
+                emit(PHI_EVENT_AUTH_OK, LOG_INFO, fields, n, "TOTP accepted for %s (%s%s%s)",
                                   q->user, q->service, q->rhost[0] ? " from " : "", q->rhost);
                 break;
         case O_LOCKED:
                 /* Refused unchecked: whether the code was right is not known. */
-                phi_journal_event(PHI_EVENT_AUTH_FAIL, LOG_WARNING, fields, n,
+                emit(PHI_EVENT_AUTH_FAIL, LOG_WARNING, fields, n,
                                   "%s refused for %s (%s%s%s): locked out until %s after too many failed codes",
                                   what, q->user, q->service, q->rhost[0] ? " from " : "", q->rhost, expires);
                 break;
@@ -1227,50 +1287,50 @@ static void journal_outcome(const struct job *j, enum outcome outcome) {
         case O_NO_TOKEN:
         case O_NO_PENDING:
                 /* One message for all of them; PHI_REASON tells the admin which. */
-                phi_journal_event(PHI_EVENT_AUTH_FAIL, LOG_WARNING, fields, n, "%s verification failed for %s (%s%s%s)",
+                emit(PHI_EVENT_AUTH_FAIL, LOG_WARNING, fields, n, "%s verification failed for %s (%s%s%s)",
                                   what, q->user, q->service, q->rhost[0] ? " from " : "", q->rhost);
                 break;
         case O_REPLAY:
-                phi_journal_event(PHI_EVENT_TOTP_REPLAY, LOG_WARNING, fields, n,
+                emit(PHI_EVENT_TOTP_REPLAY, LOG_WARNING, fields, n,
                                   "%s reused for %s (%s%s%s): a code is accepted once", what, q->user,
                                   q->service, q->rhost[0] ? " from " : "", q->rhost);
                 break;
         case O_UNSEAL:
-                phi_journal_event(PHI_EVENT_AUTH_FAIL, LOG_ERR, fields, n,
+                emit(PHI_EVENT_AUTH_FAIL, LOG_ERR, fields, n,
                                   "TOTP seed of %s does not open with the master key (key replaced, or the row was altered)",
                                   q->user);
                 break;
         case O_ENROLLED:
                 if (j->from_pam)
-                        phi_journal_event(PHI_EVENT_ENROLLED, LOG_NOTICE, fields, n,
+                        emit(PHI_EVENT_ENROLLED, LOG_NOTICE, fields, n,
                                           "TOTP token of %s activated at login (%s%s%s); the login is let in",
                                           q->user, q->service, q->rhost[0] ? " from " : "", q->rhost);
                 else
-                        phi_journal_event(PHI_EVENT_ENROLLED, LOG_NOTICE, fields, n, "TOTP token of %s activated",
+                        emit(PHI_EVENT_ENROLLED, LOG_NOTICE, fields, n, "TOTP token of %s activated",
                                           q->user);
                 break;
         case O_RESET:
-                phi_journal_event(PHI_EVENT_TOKEN_RESET, LOG_NOTICE, fields, n, "TOTP token of %s %s by %s",
+                emit(PHI_EVENT_TOKEN_RESET, LOG_NOTICE, fields, n, "TOTP token of %s %s by %s",
                                   q->user, j->found ? "removed" : "reset (there was none)", q->actor);
                 break;
         case O_ISSUED:
-                phi_journal_event(PHI_EVENT_TICKET_ISSUED, LOG_NOTICE, fields, n,
+                emit(PHI_EVENT_TICKET_ISSUED, LOG_NOTICE, fields, n,
                                   "Enrolment ticket for %s issued by %s, valid until %s", q->user, q->actor, expires);
                 break;
         case O_NO_TICKET:
-                phi_log(LOG_NOTICE, "%s tried to enrol a token without a valid ticket", q->user);
+                jlog(LOG_NOTICE, "%s tried to enrol a token without a valid ticket", q->user);
                 break;
         case O_NO_USER:
-                phi_log(LOG_NOTICE, "no enrolment ticket for %s (asked by %s): no such user", q->user, q->actor);
+                jlog(LOG_NOTICE, "no enrolment ticket for %s (asked by %s): no such user", q->user, q->actor);
                 break;
         case O_PENDING:
                 /* Part of the user's access history, though not an event of its own. */
                 if (q->kind == PHI_VERIFY_LOGIN)
-                        phi_journal_note(LOG_NOTICE, fields, n, "TOTP enrolment offered to %s at login (%s%s%s), "
+                        jnote(LOG_NOTICE, fields, n, "TOTP enrolment offered to %s at login (%s%s%s), "
                                          "under a valid ticket: a new token waits for its first code", q->user,
                                          q->service, q->rhost[0] ? " from " : "", q->rhost);
                 else
-                        phi_log(LOG_INFO, "new TOTP token for %s waits for its first code", q->user);
+                        jlog(LOG_INFO, "new TOTP token for %s waits for its first code", q->user);
                 break;
         case O_ALLOWED:
         case O_DENIED:
@@ -1280,7 +1340,7 @@ static void journal_outcome(const struct job *j, enum outcome outcome) {
                 journal_access(j);
                 break;
         case O_SESSION_UNKNOWN:
-                phi_log(LOG_NOTICE, "pam_close_session() for %s (%s) named no open session (%s)", q->user, q->service,
+                jlog(LOG_NOTICE, "pam_close_session() for %s (%s) named no open session (%s)", q->user, q->service,
                         q->session[0] ? q->session : "no id");
                 break;
         case O_SESSION_REFUSED:
@@ -1289,6 +1349,7 @@ static void journal_outcome(const struct job *j, enum outcome outcome) {
         case O_SHOWN:
         case O_SHOWN_LIST:
         case O_ELEV:
+        case O_AUDITED:
                 break;
         }
         if (j->lock_user || j->lock_host) {
@@ -1302,7 +1363,7 @@ static void journal_outcome(const struct job *j, enum outcome outcome) {
                                         : j->lock_user ? "user_failures" : "host_failures" },
                         { "PHI_EXPIRES", until },
                 };
-                phi_journal_event(PHI_EVENT_LOCKOUT, LOG_ALERT, lock_fields, PHI_ELEMENTSOF(lock_fields),
+                emit(PHI_EVENT_LOCKOUT, LOG_ALERT, lock_fields, PHI_ELEMENTSOF(lock_fields),
                                   "Too many failed codes for %s%s%s: locked out until %s", q->user,
                                   j->lock_host ? ", host " : "", j->lock_host ? q->rhost : "", until);
         }
@@ -1446,6 +1507,165 @@ static int sessions_recover(phi_verifier *v) {
         return r;
 }
 
+/* ------------------------------------------------------------- audit log */
+
+static const char *field_of(const struct phi_journal_field *fields, size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if (fields[i].value && strcmp(fields[i].name, name) == 0 && fields[i].value[0])
+                        return fields[i].value;
+        return NULL;
+}
+
+/* PHI_EXPIRES as the journal writes it (ISO 8601 UTC) back to seconds. */
+static uint64_t expires_of(const char *s) {
+        struct tm tm = { 0 };
+        const char *end;
+        time_t t;
+
+        if (!s || !(end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) || *end || (t = timegm(&tm)) < 0)
+                return 0;
+        return (uint64_t) t;
+}
+
+/* Records that want a checkpoint at once: a grant, a denial, a break-glass. */
+static bool event_urgent(enum phi_event event) {
+        switch (event) {
+        case PHI_EVENT_ELEVATION_APPROVED:
+        case PHI_EVENT_ELEVATION_DENIED:
+        case PHI_EVENT_BREAKGLASS:
+        case PHI_EVENT_ACCESS_DENIED:
+        case PHI_EVENT_SUDO_DENIED:
+        case PHI_EVENT_LOCKOUT:
+                return true;
+        default:
+                return false;
+        }
+}
+
+static void audit_emit(struct audit_sink *k, enum phi_event event, const struct phi_journal_field *fields, size_t n) {
+        struct phi_audit_record rec = {
+                .time_us = k->time_us,
+                .event = phi_events[event].name,
+                .user = field_of(fields, n, "PHI_USER"),
+                .actor = field_of(fields, n, "PHI_ACTOR"),
+                .role = field_of(fields, n, "PHI_ROLE"),
+                .request_id = field_of(fields, n, "PHI_REQUEST_ID"),
+                .service = field_of(fields, n, "PHI_SERVICE"),
+                .rhost = field_of(fields, n, "PHI_RHOST"),
+                .tty = field_of(fields, n, "PHI_TTY"),
+                .rule = field_of(fields, n, "PHI_RULE"),
+                .reason = field_of(fields, n, "PHI_REASON"),
+                .expires = expires_of(field_of(fields, n, "PHI_EXPIRES")),
+                .host = k->v->hostname[0] ? k->v->hostname : NULL,
+        };
+        int r;
+
+        if (k->error < 0)
+                return;
+        r = phi_audit_log_append(k->v->audit, &rec, event_urgent(event));
+        if (r < 0)
+                k->error = r;
+}
+
+/* The job's audit records, inside the round's transaction. */
+static int audit_job(phi_verifier *v, const struct job *j, uint64_t time_us) {
+        struct audit_sink k = { .v = v, .time_us = time_us };
+        const struct phi_verify_request *q = &j->req;
+
+        if (j->outcome == O_AUDITED) {
+                struct phi_audit_record rec = {
+                        .time_us = q->audit_time_us ? q->audit_time_us : time_us,
+                        .event = q->audit_event,
+                        .user = q->user[0] ? q->user : NULL,
+                        .actor = q->actor[0] ? q->actor : NULL,
+                        .role = q->role[0] ? q->role : NULL,
+                        .request_id = q->request_id[0] ? q->request_id : NULL,
+                        .service = q->service[0] ? q->service : NULL,
+                        .rhost = q->rhost[0] ? q->rhost : NULL,
+                        .tty = q->tty[0] ? q->tty : NULL,
+                        .rule = q->audit_rule[0] ? q->audit_rule : NULL,
+                        .reason = q->reason[0] ? q->reason : NULL,
+                        .expires = q->audit_expires,
+                        .host = v->hostname[0] ? v->hostname : NULL,
+                };
+                return phi_audit_log_append(v->audit, &rec, q->audit_urgent);
+        }
+        audit_sink = &k;
+        journal_job(j);
+        audit_sink = NULL;
+        return k.error;
+}
+
+/* The checkpoint a committed round made, in the journal: a store later
+ * rolled back or cut short disagrees with it. */
+static void journal_checkpoint(phi_verifier *v, const char *note) {
+        struct phi_audit_checkpoint cp;
+        char size[24], root[64];
+        const char *err = NULL;
+        size_t len = strlen(note), text_len = strcspn(note, "\n");
+
+        /* The text is the note up to its blank line. */
+        const char *blank = strstr(note, "\n\n");
+        text_len = blank ? (size_t) (blank - note) + 1 : len;
+        if (phi_audit_checkpoint_parse(note, text_len, &cp, &err) < 0)
+                return;
+        snprintf(size, sizeof(size), "%llu", (unsigned long long) cp.size);
+        sodium_bin2base64(root, sizeof(root), cp.root, sizeof(cp.root), sodium_base64_VARIANT_ORIGINAL);
+        const struct phi_journal_field fields[] = {
+                { "PHI_AUDIT_ORIGIN", cp.origin },
+                { "PHI_AUDIT_SIZE", size },
+                { "PHI_AUDIT_ROOT", root },
+                { "PHI_CHECKPOINT", note },
+                { "PHI_HOST", v->hostname[0] ? v->hostname : NULL },
+        };
+        phi_journal_event(PHI_EVENT_CHECKPOINT, LOG_INFO, fields, PHI_ELEMENTSOF(fields),
+                          "Audit checkpoint: %s holds %s records, root %s", cp.origin, size, root);
+}
+
+void phi_verifier_audit_hook(void *userdata, enum phi_event event, int priority, const struct phi_journal_field *fields,
+                             size_t n_fields) {
+        phi_verifier *v = userdata;
+        struct phi_verify_request q = { .kind = PHI_VERIFY_AUDIT };
+        struct timespec ts;
+        uint64_t one = 1;
+        const char *x;
+
+        (void) priority;
+        if (!v || event >= _PHI_EVENT_MAX || event == PHI_EVENT_CHECKPOINT)
+                return;
+        snprintf(q.audit_event, sizeof(q.audit_event), "%s", phi_events[event].name);
+#define COPY(dst, name)                                             \
+        if ((x = field_of(fields, n_fields, name)))                  \
+                snprintf(dst, sizeof(dst), "%s", x);
+        COPY(q.user, "PHI_USER");
+        COPY(q.actor, "PHI_ACTOR");
+        COPY(q.role, "PHI_ROLE");
+        COPY(q.request_id, "PHI_REQUEST_ID");
+        COPY(q.service, "PHI_SERVICE");
+        COPY(q.rhost, "PHI_RHOST");
+        COPY(q.tty, "PHI_TTY");
+        COPY(q.audit_rule, "PHI_RULE");
+        COPY(q.reason, "PHI_REASON");
+#undef COPY
+        q.audit_expires = expires_of(field_of(fields, n_fields, "PHI_EXPIRES"));
+        q.audit_urgent = event_urgent(event);
+        if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+                q.audit_time_us = (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+        if (enqueue_internal(v, &q) < 0)
+                phi_log(LOG_ERR, "audit record of %s lost: the verifier's queue is full", q.audit_event);
+        else
+                (void) !write(v->wake_fd, &one, sizeof(one));
+}
+
+void phi_verifier_audit_state(phi_verifier *v, uint64_t *ret_size, uint64_t *ret_checkpoint, char *vkey,
+                              size_t vkey_len) {
+        pthread_mutex_lock(&v->lock);
+        *ret_size = v->audit_size;
+        *ret_checkpoint = v->audit_checkpoint;
+        snprintf(vkey, vkey_len, "%s", v->audit ? phi_audit_log_vkey(v->audit) : "");
+        pthread_mutex_unlock(&v->lock);
+}
+
 /* -------------------------------------------------- elevation timer, grants */
 
 static int on_elev_timer(sd_event_source *src, uint64_t usec, void *userdata);
@@ -1516,10 +1736,16 @@ static void elev_after_commit(phi_verifier *v, struct job *j) {
 /* Serves the batch in one transaction and leaves each job's reply in j->reply;
  * a rolled-back round leaves errors and no outcome. */
 static void round_serve(phi_verifier *v, struct queue *batch) {
-        uint64_t now = (uint64_t) time(NULL);
+        struct timespec ts;
+        uint64_t now, now_us;
         size_t abandoned = 0;
+        char *note = NULL;
         struct job *j;
         int r;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        now = (uint64_t) ts.tv_sec;
+        now_us = now * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
 
         /* A login whose client (pam_phi, after its timeout) has hung up is not
          * served: checking it would use up the code and journal an acceptance
@@ -1539,9 +1765,16 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
                         abandoned == 1 ? "" : "s");
 
         r = phi_store_begin(v->store);
+        phi_audit_log_begin(v->audit);
         for (j = batch->head; j && r >= 0; j = j->next)
                 if (j->outcome != O_ABANDONED)
                         r = serve_one(v, j, now);
+        /* Each change with its record, in the same transaction: a record that
+         * cannot be written undoes the round. */
+        for (j = batch->head; j && r >= 0; j = j->next)
+                r = audit_job(v, j, now_us);
+        if (r >= 0)
+                r = phi_audit_log_finish(v->audit, now, &note);
         if (r >= 0 && now >= v->last_prune + PRUNE_INTERVAL) {
                 r = phi_store_failures_prune(v->store, now, v->policy.failure_window);
                 v->last_prune = now;
@@ -1550,16 +1783,29 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
                 r = phi_store_commit(v->store);
         if (r < 0) {
                 phi_store_rollback(v->store);
+                phi_audit_log_rollback(v->audit);
                 phi_log(LOG_ERR, "TOTP round of %zu requests failed and was rolled back: %s", batch->n,
                         phi_errno_text(r));
-        } else
-                for (j = batch->head; j; j = j->next)
+        } else {
+                if (note) {
+                        phi_audit_log_checkpoint_committed(v->audit, phi_audit_log_size(v->audit), now);
+                        journal_checkpoint(v, note);
+                }
+                pthread_mutex_lock(&v->lock);
+                v->audit_size = phi_audit_log_size(v->audit);
+                v->audit_checkpoint = phi_audit_log_checkpoint_size(v->audit);
+                pthread_mutex_unlock(&v->lock);
+        }
+        free(note);
+        if (r >= 0)
+                for (j = batch->head; j; j = j->next) {
                         if (j->outcome == O_SESSION_OPENED)
                                 watch_add(v, j->session.id, PHI_TAKE_FD(j->pidfd));
                         else if (j->outcome == O_SESSION_CLOSED && !j->internal)
                                 watch_remove(v, j->session.id);
                         else if (j->outcome == O_ELEV)
                                 elev_after_commit(v, j);
+                }
         for (j = batch->head; j; j = j->next) {
                 phi_msg *reply = NULL;
                 phi_secret_wipe(j->req.code, sizeof(j->req.code));
@@ -1654,6 +1900,9 @@ static void round_run(phi_verifier *v) {
 
 static void *journal_thread(void *arg) {
         phi_verifier *v = arg;
+
+        /* What it journals is in the audit log already, from its round. */
+        phi_journal_audited_here(true);
 
         for (;;) {
                 struct queue batch;
@@ -1812,9 +2061,41 @@ static int thread_setup(phi_verifier *v) {
         return 0;
 }
 
+/* At the stop: what clients asked is dropped (they see the connection close
+ * and deny), but the thread's own jobs -- other threads' audit records, a
+ * session whose process ended -- are served, so that no event journaled
+ * before the stop is missing from the audit log. */
+static void drain_internal(phi_verifier *v) {
+        struct queue rest, keep = { 0 };
+
+        pthread_mutex_lock(&v->lock);
+        rest = v->todo;
+        v->todo = (struct queue){ 0 };
+        pthread_mutex_unlock(&v->lock);
+        while (rest.head) {
+                struct job *j = rest.head;
+                rest.head = j->next;
+                j->next = NULL;
+                if (j->internal)
+                        queue_push(&keep, j);
+                else
+                        job_free(j);
+        }
+        if (!keep.head)
+                return;
+        pthread_mutex_lock(&v->lock);
+        v->todo = keep;
+        pthread_mutex_unlock(&v->lock);
+        round_run(v);
+}
+
 static void *verifier_thread(void *arg) {
         phi_verifier *v = arg;
-        int r = thread_setup(v);
+        int r;
+
+        /* This thread's events are appended in their rounds. */
+        phi_journal_audited_here(true);
+        r = thread_setup(v);
 
         pthread_mutex_lock(&v->lock);
         v->start_result = r;
@@ -1823,6 +2104,7 @@ static void *verifier_thread(void *arg) {
         pthread_mutex_unlock(&v->lock);
         if (r >= 0)
                 (void) sd_event_loop(v->event);
+        drain_internal(v);
         /* Connections still waiting see theirs close: PAM denies. */
         phi_server_free(PHI_TAKE_PTR(v->pam));
         while (v->watches)
@@ -2053,6 +2335,23 @@ int phi_verifier_new(const char *backend, const char *location, phi_seal_key *ke
         if ((r = phi_store_open(backend, location, PHI_IDENTITIES_READ, &v->store)) < 0 ||
             (r = bind_legacy(v)) < 0)
                 goto fail;
+        {
+                /* No audit log, no verifier: a login whose record cannot be
+                 * written is not let in (fail closed). */
+                const struct phi_audit_log_config ac = {
+                        .key_path = policy->audit_key,
+                        .origin = policy->audit_origin,
+                        .checkpoint_records = policy->audit_checkpoint_records,
+                        .checkpoint_interval = policy->audit_checkpoint_interval,
+                };
+                if ((r = phi_audit_log_open(v->store, &ac, &v->audit)) < 0) {
+                        phi_log(LOG_CRIT, "the audit log cannot be written: %s; every login is refused",
+                                phi_errno_text(r));
+                        goto fail;
+                }
+                v->audit_size = phi_audit_log_size(v->audit);
+                v->audit_checkpoint = phi_audit_log_checkpoint_size(v->audit);
+        }
         /* Bound here, not on the thread, so that a bad path fails the start. */
         if (v->pam_fd < 0 && pam_path) {
                 if ((r = phi_server_listen(pam_path, 0600, &v->pam_fd)) < 0) {
@@ -2115,6 +2414,7 @@ void phi_verifier_free(phi_verifier *v) {
         queue_free(&v->journal);
         queue_free(&v->todo);
         answers_free(&v->done);
+        phi_audit_log_free(v->audit);
         phi_store_free(v->store);
         phi_seal_key_free(v->key);
         phi_policy_unref(v->access);

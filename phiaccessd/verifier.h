@@ -36,7 +36,9 @@
 #include "phi/policy.h"
 #include "seal.h"
 #include "elevation.h"
+#include "phi/audit.h"
 #include "sessions.h"
+#include "journal.h"
 #include "totp.h"
 
 struct phi_verifier_policy {
@@ -52,6 +54,9 @@ struct phi_verifier_policy {
         bool enroll_at_login;               /* offer a ticket holder's login a new token */
         char passwd_file[4096];             /* local accounts: identity "local:UID" */
         char group_file[4096];              /* local groups, for the access policy */
+        char audit_key[4096];               /* [audit] (audit_log.h) */
+        char audit_origin[PHI_AUDIT_NAME_MAX + 1];
+        uint64_t audit_checkpoint_records, audit_checkpoint_interval;
 };
 
 enum phi_verify_kind {
@@ -73,6 +78,7 @@ enum phi_verify_kind {
         PHI_VERIFY_ELEV_REVIEW,   /* reason: the review's note */
         PHI_VERIFY_ELEV_LIST,     /* list: pending, mine, all or grants; request_id: after */
         PHI_VERIFY_ELEV_TICK,     /* the verifier's own: transitions that are due */
+        PHI_VERIFY_AUDIT,         /* an event of another thread, for the audit log (audit_*) */
 };
 
 struct phi_verify_request {
@@ -99,6 +105,10 @@ struct phi_verify_request {
         bool code_given;                    /* ELEV_DECIDE: a code came with it */
         bool admin;                         /* ELEV_REVOKE: root or the admin group */
         bool privileged;                    /* ELEV_LIST: sees everyone's (admin, approver, auditor) */
+        char audit_event[PHI_AUDIT_EVENT_MAX + 1];  /* AUDIT: the record's fields; also user, actor, */
+        char audit_rule[PHI_POLICY_NAME_MAX + 1];   /* service, rhost, tty, role, request_id, reason */
+        uint64_t audit_expires, audit_time_us;
+        bool audit_urgent;
         /* SHOW: the reply so far (USER_INFO with the identity); the verifier
          * adds the token's state and sends it. Once submitted it is the
          * verifier's; if submit() fails it stays the caller's. */
@@ -151,6 +161,14 @@ int phi_verifier_event_fd(const phi_verifier *v) _phi_nonnull_;
 void phi_verifier_event_ack(phi_verifier *v) _phi_nonnull_;
 /* One finished reply (caller frees it), or false when none is left. */
 bool phi_verifier_take(phi_verifier *v, uint64_t *ret_ticket, phi_msg **ret_reply) _phi_nonnull_;
+
+/* The audit hook of journal.h: an event of another thread, appended in the
+ * verifier's next round. */
+void phi_verifier_audit_hook(void *userdata, enum phi_event event, int priority, const struct phi_journal_field *fields,
+                             size_t n_fields);
+/* The audit log's size and newest checkpoint, and its verifier key (copied). */
+void phi_verifier_audit_state(phi_verifier *v, uint64_t *ret_size, uint64_t *ret_checkpoint, char *vkey,
+                              size_t vkey_len) _phi_nonnull_;
 
 /* Counters for status: rounds committed and requests served. */
 void phi_verifier_stats(phi_verifier *v, uint64_t *ret_rounds, uint64_t *ret_requests) _phi_nonnull_;

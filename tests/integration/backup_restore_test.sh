@@ -187,9 +187,10 @@ refuse "$TOTP_CONF" "not an SQLite database (no SQLite header), so not a phi sto
 refuse "$PHI_TMP/missing.db" "cannot open it: No such file or directory" "a missing file"
 sqlite3 "$PHI_TMP/other.db" "CREATE TABLE notes (t TEXT); INSERT INTO notes VALUES ('x')"
 refuse "$PHI_TMP/other.db" "an SQLite database, but not a phi store" "another program's SQLite database"
-# Damaged: page 1's schema overwritten (the header stays), and a copy cut short.
+# Damaged: page 1 past the file header overwritten (its b-tree header and
+# the schema it holds or points to), and a copy cut short.
 cp "$backup" "$PHI_TMP/damaged.db"
-dd if=/dev/urandom of="$PHI_TMP/damaged.db" bs=1 seek=200 count=3000 conv=notrunc status=none
+dd if=/dev/urandom of="$PHI_TMP/damaged.db" bs=1 seek=100 count=3996 conv=notrunc status=none
 refuse "$PHI_TMP/damaged.db" "malformed" "a damaged copy"
 head -c $(( $(stat -c %s "$backup") - 1000 )) "$backup" >"$PHI_TMP/short.db"
 refuse "$PHI_TMP/short.db" "cut short" "a copy cut short"

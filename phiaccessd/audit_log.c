@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The audit log's writer; see audit_log.h. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "audit_log.h"
+#include "config.h"
+#include "journal.h"
+#include "phi/fs.h"
+#include "phi/secret.h"
+
+struct phi_audit_log {
+        phi_store *store;
+        struct phi_audit_signer signer;
+        char vkey[PHI_AUDIT_VKEY_MAX];
+        char origin[PHI_AUDIT_NAME_MAX + 1];
+        uint64_t checkpoint_records, checkpoint_interval;
+
+        struct phi_audit_tree tree, saved;  /* now, and as the store has it */
+        uint64_t checkpoint_size;           /* the newest checkpoint's */
+        uint64_t checkpoint_at;             /* when it was made (Unix seconds) */
+        bool urgent;                        /* this round has a record that wants one */
+};
+
+static void hex_of(const uint8_t *p, size_t n, char *out) {
+        for (size_t i = 0; i < n; i++)
+                snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+static int hex_to(const char *hex, uint8_t *out, size_t cap, size_t *ret_n) {
+        size_t len = strlen(hex), bin_len = 0;
+
+        if (len % 2 || len / 2 > cap ||
+            sodium_hex2bin(out, cap, hex, len, NULL, &bin_len, NULL) != 0 || bin_len != len / 2)
+                return -EBADMSG;
+        *ret_n = bin_len;
+        return 0;
+}
+
+/* Writes text to path (new, mode), by a temp file linked into place. */
+static int file_create(const char *path, const char *text, mode_t mode) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        size_t done = 0, n = strlen(text);
+        int r = 0;
+
+        if (asprintf(&tmp, "%s.new-%u", path, (unsigned) getpid()) < 0) {
+                tmp = NULL;
+                return -ENOMEM;
+        }
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd < 0)
+                return phi_negative_errno();
+        if (fchmod(fd, mode) < 0)
+                r = phi_negative_errno();
+        while (r == 0 && done < n) {
+                ssize_t w = write(fd, text + done, n - done);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        r = w < 0 ? phi_negative_errno() : -EIO;
+                else
+                        done += (size_t) w;
+        }
+        if (r == 0 && (fsync(fd) < 0 || link(tmp, path) < 0))
+                r = phi_negative_errno();
+        (void) unlink(tmp);
+        if (r == 0)
+                r = phi_fs_fsync_parent(path);
+        return r;
+}
+
+/* The signing key: read (a file only root may read and write), or made at
+ * the first start, with its public half written beside it for auditors. */
+static int key_load(struct phi_audit_log *l, const char *path) {
+        char skey[PHI_AUDIT_SKEY_MAX + 2] = "", vkey[PHI_AUDIT_VKEY_MAX];
+        _cleanup_free_ char *pub = NULL;
+        const char *reason = NULL, *err = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        ssize_t n;
+        int r;
+
+        if (asprintf(&pub, "%s%s", path, PHI_AUDIT_PUB_SUFFIX) < 0) {
+                pub = NULL;
+                return -ENOMEM;
+        }
+        fd = phi_config_open_trusted(path, true, &reason);
+        if (fd == -ENOENT) {
+                if ((r = phi_audit_keygen(l->origin, skey, vkey)) < 0)
+                        goto out;
+                strcat(skey, "\n");
+                if ((r = file_create(path, skey, 0600)) < 0) {
+                        phi_log(LOG_ERR, "cannot make the audit signing key %s: %s", path, phi_errno_text(r));
+                        goto out;
+                }
+                phi_log(LOG_NOTICE, "made the audit log's signing key %s; auditors verify with %s", path, pub);
+                fd = phi_config_open_trusted(path, true, &reason);
+        }
+        if (fd < 0) {
+                r = fd;
+                phi_log(LOG_ERR, "cannot use the audit signing key %s: %s", path, reason ? reason : phi_errno_text(r));
+                goto out;
+        }
+        n = read(fd, skey, sizeof(skey) - 1);
+        if (n < 0) {
+                r = phi_negative_errno();
+                goto out;
+        }
+        skey[n] = '\0';
+        skey[strcspn(skey, "\r\n")] = '\0';
+        if ((r = phi_audit_signer_parse(skey, strlen(skey), &l->signer, &err)) < 0) {
+                phi_log(LOG_ERR, "the audit signing key %s is not one: %s", path, err);
+                goto out;
+        }
+        if (strcmp(l->signer.name, l->origin) != 0) {
+                /* A key made for another name (the host was renamed): the
+                 * checkpoints keep the key's name, so that they verify. */
+                phi_log(LOG_NOTICE, "audit key %s is named %s; checkpoints use that origin", path, l->signer.name);
+                snprintf(l->origin, sizeof(l->origin), "%s", l->signer.name);
+        }
+        if ((r = phi_audit_key_from_seed(l->signer.name, l->signer.sk, skey, l->vkey)) < 0)
+                goto out;
+        /* The public key, for auditors: rewritten when missing. */
+        if (access(pub, F_OK) != 0) {
+                char line[PHI_AUDIT_VKEY_MAX + 1];
+                snprintf(line, sizeof(line), "%s\n", l->vkey);
+                if ((r = file_create(pub, line, 0644)) < 0 && r != -EEXIST)
+                        phi_log(LOG_WARNING, "cannot write the audit verifier key %s: %s", pub, phi_errno_text(r));
+        }
+        r = 0;
+out:
+        phi_secret_wipe(skey, sizeof(skey));
+        return r;
+}
+
+static int tree_load(struct phi_audit_log *l) {
+        char hex[2 * PHI_AUDIT_TREE_SAVED_MAX + 1];
+        uint8_t buf[PHI_AUDIT_TREE_SAVED_MAX];
+        struct phi_audit_checkpoint_row *cps = NULL;
+        size_t n = 0, n_cps = 0;
+        int r;
+
+        phi_audit_tree_init(&l->tree);
+        r = phi_store_audit_tree_get(l->store, hex, sizeof(hex));
+        if (r == -ENOENT)
+                r = 0;
+        else if (r == 0 && ((r = hex_to(hex, buf, sizeof(buf), &n)) < 0 ||
+                            (r = phi_audit_tree_restore(&l->tree, buf, n)) < 0))
+                phi_log(LOG_CRIT, "the audit log's saved tree is damaged: %s", phi_errno_text(r));
+        if (r < 0)
+                return r;
+        l->saved = l->tree;
+        /* The newest checkpoint: a page from a size close to the tree's. */
+        r = phi_store_audit_checkpoints(l->store, l->tree.size > 1000000 ? l->tree.size - 1000000 : 0, 1000000, &cps,
+                                        &n_cps);
+        if (r < 0)
+                return r;
+        if (n_cps > 0) {
+                l->checkpoint_size = cps[n_cps - 1].size;
+                l->checkpoint_at = cps[n_cps - 1].created;
+        }
+        phi_audit_checkpoint_rows_free(cps, n_cps);
+        return 0;
+}
+
+int phi_audit_log_open(phi_store *store, const struct phi_audit_log_config *c, phi_audit_log **ret) {
+        phi_audit_log *l = calloc(1, sizeof(*l));
+        int r;
+
+        if (!l)
+                return -ENOMEM;
+        l->store = store;
+        snprintf(l->origin, sizeof(l->origin), "%s", c->origin);
+        l->checkpoint_records = c->checkpoint_records ? c->checkpoint_records : 1000;
+        l->checkpoint_interval = c->checkpoint_interval ? c->checkpoint_interval : 60;
+        if (!phi_audit_key_name_valid(l->origin, strlen(l->origin))) {
+                phi_log(LOG_ERR, "'%s' cannot name the audit log (no blanks, no '+')", l->origin);
+                r = -EINVAL;
+                goto fail;
+        }
+        if ((r = key_load(l, c->key_path)) < 0 || (r = tree_load(l)) < 0)
+                goto fail;
+        *ret = l;
+        return 0;
+fail:
+        phi_audit_log_free(l);
+        return r;
+}
+
+void phi_audit_log_free(phi_audit_log *l) {
+        if (!l)
+                return;
+        phi_audit_signer_wipe(&l->signer);
+        sodium_memzero(l, sizeof(*l));
+        free(l);
+}
+
+void phi_audit_log_begin(phi_audit_log *l) {
+        l->saved = l->tree;
+        l->urgent = false;
+}
+
+void phi_audit_log_rollback(phi_audit_log *l) {
+        l->tree = l->saved;
+        l->urgent = false;
+}
+
+static void copy_field(char *dst, size_t cap, const char *src) {
+        snprintf(dst, cap, "%s", src ? src : "");
+}
+
+int phi_audit_log_append(phi_audit_log *l, struct phi_audit_record *rec, bool urgent) {
+        char leaf[PHI_AUDIT_RECORD_MAX + 1];
+        uint8_t hash[PHI_AUDIT_HASH_SIZE];
+        struct phi_audit_row row = { 0 };
+        const char *err = NULL;
+        size_t n = 0;
+        int r;
+
+        rec->seq = l->tree.size;
+        if ((r = phi_audit_record_encode(rec, leaf, sizeof(leaf) - 1, &n, &err)) < 0) {
+                phi_log(LOG_ERR, "audit record for %s not encoded: %s", rec->event, err ? err : phi_errno_text(r));
+                return r;
+        }
+        leaf[n] = '\0';
+        phi_audit_leaf_hash(leaf, n, hash);
+        row.seq = rec->seq;
+        row.time_us = rec->time_us;
+        copy_field(row.event, sizeof(row.event), rec->event);
+        copy_field(row.user, sizeof(row.user), rec->user);
+        copy_field(row.actor, sizeof(row.actor), rec->actor);
+        copy_field(row.role, sizeof(row.role), rec->role);
+        copy_field(row.request_id, sizeof(row.request_id), rec->request_id);
+        copy_field(row.host, sizeof(row.host), rec->host);
+        row.leaf = leaf;
+        hex_of(hash, sizeof(hash), row.leaf_hash);
+        if ((r = phi_store_audit_append(l->store, &row)) < 0 || (r = phi_audit_tree_append_hash(&l->tree, hash)) < 0)
+                return r;
+        l->urgent |= urgent;
+        return 0;
+}
+
+int phi_audit_log_finish(phi_audit_log *l, uint64_t now, char **ret_note) {
+        uint8_t buf[PHI_AUDIT_TREE_SAVED_MAX], root[PHI_AUDIT_HASH_SIZE];
+        char hex[2 * PHI_AUDIT_TREE_SAVED_MAX + 1], *note = NULL;
+        uint64_t fresh = l->tree.size - l->checkpoint_size;
+        size_t n = 0;
+        int r;
+
+        *ret_note = NULL;
+        if (l->tree.size != l->saved.size) {
+                if ((r = phi_audit_tree_save(&l->tree, buf, sizeof(buf), &n)) < 0)
+                        return r;
+                hex_of(buf, n, hex);
+                if ((r = phi_store_audit_tree_put(l->store, hex)) < 0)
+                        return r;
+        }
+        if (fresh == 0 ||
+            !(l->urgent || fresh >= l->checkpoint_records || now >= l->checkpoint_at + l->checkpoint_interval))
+                return 0;
+        note = malloc(PHI_AUDIT_NOTE_MAX);
+        if (!note)
+                return -ENOMEM;
+        phi_audit_tree_root(&l->tree, root);
+        if ((r = phi_audit_checkpoint_sign(&l->signer, l->origin, l->tree.size, root, note, PHI_AUDIT_NOTE_MAX, &n)) <
+                    0 ||
+            (r = phi_store_audit_checkpoint_put(l->store, l->tree.size, note, now)) < 0) {
+                free(note);
+                return r;
+        }
+        /* Taken for good only once the round commits; a rollback restores
+         * the tree, and the next round signs again. */
+        *ret_note = note;
+        return 0;
+}
+
+void phi_audit_log_checkpoint_committed(phi_audit_log *l, uint64_t size, uint64_t now) {
+        l->checkpoint_size = size;
+        l->checkpoint_at = now;
+        l->urgent = false;
+}
+
+uint64_t phi_audit_log_size(const phi_audit_log *l) {
+        return l->tree.size;
+}
+
+uint64_t phi_audit_log_checkpoint_size(const phi_audit_log *l) {
+        return l->checkpoint_size;
+}
+
+const char *phi_audit_log_vkey(const phi_audit_log *l) {
+        return l->vkey;
+}
+
+void phi_audit_log_root(const phi_audit_log *l, uint8_t ret[PHI_AUDIT_HASH_SIZE]) {
+        phi_audit_tree_root(&l->tree, ret);
+}
