@@ -229,7 +229,7 @@ static struct phi_config *config_new_defaults(const char *path) {
         c->totp_failure_window = 15 * 60;
         c->totp_lockout = 15 * 60;
         c->totp_ticket_lifetime = 7 * 86400;
-        DEF(audit_key, "/var/lib/phiaccessd/audit.key");
+        DEF(audit_key, "");      /* "": audit.key beside the store */
         DEF(audit_origin, "");
         c->audit_checkpoint_records = 1000;
         c->audit_checkpoint_interval = 60;

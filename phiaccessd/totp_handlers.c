@@ -27,7 +27,15 @@ static void policy_from_config(const struct phi_config *c, struct phi_verifier_p
         snprintf(ret->issuer, sizeof(ret->issuer), "%s", c->totp_issuer);
         snprintf(ret->passwd_file, sizeof(ret->passwd_file), "%s", c->passwd_file);
         snprintf(ret->group_file, sizeof(ret->group_file), "%s", c->group_file);
-        snprintf(ret->audit_key, sizeof(ret->audit_key), "%s", c->audit_key);
+        if (c->audit_key[0])
+                snprintf(ret->audit_key, sizeof(ret->audit_key), "%s", c->audit_key);
+        else {
+                /* Beside the store, in the daemon's own state directory. */
+                const char *slash = strrchr(c->store_path, '/');
+                int dir_len = slash ? (int) (slash - c->store_path) : 1;
+                snprintf(ret->audit_key, sizeof(ret->audit_key), "%.*s/audit.key", dir_len,
+                         slash ? c->store_path : ".");
+        }
         if (c->audit_origin[0])
                 snprintf(ret->audit_origin, sizeof(ret->audit_origin), "%s", c->audit_origin);
         else {
