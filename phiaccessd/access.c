@@ -1,17 +1,27 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "access.h"
 #include "localfiles.h"
 
+static bool strv_has(char *const *v, size_t n, const char *s) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(v[i], s) == 0)
+                        return true;
+        return false;
+}
+
 /* The groups the host would give the user: the directory's (nesting
- * resolved) and every local group that lists them or is their primary one. */
+ * resolved, and the one of their primary gid, which glibc's initgroups adds
+ * whether or not it lists them) and every local group that lists them or is
+ * their primary one. */
 static int subject_groups(phi_store *store, const char *group_file, const char *name, bool directory, gid_t gid,
                           char ***ret, size_t *ret_n) {
-        char **v = NULL;
+        char **v = NULL, *primary = NULL;
         size_t n = 0, cap = 0;
         int r = 0;
 
@@ -20,6 +30,23 @@ static int subject_groups(phi_store *store, const char *group_file, const char *
                 if (r < 0)
                         return r;
                 cap = n;
+                r = phi_store_user_primary_group(store, name, &primary);
+                if (r == 0 && !strv_has(v, n, primary)) {
+                        char **nv = reallocarray(v, n + 1, sizeof(char *));
+                        if (!nv)
+                                r = -ENOMEM;
+                        else {
+                                v = nv;
+                                v[n++] = PHI_TAKE_PTR(primary);
+                                cap = n;
+                        }
+                }
+                free(primary);
+                if (r < 0 && r != -ENOENT) {
+                        phi_strv_free(v, n);
+                        return r;
+                }
+                r = 0;
         }
         r = phi_local_groups_of(group_file, name, gid, &v, &n, &cap);
         if (r < 0) {

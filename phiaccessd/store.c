@@ -150,6 +150,9 @@ int phi_store_user_get_by_uid(phi_store *s, uint32_t uid, struct phi_user *ret) 
 int phi_store_user_groups(phi_store *s, const char *name, char ***ret, size_t *ret_n) {
         return s->ibackend ? s->iops->user_groups(s->ibackend, name, ret, ret_n) : -EBADF;
 }
+int phi_store_user_primary_group(phi_store *s, const char *name, char **ret) {
+        return s->ibackend ? s->iops->user_primary_group(s->ibackend, name, ret) : -EBADF;
+}
 int phi_store_sync_state_get(phi_store *s, struct phi_sync_state *ret) {
         return s->ibackend ? s->iops->sync_state_get(s->ibackend, ret) : -EBADF;
 }

@@ -117,6 +117,7 @@ struct phi_identity_ops {
         int (*user_get)(void *b, const char *name, struct phi_user *ret);
         int (*user_get_by_uid)(void *b, uint32_t uid, struct phi_user *ret);
         int (*user_groups)(void *b, const char *name, char ***ret, size_t *ret_n);
+        int (*user_primary_group)(void *b, const char *name, char **ret);
 
         int (*sync_state_get)(void *b, struct phi_sync_state *ret);
         int (*sync_state_put)(void *b, const struct phi_sync_state *s);
@@ -187,6 +188,10 @@ int phi_store_user_get_by_uid(phi_store *s, uint32_t uid, struct phi_user *ret) 
 /* Effective (nested) groups of a user name, sorted. */
 int phi_store_user_groups(phi_store *s, const char *name, char ***ret, size_t *ret_n)
         _phi_warn_unused_ _phi_nonnull_;
+/* The name of the directory group whose gid is the user's primary gid (the
+ * group glibc's initgroups adds whether or not it lists the user); -ENOENT
+ * when the user or such a group is absent. */
+int phi_store_user_primary_group(phi_store *s, const char *name, char **ret) _phi_warn_unused_ _phi_nonnull_;
 
 int phi_store_sync_state_get(phi_store *s, struct phi_sync_state *ret) _phi_warn_unused_
         _phi_nonnull_;

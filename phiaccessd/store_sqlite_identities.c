@@ -58,6 +58,7 @@ enum {
         S_USER_GET,
         S_USER_GET_UID,
         S_USER_GROUPS,
+        S_USER_PRIMARY_GROUP,
         S_MEMBERSHIP_ADD,
         S_DEPARTED_ADD,
         S_DEPARTED_LIST,
@@ -86,6 +87,7 @@ static const char *const statements[_S_MAX] = {
         [S_USER_GET] = "SELECT key, dn, name, uid, gid, gecos, home, shell FROM users WHERE name = ?1",
         [S_USER_GET_UID] = "SELECT key, dn, name, uid, gid, gecos, home, shell FROM users WHERE uid = ?1",
         [S_USER_GROUPS] = "SELECT group_name FROM memberships WHERE user_name = ?1 ORDER BY group_name",
+        [S_USER_PRIMARY_GROUP] = "SELECT g.name FROM users u JOIN groups g ON g.gid = u.gid WHERE u.name = ?1",
         [S_MEMBERSHIP_ADD] = "INSERT OR IGNORE INTO memberships (user_name, group_name) VALUES (?1, ?2)",
         [S_DEPARTED_ADD] = "INSERT OR REPLACE INTO departed (key, name, removed)"
                            " SELECT key, name, ?2 FROM users WHERE key = ?1",
@@ -452,6 +454,27 @@ static int sqlite_user_groups(void *b, const char *name, char ***ret, size_t *re
         return 0;
 }
 
+static int sqlite_user_primary_group(void *b, const char *name, char **ret) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_USER_PRIMARY_GROUP);
+        char **v = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!st || phi_sqlite_bind_text(st, 1, name) < 0)
+                return -ENOMEM;
+        r = phi_sqlite_collect_strv(st, &v, &n);
+        (void) sqlite3_reset(st);
+        if (r == 0 && n == 0)
+                r = -ENOENT;
+        if (r == 0) {
+                /* gid is UNIQUE among groups: one row at most. */
+                *ret = v[0];
+                v[0] = NULL;
+        }
+        phi_strv_free(v, n);
+        return r;
+}
+
 static int sqlite_sync_state_get(void *b, struct phi_sync_state *ret) {
         struct phi_sqlite_db *s = b;
         struct phi_sync_state state = { 0 };
@@ -592,6 +615,7 @@ const struct phi_identity_ops phi_identity_sqlite_ops = {
         .user_get = sqlite_user_get,
         .user_get_by_uid = sqlite_user_get_by_uid,
         .user_groups = sqlite_user_groups,
+        .user_primary_group = sqlite_user_primary_group,
         .sync_state_get = sqlite_sync_state_get,
         .sync_state_put = sqlite_sync_state_put,
         .departed_add = sqlite_departed_add,
