@@ -239,6 +239,17 @@ row=$(access_sessions_json | jq -c --arg id "$sid" '.[] | select(.session == $id
 phi_assert_eq "$(jq -r '[.user, .service, .rhost, .tty, .host, .pid] | @tsv' <<<"$row")" \
     "alice	phi-login	192.0.2.9	pts/5	$ACCESS_HOST	$holder" "phictl --json sessions: the same, typed"
 phi_assert_match "$(jq -r .opened <<<"$row")" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$' "opened in ISO 8601 UTC"
+# A pam_close_session() naming alice's session for bob (pam_phi never sends
+# one; access_wire.py does) is refused on its own: the account requests the
+# daemon serves in the same round are answered as usual, and alice's session
+# stays open.
+wire=$(python3 "$PHI_SOURCE_DIR/tests/integration/access_wire.py" /run/phiaccessd/pam bob "$sid" alice \
+    phi-login 20 2>&1 || true)
+phi_assert_eq "$(grep -c '^account OK$' <<<"$wire" || true)" 20 \
+    "the 20 account requests sent together with it are all answered OK"
+phi_assert_eq "$(sed -n 1p <<<"$wire")" "close ERROR 2: no open session $sid of bob" \
+    "closing alice's session as bob is refused: no such session of bob's"
+phi_check "alice's session is still open" access_session_listed "$sid"
 cur=$(phi_journal_cursor)
 touch "$hold"
 phi_wait_for --timeout 10 --what "pam_driver closes" grep -q '^close PAM_SUCCESS' "$PHI_TMP/hold-alice.log" ||
