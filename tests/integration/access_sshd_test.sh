@@ -39,6 +39,8 @@ access_daemon_start
 phi_wait_for --timeout 30 --what "the NSS snapshot" test -s "$NSS_SNAPSHOT" || phi_die "no snapshot published"
 phi_assert_eq "$(nss_run getent passwd carol | cut -d: -f3,6)" "10003:$PHI_TMP/home/carol" \
     "glibc resolves the directory user carol through nss_phi, as sshd will"
+phi_assert_eq "$(access_ctl --json user show carol | jq -r .source)" directory \
+    "and the daemon, whose policy decides, knows carol as a directory user"
 for u in alice carol dave frank gina; do
     totp_enroll "$u"
 done
