@@ -443,6 +443,8 @@ out:
 
 /* Room one session takes at most in a reply: its pairs with their headers. */
 #define SESSION_ROOM 1200
+/* Sessions one reply holds for certain. */
+#define SESSIONS_PAGE (PHI_WIRE_MAX_BODY / SESSION_ROOM - 1)
 
 /* One page of the open sessions, in id order after the one asked for; "more"
  * says whether to ask again after the last. */
@@ -460,11 +462,15 @@ static int handle_sessions(struct phi_daemon *d, const struct phi_caller *caller
                 return -ENOMEM;
         if (phi_msg_get_str(req, PHI_TAG_SESSION, &after) == 0 && !phi_session_id_valid(after))
                 return phi_msg_new_error(-EINVAL, ret_reply, "not a session id: %s", after);
-        /* One more than a page holds tells whether there are more. */
-        r = phi_store_session_list(d->store, NULL, after, PHI_WIRE_MAX_BODY / SESSION_ROOM + 1, &list, &n);
+        /* One more than a page tells whether there are more. The page stops
+         * there even when the rows are short and the reply has room left:
+         * the extra row is only looked at, and anything after it was not
+         * read, so showing it would make "more" false with sessions unlisted. */
+        r = phi_store_session_list(d->store, NULL, after, SESSIONS_PAGE + 1, &list, &n);
         if (r < 0)
                 return phi_msg_new_error(r, ret_reply, "cannot read the sessions: %s", phi_errno_text(r));
-        for (size_t i = 0; i < n && r >= 0 && phi_msg_room(m) >= SESSION_ROOM + 64; i++, shown++) {
+        for (size_t i = 0; i < n && i < SESSIONS_PAGE && r >= 0 && phi_msg_room(m) >= SESSION_ROOM + 64;
+             i++, shown++) {
                 const struct phi_session *x = &list[i];
                 format_time(x->opened, opened, sizeof(opened));
                 if ((r = phi_msg_put_pair(m, "session", x->id)) < 0 || (r = phi_msg_put_pair(m, "user", x->user)) < 0 ||

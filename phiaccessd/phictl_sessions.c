@@ -176,7 +176,9 @@ int verb_sessions(const struct ctl *ctl, int argc, char **argv) {
                 }
         }
         if (r == EXIT_DONE) {
-                qsort(rows, n, sizeof(*rows), by_opened);
+                /* No session, no array: qsort() must not be handed NULL. */
+                if (n > 1)
+                        qsort(rows, n, sizeof(*rows), by_opened);
                 print_rows(ctl, rows, n);
         }
         rows_free(rows, n);

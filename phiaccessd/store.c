@@ -215,8 +215,8 @@ int phi_store_failures_prune(phi_store *s, uint64_t now, uint64_t window) {
 int phi_store_session_open(phi_store *s, const struct phi_session *session) {
         return s->ops->session_open(s->backend, session);
 }
-int phi_store_session_close(phi_store *s, const char *id, struct phi_session *ret_old) {
-        return s->ops->session_close(s->backend, id, ret_old);
+int phi_store_session_close(phi_store *s, const char *id, const char *user, struct phi_session *ret_old) {
+        return s->ops->session_close(s->backend, id, user, ret_old);
 }
 int phi_store_session_list(phi_store *s, const char *host, const char *after, size_t max,
                            struct phi_session **ret, size_t *ret_n) {

@@ -99,7 +99,7 @@ struct phi_store_ops {
 
         /* Open sessions (sessions.h) */
         int (*session_open)(void *b, const struct phi_session *s);
-        int (*session_close)(void *b, const char *id, struct phi_session *ret_old);
+        int (*session_close)(void *b, const char *id, const char *user, struct phi_session *ret_old);
         int (*session_list)(void *b, const char *host, const char *after, size_t max, struct phi_session **ret,
                             size_t *ret_n);
 
@@ -288,9 +288,10 @@ int phi_store_failures_prune(phi_store *s, uint64_t now, uint64_t window) _phi_w
  * daemon noticing that its process has gone). -EEXIST when the id is taken. */
 int phi_store_session_open(phi_store *s, const struct phi_session *session) _phi_warn_unused_ _phi_nonnull_;
 /* Removes the session; *ret_old (may be NULL) gets what it was. -ENOENT when
- * there is none of that id. */
-int phi_store_session_close(phi_store *s, const char *id, struct phi_session *ret_old) _phi_warn_unused_
-        _phi_nonnull_args_(1, 2);
+ * there is none of that id; -EPERM, and nothing removed, when user is not NULL
+ * and the session is another user's. */
+int phi_store_session_close(phi_store *s, const char *id, const char *user, struct phi_session *ret_old)
+        _phi_warn_unused_ _phi_nonnull_args_(1, 2);
 /* Up to max open sessions with an id after `after` ("" for the first), in id
  * order; of one host, or of every host when host is NULL. Free with free(). */
 int phi_store_session_list(phi_store *s, const char *host, const char *after, size_t max,

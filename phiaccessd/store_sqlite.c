@@ -641,7 +641,7 @@ static void session_row(sqlite3_stmt *st, struct phi_session *x) {
         x->opened = (uint64_t) sqlite3_column_int64(st, 9);
 }
 
-static int sqlite_session_close(void *b, const char *id, struct phi_session *ret_old) {
+static int sqlite_session_close(void *b, const char *id, const char *user, struct phi_session *ret_old) {
         struct phi_sqlite_db *s = b;
         sqlite3_stmt *st = phi_sqlite_stmt(s, S_SESSION_GET);
         struct phi_session old;
@@ -656,6 +656,8 @@ static int sqlite_session_close(void *b, const char *id, struct phi_session *ret
         } else
                 r = rc == SQLITE_DONE ? -ENOENT : phi_sqlite_error(rc);
         (void) sqlite3_reset(st);
+        if (r == 0 && user && strcmp(old.user, user) != 0)
+                r = -EPERM;
         if (r < 0 || (r = exec_user(s, S_SESSION_DELETE, id)) < 0)
                 return r;
         if (ret_old)

@@ -683,19 +683,22 @@ static int serve_session_close(phi_verifier *v, struct job *j) {
         struct phi_session old;
         int r;
 
-        r = phi_store_session_close(v->store, j->req.session, &old);
+        /* The daemon's own close (its process gone) is anyone's; a
+         * pam_close_session() only the session user's. */
+        r = phi_store_session_close(v->store, j->req.session, j->internal ? NULL : j->req.user, &old);
+        if (r == -EPERM) {
+                /* Refused on its own, with nothing removed: a failure here
+                 * would roll back, and fail, every request of the round. */
+                phi_log(LOG_WARNING, "refusing to close session %s for %s: it is another user's", j->req.session,
+                        j->req.user);
+                r = -ENOENT;
+        }
         if (r == -ENOENT) {
                 j->outcome = j->internal ? O_NONE : O_SESSION_UNKNOWN;
                 return 0;
         }
         if (r < 0)
                 return r;
-        /* pam_close_session() of another user's session: undone by the
-         * round's rollback, and refused. */
-        if (!j->internal && strcmp(old.user, j->req.user) != 0) {
-                phi_log(LOG_WARNING, "refusing to close session %s of %s for %s", old.id, old.user, j->req.user);
-                return -EPERM;
-        }
         j->session = old;
         j->outcome = O_SESSION_CLOSED;
         return 0;

@@ -3,23 +3,35 @@
  * (pam_start_confdir), answering the conversation from the command line. The
  * integration tests and benchmarks use it in place of a login program.
  *
- * Usage: pam_driver --confdir DIR --service NAME --user USER [--op auth|account|open|close]
+ * Usage: pam_driver --confdir DIR --service NAME --user USER [--op OP[,OP]...]
  *                   [--rhost HOST] [--tty TTY] [--answer TEXT]... [--answer-cmd CMD]
+ *                   [--hold FILE]
+ * OP is auth, account, open or close. Several, comma-separated, run in that
+ * order on one handle, as a login program does (pam_close_session needs the
+ * handle pam_open_session used), stopping at the first that fails; each
+ * prints "OP RESULT" then, and a successful open also "env NAME=VALUE" for
+ * each variable the stack put in the PAM environment. With --hold, the
+ * operation after a successful open waits until FILE exists: a session that
+ * stays open while the test looks at it (or kills this process).
  * Once the --answer texts are used up, each further prompt is answered with
  * the first line CMD prints (run by sh, with the last informational message
  * of the conversation in $PAM_DRIVER_INFO): how a test answers with a code it
  * can only compute from what the module showed, as a person would.
- * Prints the PAM result's symbolic name ("PAM_SUCCESS") on stdout and every
- * message of the conversation on stderr ("prompt-off: Verification code: ").
- * Exit status: 0 PAM_SUCCESS, 1 any other result, 2 usage error. */
+ * One OP prints the PAM result's symbolic name ("PAM_SUCCESS") on stdout;
+ * every message of the conversation goes to stderr ("prompt-off: Verification
+ * code: "). Exit status: 0 PAM_SUCCESS (every OP), 1 any other result, 2
+ * usage error. */
 
 #include <getopt.h>
 #include <security/pam_appl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define MAX_ANSWERS 16
+#define MAX_OPS 8
 
 struct script {
         const char *answers[MAX_ANSWERS];
@@ -106,6 +118,26 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
         return PAM_SUCCESS;
 }
 
+/* The PAM call OP names; -1 for an unknown name. */
+static int run_op(pam_handle_t *pamh, const char *op) {
+        if (strcmp(op, "auth") == 0)
+                return pam_authenticate(pamh, 0);
+        if (strcmp(op, "account") == 0)
+                return pam_acct_mgmt(pamh, 0);
+        if (strcmp(op, "open") == 0)
+                return pam_open_session(pamh, 0);
+        if (strcmp(op, "close") == 0)
+                return pam_close_session(pamh, 0);
+        return -1;
+}
+
+static void wait_for_file(const char *path) {
+        const struct timespec tick = { .tv_nsec = 20 * 1000 * 1000 };
+
+        while (access(path, F_OK) != 0)
+                (void) nanosleep(&tick, NULL);
+}
+
 int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "confdir", required_argument, NULL, 'c' },
@@ -116,10 +148,13 @@ int main(int argc, char **argv) {
                 { "tty", required_argument, NULL, 't' },
                 { "answer", required_argument, NULL, 'a' },
                 { "answer-cmd", required_argument, NULL, 'A' },
+                { "hold", required_argument, NULL, 'H' },
                 {},
         };
         const char *confdir = NULL, *service = NULL, *user = NULL, *op = "auth";
-        const char *rhost = NULL, *tty = NULL;
+        const char *rhost = NULL, *tty = NULL, *hold = NULL;
+        char ops_buf[256], *ops[MAX_OPS], *save = NULL;
+        int n_ops = 0;
         struct script s = { 0 };
         struct pam_conv c = { conv, &s };
         pam_handle_t *pamh = NULL;
@@ -141,14 +176,32 @@ int main(int argc, char **argv) {
                         s.answers[s.n++] = optarg;
                         break;
                 case 'A': s.answer_cmd = optarg; break;
+                case 'H': hold = optarg; break;
                 default:
                         return 2;
                 }
         }
         if (!confdir || !service || !user || optind != argc) {
                 fprintf(stderr, "usage: pam_driver --confdir DIR --service NAME --user USER "
-                                "[--op auth|account|open|close] [--rhost H] [--tty T] [--answer A]... "
-                                "[--answer-cmd CMD]\n");
+                                "[--op auth|account|open|close[,...]] [--rhost H] [--tty T] [--answer A]... "
+                                "[--answer-cmd CMD] [--hold FILE]\n");
+                return 2;
+        }
+        if (strlen(op) >= sizeof(ops_buf)) {
+                fprintf(stderr, "pam_driver: --op is too long\n");
+                return 2;
+        }
+        strcpy(ops_buf, op);
+        for (char *t = strtok_r(ops_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                if (n_ops >= MAX_OPS || (strcmp(t, "auth") != 0 && strcmp(t, "account") != 0 &&
+                                         strcmp(t, "open") != 0 && strcmp(t, "close") != 0)) {
+                        fprintf(stderr, "pam_driver: bad --op '%s'\n", op);
+                        return 2;
+                }
+                ops[n_ops++] = t;
+        }
+        if (n_ops == 0) {
+                fprintf(stderr, "pam_driver: bad --op '%s'\n", op);
                 return 2;
         }
         r = pam_start_confdir(service, user, &c, confdir, &pamh);
@@ -161,20 +214,27 @@ int main(int argc, char **argv) {
                 pam_end(pamh, PAM_SYSTEM_ERR);
                 return 2;
         }
-        if (strcmp(op, "auth") == 0)
-                r = pam_authenticate(pamh, 0);
-        else if (strcmp(op, "account") == 0)
-                r = pam_acct_mgmt(pamh, 0);
-        else if (strcmp(op, "open") == 0)
-                r = pam_open_session(pamh, 0);
-        else if (strcmp(op, "close") == 0)
-                r = pam_close_session(pamh, 0);
-        else {
-                fprintf(stderr, "pam_driver: unknown --op '%s'\n", op);
-                pam_end(pamh, PAM_SYSTEM_ERR);
-                return 2;
+        r = PAM_SUCCESS;
+        for (int i = 0; i < n_ops && r == PAM_SUCCESS; i++) {
+                if (i > 0 && hold && strcmp(ops[i - 1], "open") == 0)
+                        wait_for_file(hold);
+                r = run_op(pamh, ops[i]);
+                if (n_ops == 1) {
+                        printf("%s\n", result_name(r));
+                        break;
+                }
+                printf("%s %s\n", ops[i], result_name(r));
+                if (r == PAM_SUCCESS && strcmp(ops[i], "open") == 0) {
+                        char **env = pam_getenvlist(pamh);
+                        for (char **e = env; e && *e; e++) {
+                                printf("env %s\n", *e);
+                                free(*e);
+                        }
+                        free(env);
+                }
+                /* Seen at once by a test that waits for it while this holds. */
+                fflush(stdout);
         }
-        printf("%s\n", result_name(r));
         pam_end(pamh, r);
         return r == PAM_SUCCESS ? 0 : 1;
 }
