@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * Publishing the grants snapshot: how an elevation grant becomes a group
+ * membership in NSS without rewriting the identity snapshot.
+ *
+ * The lifecycle code keeps the list of grants in force and, after every change
+ * to it has been committed (a grant approved or started, expired, revoked) and
+ * once at start-up, calls
+ *
+ *     struct phi_grant_entry g[] = {
+ *             { .group = "phi-dba", .gid = 30000, .user = "alice",
+ *               .expires = approved_at + duration, .request_id = 42 },
+ *     };
+ *     r = phi_grants_publish(config, g, 1, ++generation);
+ *
+ * with ALL the grants that should be in force (an empty list once there are
+ * none: the file is then replaced by an empty one). The file is written beside
+ * the identity snapshot (phi_grants_publish_path()), atomically, and every
+ * process's nss_phi sees it on its next lookup: getgrnam("phi-dba") lists alice
+ * and initgroups("alice") adds 30000 until `expires`, also with the daemon
+ * stopped, since nss_phi compares expires with the clock on every lookup.
+ * Publishing on expiry is still needed, for the group's member list to
+ * shrink in the file and for tools reading it; NSS does not wait for it.
+ *
+ * Calling at start-up, even with no grants, matters: a process that has a
+ * grants file mapped learns of the next one from its superseded mark at once,
+ * where a process with no file looks for one at most once a second.
+ *
+ * Rules the writer enforces (-EINVAL): valid user and group names, never
+ * root; gid >= the configured min_gid (so a role's group is never a system
+ * group such as sudo or adm: give it a gid >= min_gid, e.g. groupadd -g 30000
+ * phi-dba); one gid per group name and one name per gid; expires != 0.
+ * Expired entries may be passed; readers ignore them. At most
+ * PHI_GRANTS_MAX entries (-E2BIG).
+ *
+ * generation must grow with every call (a counter kept with the grants, or
+ * the time in nanoseconds); readers do not rely on it, tools print it.
+ * Returns 0 or a negative errno (the file in place is then unchanged, except
+ * for a failed fsync of the directory after the rename); the caller journals
+ * a failure and must retry, since NSS keeps serving the previous file.
+ */
+
+#include "config.h"
+#include "phi/grants.h"
+
+int phi_grants_publish(const struct phi_config *c, const struct phi_grant_entry *grants, size_t n,
+                       uint64_t generation) _phi_warn_unused_ _phi_nonnull_args_(1);
+
+/* Where phi_grants_publish() writes: PHI_GRANTS_FILE_NAME in the directory of
+ * the configured identity snapshot ([daemon] snapshot). */
+int phi_grants_publish_path(const struct phi_config *c, char *buf, size_t size) _phi_warn_unused_
+        _phi_nonnull_;
+
+/* The gid of the group named group in the host's group file (the configured
+ * group_file, /etc/group): a role's group is normally a local one. -ENOENT if
+ * it has none. */
+int phi_grants_local_gid(const struct phi_config *c, const char *group, gid_t *ret_gid)
+        _phi_warn_unused_ _phi_nonnull_;
