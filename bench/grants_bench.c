@@ -19,7 +19,8 @@
  * the reader's wake-up), switching lookup (that lookup's own duration: the
  * module mapping and verifying the new grants file), and identity rewrite
  * (IDENTITY_RUNS publications of the whole identity snapshot: what each grant
- * would cost without the grants file).
+ * would cost without the grants file), and verify full file (what a reader's
+ * switch costs at the format's bound, PHI_GRANTS_MAX grants, in memory).
  *
  * Floors, measured in the same run, alternating with the runs above on files of
  * the grants file's size in the same directory:
@@ -193,7 +194,7 @@ int main(int argc, char **argv) {
         struct phi_grant_entry *e;
         char (*user_names)[16];
         uint64_t *visible, *publish, *notice, *cost, *floor_a, *floor_b, now = (uint64_t) time(NULL);
-        uint64_t rewrite[IDENTITY_RUNS];
+        uint64_t rewrite[IDENTITY_RUNS], full[IDENTITY_RUNS];
         struct shared *sh;
         struct statfs sfs;
         struct stat sb;
@@ -331,6 +332,33 @@ int main(int argc, char **argv) {
         atomic_store(&sh->stop, true);
         (void) waitpid(pid, &status, 0);
 
+        /* The worst case of the switch: a reader verifying a grants file of
+         * PHI_GRANTS_MAX grants when it maps it. */
+        {
+                struct phi_grant_entry *m = calloc(PHI_GRANTS_MAX, sizeof(*m));
+                char (*mn)[16] = calloc(PHI_GRANTS_MAX, sizeof(*mn));
+                _cleanup_free_ uint8_t *data = NULL;
+                size_t size = 0;
+                if (!m || !mn)
+                        die("calloc", ENOMEM);
+                for (uint32_t i = 0; i < PHI_GRANTS_MAX; i++) {
+                        snprintf(mn[i], sizeof(mn[i]), "user%06u", i);
+                        m[i] = (struct phi_grant_entry) { i % 2 ? "phi-dba" : "phi-ops", i % 2 ? 30000 : 30001,
+                                                          mn[i], now + 3600, i };
+                }
+                if ((r = phi_grants_encode(m, PHI_GRANTS_MAX, 1000, 1, now, &data, &size)) < 0)
+                        die("encode full file", r);
+                for (unsigned k = 0; k < IDENTITY_RUNS; k++) {
+                        phi_grants g;
+                        uint64_t t0 = now_ns();
+                        if ((r = phi_grants_open_buffer(&g, data, size)) < 0)
+                                die("verify full file", r);
+                        full[k] = now_ns() - t0;
+                }
+                free(m);
+                free(mn);
+        }
+
         /* The peer the grants file avoids: one identity snapshot rewrite per
          * grant (encode and publish 100,000 users), a few times. */
         for (unsigned k = 0; k < IDENTITY_RUNS; k++) {
@@ -352,6 +380,7 @@ int main(int argc, char **argv) {
         print_stats("publish->seen", notice, runs);
         print_stats("switching lookup", cost, runs);
         print_stats("identity rewrite", rewrite, IDENTITY_RUNS);
+        print_stats("verify full file", full, IDENTITY_RUNS);
         print_stats("floor_fdatasync", floor_a, runs);
         print_stats("floor_protocol", floor_b, runs);
         printf("reader lookups: %" PRIu64 "\n", (uint64_t) atomic_load(&sh->lookups));

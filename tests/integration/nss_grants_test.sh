@@ -35,6 +35,7 @@ printf 'passwd: files phi\ngroup: files [SUCCESS=merge] phi\n' >"$PHI_TMP/nsswit
 nss_run_merge() {
     (
         unset LD_PRELOAD PHI_NSS_SNAPSHOT
+        # shellcheck disable=SC2031 # a subshell on purpose
         [ -z "$NSS_SAN_PRELOAD" ] || export LD_PRELOAD=$NSS_SAN_PRELOAD
         phi_ns_run --bind "$PHI_TMP/nsswitch.merge:/etc/nsswitch.conf" \
             --bind "$PHI_TMP/passwd:/etc/passwd" --bind "$PHI_TMP/group:/etc/group" -- "$@"
