@@ -24,6 +24,14 @@
  * Publishing on expiry is still needed, for the group's member list to
  * shrink in the file and for tools reading it; NSS does not wait for it.
  *
+ * Or, from the verifier after a round whose result says grants_changed, and
+ * once at start-up, with the round's context:
+ *
+ *     struct phi_grants_publish_stats st;
+ *     r = phi_grants_publish_active(config, &ctx, &st);
+ *
+ * which reads the active grants from the store itself (see below).
+ *
  * Calling at start-up, even with no grants, matters: a process that has a
  * grants file mapped learns of the next one from its superseded mark at once,
  * where a process with no file looks for one at most once a second.
@@ -43,6 +51,7 @@
  */
 
 #include "config.h"
+#include "elevation.h"
 #include "phi/grants.h"
 
 int phi_grants_publish(const struct phi_config *c, const struct phi_grant_entry *grants, size_t n,
@@ -58,3 +67,35 @@ int phi_grants_publish_path(const struct phi_config *c, char *buf, size_t size) 
  * it has none. */
 int phi_grants_local_gid(const struct phi_config *c, const char *group, gid_t *ret_gid)
         _phi_warn_unused_ _phi_nonnull_;
+
+/* What phi_grants_publish_active() did. */
+struct phi_grants_publish_stats {
+        size_t published;       /* grants in the file */
+        size_t no_gid;          /* left out: the role's group has no gid here */
+        size_t refused;         /* left out: a gid below min_gid (a system group), a gid
+                                 * another role's group has, or a name the writer
+                                 * refuses */
+        size_t over;            /* left out: past PHI_GRANTS_MAX */
+        uint64_t generation;
+};
+
+/*
+ * Publishes every grant of the store (ctx->store) that is in force on this
+ * host at ctx->now: requests in PHI_ELEV_ACTIVE whose expiry is after now and
+ * whose role (ctx->policy) still exists and covers ctx->host, what
+ * phi_elev_user_has_grant() counts. Each becomes group = the request's
+ * grant_group, user = its requester, expires, and request_id = the value of
+ * its hex id (PHI_REQUEST_ID_LEN digits, 48 bits: print it back with
+ * "%012" PRIx64). The group's gid comes from the host's group file
+ * (ctx->group_file, else the configured one; a role's group is normally
+ * local), else from the identity snapshot the daemon published (a directory
+ * group, whose members the grant then joins). A grant whose group has no gid
+ * here, or whose gid is below min_gid, is left out and counted (the others are
+ * still published: one bad role must not keep revoked grants in force). The
+ * generation is the daemon's own: it grows with each call (at least the
+ * CLOCK_REALTIME nanoseconds). Reads the store in the caller's transaction or
+ * outside one; errors as phi_grants_publish() or the store's.
+ */
+int phi_grants_publish_active(const struct phi_config *c, const struct phi_elev_ctx *ctx,
+                              struct phi_grants_publish_stats *ret_stats) _phi_warn_unused_
+        _phi_nonnull_args_(1, 2);
