@@ -251,3 +251,7 @@ int phi_grants_write(const char *path, const struct phi_grant_entry *entries, si
                 return r;
         return phi_published_write(path, data, size, &grants_format);
 }
+
+int phi_grants_remove(const char *path) {
+        return phi_published_remove(path, &grants_format);
+}

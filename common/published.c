@@ -92,6 +92,22 @@ fail:
         return r;
 }
 
+int phi_published_remove(const char *path, const struct phi_published_format *f) {
+        _cleanup_close_ int old = open_old(path, f);
+        const uint32_t one = htole32(1);
+        int r;
+
+        if (old < 0)
+                return 0;   /* nothing of ours there */
+        if (unlink(path) < 0)
+                return errno == ENOENT ? 0 : phi_negative_errno();
+        r = phi_fs_fsync_parent(path);
+        if (pwrite(old, &one, sizeof(one), (off_t) f->superseded_offset) < 0) {
+                /* Readers notice the missing file within a second anyway. */
+        }
+        return r;
+}
+
 int phi_published_map(const char *path, size_t min_size, uint64_t max_size,
                       const uint8_t **ret_data, size_t *ret_size, dev_t *ret_dev, ino_t *ret_ino) {
         _cleanup_close_ int fd = -1;

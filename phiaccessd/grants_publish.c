@@ -17,6 +17,26 @@ int phi_grants_publish_path(const struct phi_config *c, char *buf, size_t size) 
         return phi_grants_path_for(c->snapshot_path ? c->snapshot_path : PHI_SNAPSHOT_PATH, buf, size);
 }
 
+/* Writes the list; when that fails, the file in place may hold a grant that
+ * was just revoked: no grants at all until a publication succeeds (fail
+ * closed). Unless the new file is in place after all (only the directory's
+ * fsync failed, after the rename). */
+static int publish_or_withdraw(const char *path, const struct phi_grant_entry *e, size_t n, gid_t min_gid,
+                               uint64_t generation) {
+        int r = phi_grants_write(path, e, n, min_gid, generation);
+
+        if (r < 0) {
+                phi_grants now = { 0 };
+                bool ours = phi_grants_map(path, &now, NULL, NULL) == 0 && now.generation == generation;
+                phi_grants_unmap(&now);
+                if (!ours && phi_grants_remove(path) < 0) {
+                        /* Nothing more to do: the error returned is the
+                         * publication's; each grant still ends at its expiry. */
+                }
+        }
+        return r;
+}
+
 int phi_grants_publish(const struct phi_config *c, const struct phi_grant_entry *grants, size_t n,
                        uint64_t generation) {
         char path[PATH_MAX];
@@ -28,7 +48,7 @@ int phi_grants_publish(const struct phi_config *c, const struct phi_grant_entry 
                 return -EINVAL;
         if ((r = phi_grants_publish_path(c, path, sizeof(path))) < 0)
                 return r;
-        return phi_grants_write(path, grants, n, (gid_t) c->min_gid, generation);
+        return publish_or_withdraw(path, grants, n, (gid_t) c->min_gid, generation);
 }
 
 static int local_gid(const char *path, const char *group, gid_t *ret_gid) {
@@ -83,10 +103,10 @@ int phi_grants_local_gid(const struct phi_config *c, const char *group, gid_t *r
 /* The gid of a role's group that is not local: the directory's, as the daemon
  * published it (nss_phi merges a grant into that group when name and gid
  * agree). */
-static int snapshot_gid(const struct phi_config *c, const char *group, gid_t *ret_gid) {
+static int snapshot_gid(const char *snapshot_path, const char *group, gid_t *ret_gid) {
         struct phi_snapshot_group g;
         phi_snapshot s;
-        int r = phi_snapshot_map(c->snapshot_path ? c->snapshot_path : PHI_SNAPSHOT_PATH, &s, NULL, NULL);
+        int r = phi_snapshot_map(snapshot_path, &s, NULL, NULL);
 
         if (r < 0)
                 return r;
@@ -119,7 +139,7 @@ struct group_gid {
         gid_t gid;
 };
 
-static const struct group_gid *group_gid(struct group_gid *t, size_t max, const struct phi_config *c,
+static const struct group_gid *group_gid(struct group_gid *t, size_t max, const char *snapshot_path,
                                          const char *group_file, const char *name) {
         size_t k = 0;
 
@@ -131,7 +151,7 @@ static const struct group_gid *group_gid(struct group_gid *t, size_t max, const 
         snprintf(t[k].name, sizeof(t[k].name), "%s", name);
         t[k].r = local_gid(group_file, name, &t[k].gid);
         if (t[k].r == -ENOENT)
-                t[k].r = snapshot_gid(c, name, &t[k].gid);
+                t[k].r = snapshot_gid(snapshot_path, name, &t[k].gid);
         for (size_t j = 0; t[k].r == 0 && j < k; j++)
                 if (t[j].r == 0 && t[j].gid == t[k].gid)
                         t[k].r = -EEXIST;
@@ -142,19 +162,23 @@ struct grant_names {
         char group[PHI_NAME_MAX + 1], user[PHI_NAME_MAX + 1];
 };
 
-int phi_grants_publish_active(const struct phi_config *c, const struct phi_elev_ctx *ctx,
-                              struct phi_grants_publish_stats *ret_stats) {
+int phi_grants_publish_active_at(const char *snapshot_path, uint64_t min_gid, const struct phi_elev_ctx *ctx,
+                                 struct phi_grants_publish_stats *ret_stats) {
         enum { PAGE = 256 };
         _cleanup_free_ struct phi_grant_entry *e = NULL;
         _cleanup_free_ struct grant_names *names = NULL;   /* the strings e points to */
         struct group_gid groups[PHI_POLICY_MAX_ROLES] = { 0 };
         struct phi_grants_publish_stats st = { 0 };
-        const char *group_file = ctx->group_file ? ctx->group_file
-                                 : c->group_file ? c->group_file : "/etc/group";
+        const char *group_file = ctx->group_file && *ctx->group_file ? ctx->group_file : "/etc/group";
+        char path[PATH_MAX];
         char after[PHI_REQUEST_ID_LEN + 1] = "";
         size_t n = 0, cap = 0;
-        int r = 0;
+        int r;
 
+        if (min_gid == 0 || min_gid >= UINT32_MAX)
+                return -EINVAL;
+        if ((r = phi_grants_path_for(snapshot_path, path, sizeof(path))) < 0)
+                return r;
         for (;;) {
                 struct phi_elev_request *v = NULL;
                 size_t got = 0;
@@ -182,14 +206,14 @@ int phi_grants_publish_active(const struct phi_config *c, const struct phi_elev_
                                 st.over++;
                                 continue;
                         }
-                        g = group_gid(groups, PHI_ELEMENTSOF(groups), c, group_file, q->grant_group);
+                        g = group_gid(groups, PHI_ELEMENTSOF(groups), snapshot_path, group_file, q->grant_group);
                         if (!g || (g->r < 0 && g->r != -EEXIST)) {
                                 st.no_gid++;
                                 continue;
                         }
                         errno = 0;
                         id = strtoull(q->id, &end, 16);
-                        if (g->r < 0 || g->gid == 0 || g->gid == (gid_t) -1 || g->gid < c->min_gid ||
+                        if (g->r < 0 || g->gid == 0 || g->gid == (gid_t) -1 || g->gid < min_gid ||
                             !phi_name_valid(q->requester) || strcmp(q->requester, "root") == 0 ||
                             !phi_name_valid(q->grant_group) || strcmp(q->grant_group, "root") == 0 ||
                             errno != 0 || !end || end == q->id || *end != '\0') {
@@ -224,8 +248,18 @@ int phi_grants_publish_active(const struct phi_config *c, const struct phi_elev_
         }
         st.published = n;
         st.generation = next_generation();
-        r = phi_grants_publish(c, e, n, st.generation);
+        r = publish_or_withdraw(path, e, n, (gid_t) min_gid, st.generation);
         if (r >= 0 && ret_stats)
                 *ret_stats = st;
         return r;
+}
+
+int phi_grants_publish_active(const struct phi_config *c, const struct phi_elev_ctx *ctx,
+                              struct phi_grants_publish_stats *ret_stats) {
+        struct phi_elev_ctx with = *ctx;
+
+        if (!with.group_file || !*with.group_file)
+                with.group_file = c->group_file;
+        return phi_grants_publish_active_at(c->snapshot_path ? c->snapshot_path : PHI_SNAPSHOT_PATH, c->min_gid,
+                                            &with, ret_stats);
 }

@@ -45,9 +45,11 @@
  *
  * generation must grow with every call (a counter kept with the grants, or
  * the time in nanoseconds); readers do not rely on it, tools print it.
- * Returns 0 or a negative errno (the file in place is then unchanged, except
- * for a failed fsync of the directory after the rename); the caller journals
- * a failure and must retry, since NSS keeps serving the previous file.
+ * Returns 0 or a negative errno. On failure the file in place (which may
+ * still list a grant that was just revoked) is removed, so that NSS serves no
+ * grant until a publication succeeds: fail closed. The caller journals the
+ * failure and retries. (A failed fsync of the directory after the rename is
+ * reported too, but then the new file is in place and stays.)
  */
 
 #include "config.h"
@@ -99,3 +101,10 @@ struct phi_grants_publish_stats {
 int phi_grants_publish_active(const struct phi_config *c, const struct phi_elev_ctx *ctx,
                               struct phi_grants_publish_stats *ret_stats) _phi_warn_unused_
         _phi_nonnull_args_(1, 2);
+/* The same for a caller without the configuration (the verifier thread):
+ * snapshot_path is the identity snapshot's ([daemon] snapshot; the grants file
+ * goes beside it), min_gid the configured one. ctx->group_file NULL or "":
+ * /etc/group. */
+int phi_grants_publish_active_at(const char *snapshot_path, uint64_t min_gid, const struct phi_elev_ctx *ctx,
+                                 struct phi_grants_publish_stats *ret_stats) _phi_warn_unused_
+        _phi_nonnull_args_(1, 3);

@@ -441,6 +441,24 @@ static void test_files(void **state) {
                 assert_int_equal(now.generation, 2);
                 phi_grants_unmap(&now);
         }
+        /* Withdrawn: gone, the mapped copy marked; and nothing else is ever
+         * removed in its place. */
+        assert_int_equal(phi_grants_map(path, &old, NULL, NULL), 0);
+        assert_int_equal(phi_grants_remove(path), 0);
+        assert_true(phi_grants_superseded(&old));
+        phi_grants_unmap(&old);
+        assert_int_equal(phi_grants_map(path, &now, NULL, NULL), -ENOENT);
+        assert_int_equal(phi_grants_remove(path), 0);
+        {
+                FILE *f = fopen(path, "we");
+                assert_non_null(f);
+                fputs("not a grants file\n", f);
+                assert_int_equal(fclose(f), 0);
+                assert_int_equal(phi_grants_remove(path), 0);
+                assert_int_equal(access(path, F_OK), 0);
+                assert_int_equal(phi_grants_write(path, NULL, 0, 1000, 4), 0);
+        }
+
         /* Writable by others: not used. */
         assert_int_equal(chmod(path, 0666), 0);
         assert_int_equal(phi_grants_map(path, &now, NULL, NULL), -EPERM);

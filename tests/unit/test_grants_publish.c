@@ -9,6 +9,8 @@
 #include <cmocka.h>
 
 #include <inttypes.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <limits.h>
 #include <stdio.h>
 
@@ -54,9 +56,12 @@ static void test_publish(void **state) {
         assert_int_equal(v.request_id, 42);
         phi_grants_unmap(&g);
 
-        /* The configured floor holds: a system group cannot be granted. */
+        /* The configured floor holds: a system group cannot be granted; and a
+         * list that cannot be published takes the old one with it (it may
+         * hold a grant just revoked): no grants until the next success. */
         e.gid = 27;
         assert_int_equal(phi_grants_publish(&c, &e, 1, 3), -EINVAL);
+        assert_int_equal(phi_grants_map(path, &g, NULL, NULL), -ENOENT);
         c.min_gid = 0;
         assert_int_equal(phi_grants_publish(&c, NULL, 0, 3), -EINVAL);
 
@@ -76,7 +81,6 @@ static void test_publish(void **state) {
         assert_int_equal(gid, 2000);
         assert_int_equal(phi_grants_local_gid(&c, "phi-ops", &gid), -ENOENT);
 
-        assert_int_equal(unlink(path), 0);
         assert_int_equal(unlink(group), 0);
         assert_int_equal(rmdir(dir), 0);
 }
@@ -197,6 +201,29 @@ static void test_publish_active(void **state) {
                 assert_int_equal(phi_grants_publish_active(&c, &ctx, &st), 0);
                 assert_true(st.generation > before);
                 assert_int_equal(st.published, 1);   /* ivan's only */
+        }
+        /* A publication that fails (here: no file may grow past 100 bytes)
+         * removes the file in place rather than leave a revoked grant in it;
+         * a reader that had it mapped sees it superseded. */
+        {
+                const struct phi_elev_ctx ctx = { .store = store, .policy = policy, .host = "host1", .now = 5500 };
+                struct rlimit old_limit, small;
+                phi_grants mapped;
+                assert_int_equal(phi_grants_map(path, &mapped, NULL, NULL), 0);
+                assert_int_equal(getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+                small = (struct rlimit) { 100, old_limit.rlim_max };   /* the soft limit only */
+                assert_ptr_not_equal(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
+                assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+                assert_int_equal(phi_grants_publish_active(&c, &ctx, &st), -EFBIG);
+                assert_int_equal(setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+                assert_true(phi_grants_superseded(&mapped));
+                phi_grants_unmap(&mapped);
+                assert_int_equal(phi_grants_map(path, &mapped, NULL, NULL), -ENOENT);
+                /* And the next one that succeeds puts the list back. */
+                assert_int_equal(phi_grants_publish_active(&c, &ctx, &st), 0);
+                assert_int_equal(phi_grants_map(path, &mapped, NULL, NULL), 0);
+                assert_int_equal(mapped.n_grants, 1);
+                phi_grants_unmap(&mapped);
         }
         phi_store_free(PHI_TAKE_PTR(store));
         {

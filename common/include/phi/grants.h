@@ -67,6 +67,11 @@ int phi_grants_encode(const struct phi_grant_entry *entries, size_t n, gid_t min
 int phi_grants_write(const char *path, const struct phi_grant_entry *entries, size_t n,
                      gid_t min_gid, uint64_t generation) _phi_warn_unused_ _phi_nonnull_args_(1);
 
+/* Removes the grants file at path and marks it superseded: readers serve no
+ * grant from their next lookup. For a daemon that cannot publish a new list
+ * (a full disk) and must not leave a revoked grant in force. */
+int phi_grants_remove(const char *path) _phi_warn_unused_ _phi_nonnull_;
+
 /*
  * Reader. phi_grants_open_buffer() verifies a whole encoded file held in memory
  * (it stays valid and unchanged but for the superseded word while in use):

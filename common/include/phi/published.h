@@ -39,6 +39,14 @@ struct phi_published_format {
 int phi_published_write(const char *path, const void *data, size_t size,
                         const struct phi_published_format *f) _phi_warn_unused_ _phi_nonnull_;
 
+/* Removes path (when it is a regular file of this format), fsyncs the
+ * directory and marks the removed file superseded, so that mapped readers
+ * drop it on their next lookup and find no file: for a writer that cannot
+ * publish and must not leave the old contents in force. 0 also when there
+ * was no file. */
+int phi_published_remove(const char *path, const struct phi_published_format *f) _phi_warn_unused_
+        _phi_nonnull_;
+
 /* Opens path and maps it read-only and MAP_SHARED (so that the superseded word
  * stays live). Refuses anything but a regular file that only root or the
  * calling user owns and that its group and others cannot write (-EPERM),
