@@ -6,7 +6,8 @@
  * floor, a grants group whose name or gid the directory gives to another
  * group), expiry with nobody rewriting the file, and a missing or corrupt
  * grants file, which serves no grant while the identity snapshot still
- * answers. The module keeps process-wide state, so the tests run in order. */
+ * answers; and the grants file replaced while four threads look up. The
+ * module keeps process-wide state, so the tests run in order. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,8 @@
 #include <grp.h>
 #include <limits.h>
 #include <nss.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -413,6 +416,80 @@ static void test_replacements(void **state) {
         }
 }
 
+/* Four threads look up while the grants file is replaced 40 times: every
+ * answer is whole (bob's grant is in every file), generations only move
+ * forward, and every thread reaches the last one. */
+#define SWAPS 40
+static atomic_bool stop;
+static atomic_uint final_seen, errors;
+static atomic_ulong lookups;
+
+static void *reader(void *arg) {
+        uint64_t last = 0;
+        bool seen_final = false;
+
+        (void) arg;
+        while (!atomic_load(&stop)) {
+                char buf[2048], got[256];
+                struct group gr;
+                long start = 1, size = 1;
+                gid_t *groups = malloc(sizeof(gid_t));
+                int err = 0;
+                uint64_t m = 0;
+                bool dba = false;
+
+                if (!groups)
+                        break;
+                groups[0] = 5000;
+                if (nss.getgrgid(5001, &gr, buf, sizeof(buf), &err) == NSS_STATUS_SUCCESS) {
+                        got[0] = '\0';
+                        for (char **p = gr.gr_mem; *p; p++)
+                                snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s,", *p);
+                        dba = strcmp(got, "alice,bob,") == 0;
+                }
+                if (!dba)
+                        atomic_fetch_add(&errors, 1);
+                if (nss.initgroups("bob", 5000, &start, &size, &groups, 0, &err) != NSS_STATUS_SUCCESS ||
+                    start != 2 || groups[1] != 5001)
+                        atomic_fetch_add(&errors, 1);
+                free(groups);
+                /* The marker: the one phi-mark group of this file. */
+                for (uint64_t g = 100; g <= 100 + SWAPS && !m; g++)
+                        if (nss.getgrgid((gid_t) (7000 + g), &gr, buf, sizeof(buf), &err) == NSS_STATUS_SUCCESS)
+                                m = g;
+                if (m < last || m == 0)
+                        atomic_fetch_add(&errors, 1);
+                last = m;
+                if (m == 100 + SWAPS && !seen_final) {
+                        seen_final = true;
+                        atomic_fetch_add(&final_seen, 1);
+                }
+                atomic_fetch_add(&lookups, 3);
+        }
+        return NULL;
+}
+
+static void test_swap_under_load(void **state) {
+        pthread_t t[4];
+
+        (void) state;
+        publish_grants(100, (uint64_t) time(NULL) + 600, 1000);
+        WAIT_FOR(strcmp(members("phi-mark"), "marker") == 0 && marker() == 0);   /* generation 100 */
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(pthread_create(&t[i], NULL, reader, NULL), 0);
+        for (int g = 1; g <= SWAPS; g++) {
+                /* Sizes change from one file to the next, so records move. */
+                publish_grants(100 + (uint64_t) g, g % 2 ? (uint64_t) time(NULL) + 600 : 0, 1000);
+                sleep_ms(5);
+        }
+        WAIT_FOR(atomic_load(&final_seen) == 4);
+        atomic_store(&stop, true);
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+        print_message("%lu lookups across %d grants files\n", atomic_load(&lookups), SWAPS);
+        assert_int_equal(atomic_load(&errors), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_no_grants_file),
@@ -423,6 +500,7 @@ int main(void) {
                 cmocka_unit_test(test_expiry),
                 cmocka_unit_test(test_corrupt_grants),
                 cmocka_unit_test(test_replacements),
+                cmocka_unit_test(test_swap_under_load),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
