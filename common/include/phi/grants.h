@@ -36,8 +36,9 @@ int phi_grants_path_for(const char *snapshot_path, char *buf, size_t size) _phi_
         _phi_nonnull_;
 
 /* One grant: user is a member of group (gid) until expires (Unix seconds).
- * request_id is the daemon's id of the elevation request, for tools; NSS does
- * not use it. */
+ * request_id is the daemon's id of the elevation request, for tools (NSS does
+ * not use it): phiaccessd's ids are 12 hex digits (48 bits), stored as their
+ * value and printed back with "%012" PRIx64. */
 struct phi_grant_entry {
         const char *group;
         gid_t gid;
