@@ -7,10 +7,8 @@
  * never read outside the snapshot. */
 
 #include <endian.h>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 
+#include "phi/published.h"
 #include "phi/snapshot.h"
 
 static uint16_t rd16(const uint8_t *p) {
@@ -134,17 +132,7 @@ int phi_snapshot_open_buffer(phi_snapshot *s, const void *data, size_t size) {
 }
 
 bool phi_snapshot_superseded(const phi_snapshot *s) {
-        const uint8_t *p = s->data + PHI_SNAP_SUPERSEDED_OFFSET;
-        uint32_t v;
-
-        /* Another process writes this word while we read it: an atomic load keeps
-         * the compiler from caching it across calls. Mappings and malloc()ed
-         * buffers are aligned; anything else gets a plain copy. */
-        if ((uintptr_t) p % _Alignof(uint32_t) == 0)
-                v = __atomic_load_n((const uint32_t *) (const void *) p, __ATOMIC_RELAXED);
-        else
-                memcpy(&v, p, sizeof(v));
-        return le32toh(v) != 0;
+        return phi_published_superseded(s->data, PHI_SNAP_SUPERSEDED_OFFSET);
 }
 
 bool phi_snapshot_primary_gid_allowed(const phi_snapshot *s, gid_t gid) {
@@ -531,42 +519,23 @@ int phi_snapshot_verify(const phi_snapshot *s) {
 /* ---- files ---- */
 
 int phi_snapshot_map(const char *path, phi_snapshot *ret, dev_t *ret_dev, ino_t *ret_ino) {
-        _cleanup_close_ int fd = -1;
-        struct stat sb;
-        void *p;
+        const uint8_t *data = NULL;
+        size_t size = 0;
         int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
-        if (fd < 0 || fstat(fd, &sb) < 0)
-                return phi_negative_errno();
-        /* Whoever may write this file decides who every process on the host is:
-         * only root (or the reading user itself, who gains nothing by fooling
-         * itself), and nobody else through the group or world bits. */
-        if (!S_ISREG(sb.st_mode) || (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0 ||
-            (sb.st_uid != 0 && sb.st_uid != geteuid()))
-                return -EPERM;
-        if ((uint64_t) sb.st_size > PHI_SNAP_MAX_FILE)
-                return -EFBIG;
-        if ((size_t) sb.st_size < PHI_SNAP_HEADER_SIZE)
-                return -EBADMSG;
-        p = mmap(NULL, (size_t) sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
-        if (p == MAP_FAILED)
-                return phi_negative_errno();
-        r = phi_snapshot_open_buffer(ret, p, (size_t) sb.st_size);
-        if (r < 0) {
-                (void) munmap(p, (size_t) sb.st_size);
+        r = phi_published_map(path, PHI_SNAP_HEADER_SIZE, PHI_SNAP_MAX_FILE, &data, &size, ret_dev,
+                              ret_ino);
+        if (r < 0)
                 return r;
-        }
-        if (ret_dev)
-                *ret_dev = sb.st_dev;
-        if (ret_ino)
-                *ret_ino = sb.st_ino;
-        return 0;
+        r = phi_snapshot_open_buffer(ret, data, size);
+        if (r < 0)
+                phi_published_unmap(data, size);
+        return r;
 }
 
 void phi_snapshot_unmap(phi_snapshot *s) {
         if (s && s->data) {
-                (void) munmap((void *) (uintptr_t) s->data, s->size);
+                phi_published_unmap(s->data, s->size);
                 s->data = NULL;
                 s->size = 0;
         }

@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "phi/fs.h"
 #include "phi/parse.h"
+#include "phi/published.h"
 #include "phi/snapshot.h"
 
 struct buser {
@@ -667,82 +667,20 @@ out:
 
 /* ---- the file ---- */
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return phi_negative_errno();
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
-/* The file being replaced, opened before the rename so that it can be marked
- * afterwards; only a regular file that already carries our magic is marked
- * (never scribble into whatever else sits at the path). -1 if none. */
-static int open_old(const char *path) {
-        _cleanup_close_ int fd = -1;
-        uint8_t magic[PHI_SNAP_MAGIC_SIZE];
-        struct stat sb;
-
-        fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
-            (size_t) sb.st_size < PHI_SNAP_HEADER_SIZE ||
-            pread(fd, magic, sizeof(magic), 0) != (ssize_t) sizeof(magic) ||
-            memcmp(magic, PHI_SNAP_MAGIC, PHI_SNAP_MAGIC_SIZE) != 0)
-                return -1;
-        return PHI_TAKE_FD(fd);
-}
+static const struct phi_published_format snapshot_format = {
+        .magic = PHI_SNAP_MAGIC,
+        .magic_size = PHI_SNAP_MAGIC_SIZE,
+        .superseded_offset = PHI_SNAP_SUPERSEDED_OFFSET,
+        .header_size = PHI_SNAP_HEADER_SIZE,
+};
 
 int phi_snapshot_write(phi_snapshot_builder *b, const char *path, uint64_t generation) {
         _cleanup_free_ uint8_t *data = NULL;
-        _cleanup_free_ char *dir = NULL, *tmp = NULL;
-        _cleanup_close_ int fd = -1, old = -1;
-        const char *slash = strrchr(path, '/');
-        const uint32_t one = htole32(1);
         size_t size = 0;
         int r;
 
         r = phi_snapshot_encode(b, generation, (uint64_t) time(NULL), &data, &size);
         if (r < 0)
                 return r;
-        if (!slash)
-                dir = strdup(".");
-        else if (slash == path)
-                dir = strdup("/");
-        else
-                dir = strndup(path, (size_t) (slash - path));
-        if (!dir || asprintf(&tmp, "%s/.%s.XXXXXX", slash == path ? "" : dir,
-                             slash ? slash + 1 : path) < 0) {
-                tmp = NULL;
-                return -ENOMEM;
-        }
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return phi_negative_errno();
-        if (fchmod(fd, 0644) < 0 || (r = write_all(fd, data, size)) < 0 || fsync(fd) < 0) {
-                r = r < 0 ? r : phi_negative_errno();
-                goto fail;
-        }
-        old = open_old(path);
-        if (rename(tmp, path) < 0) {
-                r = phi_negative_errno();
-                goto fail;
-        }
-        /* Durability of the rename; the new file is in place either way, so a
-         * failure here is reported but readers are already switched. */
-        r = phi_fs_fsync_dir(dir);
-        /* Readers holding the old file mapped switch on their next lookup. If this
-         * fails they notice the new inode within a second anyway. */
-        if (old >= 0 && pwrite(old, &one, sizeof(one), PHI_SNAP_SUPERSEDED_OFFSET) < 0) {
-                /* Nothing to undo; see above. */
-        }
-        return r;
-fail:
-        (void) unlink(tmp);
-        return r;
+        return phi_published_write(path, data, size, &snapshot_format);
 }
