@@ -27,6 +27,8 @@ static void policy_from_config(const struct phi_config *c, struct phi_verifier_p
         snprintf(ret->issuer, sizeof(ret->issuer), "%s", c->totp_issuer);
         snprintf(ret->passwd_file, sizeof(ret->passwd_file), "%s", c->passwd_file);
         snprintf(ret->group_file, sizeof(ret->group_file), "%s", c->group_file);
+        snprintf(ret->snapshot_path, sizeof(ret->snapshot_path), "%s", c->snapshot_path);
+        ret->min_gid = c->min_gid;
         if (c->audit_key[0])
                 snprintf(ret->audit_key, sizeof(ret->audit_key), "%s", c->audit_key);
         else {

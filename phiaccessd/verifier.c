@@ -18,6 +18,7 @@
 
 #include "access.h"
 #include "audit_log.h"
+#include "grants_publish.h"
 #include "journal.h"
 #include "localfiles.h"
 #include "phi/secret.h"
@@ -159,6 +160,7 @@ struct phi_verifier {
          * starting or ending): an internal ELEV_TICK job when it is due. */
         sd_event_source *elev_timer;
         bool elev_tick_queued;
+        bool grants_dirty;          /* the last publication failed */
 
         /* The audit log: every job's events appended in its round's transaction. */
         phi_audit_log *audit;
@@ -1716,13 +1718,28 @@ static void elev_timer_arm(phi_verifier *v, uint64_t at) {
                         phi_errno_text(r));
 }
 
-/* The active grants as nss_phi serves them. */
+/* The active grants as nss_phi serves them: the whole set, after each
+ * committed change to it and at start. A failure leaves no grants file (the
+ * old one could hold a grant just revoked) and is tried again at the next
+ * change or tick. */
 static void grants_publish(phi_verifier *v) {
-        /* The grants file for nss_phi is written by grants_publish.c, which
-         * joins this tree with the NSS side of grants; until then a grant is
-         * enforced by pam_phi's elevate check alone. */
-        phi_log(LOG_DEBUG, "the set of active grants changed");
-        (void) v;
+        const struct phi_elev_ctx ctx = elev_ctx(v, (uint64_t) time(NULL));
+        struct phi_grants_publish_stats st = { 0 };
+        int r;
+
+        r = phi_grants_publish_active_at(v->policy.snapshot_path, v->policy.min_gid, &ctx, &st);
+        if (r < 0) {
+                phi_log(LOG_ERR, "cannot publish the grants for NSS: %s; no grant is served by nss_phi until the "
+                                 "next publication",
+                        phi_errno_text(r));
+                v->grants_dirty = true;
+                return;
+        }
+        v->grants_dirty = false;
+        if (st.no_gid || st.refused || st.over)
+                phi_log(LOG_WARNING, "grants for NSS: %zu published, %zu left out (group without a gid here), %zu "
+                                     "refused (a gid below min_gid or shared), %zu over the limit",
+                        st.published, st.no_gid, st.refused, st.over);
 }
 
 static void elev_after_commit(phi_verifier *v, struct job *j) {
@@ -1732,7 +1749,7 @@ static void elev_after_commit(phi_verifier *v, struct job *j) {
         } else if (!j->elev.error)
                 /* Something changed: when the next transition is due may have too. */
                 elev_tick_soon(v);
-        if (j->elev.grants_changed)
+        if (j->elev.grants_changed || (v->grants_dirty && j->req.kind == PHI_VERIFY_ELEV_TICK))
                 grants_publish(v);
 }
 
@@ -2059,7 +2076,10 @@ static int thread_setup(phi_verifier *v) {
         }
         /* Not fatal: a session not recovered stays listed until the next start. */
         (void) sessions_recover(v);
-        /* What came due while the daemon was down happens now; then the timer. */
+        /* What came due while the daemon was down happens now; then the timer;
+         * and the grants as they are, for the processes that read them
+         * (published by that first tick, which runs under the policy). */
+        v->grants_dirty = true;
         elev_tick_soon(v);
         return 0;
 }

@@ -54,6 +54,8 @@ struct phi_verifier_policy {
         bool enroll_at_login;               /* offer a ticket holder's login a new token */
         char passwd_file[4096];             /* local accounts: identity "local:UID" */
         char group_file[4096];              /* local groups, for the access policy */
+        char snapshot_path[4096];           /* the grants file goes beside it (grants_publish.h) */
+        uint64_t min_gid;
         char audit_key[4096];               /* [audit] (audit_log.h) */
         char audit_origin[PHI_AUDIT_NAME_MAX + 1];
         uint64_t audit_checkpoint_records, audit_checkpoint_interval;

@@ -15,7 +15,13 @@ set -euo pipefail
 source "$(dirname "$0")/../lib/harness.bash"
 # shellcheck source-path=SCRIPTDIR source=totp-lib.bash
 source "$(dirname "$0")/totp-lib.bash"
+# shellcheck source-path=SCRIPTDIR source=nss_lib.bash
+source "$(dirname "$0")/nss_lib.bash"
 phi_harness_init "$@"
+nss_init
+# nss_phi where glibc looks for it, and the daemon's snapshots where it reads
+# them: a grant shows through the real NSS path.
+nss_install
 PAM_PHI=$PHI_BUILD_DIR/pam_phi/pam_phi.so
 
 totp_setup
@@ -58,6 +64,7 @@ hosts = *
 POLICY
 chmod 0644 "$POLICY"
 sed -i "/^\[daemon\]/a policy = $POLICY" "$TOTP_CONF"
+sed -i "s#^snapshot = .*#snapshot = $NSS_SNAPSHOT#" "$TOTP_CONF"
 totp_stack sudo "account required $PAM_PHI elevate"
 totp_daemon_start
 for u in alice bob erin; do totp_enroll "$u"; done
@@ -131,6 +138,10 @@ phi_assert_contains "$OUT" "$id" "phictl grants lists the grant"
 phi_assert_match "$OUT" "$id +alice +dba +active" "as alice's, for dba, active"
 
 phi_assert_eq "$(sudo_account alice)" PAM_SUCCESS "with the grant, sudo's account check lets alice in"
+# The grants file is published before the approval's answer leaves.
+phi_assert_match "$(nss_run getent group phi-dba || true)" '^phi-dba:[^:]*:3102:alice$' \
+    "getent group phi-dba lists alice, through glibc and nss_phi"
+phi_assert_contains " $(nss_run getent initgroups alice) " " 3102 " "initgroups gives alice the grant's gid"
 e=$(phi_journal_wait --first --timeout 10 --after "$cursor" PHI_EVENT=sudo_escalation PHI_USER=alice) ||
     phi_fail "the escalation is journaled"
 phi_assert_eq "$(field "$e" PHI_ROLE)" dba "sudo_escalation: PHI_ROLE"
@@ -140,6 +151,7 @@ phi_assert_eq "$(sudo_account dave)" PAM_PERM_DENIED "dave, without a grant, is 
 ctl alice revoke "$id" --reason "done early"
 phi_assert_eq "$RC" 0 "alice ends her grant" "$OUT"
 phi_assert_eq "$(sudo_account alice)" PAM_PERM_DENIED "a revoked grant stops the next sudo at once"
+phi_assert_not_contains "$(nss_run getent group phi-dba || true)" alice "after the revoke NSS no longer lists alice in phi-dba"
 e=$(event "$cursor" elevation_revoked "$id") || phi_fail "the revoke is journaled"
 phi_assert_eq "$(field "$e" PHI_ACTOR)" alice "elevation_revoked: PHI_ACTOR"
 phi_assert_eq "$(field "$e" PHI_REASON)" "done early" "elevation_revoked: PHI_REASON"
