@@ -23,37 +23,8 @@
 # shellcheck disable=SC2016
 # shellcheck source-path=SCRIPTDIR source=../lib/harness.bash
 source "$(dirname "$0")/../lib/harness.bash"
-
-PACKAGES=(phiaccessd libpam-phi libnss-phi)
-
-# Names, modes, owners, link targets and contents of the files of an /etc.
-etc_state() {
-    local etc=$1
-    (cd "$etc" && find . -xdev -printf '%p %m %U:%G %l\n' | LC_ALL=C sort)
-    (cd "$etc" && find . -xdev -type f -exec sha256sum {} + | LC_ALL=C sort -k 2)
-}
-
-host_state() {
-    etc_state /etc
-    local p
-    for p in "${PACKAGES[@]}"; do
-        printf '%s: %s\n' "$p" "$(dpkg-query -W -f '${db:Status-Abbrev}' "$p" 2>/dev/null || echo unknown)"
-    done
-    for p in /usr/sbin/phiaccessd /var/lib/phiaccessd /var/lib/systemd/credential.secret \
-        /etc/credstore.encrypted; do
-        if [ -e "$p" ]; then echo "$p present"; else echo "$p absent"; fi
-    done
-}
-
-phi_outer_before() {
-    host_state >"$PHI_RUN_DIR/host.before"
-}
-
-phi_outer_after() {
-    host_state >"$PHI_RUN_DIR/host.after"
-    phi_check "the host's /etc, dpkg database and package paths are as before the test" \
-        diff -u "$PHI_RUN_DIR/host.before" "$PHI_RUN_DIR/host.after"
-}
+# shellcheck source-path=SCRIPTDIR source=deb-lib.bash
+source "$(dirname "$0")/deb-lib.bash"
 
 phi_harness_init "$@"
 
@@ -64,33 +35,10 @@ done
     phi_die "dh-nss is missing; run ./scripts/setup"
 
 # ---------------------------------------------------------------------------
-# Build, in a copy: dpkg-buildpackage writes ../*.deb and debian/ build files.
+# Build, in a copy (deb-lib.bash).
 
-src=$PHI_TMP/src/phi
-mkdir -p "$src"
-if git -C "$PHI_SOURCE_DIR" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    # Tracked and new files as they are in the tree, without build dirs.
-    git -C "$PHI_SOURCE_DIR" ls-files -z -c -o --exclude-standard |
-        (cd "$PHI_SOURCE_DIR" && tar -c --null --no-recursion -T -) | tar -x -C "$src"
-else
-    (cd "$PHI_SOURCE_DIR" && tar -c --exclude='./build' --exclude='./build-*' .) | tar -x -C "$src"
-fi
-phi_log "building the packages"
-build_t0=$SECONDS
-if ! (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=2" dpkg-buildpackage -b -us -uc) \
-    >"$PHI_TMP/build.log" 2>&1; then
-    phi_fail "dpkg-buildpackage -b -us -uc" "$(tail -n 40 "$PHI_TMP/build.log")"
-fi
-phi_log "built in $((SECONDS - build_t0)) s"
-version=$(dpkg-parsechangelog -l "$src/debian/changelog" -S Version)
-arch=$(dpkg --print-architecture)
-changes=$PHI_TMP/src/phi_${version}_${arch}.changes
-phi_check "dpkg-buildpackage wrote the .changes" test -f "$changes"
-declare -A deb=()
-for p in "${PACKAGES[@]}"; do
-    deb[$p]=$PHI_TMP/src/${p}_${version}_${arch}.deb
-    phi_check "$p was built" test -f "${deb[$p]}"
-done
+deb_build
+changes=$DEB_CHANGES
 
 lintian_t0=$SECONDS
 lint=$(lintian --allow-root "$changes" 2>&1) || true
@@ -99,54 +47,11 @@ phi_assert_eq "$(grep -E '^[EW]: ' <<<"$lint" || true)" "" "lintian: no error an
 phi_assert_not_contains "$lint" "lintian: " "lintian ran to the end (no internal error)"
 
 # ---------------------------------------------------------------------------
-# A throwaway machine: an overlay of the host's root, writes in a tmpfs.
+# A throwaway machine: an overlay of the host's root, writes in a tmpfs
+# (deb-lib.bash).
 
-scratch=$PHI_TMP/machine
-mkdir -p "$scratch"
-mount -t tmpfs -o mode=0700 phi-machine "$scratch"
-mkdir -p "$scratch/upper" "$scratch/work" "$scratch/root"
-root=$scratch/root
-mount -t overlay phi-root -o "lowerdir=/,upperdir=$scratch/upper,workdir=$scratch/work" "$root"
-mount -t proc proc "$root/proc"
-mount -t sysfs -o ro sysfs "$root/sys"
-mount -t tmpfs -o mode=0755 phi-run "$root/run"
-mount -t tmpfs -o mode=1777 phi-tmp "$root/tmp"
-# A /dev of its own: the host's device nodes are never reachable for writing
-# through the chroot.
-mount -t tmpfs -o mode=0755 phi-dev "$root/dev"
-for node in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
-    IFS=: read -r name major minor <<<"$node"
-    mknod -m 0666 "$root/dev/$name" c "$major" "$minor"
-done
-mkdir "$root/dev/pts" "$root/dev/shm"
-mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"
-ln -s pts/ptmx "$root/dev/ptmx"
-ln -s /proc/self/fd "$root/dev/fd"
-for fd in stdin:0 stdout:1 stderr:2; do
-    ln -s "/proc/self/fd/${fd#*:}" "$root/dev/${fd%:*}"
-done
-mount -t tmpfs -o mode=1777 phi-shm "$root/dev/shm"
-# The test's own journald, which the chrooted daemon and journalctl use.
-phi_journald_start --no-devlog
-mkdir -p "$root/run/systemd/journal" "$root/run/log/journal"
-mount --bind /run/systemd/journal "$root/run/systemd/journal"
-mount --bind /run/log/journal "$root/run/log/journal"
-# No init system runs in the chroot (no /run/systemd/system): maintainer
-# scripts must cope, as in a container or an image build.
-# man-db's trigger rebuilds the whole manual index after every dpkg run,
-# which takes most of each run's time here; man -w finds pages without it.
-rm -f "$root/var/lib/man-db/auto-update"
-
-in_root() {
-    chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-        DEBIAN_FRONTEND=noninteractive "$@"
-}
-mkdir -p "$root/tmp/debs"
-cp "${deb[@]}" "$root/tmp/debs/"
-declare -A deb_in_root=()
-for p in "${PACKAGES[@]}"; do
-    deb_in_root[$p]=/tmp/debs/${deb[$p]##*/}
-done
+deb_machine
+root=$DEB_ROOT
 
 # A user who was there before the packages came, and a PAM service that uses
 # the common stacks the way login, su, sshd and sudo do.
@@ -166,11 +71,11 @@ phi_check "before the install alice logs in with her password alone" login phi-a
 # Install.
 
 install_t0=$SECONDS
-if ! in_root dpkg -i "${deb_in_root[@]}" >"$PHI_TMP/install.log" 2>&1; then
+if ! in_root dpkg -i "${DEB_IN_ROOT[@]}" >"$PHI_TMP/install.log" 2>&1; then
     phi_fail "dpkg -i of the three packages" "$(cat "$PHI_TMP/install.log")"
 fi
 phi_log "installed in $((SECONDS - install_t0)) s"
-phi_assert_eq "$(in_root dpkg-query -W -f '${db:Status-Abbrev}\n' "${PACKAGES[@]}")" \
+phi_assert_eq "$(in_root dpkg-query -W -f '${db:Status-Abbrev}\n' "${DEB_PACKAGES[@]}")" \
     $'ii \nii \nii ' "all three packages are installed and configured"
 
 nss=$(cat "$root/etc/nsswitch.conf")
@@ -230,49 +135,8 @@ phi_assert_match "$exposure" '^[0-9]+\.[0-9]$' "systemd-analyze security rates t
 phi_check "its exposure is at most 2.5 ('OK'), now $exposure" awk -v e="$exposure" 'BEGIN { exit !(e <= 2.5) }'
 
 # ---------------------------------------------------------------------------
-# The daemon, started the way systemd would start it from the installed unit:
-# its runtime directory, its credentials (LoadCredentialEncrypted= names, found
-# in the credential store and decrypted), its umask, ExecStartPre, ExecStart.
-
-unit_files=("$root/lib/systemd/system/phiaccessd.service" "$root"/lib/systemd/system/phiaccessd.service.d/*.conf)
-unit_value() { # KEY: its values in the unit and its drop-ins, one a line
-    sed -n "s/^$1=//p" "${unit_files[@]}"
-}
-creds_dir=/run/credentials/phiaccessd.service
-daemon_start() {
-    local name cmd umask
-    rm -rf "${root:?}$creds_dir"
-    mkdir -p "$root${creds_dir%/*}"
-    mkdir -m 0700 "$root$creds_dir"
-    for name in $(unit_value RuntimeDirectory); do
-        mkdir -p "$root/run/$name"
-        chmod 0755 "$root/run/$name"
-    done
-    while IFS= read -r name; do
-        [ -n "$name" ] || continue
-        # With no path, systemd looks the name up in the credential stores and
-        # skips a credential it does not find there.
-        [ -f "$root/etc/credstore.encrypted/$name" ] || continue
-        (umask 0377 && in_root systemd-creds decrypt --name="$name" "/etc/credstore.encrypted/$name" \
-            "$creds_dir/$name") || phi_fail "systemd-creds decrypt of the credential $name"
-    done < <(unit_value LoadCredentialEncrypted)
-    umask=$(unit_value UMask)
-    cmd=$(unit_value ExecStartPre)
-    # shellcheck disable=SC2086 # the unit's command line, split as systemd splits this one
-    phi_check "ExecStartPre ($cmd) passes" in_root CREDENTIALS_DIRECTORY="$creds_dir" $cmd
-    cmd=$(unit_value ExecStart)
-    # shellcheck disable=SC2086,SC2016
-    phi_spawn phiaccessd chroot "$root" env -i PATH=/usr/sbin:/usr/bin CREDENTIALS_DIRECTORY="$creds_dir" \
-        bash -c 'umask "$1"; shift; exec "$@"' umask "${umask:-0022}" $cmd
-    DAEMON_PID=$PHI_LAST_PID
-    phi_wait_for --timeout 15 --what "phiaccessd's sockets" \
-        test -S "$root/run/phiaccessd/socket" -a -S "$root/run/phiaccessd/pam" ||
-        phi_fail "phiaccessd did not start from the installed unit" "$(tail -n 20 "$PHI_TMP/phiaccessd.log")"
-}
-daemon_stop() {
-    phi_stop_pid "$DAEMON_PID"
-    rm -rf "${root:?}$creds_dir"
-}
+# The daemon, started the way systemd would start it from the installed unit
+# (deb_daemon_start).
 
 # A directory for it, as an admin would point the installed config at one
 # (the shipped [ldap] uri names a server that is not there).
@@ -282,7 +146,7 @@ ldap_user=$(sed -n 's/^uid: //p' "$PHI_TMP/dir.ldif" | sed -n 1p)
 sed -i -e "s#^uri = .*#uri = $PHI_LDAP_URI#" -e 's/^#tls = starttls/tls = none/' "$root/etc/phi/phiaccessd.conf"
 
 cursor=$(phi_journal_cursor)
-daemon_start
+deb_daemon_start
 phi_check "phictl status answers from the installed daemon" in_root phictl status
 phi_journal_wait --timeout 10 --after "$cursor" SYSLOG_IDENTIFIER=phiaccessd \
     MESSAGE="TOTP verifier ready on /run/phiaccessd/pam (master key from credential phi-master-key)" >/dev/null ||
@@ -291,7 +155,7 @@ phi_journal_wait --timeout 10 --after "$cursor" SYSLOG_IDENTIFIER=phiaccessd \
 phi_pass "the daemon runs with the master key from the encrypted credential"
 # The key is never printed: the install's output does not hold it, in any form.
 hex() { od -An -v -tx1 | tr -d ' \n'; }
-plain=$root$creds_dir/phi-master-key
+plain=$root$DEB_CREDS_DIR/phi-master-key
 phi_assert_eq "$(stat -c %s "$plain")" 32 "the credential holds a 32-byte key"
 phi_assert_not_contains "$(hex <"$PHI_TMP/install.log")" "$(hex <"$plain")" "the install's output does not hold the key"
 phi_assert_not_contains "$(cat "$PHI_TMP/install.log")" "$(base64 -w0 <"$plain")" "nor its base64"
@@ -370,7 +234,7 @@ phi_assert_contains "$(in_root journalctl --no-pager -x MESSAGE_ID="$msgid" 2>&1
 # An upgrade (here: the same version again) keeps the key: a new one would
 # orphan alice's token.
 cred_sum=$(sha256sum <"$cred")
-if ! in_root dpkg -i "${deb_in_root[phiaccessd]}" >"$PHI_TMP/reinstall.log" 2>&1; then
+if ! in_root dpkg -i "${DEB_IN_ROOT[phiaccessd]}" >"$PHI_TMP/reinstall.log" 2>&1; then
     phi_fail "dpkg -i phiaccessd again" "$(cat "$PHI_TMP/reinstall.log")"
 fi
 phi_assert_eq "$(sha256sum <"$cred")" "$cred_sum" "reinstalling phiaccessd keeps the master key"
@@ -379,8 +243,8 @@ phi_assert_not_contains "$(cat "$PHI_TMP/reinstall.log")" "made the TOTP master 
 # ---------------------------------------------------------------------------
 # Remove, then purge.
 
-daemon_stop
-if ! in_root dpkg --remove "${PACKAGES[@]}" >"$PHI_TMP/remove.log" 2>&1; then
+deb_daemon_stop
+if ! in_root dpkg --remove "${DEB_PACKAGES[@]}" >"$PHI_TMP/remove.log" 2>&1; then
     phi_fail "dpkg --remove" "$(cat "$PHI_TMP/remove.log")"
 fi
 phi_assert_not_contains "$(cat "$root"/etc/pam.d/common-*)" pam_phi "after remove no stack names pam_phi"
@@ -391,7 +255,7 @@ phi_check "remove keeps the config" test -f "$root/etc/phi/phiaccessd.conf"
 phi_check "remove keeps the master key" test -f "$cred"
 phi_check "remove keeps the store" test -f "$root/var/lib/phiaccessd/phi.db"
 
-if ! in_root dpkg --purge "${PACKAGES[@]}" >"$PHI_TMP/purge.log" 2>&1; then
+if ! in_root dpkg --purge "${DEB_PACKAGES[@]}" >"$PHI_TMP/purge.log" 2>&1; then
     phi_fail "dpkg --purge" "$(cat "$PHI_TMP/purge.log")"
 fi
 for gone in /etc/phi /etc/credstore.encrypted /var/lib/phiaccessd /usr/share/pam-configs/phi \
@@ -400,7 +264,7 @@ for gone in /etc/phi /etc/credstore.encrypted /var/lib/phiaccessd /usr/share/pam
     /etc/systemd/system/sockets.target.wants/phiaccessd.socket; do
     phi_check_fails "purge removed $gone" test -e "$root$gone"
 done
-for p in "${PACKAGES[@]}"; do
+for p in "${DEB_PACKAGES[@]}"; do
     state=$(in_root dpkg-query -W -f '${db:Status-Abbrev}' "$p" 2>/dev/null || true)
     phi_assert_match "${state:-none}" '^(none|[pu]n ?)$' "dpkg holds nothing of $p after purge (${state:-none})"
 done
@@ -417,7 +281,7 @@ phi_assert_eq "$(in_root getent group phi-admins | cut -d: -f1)" phi-admins "the
 # which the daemon reads as [totp] master_key.
 
 mount --bind "$root/bin/false" "$root/usr/bin/systemd-creds"
-if ! in_root dpkg -i "${deb_in_root[phiaccessd]}" >"$PHI_TMP/install2.log" 2>&1; then
+if ! in_root dpkg -i "${DEB_IN_ROOT[phiaccessd]}" >"$PHI_TMP/install2.log" 2>&1; then
     phi_fail "dpkg -i phiaccessd without systemd-creds" "$(cat "$PHI_TMP/install2.log")"
 fi
 umount "$root/usr/bin/systemd-creds"
@@ -430,13 +294,13 @@ phi_assert_not_contains "$(hex <"$PHI_TMP/install2.log")" "$(hex <"$key")" "this
 phi_assert_not_contains "$(cat "$PHI_TMP/install2.log")" "$(base64 -w0 <"$key")" "nor its base64"
 cursor=$(phi_journal_cursor)
 sed -i -e "s#^uri = .*#uri = $PHI_LDAP_URI#" -e 's/^#tls = starttls/tls = none/' "$root/etc/phi/phiaccessd.conf"
-daemon_start
+deb_daemon_start
 phi_journal_wait --timeout 10 --after "$cursor" SYSLOG_IDENTIFIER=phiaccessd \
     MESSAGE="TOTP verifier ready on /run/phiaccessd/pam (master key from /etc/phi/master.key)" >/dev/null ||
     phi_fail "the daemon took its master key from /etc/phi/master.key" \
         "$(phi_journal_json --after "$cursor" SYSLOG_IDENTIFIER=phiaccessd | phi_json_field MESSAGE)"
 phi_pass "the daemon runs with the master key from the file"
-daemon_stop
+deb_daemon_stop
 if ! in_root dpkg --purge phiaccessd >"$PHI_TMP/purge2.log" 2>&1; then
     phi_fail "dpkg --purge phiaccessd" "$(cat "$PHI_TMP/purge2.log")"
 fi
