@@ -100,13 +100,15 @@ static const struct key_spec keys[] = {
         { "totp", "lockout", K_DURATION, OFF(totp_lockout), 60, 7 * 86400 },
         { "totp", "ticket_lifetime", K_DURATION, OFF(totp_ticket_lifetime), 300, 30 * 86400 },
         { "totp", "enroll_at_login", K_BOOL, OFF(totp_enroll_at_login), 0, 0 },
+        { "notify", "command", K_PATH, OFF(notify_command), 0, 0 },
+        { "notify", "timeout", K_DURATION, OFF(notify_timeout), 1, 300 },
         { "audit", "key", K_PATH, OFF(audit_key), 0, 0 },
         { "audit", "origin", K_STR, OFF(audit_origin), 0, 0 },
         { "audit", "checkpoint_records", K_U64, OFF(audit_checkpoint_records), 1, 1000000 },
         { "audit", "checkpoint_interval", K_DURATION, OFF(audit_checkpoint_interval), 1, 86400 },
 };
 
-static const char *const sections[] = { "ldap", "store", "daemon", "totp", "audit" };
+static const char *const sections[] = { "ldap", "store", "daemon", "totp", "notify", "audit" };
 
 struct parse_state {
         struct phi_config *config;
@@ -229,6 +231,8 @@ static struct phi_config *config_new_defaults(const char *path) {
         c->totp_failure_window = 15 * 60;
         c->totp_lockout = 15 * 60;
         c->totp_ticket_lifetime = 7 * 86400;
+        DEF(notify_command, "");
+        c->notify_timeout = 10;
         DEF(audit_key, "");      /* "": audit.key beside the store */
         DEF(audit_origin, "");
         c->audit_checkpoint_records = 1000;
@@ -260,7 +264,7 @@ void phi_config_unref(struct phi_config *c) {
                 &c->attrs.shell, &c->attrs.group_name, &c->attrs.member_uid, &c->attrs.member,
                 &c->store_path, &c->socket_path, &c->pam_socket_path, &c->snapshot_path, &c->policy_path,
                 &c->admin_group, &c->approver_group, &c->auditor_group, &c->passwd_file,
-                &c->group_file, &c->totp_master_key, &c->totp_issuer, &c->audit_key, &c->audit_origin,
+                &c->group_file, &c->totp_master_key, &c->totp_issuer, &c->audit_key, &c->audit_origin, &c->notify_command,
         };
         for (size_t i = 0; i < PHI_ELEMENTSOF(strs); i++)
                 free(*strs[i]);

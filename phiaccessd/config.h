@@ -112,6 +112,10 @@ struct phi_config {
         uint64_t totp_lockout;              /* seconds */
         uint64_t totp_ticket_lifetime;      /* seconds */
 
+        /* [notify] */
+        char *notify_command;               /* "" = off */
+        uint64_t notify_timeout;            /* seconds */
+
         /* [audit] */
         char *audit_key;                    /* the Ed25519 signing key of the checkpoints */
         char *audit_origin;                 /* the checkpoints' origin line and key name; "" = HOST/phi-audit */

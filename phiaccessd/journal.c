@@ -167,6 +167,27 @@ void phi_journal_set_audit_hook(phi_journal_audit_hook hook, void *userdata) {
         pthread_mutex_unlock(&audit.lock);
 }
 
+static struct {
+        pthread_mutex_t lock;
+        phi_journal_notify_hook hook;
+        void *userdata;
+} notify = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+void phi_journal_set_notify_hook(phi_journal_notify_hook hook, void *userdata) {
+        pthread_mutex_lock(&notify.lock);
+        notify.hook = hook;
+        notify.userdata = userdata;
+        pthread_mutex_unlock(&notify.lock);
+}
+
+static void notify_forward(enum phi_event event, int priority, const struct phi_journal_field *fields, size_t n,
+                           const char *msg) {
+        pthread_mutex_lock(&notify.lock);
+        if (notify.hook)
+                notify.hook(notify.userdata, event, priority, fields, n, msg);
+        pthread_mutex_unlock(&notify.lock);
+}
+
 void phi_journal_audited_here(bool yes) {
         audited_here = yes;
 }
@@ -194,6 +215,7 @@ void phi_journal_event_async(enum phi_event event, int priority, const struct ph
         if (event >= _PHI_EVENT_MAX)
                 return;
         audit_forward(event, priority, fields, n_fields);
+        notify_forward(event, priority, fields, n_fields, msg);
         e = entry_new(&phi_events[event], priority, fields, n_fields, msg);
         if (!e) {
                 to_stderr(LOG_CRIT, msg);
@@ -244,6 +266,7 @@ void phi_journal_event(enum phi_event event, int priority, const struct phi_jour
         if (event >= _PHI_EVENT_MAX)
                 return;
         audit_forward(event, priority, fields, n_fields);
+        notify_forward(event, priority, fields, n_fields, msg);
         journal_send(&phi_events[event], priority, fields, n_fields, msg);
 }
 

@@ -41,6 +41,11 @@ typedef void (*phi_journal_audit_hook)(void *userdata, enum phi_event event, int
                                        const struct phi_journal_field *fields, size_t n_fields);
 void phi_journal_set_audit_hook(phi_journal_audit_hook hook, void *userdata);
 void phi_journal_audited_here(bool yes);
+/* Notifications (notify.h): every event journaled, on any thread, with its
+ * message; the hook must not block (it queues). */
+typedef void (*phi_journal_notify_hook)(void *userdata, enum phi_event event, int priority,
+                                        const struct phi_journal_field *fields, size_t n_fields, const char *message);
+void phi_journal_set_notify_hook(phi_journal_notify_hook hook, void *userdata);
 
 /* Something of a user's access history that is not one of SPEC.md's events
  * (a token offered to a login, say): the fields, so that `journalctl

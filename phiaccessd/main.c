@@ -18,6 +18,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "journal.h"
+#include "notify.h"
 #include "localfiles.h"
 #include "phi/client.h"
 #include "policy_state.h"
@@ -276,6 +277,38 @@ static int take_listen_fds(int *ret_main, int *ret_pam) {
         return r;
 }
 
+/* [notify] command: only a file root owns and nobody else may change (it
+ * runs as root with every event's details); else notifications stay off,
+ * loudly. */
+static void notify_start(const struct phi_config *c) {
+        const char *reason = NULL;
+        char host[256];
+        int fd, r;
+
+        if (!c->notify_command[0])
+                return;
+        fd = phi_config_open_trusted(c->notify_command, false, &reason);
+        if (fd < 0) {
+                phi_log(LOG_ERR, "notifications are off: [notify] command %s: %s", c->notify_command,
+                        reason ? reason : phi_errno_text(fd));
+                return;
+        }
+        (void) close(fd);
+        if (access(c->notify_command, X_OK) < 0) {
+                phi_log(LOG_ERR, "notifications are off: [notify] command %s is not executable", c->notify_command);
+                return;
+        }
+        if (gethostname(host, sizeof(host)) < 0)
+                host[0] = '\0';
+        host[sizeof(host) - 1] = '\0';
+        r = phi_notify_start(&(struct phi_notify_config){ .command = c->notify_command,
+                                                         .timeout = c->notify_timeout, .host = host });
+        if (r < 0)
+                phi_log(LOG_ERR, "notifications are off: %s", phi_errno_text(r));
+        else
+                phi_log(LOG_INFO, "notifications go to %s", c->notify_command);
+}
+
 static int run(struct main_ctx *m) {
         _cleanup_(phi_server_freep) phi_server *server = NULL, *pam_unavailable = NULL;
         int main_fd = -1, pam_fd = -1;
@@ -313,6 +346,7 @@ static int run(struct main_ctx *m) {
                 /* Events of the other threads reach the audit log through it. */
                 phi_journal_set_audit_hook(phi_verifier_audit_hook, m->daemon.verifier);
         }
+        notify_start(m->daemon.config);
         r = phi_sync_start(m->daemon.config, &m->daemon.sync);
         if (r < 0) {
                 phi_log(LOG_ERR, "cannot start the directory sync: %s", phi_errno_text(r));
@@ -485,6 +519,7 @@ int main(int argc, char **argv) {
         phi_journal_async_stop();
         /* Stop the thread, then the store. */
         phi_sync_free(m.daemon.sync);
+        phi_notify_stop();
         phi_journal_set_audit_hook(NULL, NULL);
         phi_verifier_free(m.daemon.verifier);
         phi_store_free(m.daemon.store);

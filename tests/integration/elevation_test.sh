@@ -65,6 +65,14 @@ POLICY
 chmod 0644 "$POLICY"
 sed -i "/^\[daemon\]/a policy = $POLICY" "$TOTP_CONF"
 sed -i "s#^snapshot = .*#snapshot = $NSS_SNAPSHOT#" "$TOTP_CONF"
+# Notifications: a command that keeps what it is given, one object a line.
+NOTES=$TOTP_DIR/notes.jsonl
+cat >"$TOTP_DIR/notify.sh" <<NOTIFY
+#!/bin/sh
+cat >>"$NOTES"
+NOTIFY
+chmod 0755 "$TOTP_DIR/notify.sh"
+printf '\n[notify]\ncommand = %s\ntimeout = 5s\n' "$TOTP_DIR/notify.sh" >>"$TOTP_CONF"
 totp_stack sudo "account required $PAM_PHI elevate"
 totp_daemon_start
 for u in alice bob erin; do totp_enroll "$u"; done
@@ -254,6 +262,21 @@ phi_assert_not_contains "$OUT" "unreviewed" "reviewed, it is no longer flagged"
 ctl alice requests --all
 phi_assert_not_contains "$OUT" "dave" "a user sees only their own requests"
 
+# --------------------------------------------------------- notifications
+note_of() { # EVENT ID: the notification's JSON object for it, if any
+    jq -c --arg e "$1" --arg id "$2" 'select(.event == $e and .request_id == $id)' "$NOTES" 2>/dev/null | sed -n 1p
+}
+for pair in "elevation_requested $id" "elevation_approved $id" "elevation_revoked $id" "elevation_denied $denied" \
+            "elevation_cancelled $cancelled" "elevation_expired $short" "breakglass $bg"; do
+    read -r ev rid <<<"$pair"
+    phi_wait_for --timeout 10 --what "the $ev notification" test -n "$(note_of "$ev" "$rid")" ||
+        phi_fail "the notify command got $ev for $rid" "$(cat "$NOTES" 2>/dev/null)"
+done
+n=$(note_of elevation_requested "$id")
+phi_assert_eq "$(jq -r '[.user, .role, .reason] | @tsv' <<<"$n")" $'alice\tdba\treindex the orders table' \
+    "the notification carries the request's user, role and reason"
+phi_assert_match "$(jq -r .time <<<"$n")" '^20[0-9-]+T[0-9:]+Z$' "and its time"
+
 # ------------------------------------------------------- the lapsed request
 while [ $((SECONDS - lapse_t0)) -lt 62 ]; do sleep 1; done
 e=$(phi_journal_wait --first --timeout 15 PHI_EVENT=elevation_expired "PHI_REQUEST_ID=$lapsing") ||
@@ -261,4 +284,22 @@ e=$(phi_journal_wait --first --timeout 15 PHI_EVENT=elevation_expired "PHI_REQUE
 phi_assert_eq "$(field "$e" PHI_REASON)" pending_lifetime "elevation_expired: PHI_REASON pending_lifetime"
 ctl bob approve "$lapsing"
 phi_assert_contains "$OUT" "lapsed, not pending" "a lapsed request cannot be approved"
+# --------------------------------------- a notify command that hangs delays nothing
+totp_daemon_stop
+cat >"$TOTP_DIR/notify.sh" <<'NOTIFY'
+#!/bin/sh
+exec sleep 600
+NOTIFY
+sed -i 's/^timeout = 5s$/timeout = 2s/' "$TOTP_CONF"
+cursor3=$(phi_journal_cursor)
+totp_daemon_start
+for i in 1 2 3; do
+    ctl alice request dba --for 1h --reason "hang $i"
+    phi_assert_eq "$RC" 0 "with the notify command hanging, request $i is answered"
+    ctl alice cancel "$(pair id)"
+    phi_assert_eq "$RC" 0 "and cancelled"
+done
+phi_journal_wait --timeout 15 --after "$cursor3" SYSLOG_IDENTIFIER=phiaccessd \
+    "MESSAGE=notification command $TOTP_DIR/notify.sh failed: killed after its 2 s timeout" >/dev/null ||
+    phi_fail "the hanging command is killed at its timeout, and the failure journaled"
 phi_pass "elevation lifecycle checked"
