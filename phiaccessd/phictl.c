@@ -108,7 +108,7 @@ static bool verb_usage(int argc, char **argv) {
         return true;
 }
 
-static void json_string(FILE *f, const char *s) {
+void ctl_json_string(FILE *f, const char *s) {
         fputc('"', f);
         for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
                 if (*p == '"' || *p == '\\')
@@ -143,12 +143,12 @@ static void print_pair(const struct ctl *ctl, bool *first, const char *key, cons
                 return;
         if (ctl->json) {
                 fputs(*first ? "" : ",", stdout);
-                json_string(stdout, key);
+                ctl_json_string(stdout, key);
                 fputc(':', stdout);
                 if (json)
                         fputs(json, stdout);
                 else
-                        json_string(stdout, text);
+                        ctl_json_string(stdout, text);
         } else
                 printf("%-20s %s\n", key, text);
         *first = false;
@@ -277,7 +277,7 @@ static int verb_sync(const struct ctl *ctl, int argc, char **argv) {
                 message = "done";
         if (ctl->json) {
                 fputs("{\"result\":", stdout);
-                json_string(stdout, message);
+                ctl_json_string(stdout, message);
                 fputs("}\n", stdout);
         } else
                 printf("%s\n", message);
@@ -288,14 +288,14 @@ static void print_field(const struct ctl *ctl, bool *first, const char *key, con
                         bool number) {
         if (ctl->json) {
                 fputs(*first ? "" : ",", stdout);
-                json_string(stdout, key);
+                ctl_json_string(stdout, key);
                 fputc(':', stdout);
                 if (!value)
                         fputs("null", stdout);
                 else if (number)
                         fputs(value, stdout);
                 else
-                        json_string(stdout, value);
+                        ctl_json_string(stdout, value);
         } else
                 printf("%-8s %s\n", key, value);
         *first = false;
@@ -395,7 +395,7 @@ static int verb_user(const struct ctl *ctl, int argc, char **argv) {
                                 continue;
                         if (ctl->json) {
                                 fputs(any ? "," : "", stdout);
-                                json_string(stdout, value);
+                                ctl_json_string(stdout, value);
                         } else
                                 printf("%s%s", any ? ", " : "", (const char *) value);
                         any = true;

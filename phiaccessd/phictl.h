@@ -5,6 +5,7 @@
  * the one-request-one-reply call that maps failures to them. */
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "phi/wire.h"
 
@@ -25,6 +26,8 @@ int ctl_call(const struct ctl *ctl, const phi_msg *req, phi_msg **ret);
 /* The same, but an ERROR reply with errno `quiet` (negative) is not printed;
  * *ret_error gets the errno of any ERROR reply (0 otherwise). */
 int ctl_call_quiet(const struct ctl *ctl, const phi_msg *req, int quiet, phi_msg **ret, int *ret_error);
+/* s as a JSON string: '"' and '\\' escaped, control bytes as \\u00XX. */
+void ctl_json_string(FILE *f, const char *s);
 /* Prints the KEY/VALUE pairs of a reply as aligned lines or one JSON object. */
 void print_pairs(const struct ctl *ctl, const phi_msg *m);
 

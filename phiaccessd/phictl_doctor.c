@@ -756,18 +756,6 @@ static void check_sshd(struct doctor *d) {
 
 /* ---- output ---------------------------------------------------------------- */
 
-static void print_json_string(const char *s) {
-        putchar('"');
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-                if (*p == '"' || *p == '\\')
-                        printf("\\%c", *p);
-                else if (*p < 0x20)
-                        printf("\\u%04x", *p);
-                else
-                        putchar(*p);
-        }
-        putchar('"');
-}
 
 static void report(const struct doctor *d, bool json) {
         if (json) {
@@ -775,11 +763,11 @@ static void report(const struct doctor *d, bool json) {
                 for (size_t i = 0; i < d->n; i++) {
                         const struct finding *f = &d->findings[i];
                         printf("%s{\"check\":", i ? "," : "");
-                        print_json_string(f->check);
+                        ctl_json_string(stdout, f->check);
                         printf(",\"severity\":\"%s\",\"problem\":", f->severity == SEV_ERROR ? "error" : "warning");
-                        print_json_string(f->problem);
+                        ctl_json_string(stdout, f->problem);
                         printf(",\"fix\":");
-                        print_json_string(f->fix);
+                        ctl_json_string(stdout, f->fix);
                         putchar('}');
                 }
                 printf("],\"not_shown\":%zu}\n", d->dropped);

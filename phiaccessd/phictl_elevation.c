@@ -244,17 +244,6 @@ static void rows_free(struct row *rows, size_t n) {
         free(rows);
 }
 
-static void json_string(const char *s) {
-        putchar('"');
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-                if (*p == '"' || *p == '\\')
-                        printf("\\%c", *p);
-                else if (*p < 0x20)
-                        printf("\\u%04x", *p);
-                else
-                        putchar(*p);
-        putchar('"');
-}
 
 /* In JSON every pair of the reply, typed; one object per request. */
 static void print_json_page(const phi_msg *m, bool *first) {
@@ -282,10 +271,10 @@ static void print_json_page(const phi_msg *m, bool *first) {
                         *first = false;
                 } else
                         putchar(',');
-                json_string(key);
+                ctl_json_string(stdout, key);
                 putchar(':');
                 if (tag == PHI_TAG_VALUE)
-                        json_string(value);
+                        ctl_json_string(stdout, value);
                 else if (phi_msg_field_u64(m, i, &u) == 0 && tag == PHI_TAG_FLAG)
                         fputs(u ? "true" : "false", stdout);
                 else if (phi_msg_field_u64(m, i, &u) == 0)

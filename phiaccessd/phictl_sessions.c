@@ -96,17 +96,6 @@ static int by_opened(const void *a, const void *b) {
         return r ? r : strcmp(x->v[C_SESSION] ? x->v[C_SESSION] : "", y->v[C_SESSION] ? y->v[C_SESSION] : "");
 }
 
-static void json_string(const char *s) {
-        putchar('"');
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-                if (*p == '"' || *p == '\\')
-                        printf("\\%c", *p);
-                else if (*p < 0x20)
-                        printf("\\u%04x", *p);
-                else
-                        putchar(*p);
-        putchar('"');
-}
 
 static void print_rows(const struct ctl *ctl, struct row *rows, size_t n) {
         if (ctl->json) {
@@ -119,7 +108,7 @@ static void print_rows(const struct ctl *ctl, struct row *rows, size_t n) {
                                 if (c == C_PID)
                                         fputs(v[0] ? v : "0", stdout);
                                 else
-                                        json_string(v);
+                                        ctl_json_string(stdout, v);
                         }
                         putchar('}');
                 }
