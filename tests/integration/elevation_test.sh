@@ -272,6 +272,12 @@ for pair in "elevation_requested $id" "elevation_approved $id" "elevation_revoke
     phi_wait_for --timeout 10 --what "the $ev notification" test -n "$(note_of "$ev" "$rid")" ||
         phi_fail "the notify command got $ev for $rid" "$(cat "$NOTES" 2>/dev/null)"
 done
+# A lockout too: erin's code wrong as often as max_failures allows.
+totp_stack phi-auth "auth required $PAM_PHI"
+for _ in 1 2 3 4 5; do totp_pam phi-auth erin --answer 000000 >/dev/null; done
+phi_wait_for --timeout 10 --what "the lockout notification" \
+    bash -c "jq -e 'select(.event == \"lockout\" and .user == \"erin\")' '$NOTES' >/dev/null" ||
+    phi_fail "the notify command got the lockout of erin" "$(cat "$NOTES")"
 n=$(note_of elevation_requested "$id")
 phi_assert_eq "$(jq -r '[.user, .role, .reason] | @tsv' <<<"$n")" $'alice\tdba\treindex the orders table' \
     "the notification carries the request's user, role and reason"
