@@ -162,14 +162,69 @@ static int unhex(const char *hex, uint8_t *out, size_t n) {
         return 0;
 }
 
-/* Proofs and the header's tree from the stored leaf hashes. */
-static int store_leaf(void *userdata, uint64_t index, uint8_t ret[PHI_AUDIT_HASH_SIZE]) {
-        char hex[65];
-        int r = phi_store_audit_leaf_hash(userdata, index, hex);
+/* Proofs from the stored leaf hashes. A proof hashes runs of consecutive
+ * leaves, so a miss reads the next LEAF_CACHE rows at once (a range read,
+ * not a look-up a leaf). */
+#define LEAF_CACHE 1024
+struct leaf_cache {
+        phi_store *store;
+        uint64_t base;
+        size_t n;
+        uint8_t hash[LEAF_CACHE][PHI_AUDIT_HASH_SIZE];
+};
 
-        if (r < 0)
-                return r;
-        return unhex(hex, ret, PHI_AUDIT_HASH_SIZE) < 0 ? -EUCLEAN : 0;
+static int store_leaf(void *userdata, uint64_t index, uint8_t ret[PHI_AUDIT_HASH_SIZE]) {
+        struct leaf_cache *c = userdata;
+        int r = 0;
+
+        if (index < c->base || index >= c->base + c->n) {
+                struct phi_audit_row *rows = NULL;
+                size_t n = 0;
+
+                c->base = index;
+                c->n = 0;
+                if ((r = phi_store_audit_rows(c->store, NULL, index, LEAF_CACHE, &rows, &n)) < 0)
+                        return r;
+                for (size_t i = 0; i < n && r >= 0; i++)
+                        if (rows[i].seq != index + i || unhex(rows[i].leaf_hash, c->hash[i], PHI_AUDIT_HASH_SIZE) < 0)
+                                r = -EUCLEAN;
+                if (r >= 0)
+                        c->n = n;
+                phi_audit_rows_free(rows, n);
+                if (r < 0)
+                        return r;
+                if (c->n == 0)
+                        return -ENOENT;
+        }
+        memcpy(ret, c->hash[index - c->base], PHI_AUDIT_HASH_SIZE);
+        return 0;
+}
+
+/* The tree of the first `size` records from their stored leaf hashes, read
+ * in seq order a batch at a time (one range read, not a look-up a leaf: the
+ * header of an export of the newest tenth of a million records reads 900,000). */
+static int store_tree(phi_store *s, uint64_t size, struct phi_audit_tree *ret) {
+        int r = 0;
+
+        phi_audit_tree_init(ret);
+        while (ret->size < size && r >= 0) {
+                struct phi_audit_row *rows = NULL;
+                size_t n = 0;
+
+                if ((r = phi_store_audit_rows(s, NULL, ret->size, ROW_BATCH * 8, &rows, &n)) < 0)
+                        break;
+                if (n == 0)
+                        r = -EUCLEAN;
+                for (size_t i = 0; i < n && ret->size < size && r >= 0; i++) {
+                        uint8_t h[PHI_AUDIT_HASH_SIZE];
+                        if (rows[i].seq != ret->size || unhex(rows[i].leaf_hash, h, sizeof(h)) < 0)
+                                r = -EUCLEAN;
+                        else
+                                r = phi_audit_tree_append_hash(ret, h);
+                }
+                phi_audit_rows_free(rows, n);
+        }
+        return r;
 }
 
 /* The committed tree's size, from the store (the verifier writes it with the
@@ -409,6 +464,7 @@ static int put_line(struct export_page *pg, size_t len) {
  * 1 when written, 0 when it waits for the next page (no room). */
 static int export_tail(struct phi_daemon *d, struct export_page *pg, uint64_t end, const char **ret_error) {
         uint8_t(*proof)[PHI_AUDIT_HASH_SIZE] = NULL;
+        struct leaf_cache *cache = NULL;
         struct phi_audit_checkpoint_row *cps = NULL;
         size_t n = 0, n_proof = 0, len = 0;
         int r;
@@ -423,11 +479,13 @@ static int export_tail(struct phi_daemon *d, struct export_page *pg, uint64_t en
                 goto out;
         }
         proof = calloc(PHI_AUDIT_CONSISTENCY_MAX, PHI_AUDIT_HASH_SIZE);
-        if (!proof) {
+        cache = malloc(sizeof(*cache));
+        if (!proof || !cache) {
                 r = -ENOMEM;
                 goto out;
         }
-        if ((r = phi_audit_consistency_proof(end, cps[0].size, store_leaf, d->store, proof, &n_proof)) < 0) {
+        *cache = (struct leaf_cache){ .store = d->store };
+        if ((r = phi_audit_consistency_proof(end, cps[0].size, store_leaf, cache, proof, &n_proof)) < 0) {
                 *ret_error = "the consistency proof cannot be computed from the stored leaf hashes";
                 goto out;
         }
@@ -442,6 +500,7 @@ static int export_tail(struct phi_daemon *d, struct export_page *pg, uint64_t en
                 r = 1;
 out:
         free(proof);
+        free(cache);
         phi_audit_checkpoint_rows_free(cps, n);
         return r;
 }
@@ -586,7 +645,7 @@ int phi_handle_audit_export(struct phi_daemon *d, const struct phi_caller *calle
                 }
                 struct phi_audit_tree left;
                 size_t len = 0;
-                if ((r = phi_audit_tree_build(first, store_leaf, d->store, &left)) < 0)
+                if ((r = store_tree(d->store, first, &left)) < 0)
                         return phi_msg_new_error(r, ret_reply,
                                                  "cannot build the tree of the %llu records before the export "
                                                  "from the stored leaf hashes: %s",

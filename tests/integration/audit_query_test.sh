@@ -17,7 +17,6 @@ source "$(dirname "$0")/../lib/harness.bash"
 source "$(dirname "$0")/totp-lib.bash"
 phi_harness_init "$@"
 PAM_PHI=$PHI_BUILD_DIR/pam_phi/pam_phi.so
-PHICTL=$PHI_BUILD_DIR/phiaccessd/phictl
 command -v jq >/dev/null || phi_die "jq is missing; run ./scripts/setup"
 
 totp_setup
