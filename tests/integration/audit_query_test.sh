@@ -344,4 +344,26 @@ phi_assert_contains "$ERR" "record 0:" "re-signed: names the first record the fo
 ctl grace audit verify "$PHI_TMP/all.jsonl" --key "$KEY"
 phi_assert_eq "$RC" 0 "the untouched export still verifies"
 
+# ------------------------------------- the store's copies are not trusted
+# An edited indexed column, as someone with write access to the store would
+# make it to hide a record from a query by user: the daemon filters on the
+# record (the leaf) and reports the row.
+db=$TOTP_DIR/phi.db
+fail_seq=$(jq -r '.[0].seq' <<<"$(ctl grace audit --user alice --event auth_fail --format json && echo "$OUT")")
+sqlite3 "$db" "UPDATE audit_log SET user_name = 'mallory' WHERE seq = $fail_seq"
+ctl grace audit --user alice --event auth_fail --format json
+phi_assert_eq "$RC" 1 "a query over an edited row fails"
+phi_assert_eq "$(jq -r '.[0].seq' <<<"$OUT")" "$fail_seq" "the record is still found by what it says"
+phi_assert_contains "$ERR" "seq $fail_seq: the stored user_name column says 'mallory', its record 'alice'" \
+    "the row is reported"
+ctl grace audit --user mallory --format json
+phi_assert_eq "$(jq length <<<"$OUT")" 0 "the edited column shows no record"
+phi_assert_contains "$ERR" "seq $fail_seq:" "and the row is reported there too"
+sqlite3 "$db" "UPDATE audit_log SET user_name = 'alice', leaf = replace(leaf, 'wrong_code', 'right_code')
+               WHERE seq = $fail_seq"
+ctl grace audit --user alice --event auth_fail --format json
+phi_assert_eq "$RC" 1 "an edited record fails the query"
+phi_assert_contains "$ERR" "seq $fail_seq: the stored leaf hash is not the hash of its record" \
+    "its leaf hash no longer matches"
+
 phi_pass "audit queries: auditors only, by user/actor/role/event/host/time, three formats, request life, exports verified and tampering caught"
