@@ -47,8 +47,6 @@
 /* A mismatch report: seq, column, both values. */
 #define MISMATCH_ROOM (PHI_AUDIT_STRING_MAX * 2 + 256)
 
-static const char AUDITOR_VERBS[] = "audit";
-
 /* Auditors (and root) only, with a message that says which group: the
  * dispatcher's generic refusal would name the verb's classes, not what to ask
  * an admin for. The refusal is journaled as access_denied like any other. 1
@@ -326,7 +324,7 @@ int phi_handle_audit_query(struct phi_daemon *d, const struct phi_caller *caller
         int r;
 
         (void) ret_ticket;
-        if ((r = auditor_only(d, caller, AUDITOR_VERBS, ret_reply)) <= 0)
+        if ((r = auditor_only(d, caller, "audit", ret_reply)) <= 0)
                 return r;
         if ((r = text_filter(req, PHI_TAG_USER, f.user, sizeof(f.user), "user", ret_reply)) <= 0 ||
             (r = text_filter(req, PHI_TAG_ACTOR, f.actor, sizeof(f.actor), "actor", ret_reply)) <= 0 ||
@@ -455,8 +453,8 @@ struct export_page {
         char *line;             /* PHI_AUDIT_EXPORT_LINE_MAX */
 };
 
-static int put_line(struct export_page *pg, size_t len) {
-        (void) len;
+/* The line just written into pg->line (NUL-terminated), into the reply. */
+static int put_line(struct export_page *pg) {
         return phi_msg_put_str(pg->m, PHI_TAG_LINE, pg->line);
 }
 
@@ -495,7 +493,7 @@ static int export_tail(struct phi_daemon *d, struct export_page *pg, uint64_t en
                 *ret_error = "the newest checkpoint cannot be written as an export line";
                 goto out;
         }
-        r = put_line(pg, len);
+        r = put_line(pg);
         if (r >= 0)
                 r = 1;
 out:
@@ -551,13 +549,13 @@ static int export_records(struct phi_daemon *d, struct export_page *pg, uint64_t
                                 full = true;
                                 break;
                         }
-                        if ((r = put_line(pg, len)) < 0)
+                        if ((r = put_line(pg)) < 0)
                                 break;
                         (*next)++;
                         if (cp_len) {
                                 if ((r = phi_audit_export_checkpoint(cps[k].note, strlen(cps[k].note), NULL, 0,
                                                                      pg->line, PHI_AUDIT_EXPORT_LINE_MAX, &len)) < 0 ||
-                                    (r = put_line(pg, len)) < 0)
+                                    (r = put_line(pg)) < 0)
                                         break;
                                 k++;
                         }
@@ -651,7 +649,7 @@ int phi_handle_audit_export(struct phi_daemon *d, const struct phi_caller *calle
                                                  "from the stored leaf hashes: %s",
                                                  (unsigned long long) first, phi_errno_text(r));
                 if ((r = phi_audit_export_header(&left, line, PHI_AUDIT_EXPORT_LINE_MAX, &len)) < 0 ||
-                    (r = put_line(&pg, len)) < 0)
+                    (r = put_line(&pg)) < 0)
                         return r;
                 next = first;
         } else {

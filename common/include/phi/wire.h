@@ -113,7 +113,7 @@ enum phi_tag {
         PHI_TAG_ROLE = 29,       /* str: a [role:NAME] of the policy */
         PHI_TAG_REQUEST = 30,    /* str: an elevation request id (12 hex digits) */
         PHI_TAG_REASON = 31,     /* str: why, as a person wrote it */
-        PHI_TAG_START = 32,      /* u64: Unix seconds a grant is to start at */
+        PHI_TAG_START = 32,      /* u64: Unix seconds a grant is to start at; a time range starts at */
         PHI_TAG_TICKET = 33,     /* str: an outside reference (change ticket) */
         /* The audit log's queries and exports (phictl audit). */
         PHI_TAG_ACTOR = 34,      /* str: who did it (a record's actor) */
