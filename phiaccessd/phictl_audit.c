@@ -95,18 +95,6 @@ static int add_keys(const char *arg, struct phi_audit_verifier *keys, size_t *n)
         return 0;
 }
 
-static void json_text(const char *s) {
-        putchar('"');
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-                if (*p == '"' || *p == '\\')
-                        printf("\\%c", *p);
-                else if (*p < 0x20)
-                        printf("\\u%04x", *p);
-                else
-                        putchar(*p);
-        putchar('"');
-}
-
 static int audit_verify(const struct ctl *ctl, int argc, char **argv) {
         static const struct option options[] = {
                 { "key", required_argument, NULL, 'k' },
@@ -164,10 +152,10 @@ static int audit_verify(const struct ctl *ctl, int argc, char **argv) {
                         printf("{\"verified\":false,\"bad_seq\":%llu,\"error\":", (unsigned long long) res.bad_seq);
                 else
                         printf("{\"verified\":false,\"bad_seq\":null,\"error\":");
-                json_text(r == 0 ? res.origin : res.what);
+                ctl_json_string(stdout, r == 0 ? res.origin : res.what);
                 if (r == 0) {
                         printf(",\"key\":");
-                        json_text(res.key);
+                        ctl_json_string(stdout, res.key);
                 }
                 printf("}\n");
         } else if (r == 0) {
@@ -331,7 +319,7 @@ static void print_record(struct printer *p, const struct phi_audit_record *x) {
                 for (size_t i = 0; i < PHI_ELEMENTSOF(texts); i++)
                         if (texts[i].value) {
                                 printf(",\"%s\":", texts[i].key);
-                                json_text(texts[i].value);
+                                ctl_json_string(stdout, texts[i].value);
                         }
                 if (x->expires)
                         printf(",\"expires\":%llu", (unsigned long long) x->expires);
