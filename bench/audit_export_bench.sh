@@ -6,9 +6,11 @@
 # into a fresh store with the daemon's own writer (a checkpoint every 10,000),
 # phiaccessd starts on it, and root runs `phictl audit export > FILE` (all
 # records, the newest tenth with --since, the oldest with --until), timed;
-# the exports are then verified offline. Beside it, measured in the same run on the same machine:
-# one SHA-256 pass over as many bytes as the export (libsodium), a plain
-# write(2) of as many bytes, and fdatasync of a 4 KiB append. Prints the
+# the exports are then verified offline; and a query for one user's records
+# (`phictl audit --user`, which reads every record). Beside them, measured in
+# the same run on the same machine: one SHA-256 pass over as many bytes as
+# the export (libsodium), a plain write(2) of as many bytes, and fdatasync of
+# a 4 KiB append. Prints the
 # figures, the export's and the store's bytes per record, and phictl's and
 # the daemon's peak memory; asserts nothing.
 #
@@ -59,6 +61,12 @@ for f in tail head; do
     "$CTL" audit verify "$PHI_TMP/$f.jsonl" --key "$(cat "$TOTP_DIR/audit.key.pub")" >/dev/null ||
         phi_die "the $f export does not verify"
 done
+# A query reads every record of its range (the leaf is what it filters on):
+# one user's records out of all of them, as CSV.
+/usr/bin/time -f '%e %M' -o "$PHI_TMP/time.txt" "$CTL" audit --user user5 --format csv >"$PHI_TMP/user5.csv" ||
+    phi_die "the query failed"
+read -r t_query kib_query <"$PHI_TMP/time.txt"
+n_query=$(($(wc -l <"$PHI_TMP/user5.csv") - 1))
 daemon_kib=$(awk '$1 == "VmHWM:" { print $2 }' "/proc/$TOTP_DAEMON_PID/status")
 t0=$(date +%s.%N)
 "$CTL" audit verify "$PHI_TMP/all.jsonl" --key "$(cat "$TOTP_DIR/audit.key.pub")" >/dev/null ||
@@ -73,5 +81,7 @@ printf 'phictl audit export (all):          %6.2f s  %8.0f records/s  %6.1f MB/s
 printf 'phictl audit export --since (newest %d): %6.2f s  phictl peak %d KiB\n' "$n_tail" "$t_tail" "$kib_tail"
 printf 'phictl audit export --until (oldest %d): %6.2f s  phictl peak %d KiB\n' "$n_head" "$t_head" "$kib_head"
 printf 'phictl audit verify FILE (offline): %6.2f s\n' "$t_verify"
+printf 'phictl audit --user user5 (%d of %d records): %6.2f s  phictl peak %d KiB\n' "$n_query" "$n" "$t_query" \
+    "$kib_query"
 echo "phiaccessd peak resident: $daemon_kib KiB"
 echo "$floors"
