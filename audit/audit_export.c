@@ -231,12 +231,16 @@ static int checkpoint(struct verify *v, const char *s, size_t n, bool last) {
                                     "before record %llu (the newest records were deleted)",
                                     (unsigned long long) v->next, (unsigned long long) cp.size,
                                     (unsigned long long) v->next);
-                if (n_proof == 0)
-                        return fail(v, blame(v),
+                /* Every record so far covered (a checkpoint just before):
+                 * the one missing is the next. */
+                if (n_proof == 0) {
+                        int64_t bad = blame(v) >= 0 ? blame(v) : (int64_t) v->next;
+                        return fail(v, bad,
                                     "record %llu: the records from %llu on do not add up to the %llu records of the "
                                     "checkpoint on line %llu (records deleted or inserted, and renumbered)",
-                                    (unsigned long long) blame(v), (unsigned long long) blame(v),
+                                    (unsigned long long) bad, (unsigned long long) bad,
                                     (unsigned long long) cp.size, (unsigned long long) v->line);
+                }
                 if (!last)
                         return fail(v, blame(v),
                                     "line %llu: a checkpoint for a larger tree than the records before it (%llu, "

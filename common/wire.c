@@ -36,6 +36,9 @@ struct msg_spec {
 #define TEXT_BOUND 1024
 #define PATH_BOUND 4096
 #define QR_BOUND 24576
+/* An export line: a checkpoint line is the longest, its note escaped and its
+ * proof (PHI_AUDIT_EXPORT_LINE_MAX, 38,848 bytes). */
+#define LINE_BOUND 40960
 
 static const struct field_spec ok_fields[] = {
         { PHI_TAG_KEY, PHI_KIND_STR, F_REPEATS, 64 },
@@ -44,6 +47,7 @@ static const struct field_spec ok_fields[] = {
         { PHI_TAG_FLAG, PHI_KIND_U64, F_REPEATS, 8 },
         { PHI_TAG_MESSAGE, PHI_KIND_STR, 0, TEXT_BOUND },
         { PHI_TAG_SESSION, PHI_KIND_STR, 0, 32 },
+        { PHI_TAG_LINE, PHI_KIND_STR, F_REPEATS, LINE_BOUND },
 };
 static const struct field_spec error_fields[] = {
         { PHI_TAG_ERRNO, PHI_KIND_U64, F_REQUIRED, 8 },
@@ -167,6 +171,25 @@ static const struct field_spec totp_reset_fields[] = {
         { PHI_TAG_USER, PHI_KIND_STR, F_REQUIRED, NAME_BOUND },
 };
 
+/* phictl audit: the filters; the cursor comes back as KEY NUMBER pairs. */
+static const struct field_spec audit_query_fields[] = {
+        { PHI_TAG_USER, PHI_KIND_STR, 0, NAME_BOUND },
+        { PHI_TAG_ACTOR, PHI_KIND_STR, 0, NAME_BOUND },
+        { PHI_TAG_ROLE, PHI_KIND_STR, 0, 64 },
+        { PHI_TAG_EVENT, PHI_KIND_STR, 0, 64 },
+        { PHI_TAG_HOST, PHI_KIND_STR, 0, HOST_BOUND },
+        { PHI_TAG_REQUEST, PHI_KIND_STR, 0, 32 },
+        { PHI_TAG_START, PHI_KIND_U64, 0, 8 },
+        { PHI_TAG_UNTIL, PHI_KIND_U64, 0, 8 },
+        { PHI_TAG_KEY, PHI_KIND_STR, F_REPEATS, 64 },
+        { PHI_TAG_NUMBER, PHI_KIND_U64, F_REPEATS, 8 },
+};
+static const struct field_spec audit_export_fields[] = {
+        { PHI_TAG_START, PHI_KIND_U64, 0, 8 },
+        { PHI_TAG_UNTIL, PHI_KIND_U64, 0, 8 },
+        { PHI_TAG_KEY, PHI_KIND_STR, F_REPEATS, 64 },
+        { PHI_TAG_NUMBER, PHI_KIND_U64, F_REPEATS, 8 },
+};
 #define SPEC(t, n, f) { t, n, f, PHI_ELEMENTSOF(f) }
 #define SPEC_EMPTY(t, n) { t, n, NULL, 0 }
 static const struct msg_spec msg_specs[] = {
@@ -197,6 +220,8 @@ static const struct msg_spec msg_specs[] = {
         SPEC(PHI_MSG_TOTP_RESET, "totp-reset", totp_reset_fields),
         /* backup: no fields; the file is the descriptor passed with it */
         SPEC_EMPTY(PHI_MSG_BACKUP, "backup"),
+        SPEC(PHI_MSG_AUDIT_QUERY, "audit", audit_query_fields),
+        SPEC(PHI_MSG_AUDIT_EXPORT, "audit export", audit_export_fields),
 };
 
 static const char *const tag_names[_PHI_TAG_MAX] = {
@@ -212,6 +237,8 @@ static const char *const tag_names[_PHI_TAG_MAX] = {
         [PHI_TAG_NUMBER] = "number",   [PHI_TAG_FLAG] = "flag",     [PHI_TAG_HOST] = "host",
         [PHI_TAG_SESSION] = "session", [PHI_TAG_ROLE] = "role",    [PHI_TAG_REQUEST] = "request",
         [PHI_TAG_REASON] = "reason",   [PHI_TAG_START] = "start",   [PHI_TAG_TICKET] = "ticket",
+        [PHI_TAG_ACTOR] = "actor",     [PHI_TAG_EVENT] = "event",   [PHI_TAG_LINE] = "line",
+        [PHI_TAG_UNTIL] = "until",
 };
 
 /* One bit per tag records which non-repeating tags were seen. */

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "audit_handlers.h"
 #include "backup.h"
 #include "dispatch.h"
 #include "elevation_handlers.h"
@@ -57,6 +58,10 @@ static const struct verb verbs[] = {
         /* Root and admin_group, as SPEC.md has it: the copy holds every sealed
          * seed, but sealed with a key admins cannot read (backup.c). */
         { PHI_MSG_BACKUP, "backup", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, phi_handle_backup },
+        /* Root and auditor_group: the handlers check it themselves, to name
+         * the group in their refusal (audit_handlers.c). */
+        { PHI_MSG_AUDIT_QUERY, "audit", PHI_CALLER_ANYONE, phi_handle_audit_query },
+        { PHI_MSG_AUDIT_EXPORT, "audit export", PHI_CALLER_ANYONE, phi_handle_audit_export },
 };
 
 static bool in_groups(char **groups, size_t n, const char *g) {

@@ -44,6 +44,12 @@ static const struct verb_help {
         { "review", "ID --note TEXT", "close the review of a break-glass grant (approver)" },
         { "doctor", "[--skip CHECK[,CHECK...]]", "find setups that go around phi, each with its fix (admin)" },
         { "backup", "FILE", "consistent copy of the store, taken while logins go on (admin)" },
+        { "audit",
+          "[--user U] [--actor U] [--role R] [--event E] [--host H] [--since T] [--until T] [--format table|json|csv]",
+          "query the audit log; each query is itself audited (auditor)" },
+        { "audit request", "ID [--format table|json|csv]",
+          "a request's whole life: request, decisions, grant, each sudo use, end (auditor)" },
+        { "audit export", "[--since T] [--until T]", "the records as JSON Lines with signed checkpoints, to stdout (auditor)" },
         { "audit verify", "FILE --key PUBKEY", "check an audit export offline: no daemon, only the log's public key" },
 };
 

@@ -1541,6 +1541,9 @@ static bool event_urgent(enum phi_event event) {
         case PHI_EVENT_ACCESS_DENIED:
         case PHI_EVENT_SUDO_DENIED:
         case PHI_EVENT_LOCKOUT:
+        /* An auditor's read of the log, sealed at once; an export waits for
+         * the checkpoint that covers its end (audit_handlers.c). */
+        case PHI_EVENT_AUDIT_QUERY:
                 return true;
         default:
                 return false;

@@ -239,6 +239,16 @@ static void test_deleted_middle(void **state) {
         l.v[gone] = NULL;
         expect_bad(&l, 5, "do not add up");
         drop(&l);
+
+        /* a checkpoint after every record (the daemon's urgent ones): the
+         * deleted record stands between two checkpoints, everything before it
+         * covered, and is still the one named */
+        free(export_of(&signer, 20, 0, 20, 1, &l));
+        gone = line_of(7, 0, 1);
+        free(l.v[gone]);
+        l.v[gone] = NULL;
+        expect_bad(&l, 7, "do not add up");
+        drop(&l);
 }
 
 static void test_newest_deleted(void **state) {

@@ -113,8 +113,13 @@ enum phi_tag {
         PHI_TAG_ROLE = 29,       /* str: a [role:NAME] of the policy */
         PHI_TAG_REQUEST = 30,    /* str: an elevation request id (12 hex digits) */
         PHI_TAG_REASON = 31,     /* str: why, as a person wrote it */
-        PHI_TAG_START = 32,      /* u64: Unix seconds a grant is to start at */
+        PHI_TAG_START = 32,      /* u64: Unix seconds a grant is to start at; a time range starts at */
         PHI_TAG_TICKET = 33,     /* str: an outside reference (change ticket) */
+        /* The audit log's queries and exports (phictl audit). */
+        PHI_TAG_ACTOR = 34,      /* str: who did it (a record's actor) */
+        PHI_TAG_EVENT = 35,      /* str: an event name (auth_ok, elevation_approved...) */
+        PHI_TAG_LINE = 36,       /* str, repeats: an audit record, or a line of an export */
+        PHI_TAG_UNTIL = 37,      /* u64: Unix seconds a time range ends at (exclusive); START begins it */
         _PHI_TAG_MAX,
 };
 
@@ -155,6 +160,17 @@ enum phi_msg_type {
                                          * per request, each starting with "id"; flag "more") */
         PHI_MSG_BREAKGLASS = 0x0405,    /* ROLE REASON CODE [DURATION] -> OK (pairs) */
         PHI_MSG_REVIEW = 0x0406,        /* REQUEST REASON(the note) -> OK */
+
+        /* The audit log, for the auditor group (phictl audit). Both page: the
+         * reply says where to go on (NUMBER pairs), the next request gives
+         * those pairs back (KEY NUMBER in the request). */
+        PHI_MSG_AUDIT_QUERY = 0x0500,   /* [USER] [ACTOR] [ROLE] [EVENT] [HOST] [REQUEST] [START] [UNTIL]
+                                         * [KEY NUMBER: next] -> OK (LINE per record, pairs "mismatch"
+                                         * per row whose columns disagree with its record; NUMBER next,
+                                         * FLAG more) */
+        PHI_MSG_AUDIT_EXPORT = 0x0501,  /* [START] [UNTIL] [KEY NUMBER: next, end] -> OK (LINE per export
+                                         * line; NUMBER first, next, end; FLAG more; or FLAG retry while
+                                         * no checkpoint covers the export's end yet) */
 
         /* TOTP enrolment (phictl totp ...). The caller of ENROLL and ACTIVATE is the
          * user enrolling, known by SO_PEERCRED; ISSUE and RESET are admin verbs. */
