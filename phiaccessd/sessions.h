@@ -38,6 +38,10 @@ struct phi_session {
         uint64_t pid_start;
         char boot_id[PHI_BOOT_ID_LEN + 1];
         uint64_t opened;        /* Unix seconds */
+        /* The elevation grant a sudo session runs under (elevation.h,
+         * PHI_REQUEST_ID_LEN hex digits), "" for none: the daemon ends the
+         * session when that grant ends. */
+        char request_id[12 + 1];
 };
 
 /* A new session id. */
