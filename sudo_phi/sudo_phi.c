@@ -36,12 +36,10 @@
 #include "phi/client.h"
 #include "phi/macro.h"
 #include "phi/parse.h"
+#include "command.h"
 
 #define PLUGIN_NAME "sudo_phi"
 #define APPROVAL_NAME "sudo_phi_approval"
-/* The wire's bound (COMMAND_BOUND in wire.c), with room for the note. */
-#define PHI_SUDO_COMMAND_MAX 8192
-#define CUT_NOTE_MAX 48
 
 struct sudo_phi_options {
         const char *socket_path;
@@ -58,6 +56,7 @@ struct sudo_phi_state {
         char cwd[4096];
         char rhost[256];
         char message[1100];     /* *errstr: must outlive the call */
+        bool quiet;             /* audit: sudo prints *errstr itself */
         /* The command as typed (sudo's argv after its options): what a
          * refusal records when sudo passes no command_info. sudo's own. */
         char *const *typed;
@@ -73,7 +72,7 @@ static void sudo_phi_say(const struct sudo_phi_state *s, const char *fmt, ...) {
         va_start(ap, fmt);
         (void) vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
-        if (s->print)
+        if (s->print && !s->quiet)
                 (void) s->print(SUDO_CONV_ERROR_MSG, "%s: %s\n", PLUGIN_NAME, buf);
 }
 
@@ -174,76 +173,6 @@ fail:
         return -1;
 }
 
-/* Appends the bytes of arg to out (len so far, cap bytes), escaped: a
- * backslash doubled, control bytes and bytes that are not UTF-8 as \xNN, so
- * that the record is one line of valid text and says exactly what ran.
- * false when it did not fit (out is then cut at a whole escape). */
-static bool sudo_phi_escape(char *out, size_t *len, size_t cap, const char *arg) {
-        const unsigned char *p = (const unsigned char *) arg;
-
-        while (*p) {
-                char esc[5];
-                size_t n = 1, k;
-
-                /* The longest valid UTF-8 sequence starting here. */
-                if (*p >= 0x80) {
-                        size_t want = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc0 ? 2 : 1;
-                        size_t have = 0;
-                        while (have < want && p[have])
-                                have++;
-                        n = have == want && phi_utf8_valid((const char *) p, want) ? want : 0;
-                }
-                if (n == 0 || *p < 0x20 || *p == 0x7f || *p == '\\') {
-                        if (*p == '\\')
-                                snprintf(esc, sizeof(esc), "\\\\");
-                        else
-                                snprintf(esc, sizeof(esc), "\\x%02x", *p);
-                        k = strlen(esc);
-                        if (*len + k >= cap)
-                                return false;
-                        memcpy(out + *len, esc, k);
-                        *len += k;
-                        p++;
-                        continue;
-                }
-                if (*len + n >= cap)
-                        return false;
-                memcpy(out + *len, p, n);
-                *len += n;
-                p += n;
-        }
-        out[*len] = '\0';
-        return true;
-}
-
-/* The command line as it runs: the resolved path, then argv[1..]. */
-static void sudo_phi_command_line(char *const command_info[], char *const run_argv[],
-                                  char out[static PHI_SUDO_COMMAND_MAX + 1]) {
-        const char *command = sudo_phi_info(command_info, "command");
-        const size_t cap = PHI_SUDO_COMMAND_MAX + 1 - CUT_NOTE_MAX;
-        size_t len = 0, total = 0, argc = 0;
-        bool fits = true;
-
-        out[0] = '\0';
-        if (!command && run_argv)
-                command = run_argv[0];
-        fits = sudo_phi_escape(out, &len, cap, command ? command : "");
-        for (size_t i = 1; fits && run_argv && run_argv[0] && run_argv[i]; i++) {
-                fits = len + 1 < cap;
-                if (fits) {
-                        out[len++] = ' ';
-                        out[len] = '\0';
-                        fits = sudo_phi_escape(out, &len, cap, run_argv[i]);
-                }
-        }
-        if (!fits) {
-                for (size_t i = 0; run_argv && run_argv[i]; i++, argc++)
-                        total += strlen(run_argv[i]) + 1;
-                snprintf(out + len, PHI_SUDO_COMMAND_MAX + 1 - len, " [cut: %zu arguments, %zu bytes]", argc,
-                         total);
-        }
-}
-
 /*
  * One request to the daemon: 1 on OK, 0 on a refusal (EACCES; its sentence
  * in s->message), -1 when the daemon could not be asked or answered nonsense
@@ -266,7 +195,7 @@ static int sudo_phi_ask(struct sudo_phi_state *s, const char *state, char *const
          * (the path, when there is one, is sudo's resolved one). */
         if (!run_argv && s->typed)
                 run_argv = s->typed;
-        sudo_phi_command_line(command_info, run_argv, command);
+        phi_sudo_command_line(sudo_phi_info(command_info, "command"), run_argv, command);
         req = phi_msg_new(PHI_MSG_SUDO_CHECK);
         if (!req || phi_msg_put_str(req, PHI_TAG_USER, s->user) < 0 || phi_msg_put_str(req, PHI_TAG_STATE, state) < 0 ||
             phi_msg_put_str(req, PHI_TAG_COMMAND, command) < 0 ||
@@ -362,9 +291,14 @@ static int sudo_phi_audit_open(unsigned int version, sudo_conv_t conversation, s
                                char *const settings[], char *const user_info[], int submit_optind,
                                char *const submit_argv[], char *const submit_envp[], char *const options[],
                                const char **errstr) {
+        int r;
+
         (void) conversation, (void) submit_envp;
-        return sudo_phi_open_common(&audit_state, version, print, settings, user_info, submit_optind, submit_argv,
-                                    options, errstr);
+        r = sudo_phi_open_common(&audit_state, version, print, settings, user_info, submit_optind, submit_argv,
+                                 options, errstr);
+        /* From here on sudo shows what accept() refuses with (*errstr). */
+        audit_state.quiet = true;
+        return r;
 }
 
 static void sudo_phi_audit_close(int status_type, int status) {
@@ -383,8 +317,6 @@ static int sudo_phi_audit_accept(const char *plugin_name, unsigned int plugin_ty
         if (plugin_type != SUDO_POLICY_PLUGIN)
                 return 1;
         r = sudo_phi_ask(s, "accept", command_info, run_argv, NULL);
-        if (r == 0)
-                sudo_phi_say(s, "%s", s->message);
         if (r != 1)
                 *errstr = s->message;
         return r == 1 ? 1 : 0;
@@ -403,7 +335,7 @@ static int sudo_phi_audit_refusal(const char *state, const char *plugin_name, co
                 return 1;
         /* sudo's own sentence, as one line of text the wire takes. */
         size_t len = 0;
-        if (!sudo_phi_escape(msg, &len, sizeof(msg), audit_msg ? audit_msg : ""))
+        if (!phi_sudo_escape(msg, &len, sizeof(msg), audit_msg ? audit_msg : ""))
                 msg[len] = '\0';
         (void) sudo_phi_ask(s, state, command_info, NULL, msg);
         return 1;
