@@ -192,7 +192,7 @@ struct watch {
          * SESSION_END_GRACE on kill_src) when that grant ends. */
         char request_id[PHI_REQUEST_ID_LEN + 1];
         char user[PHI_NAME_MAX + 1], service[65], tty[65];
-        uint64_t pid;
+        uint64_t pid, pid_start;
         bool ending;
         const char *end_reason;
         char holder[PHI_NAME_MAX + 1], role[PHI_POLICY_NAME_MAX + 1];
@@ -1623,6 +1623,7 @@ static struct watch *watch_add(phi_verifier *v, const struct phi_session *x, int
                 snprintf(w->service, sizeof(w->service), "%s", x->service);
                 snprintf(w->tty, sizeof(w->tty), "%s", x->tty);
                 w->pid = x->pid;
+                w->pid_start = x->pid_start;
                 r = sd_event_add_io(v->event, &w->src, fd, EPOLLIN, on_watch, w);
         }
         if (r < 0) {
@@ -1669,15 +1670,31 @@ static int session_signal(const struct watch *w, int sig) {
         return 0;
 }
 
+/* The grace period is over and sudo still runs: sudo cannot pass SIGKILL
+ * on, so what runs under it is killed first (frozen, then killed, so that
+ * nothing forks away), then sudo. */
 static int on_session_kill(sd_event_source *src, uint64_t usec, void *userdata) {
         struct watch *w = userdata;
+        size_t killed = 0, refused = 0;
+        uint64_t start = 0;
         int r;
 
         (void) src, (void) usec;
-        r = session_signal(w, SIGKILL);
+        /* Stopped through the pidfd, sudo is still the process it was: its
+         * pid names its tree. */
+        r = session_signal(w, SIGSTOP);
+        if (r == 0 && (phi_session_pid_start((pid_t) w->pid, &start) < 0 || start != w->pid_start))
+                r = -ESRCH;
+        if (r == 0)
+                r = phi_session_kill_tree((pid_t) w->pid, &killed, &refused);
+        if (r == 0)
+                r = session_signal(w, SIGKILL);
         if (r == 0) {
-                phi_log(LOG_WARNING, "sudo session %s (process %llu) still ran %d s after SIGTERM: killed", w->id,
-                        (unsigned long long) w->pid, SESSION_END_GRACE);
+                phi_log(refused ? LOG_ERR : LOG_WARNING,
+                        "sudo session %s (process %llu) still ran %d s after SIGTERM: killed it and %zu process%s "
+                        "under it%s",
+                        w->id, (unsigned long long) w->pid, SESSION_END_GRACE, killed, killed == 1 ? "" : "es",
+                        refused ? "; kill(2) refused for some of another user's (the daemon has no CAP_KILL)" : "");
                 session_end_note(w->v, w, "SIGKILL");
         } else if (r != -ESRCH)
                 phi_log(LOG_ERR, "cannot kill sudo session %s (process %llu): %s", w->id,

@@ -234,14 +234,17 @@ phi_assert_contains "$OUT" "account management error: Permission denied" \
     "by pam_phi's account check, which sudo calls even inside the window"
 
 # ------------------------------------------------ revoke ends the sudo it opened
+# This one ignores SIGTERM (sudo passes it on; sh and sleep ignore it): after
+# the grace period the daemon kills the command and sudo. Run as root, whose
+# processes the daemon may kill without CAP_KILL.
 grant 1h
 long=$GRANT
 cursor=$(phi_journal_cursor)
 phi_spawn sudo-sleep-revoke env -C "$PHI_TMP/home" setpriv --reuid="${TOTP_UID[alice]}" \
-    --regid="${TOTP_UID[alice]}" --init-groups -- "$SUDO" -n -u dbsvc /bin/sleep 600
+    --regid="${TOTP_UID[alice]}" --init-groups -- "$SUDO" -n /bin/sh -c 'trap "" TERM; exec /bin/sleep 601'
 sleeper=$PHI_LAST_PID
-phi_wait_for --timeout 10 --what "sleep 600 under sudo" pgrep -u dbsvc -x sleep ||
-    phi_fail "sudo -u dbsvc sleep 600 runs under the grant" "$(cat "$PHI_TMP/sudo-sleep-revoke.log")"
+phi_wait_for --timeout 10 --what "sleep 601 under sudo" pgrep -u root -f '^/bin/sleep 601$' ||
+    phi_fail "sudo sh -c 'trap \"\" TERM; sleep 601' runs under the grant" "$(cat "$PHI_TMP/sudo-sleep-revoke.log")"
 phi_journal_wait --first --timeout 10 --after "$cursor" PHI_EVENT=session_open PHI_REQUEST_ID="$long" >/dev/null ||
     phi_fail "sudo's session is recorded under the grant"
 ctl bob revoke "$long" --reason "incident over"
@@ -249,9 +252,13 @@ phi_assert_eq "$RC" 0 "bob, an approver, revokes it" "$OUT"
 e=$(phi_journal_wait --first --timeout 10 --after "$cursor" PHI_EVENT=session_ended PHI_REQUEST_ID="$long") ||
     phi_fail "the session is ended when the grant is revoked"
 phi_assert_eq "$(field "$e" PHI_REASON)" grant_revoked "session_ended: PHI_REASON"
-phi_wait_for --timeout 10 --what "sudo ended" gone "$sleeper" || phi_fail "sudo has ended"
-phi_wait_for --timeout 5 --what "sleep ended" bash -c '! pgrep -u dbsvc -x sleep' ||
-    phi_fail "the command sudo ran has ended too"
+phi_assert_eq "$(field "$e" PHI_SIGNAL)" SIGTERM "SIGTERM first"
+phi_check "the command ignores SIGTERM: still there a moment after" pgrep -u root -f '^/bin/sleep 601$'
+e=$(phi_journal_wait --first --timeout 20 --after "$cursor" PHI_EVENT=session_ended PHI_REQUEST_ID="$long" \
+    PHI_SIGNAL=SIGKILL) || phi_fail "after the grace period the session is killed, journaled"
+phi_wait_for --timeout 5 --what "sudo ended" gone "$sleeper" || phi_fail "sudo has ended"
+phi_wait_for --timeout 5 --what "sleep ended" bash -c "! pgrep -u root -f '^/bin/sleep 601\$'" ||
+    phi_fail "the command that ignored SIGTERM has been killed with sudo"
 
 # ------------------------- NOPASSWD, pam_acct_mgmt off: the plugins alone
 sudo_conf approval
