@@ -105,10 +105,13 @@ phi_private_dir /var/lib/sudo
 
 # The daemon with no capability at all: ending a sudo session must work as
 # plain uid 0 (kill(2) checks uids: sudo's saved set-user-ID is 0).
-phi_spawn phiaccessd setpriv --bounding-set=-all --inh-caps=-all -- \
-    "$PHI_BUILD_DIR/phiaccessd/phiaccessd" --config "$TOTP_CONF"
-TOTP_DAEMON_PID=$PHI_LAST_PID
-phi_wait_for --timeout 15 --what "phiaccessd socket" test -S "$TOTP_SOCKET" || phi_die "phiaccessd did not start"
+daemon_start() {
+    phi_spawn phiaccessd setpriv --bounding-set=-all --inh-caps=-all -- \
+        "$PHI_BUILD_DIR/phiaccessd/phiaccessd" --config "$TOTP_CONF"
+    TOTP_DAEMON_PID=$PHI_LAST_PID
+    phi_wait_for --timeout 15 --what "phiaccessd socket" test -S "$TOTP_SOCKET" || phi_die "phiaccessd did not start"
+}
+daemon_start
 phi_assert_eq "$(sed -n 's/^CapEff:[[:space:]]*//p' "/proc/$TOTP_DAEMON_PID/status")" 0000000000000000 \
     "the daemon runs with no effective capability"
 for u in alice bob; do totp_enroll "$u"; done
@@ -232,6 +235,26 @@ run_sudo alice -n -u dbsvc /usr/bin/id -un </dev/null
 phi_assert_eq "$RC" 1 "after the expiry, sudo is refused inside the timestamp window" "$OUT"
 phi_assert_contains "$OUT" "account management error: Permission denied" \
     "by pam_phi's account check, which sudo calls even inside the window"
+
+# ------------------- a grant that ends while the daemon is stopped, at its start
+grant 5s
+down=$GRANT
+cursor=$(phi_journal_cursor)
+phi_spawn sudo-sleep-restart env -C "$PHI_TMP/home" setpriv --reuid="${TOTP_UID[alice]}" \
+    --regid="${TOTP_UID[alice]}" --init-groups -- "$SUDO" -n -u dbsvc /bin/sleep 602
+sleeper=$PHI_LAST_PID
+phi_wait_for --timeout 10 --what "sleep 602 under sudo" pgrep -u dbsvc -f '^/bin/sleep 602$' ||
+    phi_fail "sudo -u dbsvc sleep 602 runs under the 5-second grant" "$(cat "$PHI_TMP/sudo-sleep-restart.log")"
+phi_journal_wait --first --timeout 10 --after "$cursor" PHI_EVENT=session_open PHI_REQUEST_ID="$down" >/dev/null ||
+    phi_fail "sudo's session is recorded under the grant"
+totp_daemon_stop
+sleep 6
+phi_check "with the daemon stopped, the sudo it recorded runs on" _phi_alive "$sleeper"
+daemon_start
+e=$(phi_journal_wait --first --timeout 15 --after "$cursor" PHI_EVENT=session_ended PHI_REQUEST_ID="$down") ||
+    phi_fail "a grant that expired while the daemon was stopped ends its sudo at the daemon's start"
+phi_assert_eq "$(field "$e" PHI_REASON)" grant_expired "session_ended: PHI_REASON"
+phi_wait_for --timeout 10 --what "sudo ended" gone "$sleeper" || phi_fail "sudo has ended"
 
 # ------------------------------------------------ revoke ends the sudo it opened
 # This one ignores SIGTERM (sudo passes it on; sh and sleep ignore it): after
