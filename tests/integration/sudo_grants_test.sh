@@ -94,6 +94,25 @@ sudo_conf() { # PLUGINS...: approval, audit (none: sudoers alone)
 }
 sudo_conf approval audit
 chmod 0644 "$ETC/sudo.conf" "$ETC/passwd" "$ETC/group"
+# The sanitizer build's modules need their runtimes loaded first in sudo,
+# which, being setuid, ignores LD_PRELOAD but not /etc/ld.so.preload: an
+# empty one for the test (in an overlay of /etc, the test's alone), and the
+# runtimes bound over it in a mount namespace of each sudo call's own. Leak
+# reports would be sudo's, not ours; the others are read at the end.
+SAN_LIBS=$(ldd "$PAM_PHI" | awk '/libasan|libubsan/ { print $3 }')
+SUDO_NS=()
+if [ -n "$SAN_LIBS" ]; then
+    _phi_overlay /etc
+    : >/etc/ld.so.preload
+    printf '%s\n' "$SAN_LIBS" >"$PHI_TMP/ld.so.preload"
+    mkdir -p "$PHI_TMP/san"
+    chmod 0755 "$PHI_TMP/san"
+    # shellcheck disable=SC2016 # expanded by sh
+    SUDO_NS=(env "ASAN_OPTIONS=detect_leaks=0:log_path=$PHI_TMP/san/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+        "UBSAN_OPTIONS=print_stacktrace=1:log_path=$PHI_TMP/san/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+        unshare --mount --propagation private -- sh -c 'mount --bind "$0" /etc/ld.so.preload && exec "$@"'
+        "$PHI_TMP/ld.so.preload")
+fi
 # The mount namespace is the test's own: these binds vanish with it.
 mount --bind "$ETC/passwd" /etc/passwd
 mount --bind "$ETC/group" /etc/group
@@ -129,7 +148,8 @@ field() { # JSON FIELD
 as_user() { # USER CMD...: CMD with USER's uid, gid and groups, in $PHI_TMP/home; one pid throughout (exec)
     local u=$1
     shift
-    env -C "$PHI_TMP/home" setpriv --reuid="${TOTP_UID[$u]}" --regid="${TOTP_UID[$u]}" --init-groups -- "$@"
+    "${SUDO_NS[@]}" env -C "$PHI_TMP/home" setpriv --reuid="${TOTP_UID[$u]}" --regid="${TOTP_UID[$u]}" \
+        --init-groups -- "$@"
 }
 run_sudo() { # USER ARGS...: sudo as USER, stdin from the caller; output in OUT, status in RC
     local u=$1
@@ -211,11 +231,14 @@ phi_journal_wait --first --timeout 10 --after "$cursor" PHI_EVENT=sudo_denied PH
 grant 5s
 short=$GRANT
 cursor=$(phi_journal_cursor)
-phi_spawn sudo-sleep-expire env -C "$PHI_TMP/home" setpriv --reuid="${TOTP_UID[alice]}" \
+phi_spawn sudo-sleep-expire "${SUDO_NS[@]}" env -C "$PHI_TMP/home" setpriv --reuid="${TOTP_UID[alice]}" \
     --regid="${TOTP_UID[alice]}" --init-groups -- "$SUDO" -n -u dbsvc /bin/sleep 600
 sleeper=$PHI_LAST_PID
 phi_wait_for --timeout 10 --what "sleep 600 under sudo" pgrep -u dbsvc -x sleep ||
     phi_fail "sudo -u dbsvc sleep 600 runs under the 5-second grant" "$(cat "$PHI_TMP/sudo-sleep-expire.log")"
+if [ -n "$SAN_LIBS" ]; then
+    phi_assert_contains "$(cat "/proc/$sleeper/maps")" libasan "sudo runs with the sanitizer runtimes the modules need"
+fi
 e=$(phi_journal_wait --first --timeout 10 --after "$cursor" PHI_EVENT=session_open PHI_REQUEST_ID="$short") ||
     phi_fail "sudo's session is recorded under the grant"
 phi_assert_eq "$(field "$e" PHI_USER)" dbsvc "session_open: the session is dbsvc's (PAM_USER)"
@@ -240,7 +263,7 @@ phi_assert_contains "$OUT" "account management error: Permission denied" \
 grant 5s
 down=$GRANT
 cursor=$(phi_journal_cursor)
-phi_spawn sudo-sleep-restart env -C "$PHI_TMP/home" setpriv --reuid="${TOTP_UID[alice]}" \
+phi_spawn sudo-sleep-restart "${SUDO_NS[@]}" env -C "$PHI_TMP/home" setpriv --reuid="${TOTP_UID[alice]}" \
     --regid="${TOTP_UID[alice]}" --init-groups -- "$SUDO" -n -u dbsvc /bin/sleep 602
 sleeper=$PHI_LAST_PID
 phi_wait_for --timeout 10 --what "sleep 602 under sudo" pgrep -u dbsvc -f '^/bin/sleep 602$' ||
@@ -263,7 +286,7 @@ phi_wait_for --timeout 10 --what "sudo ended" gone "$sleeper" || phi_fail "sudo 
 grant 1h
 long=$GRANT
 cursor=$(phi_journal_cursor)
-phi_spawn sudo-sleep-revoke env -C "$PHI_TMP/home" setpriv --reuid="${TOTP_UID[alice]}" \
+phi_spawn sudo-sleep-revoke "${SUDO_NS[@]}" env -C "$PHI_TMP/home" setpriv --reuid="${TOTP_UID[alice]}" \
     --regid="${TOTP_UID[alice]}" --init-groups -- "$SUDO" -n /bin/sh -c 'trap "" TERM; exec /bin/sleep 601'
 sleeper=$PHI_LAST_PID
 phi_wait_for --timeout 10 --what "sleep 601 under sudo" pgrep -u root -f '^/bin/sleep 601$' ||
@@ -319,4 +342,8 @@ totp_daemon_stop
 run_sudo carol -n -u dbsvc /usr/bin/id -un </dev/null
 phi_assert_eq "$RC" 1 "with the daemon stopped, sudo_phi refuses" "$OUT"
 phi_assert_contains "$OUT" "cannot reach phiaccessd" "and says why"
+if [ -n "$SAN_LIBS" ]; then
+    phi_assert_eq "$(cat "$PHI_TMP"/san/asan.* "$PHI_TMP"/san/ubsan.* 2>/dev/null || true)" "" \
+        "no sanitizer report from pam_phi or sudo_phi inside sudo"
+fi
 phi_pass "sudo enforced by grants through pam_phi and sudo_phi; sessions ended with their grant"
