@@ -189,6 +189,12 @@ phi_assert_eq "$RC" 1 "without a grant alice's sudo is refused" "$OUT"
 phi_assert_not_contains "$OUT" dbsvc "and the command did not run"
 e=$(phi_journal_wait --first --timeout 10 --after "$cursor" PHI_EVENT=sudo_denied PHI_USER=alice) ||
     phi_fail "the refusal is journaled as sudo_denied"
+# pam_phi's account check refused it; sudo reports that to the audit plugin,
+# which records the command.
+e=$(sudo_event "$cursor" sudo_denied PHI_USER=alice "PHI_COMMAND=/usr/bin/id -un") ||
+    phi_fail "the refused attempt is recorded with its command by the audit plugin"
+phi_assert_match "$(field "$e" PHI_STAGE)" '^(reject|error)$' "as sudo's own refusal"
+phi_assert_eq "$(field "$e" PHI_TARGET_USER)" dbsvc "sudo_denied: PHI_TARGET_USER"
 
 # ---------------------------------------------------- a grant: it runs
 grant 1h
@@ -226,6 +232,8 @@ phi_assert_contains "$OUT" "account management error: Permission denied" \
 phi_assert_not_contains "$OUT" dbsvc "the command did not run"
 phi_journal_wait --first --timeout 10 --after "$cursor" PHI_EVENT=sudo_denied PHI_USER=alice >/dev/null ||
     phi_fail "journaled as sudo_denied"
+sudo_event "$cursor" sudo_denied PHI_USER=alice "PHI_COMMAND=/usr/bin/id -un" >/dev/null ||
+    phi_fail "with the command"
 
 # ------------------------------------- a 5-second grant ends the sudo it opened
 grant 5s
@@ -256,6 +264,8 @@ phi_journal_wait --first --timeout 10 --after "$cursor" PHI_EVENT=session_close 
 # Refused after the expiry, still inside the window.
 run_sudo alice -n -u dbsvc /usr/bin/id -un </dev/null
 phi_assert_eq "$RC" 1 "after the expiry, sudo is refused inside the timestamp window" "$OUT"
+sudo_event "$cursor" sudo_denied PHI_USER=alice "PHI_COMMAND=/usr/bin/id -un" >/dev/null ||
+    phi_fail "the refusal after the expiry is recorded with the command"
 phi_assert_contains "$OUT" "account management error: Permission denied" \
     "by pam_phi's account check, which sudo calls even inside the window"
 
