@@ -114,7 +114,8 @@ static int sudo_phi_parse_options(char *const argv[], struct sudo_phi_options *r
                         o.timeout_ms = (int) v * 1000;
                 else if (strncmp(a, "socket=", 7) == 0 && a[7] == '/')
                         o.socket_path = a + 7;
-                else if (strncmp(a, "service=", 8) == 0 && a[8] && strlen(a + 8) <= 64 && phi_utf8_valid(a + 8, strlen(a + 8)))
+                else if (strncmp(a, "service=", 8) == 0 && a[8] && strlen(a + 8) <= 64 &&
+                         phi_utf8_valid(a + 8, strlen(a + 8)))
                         o.service = a + 8;
                 else {
                         *ret_bad = a;
@@ -145,7 +146,8 @@ static int sudo_phi_open_common(struct sudo_phi_state *s, unsigned version, sudo
                 goto fail;
         }
         if (sudo_phi_parse_options(options, &s->o, &bad) < 0) {
-                snprintf(s->message, sizeof(s->message), "bad option '%.200s' in sudo.conf (socket=PATH, timeout=SECONDS, service=NAME)", bad);
+                snprintf(s->message, sizeof(s->message),
+                         "bad option '%.200s' in sudo.conf (socket=PATH, timeout=SECONDS, service=NAME)", bad);
                 goto fail;
         }
         user = sudo_phi_info(user_info, "user");
@@ -271,9 +273,16 @@ static int sudo_phi_approval_check(char *const command_info[], char *const run_a
         return r == 1 ? 1 : 0;
 }
 
-static int sudo_phi_show_version(int verbose) {
-        (void) verbose;
+/* sudo -V, as root: which plugin of which release. */
+static int sudo_phi_show_version(const struct sudo_phi_state *s, const char *which) {
+        if (s->print)
+                (void) s->print(SUDO_CONV_INFO_MSG, "%s %s plugin version %s\n", PLUGIN_NAME, which, PHI_VERSION);
         return 1;
+}
+
+static int sudo_phi_approval_version(int verbose) {
+        (void) verbose;
+        return sudo_phi_show_version(&approval_state, "approval");
 }
 
 _phi_export_ struct approval_plugin sudo_phi_approval = {
@@ -282,7 +291,7 @@ _phi_export_ struct approval_plugin sudo_phi_approval = {
         .open = sudo_phi_approval_open,
         .close = sudo_phi_approval_close,
         .check = sudo_phi_approval_check,
-        .show_version = sudo_phi_show_version,
+        .show_version = sudo_phi_approval_version,
 };
 
 /* --------------------------------------------------------------- audit */
@@ -353,6 +362,11 @@ static int sudo_phi_audit_error(const char *plugin_name, unsigned int plugin_typ
         return sudo_phi_audit_refusal("error", plugin_name, audit_msg, command_info);
 }
 
+static int sudo_phi_audit_version(int verbose) {
+        (void) verbose;
+        return sudo_phi_show_version(&audit_state, "audit");
+}
+
 _phi_export_ struct audit_plugin sudo_phi_audit = {
         .type = SUDO_AUDIT_PLUGIN,
         .version = SUDO_API_VERSION,
@@ -361,5 +375,5 @@ _phi_export_ struct audit_plugin sudo_phi_audit = {
         .accept = sudo_phi_audit_accept,
         .reject = sudo_phi_audit_reject,
         .error = sudo_phi_audit_error,
-        .show_version = sudo_phi_show_version,
+        .show_version = sudo_phi_audit_version,
 };

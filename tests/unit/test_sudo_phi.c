@@ -178,6 +178,11 @@ static void test_structs(void **state) {
         assert_non_null(audit->accept);
         assert_non_null(audit->reject);
         assert_non_null(audit->error);
+        /* sudo -V */
+        assert_int_equal(open_approval(NULL), 1);
+        assert_int_equal(approval->show_version(0), 1);
+        assert_non_null(strstr(printed, "sudo_phi approval plugin version " PHI_VERSION));
+        approval->close();
 }
 
 static void test_check_sends_the_command(void **state) {
