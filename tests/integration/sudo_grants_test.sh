@@ -270,7 +270,8 @@ phi_assert_contains "$OUT" "account management error: Permission denied" \
     "by pam_phi's account check, which sudo calls even inside the window"
 
 # ------------------- a grant that ends while the daemon is stopped, at its start
-grant 5s
+# 8 s: long enough that the daemon is surely stopped before it ends.
+grant 8s
 down=$GRANT
 cursor=$(phi_journal_cursor)
 phi_spawn sudo-sleep-restart "${SUDO_NS[@]}" env -C "$PHI_TMP/home" setpriv --reuid="${TOTP_UID[alice]}" \
@@ -281,7 +282,9 @@ phi_wait_for --timeout 10 --what "sleep 602 under sudo" pgrep -u dbsvc -f '^/bin
 phi_journal_wait --first --timeout 10 --after "$cursor" PHI_EVENT=session_open PHI_REQUEST_ID="$down" >/dev/null ||
     phi_fail "sudo's session is recorded under the grant"
 totp_daemon_stop
-sleep 6
+phi_assert_eq "$(phi_journal_json --after "$cursor" PHI_EVENT=session_ended "PHI_REQUEST_ID=$down")" "" \
+    "the grant was still running when the daemon stopped"
+sleep 9
 phi_check "with the daemon stopped, the sudo it recorded runs on" _phi_alive "$sleeper"
 daemon_start
 e=$(phi_journal_wait --first --timeout 15 --after "$cursor" PHI_EVENT=session_ended PHI_REQUEST_ID="$down") ||
