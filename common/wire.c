@@ -102,6 +102,22 @@ static const struct field_spec session_fields[] = {
         { PHI_TAG_RHOST, PHI_KIND_STR, 0, HOST_BOUND },
         { PHI_TAG_TTY, PHI_KIND_STR, 0, 64 },
         { PHI_TAG_SESSION, PHI_KIND_STR, 0, 32 },
+        { PHI_TAG_RUSER, PHI_KIND_STR, 0, NAME_BOUND },
+        { PHI_TAG_ELEVATE, PHI_KIND_U64, 0, 8 },
+};
+/* A command line longer than this is cut by sudo_phi, which says so in it. */
+#define COMMAND_BOUND 8192
+static const struct field_spec sudo_check_fields[] = {
+        { PHI_TAG_USER, PHI_KIND_STR, F_REQUIRED, NAME_BOUND },
+        { PHI_TAG_STATE, PHI_KIND_STR, F_REQUIRED, 32 },
+        { PHI_TAG_COMMAND, PHI_KIND_STR, F_REQUIRED, COMMAND_BOUND },
+        { PHI_TAG_RUNAS, PHI_KIND_STR, 0, NAME_BOUND },
+        { PHI_TAG_RUNAS_GROUP, PHI_KIND_STR, 0, NAME_BOUND },
+        { PHI_TAG_CWD, PHI_KIND_STR, 0, PATH_BOUND },
+        { PHI_TAG_TTY, PHI_KIND_STR, 0, 64 },
+        { PHI_TAG_RHOST, PHI_KIND_STR, 0, HOST_BOUND },
+        { PHI_TAG_SERVICE, PHI_KIND_STR, 0, 64 },
+        { PHI_TAG_REASON, PHI_KIND_STR, 0, TEXT_BOUND },
 };
 static const struct field_spec sessions_fields[] = {
         { PHI_TAG_SESSION, PHI_KIND_STR, 0, 32 },
@@ -206,6 +222,7 @@ static const struct msg_spec msg_specs[] = {
         SPEC(PHI_MSG_ACCOUNT, "account", account_fields),
         SPEC(PHI_MSG_SESSION, "session", session_fields),
         SPEC(PHI_MSG_SESSIONS, "sessions", sessions_fields),
+        SPEC(PHI_MSG_SUDO_CHECK, "sudo-check", sudo_check_fields),
         SPEC(PHI_MSG_ELEV_REQUEST, "request", elev_request_fields),
         SPEC(PHI_MSG_ELEV_DECIDE, "decide", elev_decide_fields),
         SPEC(PHI_MSG_ELEV_CANCEL, "cancel", elev_cancel_fields),
@@ -239,6 +256,8 @@ static const char *const tag_names[_PHI_TAG_MAX] = {
         [PHI_TAG_REASON] = "reason",   [PHI_TAG_START] = "start",   [PHI_TAG_TICKET] = "ticket",
         [PHI_TAG_ACTOR] = "actor",     [PHI_TAG_EVENT] = "event",   [PHI_TAG_LINE] = "line",
         [PHI_TAG_UNTIL] = "until",
+        [PHI_TAG_RUNAS] = "runas",     [PHI_TAG_COMMAND] = "command", [PHI_TAG_CWD] = "cwd",
+        [PHI_TAG_RUSER] = "ruser",     [PHI_TAG_RUNAS_GROUP] = "runas-group",
 };
 
 /* One bit per tag records which non-repeating tags were seen. */

@@ -391,6 +391,19 @@ out:
         return ret;
 }
 
+/* PAM_RUSER, who asked: sudo sets it to the invoking user, whose grant a
+ * session opened with elevate runs under (PAM_USER is the run-as user by
+ * then). A name that could not be a user's fails the request. */
+static int phi_pam_put_ruser(pam_handle_t *pamh, phi_msg *m) {
+        const void *v = NULL;
+
+        if (pam_get_item(pamh, PAM_RUSER, &v) != PAM_SUCCESS || !v || !*(const char *) v)
+                return 0;
+        if (!phi_name_valid(v))
+                return -EINVAL;
+        return phi_msg_put_str(m, PHI_TAG_RUSER, v);
+}
+
 static void phi_pam_session_id_free(pam_handle_t *pamh, void *data, int error_status) {
         (void) pamh, (void) error_status;
         free(data);
@@ -422,7 +435,8 @@ static int phi_pam_session(pam_handle_t *pamh, int argc, const char **argv, bool
         req = phi_msg_new(PHI_MSG_SESSION);
         if (!req || phi_msg_put_str(req, PHI_TAG_USER, user) < 0 ||
             phi_msg_put_str(req, PHI_TAG_STATE, open ? "open" : "close") < 0 ||
-            phi_pam_put_items(pamh, req, true) < 0 || (!open && phi_msg_put_str(req, PHI_TAG_SESSION, kept) < 0)) {
+            phi_pam_put_items(pamh, req, true) < 0 || (!open && phi_msg_put_str(req, PHI_TAG_SESSION, kept) < 0) ||
+            (open && phi_pam_put_ruser(pamh, req) < 0) || (open && o.elevate && phi_msg_put_u64(req, PHI_TAG_ELEVATE, 1) < 0)) {
                 pam_syslog(pamh, LOG_ERR, "cannot build the request for %s", user);
                 goto out;
         }

@@ -32,6 +32,7 @@ enum phi_event {
         PHI_EVENT_ACCESS_GRANTED,
         PHI_EVENT_ELEVATION_CANCELLED,
         PHI_EVENT_STORE_RESTORED,
+        PHI_EVENT_SESSION_ENDED,
         _PHI_EVENT_MAX,
 };
 
@@ -68,4 +69,5 @@ static const struct phi_event_info phi_events[_PHI_EVENT_MAX] = {
         [PHI_EVENT_ACCESS_GRANTED] = { "access_granted", "30cffe775822487d99d7cdb3530d7ba9" },
         [PHI_EVENT_ELEVATION_CANCELLED] = { "elevation_cancelled", "12cc31241b2043b08d8cbf941aeabd51" },
         [PHI_EVENT_STORE_RESTORED] = { "store_restored", "c899cb0daa12446a9af3c88433359c5f" },
+        [PHI_EVENT_SESSION_ENDED] = { "session_ended", "69364946378744cf8eb4299c7c7886fe" },
 };

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
@@ -106,5 +109,68 @@ int phi_session_pidfd(pid_t pid, uint64_t start, int *ret_fd) {
                 return r;
         }
         *ret_fd = fd;
+        return 0;
+}
+
+/* The children of every thread of pid, appended to v (n of cap) when not
+ * there yet; the number added. */
+static size_t children_add(pid_t pid, pid_t *v, size_t *n, size_t cap) {
+        char path[64], buf[4096];
+        size_t added = 0;
+        DIR *d;
+        struct dirent *e;
+
+        snprintf(path, sizeof(path), "/proc/%d/task", (int) pid);
+        if (!(d = opendir(path)))
+                return 0;
+        while ((e = readdir(d))) {
+                char *p, *end;
+                if (e->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", (int) pid, e->d_name);
+                if (read_small(path, buf, sizeof(buf)) < 0)
+                        continue;
+                for (p = buf;; p = end) {
+                        long c = strtol(p, &end, 10);
+                        bool known = false;
+                        if (end == p)
+                                break;
+                        for (size_t i = 0; i < *n && !known; i++)
+                                known = v[i] == (pid_t) c;
+                        if (!known && c > 0 && *n < cap) {
+                                v[(*n)++] = (pid_t) c;
+                                added++;
+                        }
+                }
+        }
+        closedir(d);
+        return added;
+}
+
+int phi_session_kill_tree(pid_t root, size_t *ret_killed, size_t *ret_refused) {
+        pid_t *v = calloc(PHI_SESSION_TREE_MAX, sizeof(*v));
+        size_t n = 0, stopped = 0, added, killed = 0, refused = 0;
+
+        if (!v)
+                return -ENOMEM;
+        /* Stop each process as it is found, then look again at everyone's
+         * children: a process can fork only until it is stopped, so a pass
+         * that finds nobody new has the whole tree, frozen. */
+        do {
+                added = children_add(root, v, &n, PHI_SESSION_TREE_MAX);
+                for (size_t i = 0; i < n; i++)
+                        added += children_add(v[i], v, &n, PHI_SESSION_TREE_MAX);
+                for (; stopped < n; stopped++)
+                        (void) kill(v[stopped], SIGSTOP);
+        } while (added > 0 && n < PHI_SESSION_TREE_MAX);
+        for (size_t i = 0; i < n; i++) {
+                if (kill(v[i], SIGKILL) == 0)
+                        killed++;
+                else if (errno == EPERM)
+                        refused++;
+        }
+        free(v);
+        *ret_killed = killed;
+        *ret_refused = refused;
         return 0;
 }

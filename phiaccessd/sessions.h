@@ -38,6 +38,10 @@ struct phi_session {
         uint64_t pid_start;
         char boot_id[PHI_BOOT_ID_LEN + 1];
         uint64_t opened;        /* Unix seconds */
+        /* The elevation grant a sudo session runs under (elevation.h,
+         * PHI_REQUEST_ID_LEN hex digits), "" for none: the daemon ends the
+         * session when that grant ends. */
+        char request_id[12 + 1];
 };
 
 /* A new session id. */
@@ -52,3 +56,15 @@ int phi_session_pid_start(pid_t pid, uint64_t *ret) _phi_warn_unused_;
  * pidfd is taken first, so the check is about the process it refers to).
  * -ESRCH when that process has gone. */
 int phi_session_pidfd(pid_t pid, uint64_t start, int *ret_fd) _phi_warn_unused_;
+
+/* Processes of one session's tree killed at most (a fork bomb is stopped
+ * where it stands; what is past the bound is left). */
+#define PHI_SESSION_TREE_MAX 4096
+/* SIGKILLs every descendant of root (not root itself), stopping each first so
+ * that none forks away meanwhile: what a sudo whose grant ended still runs
+ * after its grace period. Processes that left the tree before (reparented to
+ * init by a double fork) are not found. kill(2) needs the caller's uid to be
+ * the target's real or saved uid, or CAP_KILL: a daemon without it kills the
+ * root-owned part of the tree (sudo, its monitor, a root command) and is
+ * refused the rest (*ret_refused), such as a command run as another user. */
+int phi_session_kill_tree(pid_t root, size_t *ret_killed, size_t *ret_refused) _phi_warn_unused_ _phi_nonnull_;

@@ -120,6 +120,10 @@ static const struct phi_sqlite_migration migrations[] = {
           "CREATE INDEX audit_log_time ON audit_log(time_us);"
           "CREATE TABLE audit_tree (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL);"
           "CREATE TABLE audit_checkpoints (size BIGINT PRIMARY KEY, note TEXT NOT NULL, created BIGINT NOT NULL);" },
+        /* A sudo session opened under a grant names its request, so that the
+         * daemon ends the session when the grant ends (also after a restart);
+         * "" for every other session. */
+        { 9, "session-grant", "ALTER TABLE sessions ADD COLUMN request_id TEXT NOT NULL DEFAULT '';" },
 };
 
 enum {
@@ -192,9 +196,9 @@ static const char *const statements[_S_MAX] = {
                            " locked_until) VALUES (?1, ?2, ?3, ?4, ?5)",
         [S_FAILURES_DELETE] = "DELETE FROM auth_failures WHERE kind = ?1 AND key = ?2",
         [S_FAILURES_PRUNE] = "DELETE FROM auth_failures WHERE locked_until <= ?1 AND window_start + ?2 <= ?1",
-#define SESSION_COLUMNS "id, user_name, service, rhost, tty, host, pid, pid_start, boot_id, opened"
+#define SESSION_COLUMNS "id, user_name, service, rhost, tty, host, pid, pid_start, boot_id, opened, request_id"
         [S_SESSION_PUT] = "INSERT INTO sessions (" SESSION_COLUMNS ")"
-                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         [S_SESSION_GET] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = ?1",
         [S_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
         [S_SESSION_LIST] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -615,7 +619,8 @@ static int sqlite_session_open(void *b, const struct phi_session *x) {
             phi_sqlite_bind_text(st, 3, x->service) < 0 || phi_sqlite_bind_text(st, 4, x->rhost) < 0 ||
             phi_sqlite_bind_text(st, 5, x->tty) < 0 || phi_sqlite_bind_text(st, 6, x->host) < 0 ||
             phi_sqlite_bind_i64(st, 7, x->pid) < 0 || phi_sqlite_bind_i64(st, 8, x->pid_start) < 0 ||
-            phi_sqlite_bind_text(st, 9, x->boot_id) < 0 || phi_sqlite_bind_i64(st, 10, x->opened) < 0)
+            phi_sqlite_bind_text(st, 9, x->boot_id) < 0 || phi_sqlite_bind_i64(st, 10, x->opened) < 0 ||
+            phi_sqlite_bind_text(st, 11, x->request_id) < 0)
                 return -ENOMEM;
         r = phi_sqlite_step_done(st);
         return r;
@@ -639,6 +644,7 @@ static void session_row(sqlite3_stmt *st, struct phi_session *x) {
         x->pid_start = (uint64_t) sqlite3_column_int64(st, 7);
         session_col(st, 8, x->boot_id, sizeof(x->boot_id));
         x->opened = (uint64_t) sqlite3_column_int64(st, 9);
+        session_col(st, 10, x->request_id, sizeof(x->request_id));
 }
 
 static int sqlite_session_close(void *b, const char *id, const char *user, struct phi_session *ret_old) {

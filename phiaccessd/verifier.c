@@ -11,8 +11,10 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +38,14 @@
  * however many logins arrive. */
 #define PRUNE_INTERVAL 60
 #define GENERIC_FAILURE "Verification failed."
+/* Seconds a sudo session whose grant ended has to go after SIGTERM before
+ * SIGKILL: sudo passes SIGTERM to the command, which may clean up. */
+#define SESSION_END_GRACE 10
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+_Static_assert(sizeof(((struct phi_session *) 0)->request_id) == PHI_REQUEST_ID_LEN + 1,
+               "a session's request_id holds one request id");
 
 enum outcome {
         O_NONE,
@@ -64,6 +74,9 @@ enum outcome {
         O_ELEV,             /* ELEV_*: answered; j->elev says how */
         O_SHOWN_LIST,       /* ELEV_LIST: the page is in j->reply */
         O_AUDITED,          /* AUDIT: appended (its origin journaled it) */
+        O_SUDO_RECORDED,    /* SUDO reject, error: sudo's own refusal, recorded */
+        O_SESSION_NO_GRANT, /* SESSION_OPEN with elevate: no active grant of the user's covers this host */
+        O_SESSION_ENDED,    /* SESSION_END: journaled */
 };
 
 /* A finished reply on its way to the event loop. Allocated with its job (a job
@@ -177,6 +190,15 @@ struct watch {
         int fd;
         sd_event_source *src;
         struct watch *prev, *next;
+        /* A sudo session under a grant: ended (SIGTERM, then SIGKILL after
+         * SESSION_END_GRACE on kill_src) when that grant ends. */
+        char request_id[PHI_REQUEST_ID_LEN + 1];
+        char user[PHI_NAME_MAX + 1], service[65], tty[65];
+        uint64_t pid, pid_start;
+        bool ending;
+        const char *end_reason;
+        char holder[PHI_NAME_MAX + 1], role[PHI_POLICY_NAME_MAX + 1];
+        sd_event_source *kill_src;
 };
 
 static void format_time(uint64_t t, char buf[static 32]);
@@ -228,6 +250,7 @@ static void job_free(struct job *j) {
         answer_free(j->answer);
         (void) phi_close_safe(j->pidfd);
         phi_elev_result_clear(&j->elev);
+        phi_verify_request_clear(&j->req);
         phi_secret_wipe(j, sizeof(*j));
         free(j);
 }
@@ -658,6 +681,25 @@ static int serve_session_open(phi_verifier *v, struct job *j, uint64_t now) {
         int r;
 
         *x = (struct phi_session){ .pid = j->req.pid, .opened = now };
+        /* sudo's session (its stack has elevate, or it is the sudo service):
+         * tied to the grant it runs under, so that it ends with the grant.
+         * The grant is the invoking user's (PAM_RUSER); PAM_USER is the
+         * run-as user by then. With elevate, no grant is no session. */
+        if (j->req.elevate || strcmp(j->req.service, "sudo") == 0 || strcmp(j->req.service, "sudo-i") == 0) {
+                const struct phi_elev_ctx ctx = { .store = v->store, .policy = v->access, .host = v->hostname,
+                                                  .now = now };
+                const char *holder = j->req.ruser[0] ? j->req.ruser : j->req.user;
+                bool has = false;
+                if (v->access && (r = phi_elev_user_has_grant(&ctx, holder, &has, j->sudo_role, sizeof(j->sudo_role),
+                                                              j->sudo_request, sizeof(j->sudo_request))) < 0)
+                        return r;
+                if (!has && j->req.elevate) {
+                        j->outcome = O_SESSION_NO_GRANT;
+                        return 0;
+                }
+                if (has)
+                        snprintf(x->request_id, sizeof(x->request_id), "%s", j->sudo_request);
+        }
         /* The process waits for this answer, so it is alive: pin it now, so
          * that its end is seen whenever it comes. */
         if ((r = phi_session_pid_start((pid_t) x->pid, &x->pid_start)) < 0 ||
@@ -704,6 +746,18 @@ static int serve_session_close(phi_verifier *v, struct job *j) {
         j->session = old;
         j->outcome = O_SESSION_CLOSED;
         return 0;
+}
+
+/* sudo_phi: check and accept are judged as sudo's account check with
+ * elevate (the access rule for the service, then an active grant covering
+ * this host); reject and error are sudo's own refusals, recorded. */
+static int serve_sudo(phi_verifier *v, struct job *j, uint64_t now) {
+        if (strcmp(j->req.sudo_state, "reject") == 0 || strcmp(j->req.sudo_state, "error") == 0) {
+                j->outcome = O_SUDO_RECORDED;
+                return 0;
+        }
+        j->req.elevate = true;
+        return serve_account(v, j, now);
 }
 
 /* --------------------------------------------------------------- elevation */
@@ -908,6 +962,11 @@ static int serve_one(phi_verifier *v, struct job *j, uint64_t now) {
         case PHI_VERIFY_AUDIT:
                 j->outcome = O_AUDITED;
                 return 0;
+        case PHI_VERIFY_SUDO:
+                return serve_sudo(v, j, now);
+        case PHI_VERIFY_SESSION_END:
+                j->outcome = O_SESSION_ENDED;
+                return 0;
         case PHI_VERIFY_ELEV_REQUEST:
         case PHI_VERIFY_ELEV_CANCEL:
         case PHI_VERIFY_ELEV_REVOKE:
@@ -1092,6 +1151,10 @@ static int reply_for(struct job *j, phi_msg **ret) {
                 m = phi_msg_new(PHI_MSG_OK);
                 if (!m)
                         return -ENOMEM;
+                if (j->req.kind == PHI_VERIFY_SUDO &&
+                    ((r = phi_msg_put_pair(m, "role", j->sudo_role)) < 0 ||
+                     (r = phi_msg_put_pair(m, "request", j->sudo_request)) < 0))
+                        return r;
                 *ret = PHI_TAKE_PTR(m);
                 return 0;
         case O_DENIED:
@@ -1121,8 +1184,19 @@ static int reply_for(struct job *j, phi_msg **ret) {
                 *ret = PHI_TAKE_PTR(j->reply);
                 return 0;
         case O_AUDITED:
+        case O_SESSION_ENDED:
                 *ret = NULL;
                 return 0;
+        case O_SUDO_RECORDED:
+                m = phi_msg_new(PHI_MSG_OK);
+                if (!m)
+                        return -ENOMEM;
+                *ret = PHI_TAKE_PTR(m);
+                return 0;
+        case O_SESSION_NO_GRANT:
+                return phi_msg_new_error(-EACCES, ret,
+                                         "%s holds no active elevation grant for this host; sudo session refused",
+                                         j->req.ruser[0] ? j->req.ruser : j->req.user);
         case O_ELEV:
                 return elev_reply(j, ret);
         }
@@ -1181,6 +1255,80 @@ static void journal_elev(const struct job *j) {
         }
 }
 
+/* sudo_phi's questions and records: sudo_escalation for a command the audit
+ * plugin records under a grant, sudo_denied for each refusal (the approval
+ * plugin's, the audit plugin's, and sudo's own, which the audit plugin
+ * reports). An approval plugin's yes is not journaled: the audit plugin
+ * records the command, and pam_phi's account check the escalation. */
+static void journal_sudo(const struct job *j) {
+        const struct phi_verify_request *q = &j->req;
+        const bool sudo_own = j->outcome == O_SUDO_RECORDED;
+        const char *reason = sudo_own ? (q->reason[0] ? q->reason : q->sudo_state) : j->decision.reason;
+        const char *runas = q->runas[0] ? q->runas : "root";
+        const struct phi_journal_field fields[] = {
+                { "PHI_USER", q->user },
+                { "PHI_TARGET_USER", runas },
+                { "PHI_TARGET_GROUP", q->runas_group[0] ? q->runas_group : NULL },
+                { "PHI_SERVICE", q->service[0] ? q->service : NULL },
+                { "PHI_RHOST", q->rhost[0] ? q->rhost : NULL },
+                { "PHI_TTY", q->tty[0] ? q->tty : NULL },
+                { "PHI_COMMAND", q->command ? q->command : "" },
+                { "PHI_CWD", q->cwd && q->cwd[0] ? q->cwd : NULL },
+                { "PHI_RULE", sudo_own ? NULL : j->decision.rule },
+                { "PHI_REASON", reason },
+                { "PHI_STAGE", q->sudo_state },
+                { "PHI_ROLE", j->sudo_role[0] ? j->sudo_role : NULL },
+                { "PHI_REQUEST_ID", j->sudo_request[0] ? j->sudo_request : NULL },
+        };
+        const size_t n = PHI_ELEMENTSOF(fields);
+        const char *command = q->command ? q->command : "";
+
+        switch (j->outcome) {
+        case O_ALLOWED:
+                if (strcmp(q->sudo_state, "accept") == 0)
+                        emit(PHI_EVENT_SUDO_ESCALATION, LOG_NOTICE, fields, n,
+                             "%s runs as %s under the grant of role %s (request %s): %s", q->user, runas,
+                             j->sudo_role, j->sudo_request, command);
+                break;
+        case O_DENIED:
+        case O_UNDECIDED:
+                emit(PHI_EVENT_SUDO_DENIED, j->outcome == O_UNDECIDED ? LOG_ERR : LOG_WARNING, fields, n,
+                     "sudo_phi refused %s running as %s: %s: %s", q->user, runas, reason, command);
+                break;
+        case O_SUDO_RECORDED:
+                emit(PHI_EVENT_SUDO_DENIED, LOG_WARNING, fields, n, "sudo refused %s running as %s (%s): %s: %s",
+                     q->user, runas, q->sudo_state, reason, command);
+                break;
+        default:
+                break;
+        }
+}
+
+/* session_ended: a sudo session under a grant that ended was signalled. */
+static void journal_session_end(const struct job *j) {
+        const struct phi_verify_request *q = &j->req;
+        char pid[24];
+
+        snprintf(pid, sizeof(pid), "%llu", (unsigned long long) q->pid);
+        const struct phi_journal_field fields[] = {
+                { "PHI_USER", q->user },
+                { "PHI_TARGET_USER", q->runas[0] ? q->runas : NULL },
+                { "PHI_SERVICE", q->service[0] ? q->service : NULL },
+                { "PHI_TTY", q->tty[0] ? q->tty : NULL },
+                { "PHI_SESSION", q->session },
+                { "PHI_PID", pid },
+                { "PHI_ROLE", q->role[0] ? q->role : NULL },
+                { "PHI_REQUEST_ID", q->request_id },
+                { "PHI_REASON", q->gone_reason },
+                { "PHI_SIGNAL", q->signal_name },
+                { "PHI_ACTOR", "phiaccessd" },
+        };
+        emit(PHI_EVENT_SESSION_ENDED, LOG_NOTICE, fields, PHI_ELEMENTSOF(fields),
+             "Session %s of %s (%s as %s, process %s) ended with %s: the grant %s of role %s %s", q->session,
+             q->user, q->service, q->runas, pid, q->signal_name, q->request_id, q->role,
+             strcmp(q->gone_reason, "grant_revoked") == 0 ? "was revoked" : "expired");
+}
+
 /* access_granted / access_denied, session_open / session_close. */
 static void journal_access(const struct job *j) {
         const struct phi_verify_request *q = &j->req;
@@ -1212,6 +1360,10 @@ static void journal_access(const struct job *j) {
         const size_t n = PHI_ELEMENTSOF(fields);
         const char *from = rhost[0] ? " from " : "";
 
+        if (q->kind == PHI_VERIFY_SUDO) {
+                journal_sudo(j);
+                return;
+        }
         switch (j->outcome) {
         case O_ALLOWED:
                 if (q->elevate)
@@ -1348,6 +1500,26 @@ static void journal_outcome(const struct job *j, enum outcome outcome) {
                 jlog(LOG_NOTICE, "pam_close_session() for %s (%s) named no open session (%s)", q->user, q->service,
                         q->session[0] ? q->session : "no id");
                 break;
+        case O_SUDO_RECORDED:
+                journal_sudo(j);
+                break;
+        case O_SESSION_ENDED:
+                journal_session_end(j);
+                break;
+        case O_SESSION_NO_GRANT: {
+                const struct phi_journal_field f[] = {
+                        { "PHI_USER", q->ruser[0] ? q->ruser : q->user },
+                        { "PHI_TARGET_USER", q->user },
+                        { "PHI_SERVICE", q->service },
+                        { "PHI_TTY", q->tty[0] ? q->tty : NULL },
+                        { "PHI_REASON", "no active grant covers this host" },
+                        { "PHI_STAGE", "session" },
+                };
+                emit(PHI_EVENT_SUDO_DENIED, LOG_WARNING, f, PHI_ELEMENTSOF(f),
+                     "%s refused the session of %s (as %s): no active grant covers this host", q->service,
+                     q->ruser[0] ? q->ruser : q->user, q->user);
+                break;
+        }
         case O_SESSION_REFUSED:
         case O_NONE:
         case O_ABANDONED:
@@ -1406,6 +1578,7 @@ static void watch_free(struct watch *w) {
                 w->next->prev = w->prev;
         v->n_watches--;
         sd_event_source_disable_unref(w->src);
+        sd_event_source_disable_unref(w->kill_src);
         (void) phi_close_safe(w->fd);
         free(w);
 }
@@ -1431,7 +1604,8 @@ static int on_watch(sd_event_source *src, int fd, uint32_t revents, void *userda
 }
 
 /* Takes fd. */
-static void watch_add(phi_verifier *v, const char *id, int fd) {
+static struct watch *watch_add(phi_verifier *v, const struct phi_session *x, int fd) {
+        const char *id = x->id;
         struct watch *w = NULL;
         int r = -ENOMEM;
 
@@ -1439,13 +1613,19 @@ static void watch_add(phi_verifier *v, const char *id, int fd) {
                 phi_log(LOG_WARNING, "session %s is not watched: %d sessions already are; it is looked for at the "
                                      "next start", id, PHI_SESSIONS_WATCHED_MAX);
                 (void) phi_close_safe(fd);
-                return;
+                return NULL;
         }
         w = calloc(1, sizeof(*w));
         if (w) {
                 w->v = v;
                 w->fd = fd;
                 snprintf(w->id, sizeof(w->id), "%s", id);
+                snprintf(w->request_id, sizeof(w->request_id), "%s", x->request_id);
+                snprintf(w->user, sizeof(w->user), "%s", x->user);
+                snprintf(w->service, sizeof(w->service), "%s", x->service);
+                snprintf(w->tty, sizeof(w->tty), "%s", x->tty);
+                w->pid = x->pid;
+                w->pid_start = x->pid_start;
                 r = sd_event_add_io(v->event, &w->src, fd, EPOLLIN, on_watch, w);
         }
         if (r < 0) {
@@ -1453,13 +1633,119 @@ static void watch_add(phi_verifier *v, const char *id, int fd) {
                 if (w)
                         free(w);
                 (void) phi_close_safe(fd);
-                return;
+                return NULL;
         }
         w->next = v->watches;
         if (v->watches)
                 v->watches->prev = w;
         v->watches = w;
         v->n_watches++;
+        return w;
+}
+
+/* ------------------------------------------- sudo sessions whose grant ended */
+
+/* The record of a signal sent, journaled (and audited) in the next round. */
+static void session_end_note(phi_verifier *v, const struct watch *w, const char *signal_name) {
+        struct phi_verify_request q = { .kind = PHI_VERIFY_SESSION_END, .gone_reason = w->end_reason,
+                                        .signal_name = signal_name, .pid = w->pid };
+
+        snprintf(q.session, sizeof(q.session), "%s", w->id);
+        snprintf(q.user, sizeof(q.user), "%s", w->holder);
+        snprintf(q.runas, sizeof(q.runas), "%s", w->user);
+        snprintf(q.service, sizeof(q.service), "%s", w->service);
+        snprintf(q.tty, sizeof(q.tty), "%s", w->tty);
+        snprintf(q.role, sizeof(q.role), "%s", w->role);
+        snprintf(q.request_id, sizeof(q.request_id), "%s", w->request_id);
+        if (enqueue_internal(v, &q) < 0)
+                phi_log(LOG_ERR, "session_ended of session %s (%s) not journaled: no room in the queue", w->id,
+                        signal_name);
+        round_schedule(v);
+}
+
+/* Through the pidfd, so that a pid reused since cannot be hit. The daemon
+ * has no capability: kill(2) lets a process of uid 0 signal sudo, whose
+ * saved set-user-ID is 0. */
+static int session_signal(const struct watch *w, int sig) {
+        if (syscall(SYS_pidfd_send_signal, w->fd, sig, NULL, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The grace period is over and sudo still runs: sudo cannot pass SIGKILL
+ * on, so what runs under it is killed first (frozen, then killed, so that
+ * nothing forks away), then sudo. */
+static int on_session_kill(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct watch *w = userdata;
+        size_t killed = 0, refused = 0;
+        uint64_t start = 0;
+        int r;
+
+        (void) src, (void) usec;
+        /* Stopped through the pidfd, sudo is still the process it was: its
+         * pid names its tree. */
+        r = session_signal(w, SIGSTOP);
+        if (r == 0 && (phi_session_pid_start((pid_t) w->pid, &start) < 0 || start != w->pid_start))
+                r = -ESRCH;
+        if (r == 0)
+                r = phi_session_kill_tree((pid_t) w->pid, &killed, &refused);
+        if (r == 0)
+                r = session_signal(w, SIGKILL);
+        if (r == 0) {
+                phi_log(refused ? LOG_ERR : LOG_WARNING,
+                        "sudo session %s (process %llu) still ran %d s after SIGTERM: killed it and %zu process%s "
+                        "under it%s",
+                        w->id, (unsigned long long) w->pid, SESSION_END_GRACE, killed, killed == 1 ? "" : "es",
+                        refused ? "; kill(2) refused for some of another user's (the daemon has no CAP_KILL)" : "");
+                session_end_note(w->v, w, "SIGKILL");
+        } else if (r != -ESRCH)
+                phi_log(LOG_ERR, "cannot kill sudo session %s (process %llu): %s", w->id,
+                        (unsigned long long) w->pid, phi_errno_text(r));
+        return 0;
+}
+
+/* Ends a session whose grant ended: SIGTERM now (sudo passes it to the
+ * command), SIGKILL after the grace period. Its close follows when the pidfd
+ * says the process has gone. */
+static void session_end(phi_verifier *v, struct watch *w, const char *reason, const char *holder, const char *role) {
+        int r;
+
+        if (w->ending)
+                return;
+        w->ending = true;
+        w->end_reason = reason;
+        snprintf(w->holder, sizeof(w->holder), "%s", holder);
+        snprintf(w->role, sizeof(w->role), "%s", role);
+        r = session_signal(w, SIGTERM);
+        if (r == -ESRCH)
+                return;   /* gone already: its close is on the way */
+        if (r < 0) {
+                phi_log(LOG_ERR, "cannot end sudo session %s (process %llu) of grant %s: %s", w->id,
+                        (unsigned long long) w->pid, w->request_id, phi_errno_text(r));
+                return;
+        }
+        session_end_note(v, w, "SIGTERM");
+        r = sd_event_add_time_relative(v->event, &w->kill_src, CLOCK_MONOTONIC, SESSION_END_GRACE * 1000000ULL, 0,
+                                       on_session_kill, w);
+        if (r < 0)
+                phi_log(LOG_ERR, "no SIGKILL timer for sudo session %s: %s", w->id, phi_errno_text(r));
+}
+
+/* The sudo sessions opened under each grant this job ended. */
+static void sessions_end_for_grants(phi_verifier *v, const struct job *j) {
+        for (size_t i = 0; i < j->elev.n_events; i++) {
+                const struct phi_elev_event *e = &j->elev.events[i];
+                const char *reason;
+                if (e->event == PHI_EVENT_ELEVATION_REVOKED)
+                        reason = "grant_revoked";
+                else if (e->event == PHI_EVENT_ELEVATION_EXPIRED && strcmp(e->reason, "expired") == 0)
+                        reason = "grant_expired";
+                else
+                        continue;
+                for (struct watch *w = v->watches; w; w = w->next)
+                        if (w->request_id[0] && strcmp(w->request_id, e->id) == 0)
+                                session_end(v, w, reason, e->user, e->role);
+        }
 }
 
 static void watch_remove(phi_verifier *v, const char *id) {
@@ -1468,6 +1754,18 @@ static void watch_remove(phi_verifier *v, const char *id) {
                         watch_free(w);
                         return;
                 }
+}
+
+/* A sudo session still running at start whose grant ended while the daemon
+ * was not there to end it (stopped between the commit and the signal). */
+static void session_recover_grant(phi_verifier *v, struct watch *w) {
+        struct phi_elev_request r;
+
+        if (phi_store_elev_get(v->store, w->request_id, &r) < 0)
+                return;
+        if (r.state == PHI_ELEV_EXPIRED || r.state == PHI_ELEV_REVOKED)
+                session_end(v, w, r.state == PHI_ELEV_REVOKED ? "grant_revoked" : "grant_expired", r.requester,
+                            r.role);
 }
 
 /* At start: the sessions this host recorded before. Those of an earlier boot,
@@ -1498,8 +1796,11 @@ static int sessions_recover(phi_verifier *v) {
                                                                                               : "process_gone");
                                         closing++;
                                 }
-                        } else
-                                watch_add(v, list[i].id, fd);
+                        } else {
+                                struct watch *w = watch_add(v, &list[i], fd);
+                                if (w && w->request_id[0])
+                                        session_recover_grant(v, w);
+                        }
                 }
                 snprintf(after, sizeof(after), "%s", list[n - 1].id);
                 free(list);
@@ -1754,6 +2055,8 @@ static void elev_after_commit(phi_verifier *v, struct job *j) {
                 elev_tick_soon(v);
         if (j->elev.grants_changed || (v->grants_dirty && j->req.kind == PHI_VERIFY_ELEV_TICK))
                 grants_publish(v);
+        if (j->elev.grants_changed)
+                sessions_end_for_grants(v, j);
 }
 
 /* Serves the batch in one transaction and leaves each job's reply in j->reply;
@@ -1823,7 +2126,7 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
         if (r >= 0)
                 for (j = batch->head; j; j = j->next) {
                         if (j->outcome == O_SESSION_OPENED)
-                                watch_add(v, j->session.id, PHI_TAKE_FD(j->pidfd));
+                                (void) watch_add(v, &j->session, PHI_TAKE_FD(j->pidfd));
                         else if (j->outcome == O_SESSION_CLOSED && !j->internal)
                                 watch_remove(v, j->session.id);
                         else if (j->outcome == O_ELEV)
@@ -2048,6 +2351,7 @@ static int on_pam_request(void *userdata, const struct ucred *cred, const phi_ms
         q.pid = cred->pid > 0 ? (uint64_t) cred->pid : 0;
         r = enqueue(v, &q, true, ret_ticket, &queued);
         if (r < 0) {
+                phi_verify_request_clear(&q);   /* not the job's after all */
                 r = phi_msg_new_error(r == -ENOBUFS ? -EBUSY : r, ret_reply, "too many requests waiting; try again");
                 goto out;
         }
@@ -2233,6 +2537,68 @@ out:
 
 /* --------------------------------------------------------------- public API */
 
+void phi_verify_request_clear(struct phi_verify_request *q) {
+        if (q->command)
+                phi_secret_wipe(q->command, strlen(q->command));
+        free(q->command);
+        free(q->cwd);
+        q->command = q->cwd = NULL;
+}
+
+/* One line of text for the journal and its readers: no control character. */
+static bool text_clean(const char *s) {
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+/* The fields of a PHI_MSG_SUDO_CHECK or a sudo session past the common ones:
+ * 1, or 0 with an error in *ret_reply. */
+static int sudo_fields_from_pam(const phi_msg *req, struct phi_verify_request *q, phi_msg **ret_reply) {
+        const char *state = NULL, *runas = NULL, *group = NULL, *command = NULL, *cwd = NULL, *reason = NULL,
+                   *ruser = NULL;
+        uint64_t flag = 0;
+
+        if (phi_msg_type(req) == PHI_MSG_SESSION) {
+                if (phi_msg_get_str(req, PHI_TAG_RUSER, &ruser) == 0 && *ruser) {
+                        if (!phi_name_valid(ruser))
+                                return phi_msg_new_error(-EINVAL, ret_reply, "PAM_RUSER is not a valid user name");
+                        snprintf(q->ruser, sizeof(q->ruser), "%s", ruser);
+                }
+                q->elevate = phi_msg_get_u64(req, PHI_TAG_ELEVATE, &flag) == 0 && flag != 0;
+                return 1;
+        }
+        if (phi_msg_get_str(req, PHI_TAG_STATE, &state) < 0 ||
+            (strcmp(state, "check") != 0 && strcmp(state, "accept") != 0 && strcmp(state, "reject") != 0 &&
+             strcmp(state, "error") != 0))
+                return phi_msg_new_error(-EINVAL, ret_reply, "a sudo question is check, accept, reject or error");
+        snprintf(q->sudo_state, sizeof(q->sudo_state), "%s", state);
+        if ((phi_msg_get_str(req, PHI_TAG_RUNAS, &runas) == 0 && !phi_name_valid(runas)) ||
+            (phi_msg_get_str(req, PHI_TAG_RUNAS_GROUP, &group) == 0 && !phi_name_valid(group)))
+                return phi_msg_new_error(-EINVAL, ret_reply, "the run-as user or group is not a valid name");
+        if (phi_msg_get_str(req, PHI_TAG_COMMAND, &command) < 0)
+                command = "";
+        if (phi_msg_get_str(req, PHI_TAG_CWD, &cwd) < 0)
+                cwd = "";
+        if (phi_msg_get_str(req, PHI_TAG_REASON, &reason) < 0)
+                reason = "";
+        /* sudo_phi escapes what it sends; anything else is not sudo_phi. */
+        if (!text_clean(command) || !text_clean(cwd) || !text_clean(reason) || strlen(reason) >= sizeof(q->reason))
+                return phi_msg_new_error(-EINVAL, ret_reply,
+                                         "a sudo command, directory or message holds a control character");
+        snprintf(q->runas, sizeof(q->runas), "%s", runas ? runas : "");
+        snprintf(q->runas_group, sizeof(q->runas_group), "%s", group ? group : "");
+        snprintf(q->reason, sizeof(q->reason), "%s", reason);
+        q->command = strdup(command);
+        q->cwd = strdup(cwd);
+        if (!q->command || !q->cwd) {
+                phi_verify_request_clear(q);
+                return phi_msg_new_error(-ENOMEM, ret_reply, "out of memory");
+        }
+        return 1;
+}
+
 int phi_verify_request_from_pam(const phi_msg *req, struct phi_verify_request *q, phi_msg **ret_reply) {
         const char *user = NULL, *code = NULL, *service = NULL, *state = NULL, *session = NULL;
         uint64_t flag = 0;
@@ -2252,6 +2618,10 @@ int phi_verify_request_from_pam(const phi_msg *req, struct phi_verify_request *q
                 q->elevate = phi_msg_get_u64(req, PHI_TAG_ELEVATE, &flag) == 0 && flag != 0;
                 needs_code = false;
                 break;
+        case PHI_MSG_SUDO_CHECK:
+                *q = (struct phi_verify_request){ .kind = PHI_VERIFY_SUDO };
+                needs_code = false;
+                break;
         case PHI_MSG_SESSION:
                 if (phi_msg_get_str(req, PHI_TAG_STATE, &state) < 0)
                         state = "";
@@ -2269,7 +2639,8 @@ int phi_verify_request_from_pam(const phi_msg *req, struct phi_verify_request *q
                 break;
         default:
                 return phi_msg_new_error(-EOPNOTSUPP, ret_reply,
-                                         "the PAM socket serves auth, totp-activate, account and session, not %s",
+                                         "the PAM socket serves auth, totp-activate, account, session and "
+                                         "sudo-check, not %s",
                                          phi_msg_type_name(phi_msg_type(req)));
         }
         if (phi_msg_get_str(req, PHI_TAG_USER, &user) < 0 || phi_msg_get_str(req, PHI_TAG_SERVICE, &service) < 0 ||
@@ -2303,16 +2674,19 @@ int phi_verify_request_from_pam(const phi_msg *req, struct phi_verify_request *q
                         if ((unsigned char) *p < 0x20 || *p == 0x7f) {
                                 uint16_t t = phi_msg_type(req);
                                 phi_log(LOG_WARNING, "refusing %s request for %s: its %s holds a control character",
-                                        t == PHI_MSG_AUTH      ? "a login"
-                                        : t == PHI_MSG_ACCOUNT ? "an account"
-                                        : t == PHI_MSG_SESSION ? "a session"
-                                                               : "an activation",
+                                        t == PHI_MSG_AUTH         ? "a login"
+                                        : t == PHI_MSG_ACCOUNT    ? "an account"
+                                        : t == PHI_MSG_SESSION    ? "a session"
+                                        : t == PHI_MSG_SUDO_CHECK ? "a sudo"
+                                                                  : "an activation",
                                         q->user, fields[i].item);
                                 phi_secret_wipe(q->code, sizeof(q->code));
                                 return phi_msg_new_error(-EINVAL, ret_reply, "%s holds a control character",
                                                          fields[i].item);
                         }
         }
+        if (phi_msg_type(req) == PHI_MSG_SUDO_CHECK || phi_msg_type(req) == PHI_MSG_SESSION)
+                return sudo_fields_from_pam(req, q, ret_reply);
         return 1;
 }
 

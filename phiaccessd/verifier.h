@@ -81,6 +81,9 @@ enum phi_verify_kind {
         PHI_VERIFY_ELEV_LIST,     /* list: pending, mine, all or grants; request_id: after */
         PHI_VERIFY_ELEV_TICK,     /* the verifier's own: transitions that are due */
         PHI_VERIFY_AUDIT,         /* an event of another thread, for the audit log (audit_*) */
+        PHI_VERIFY_SUDO,          /* sudo_phi: may user run command (check, accept), or sudo refused it
+                                   * (reject, error): sudo_state says which */
+        PHI_VERIFY_SESSION_END,   /* the verifier's own: it signalled a sudo session whose grant ended */
 };
 
 struct phi_verify_request {
@@ -111,6 +114,12 @@ struct phi_verify_request {
         char audit_rule[PHI_POLICY_NAME_MAX + 1];   /* service, rhost, tty, role, request_id, reason */
         uint64_t audit_expires, audit_time_us;
         bool audit_urgent;
+        char ruser[PHI_NAME_MAX + 1];       /* SESSION_OPEN: PAM_RUSER (under sudo: who asked) */
+        char runas[PHI_NAME_MAX + 1];       /* SUDO: the run-as user; SESSION_END: the session's user */
+        char runas_group[PHI_NAME_MAX + 1]; /* SUDO */
+        char sudo_state[8];                 /* SUDO: check, accept, reject or error */
+        char *command, *cwd;                /* SUDO: the request's own copies (phi_verify_request_clear) */
+        const char *signal_name;            /* SESSION_END: SIGTERM or SIGKILL (static text) */
         /* SHOW: the reply so far (USER_INFO with the identity); the verifier
          * adds the token's state and sends it. Once submitted it is the
          * verifier's; if submit() fails it stays the caller's. */
@@ -132,6 +141,8 @@ int phi_verifier_new(const char *backend, const char *location, phi_seal_key *ke
  * when even that could not be built). */
 int phi_verify_request_from_pam(const phi_msg *req, struct phi_verify_request *q, phi_msg **ret_reply)
         _phi_warn_unused_ _phi_nonnull_;
+/* Frees what a request owns (a sudo command line and directory) and wipes it. */
+void phi_verify_request_clear(struct phi_verify_request *q) _phi_nonnull_;
 /* The access policy pam_phi's account check is judged by (a reference is
  * taken; NULL: none loaded, every question is answered no), in force from
  * the next round on. */

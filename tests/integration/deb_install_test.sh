@@ -110,10 +110,12 @@ if [ -f "$PHI_SOURCE_DIR/policy/policy.conf" ]; then
     phi_check "man phi-policy.conf finds its page" in_root man -w phi-policy.conf
 fi
 phi_check "the shipped config passes phiaccessd --check-config" in_root phiaccessd --check-config
-for page in man1/phictl.1 man5/phiaccessd.conf.5 man8/phiaccessd.8 man8/pam_phi.8 man8/nss-phi.8; do
+for page in man1/phictl.1 man5/phiaccessd.conf.5 man8/phiaccessd.8 man8/pam_phi.8 man8/sudo_phi.8 man8/nss-phi.8; do
     name=${page#*/}
     phi_check "man ${name%.*} finds its page" in_root man -w "${name%.*}"
 done
+# sudo finds the plugin by name where its own are.
+phi_check "sudo_phi.so is beside sudo's own plugins" test -f "$root/usr/libexec/sudo/sudo_phi.so"
 
 # The catalog: systemd's dpkg trigger ran journalctl --update-catalog.
 ids=$(sed -n 's/^-- \([0-9a-f]\{32\}\)$/\1/p' "$PHI_SOURCE_DIR/phiaccessd/phi.catalog" | LC_ALL=C sort)

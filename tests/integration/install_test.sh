@@ -26,6 +26,11 @@ lib_dir=$(dirname "$(readlink -f "$libc")")
 phi_check "pam_phi.so is installed in libpam's module directory ($pam_dir)" \
     test -f "$root$pam_dir/pam_phi.so"
 phi_check "libnss_phi.so.2 is installed beside libc ($lib_dir)" test -f "$root$lib_dir/libnss_phi.so.2"
+# sudo finds a plugin named without a path where its own sudoers.so is.
+sudoers_so=$(find /usr/libexec /usr/lib -name sudoers.so -path '*sudo*' -print -quit)
+[ -n "$sudoers_so" ] || phi_die "the host has no sudoers.so to locate sudo's plugin directory"
+phi_check "sudo_phi.so is installed in sudo's plugin directory ($(dirname "$sudoers_so"))" \
+    test -f "$root$(dirname "$sudoers_so")/sudo_phi.so"
 phi_check_fails "no unversioned libnss_phi.so (glibc never loads it; a dev symlink would only mislead)" \
     test -e "$root$lib_dir/libnss_phi.so"
 phi_check "the catalog is where journalctl --update-catalog reads it" \
@@ -39,7 +44,7 @@ phi_check "the unit's ExecStart ($exec_start) is the installed daemon" test -x "
 phi_check "phictl is in /usr/bin" test -x "$root/usr/bin/phictl"
 
 # Every man page that another one or the README points to is installed.
-for page in man1/phictl.1 man5/phiaccessd.conf.5 man5/phi-policy.conf.5 man8/phiaccessd.8 man8/pam_phi.8 man8/nss-phi.8; do
+for page in man1/phictl.1 man5/phiaccessd.conf.5 man5/phi-policy.conf.5 man8/phiaccessd.8 man8/pam_phi.8 man8/sudo_phi.8 man8/nss-phi.8; do
     phi_check "$page is installed" test -f "$root/usr/share/man/$page"
 done
 example=$(sed -n '/^\.SH EXAMPLE/,/^\.SH/s/^\.I \(\/[^ ]*example\)\.\{0,1\}$/\1/p' \
@@ -48,7 +53,7 @@ phi_assert_match "$example" '^/usr/share/doc/' "phiaccessd.conf(5) names an exam
 phi_check "the example phiaccessd.conf(5) names is installed there" test -f "$root$example"
 phi_check "the installed example is the one in the source tree" \
     cmp "$root$example" "$PHI_SOURCE_DIR/phiaccessd/phiaccessd.conf.example"
-for f in policy.conf policy.conf.clinic-example pam.d/sshd pam.d/sudo pam.d/openvpn; do
+for f in policy.conf policy.conf.clinic-example pam.d/sshd pam.d/sudo pam.d/openvpn sudo.conf.example sudoers.example; do
     phi_check "the shipped $f is in /usr/share/doc/phi" test -f "$root/usr/share/doc/phi/$f"
 done
 phi_check_fails "the install writes no policy into /etc (it would replace the one in force)" \

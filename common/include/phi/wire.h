@@ -120,6 +120,12 @@ enum phi_tag {
         PHI_TAG_EVENT = 35,      /* str: an event name (auth_ok, elevation_approved...) */
         PHI_TAG_LINE = 36,       /* str, repeats: an audit record, or a line of an export */
         PHI_TAG_UNTIL = 37,      /* u64: Unix seconds a time range ends at (exclusive); START begins it */
+        /* 34-40: the audit messages (0x05xx). */
+        PHI_TAG_RUNAS = 41,      /* str: the user a sudo command runs as */
+        PHI_TAG_COMMAND = 42,    /* str: a sudo command line, control bytes escaped (sudo_phi(8)) */
+        PHI_TAG_CWD = 43,        /* str: the directory a sudo command runs in */
+        PHI_TAG_RUSER = 44,      /* str: PAM_RUSER, who asked (sudo: the invoking user) */
+        PHI_TAG_RUNAS_GROUP = 45, /* str: the group a sudo command runs as (sudo -g) */
         _PHI_TAG_MAX,
 };
 
@@ -148,7 +154,17 @@ enum phi_msg_type {
                                        * | TOTP_SECRET (enrolment at login) */
         PHI_MSG_ACCOUNT = 0x0201,     /* USER SERVICE [RHOST] [TTY] [ELEVATE] -> OK | ERROR */
         PHI_MSG_SESSION = 0x0202,     /* USER SERVICE STATE(open|close) [RHOST] [TTY] [SESSION]
-                                       * -> OK (open: SESSION, the new id) */
+                                       * [RUSER] [ELEVATE] -> OK (open: SESSION, the new id); ELEVATE
+                                       * (sudo's stack) ties the session to RUSER's active grant,
+                                       * and the daemon ends it when the grant ends */
+
+        /* sudo_phi, the sudo plugin, on the PAM socket (root only). STATE is
+         * check (the approval plugin: may USER run COMMAND now?), accept,
+         * reject or error (the audit plugin: what sudo did; REASON is sudo's
+         * message). check and accept are refused (EACCES) unless USER holds
+         * an active grant covering this host. */
+        PHI_MSG_SUDO_CHECK = 0x0600,  /* USER STATE COMMAND [RUNAS] [RUNAS_GROUP] [CWD] [TTY] [RHOST]
+                                       * [SERVICE] [REASON] -> OK (pairs: role, request) | ERROR */
 
         /* Just-in-time elevation (phictl request ...). The caller is the
          * requester, the approver or the admin, known by SO_PEERCRED. */
