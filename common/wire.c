@@ -197,6 +197,7 @@ static const struct msg_spec msg_specs[] = {
         SPEC(PHI_MSG_TOTP_RESET, "totp-reset", totp_reset_fields),
         /* backup: no fields; the file is the descriptor passed with it */
         SPEC_EMPTY(PHI_MSG_BACKUP, "backup"),
+        SPEC_EMPTY(PHI_MSG_AUDIT_VERIFY, "audit-verify"),
 };
 
 static const char *const tag_names[_PHI_TAG_MAX] = {

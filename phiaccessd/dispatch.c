@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "audit_verify.h"
 #include "backup.h"
 #include "dispatch.h"
 #include "elevation_handlers.h"
@@ -57,6 +58,7 @@ static const struct verb verbs[] = {
         /* Root and admin_group, as SPEC.md has it: the copy holds every sealed
          * seed, but sealed with a key admins cannot read (backup.c). */
         { PHI_MSG_BACKUP, "backup", PHI_CALLER_ROOT | PHI_CALLER_ADMIN, phi_handle_backup },
+        { PHI_MSG_AUDIT_VERIFY, "audit verify", PHI_CALLER_ROOT | PHI_CALLER_AUDITOR, phi_handle_audit_verify },
 };
 
 static bool in_groups(char **groups, size_t n, const char *g) {

@@ -44,7 +44,7 @@ static const struct verb_help {
         { "review", "ID --note TEXT", "close the review of a break-glass grant (approver)" },
         { "doctor", "[--skip CHECK[,CHECK...]]", "find setups that go around phi, each with its fix (admin)" },
         { "backup", "FILE", "consistent copy of the store, taken while logins go on (admin)" },
-        { "audit verify", "FILE --key PUBKEY", "check an audit export offline: no daemon, only the log's public key" },
+        { "audit verify", "[FILE --key PUBKEY]", "check an audit export offline with the log's public key; no FILE: the daemon checks the live log against its checkpoints and the journal (auditor)" },
 };
 
 static void usage(FILE *f) {

@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 
+#include "audit_verify.h"
 #include "dispatch.h"
 #include "journal.h"
 #include "phi/secret.h"
@@ -46,7 +47,7 @@ struct phi_server {
         void *handler_data;
         int listen_fd;
         char *bound_path;           /* unlinked at exit when we created it */
-        sd_event_source *listen_src, *sync_src, *verifier_src, *flush_timer;
+        sd_event_source *listen_src, *sync_src, *verifier_src, *audit_src, *flush_timer;
         struct conn *conns;
         size_t n_conns;
         /* Journal budgets: refused requests (the request socket's; the
@@ -318,7 +319,7 @@ static int on_conn_timer(sd_event_source *src, uint64_t usec, void *userdata) {
                 _cleanup_msg_ phi_msg *reply = NULL;
                 uint64_t ticket = PHI_TAKE_TICKET(c->waiting_ticket);
                 (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
-                if (phi_msg_new_error(-ETIMEDOUT, &reply, ticket & PHI_VERIFIER_TICKET_BIT ? "the request did not finish in time" : "sync did not finish in time; see phictl status") == 0 &&
+                if (phi_msg_new_error(-ETIMEDOUT, &reply, ticket & (PHI_VERIFIER_TICKET_BIT | PHI_AUDIT_CHECK_TICKET_BIT) ? "the request did not finish in time" : "sync did not finish in time; see phictl status") == 0 &&
                     conn_send(c, reply) == 0)
                         return 0;
         }
@@ -677,6 +678,20 @@ static int on_verifier_event(sd_event_source *src, int fd, uint32_t revents, voi
         return 0;
 }
 
+/* A live audit verification finished (audit_verify.c): its reply to the
+ * connection that waits for it. */
+static int on_audit_check_event(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        struct phi_server *s = userdata;
+        phi_msg *reply = NULL;
+        uint64_t ticket;
+
+        (void) src, (void) fd, (void) revents;
+        phi_audit_checks_event_ack(s->daemon->audit_checks);
+        while (phi_audit_checks_take(s->daemon->audit_checks, &ticket, &reply))
+                phi_server_deliver(s, ticket, PHI_TAKE_PTR(reply));
+        return 0;
+}
+
 int phi_server_listen(const char *path, mode_t mode, int *ret_fd) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -1;
@@ -794,6 +809,9 @@ int phi_server_new(sd_event *event, struct phi_daemon *d, int listen_fd, const c
         if (r >= 0 && d->verifier)
                 r = sd_event_add_io(event, &s->verifier_src, phi_verifier_event_fd(d->verifier), EPOLLIN,
                                     on_verifier_event, s);
+        if (r >= 0 && d->audit_checks)
+                r = sd_event_add_io(event, &s->audit_src, phi_audit_checks_event_fd(d->audit_checks), EPOLLIN,
+                                    on_audit_check_event, s);
         if (r < 0) {
                 phi_server_free(s);
                 return r;
@@ -835,6 +853,7 @@ void phi_server_free(phi_server *s) {
         sd_event_source_disable_unref(s->listen_src);
         sd_event_source_disable_unref(s->sync_src);
         sd_event_source_disable_unref(s->verifier_src);
+        sd_event_source_disable_unref(s->audit_src);
         (void) phi_close_safe(s->listen_fd);
         if (s->bound_path) {
                 (void) unlink(s->bound_path);
