@@ -165,9 +165,17 @@ static void conn_handle_frame(struct conn *c) {
                         r = c->server->handler(c->server->handler_data, &c->cred, req, &reply, &ticket);
         } else {
                 /* Identify per request: group membership may have changed since connect. */
+                uint64_t queued = phi_verifier_audit_queued_here();
                 phi_caller_identify(d, &c->cred, &caller);
                 caller.passed_fd = passed_fd;
                 r = phi_dispatch(d, &caller, req, &reply, &ticket);
+                /* The request's events went to the audit log through the
+                 * hook (a reload, a refusal): the answer waits until their
+                 * records are durable, so that nothing acknowledged is lost
+                 * to a crash. */
+                if (reply && d->verifier && phi_verifier_audit_queued_here() != queued &&
+                    phi_verifier_submit_after_audit(d->verifier, reply, &ticket) == 0)
+                        reply = NULL;
         }
         if (r < 0 && !reply && phi_msg_new_error(r, &reply, "internal error: %s", phi_errno_text(r)) < 0) {
                 conn_free(c);

@@ -1119,7 +1119,9 @@ static int reply_for(struct job *j, phi_msg **ret) {
                 *ret = PHI_TAKE_PTR(j->reply);
                 return 0;
         case O_AUDITED:
-                *ret = NULL;
+                /* An internal record: nobody waits. A barrier: the reply it
+                 * holds back until the records before it are durable. */
+                *ret = PHI_TAKE_PTR(j->reply);
                 return 0;
         case O_ELEV:
                 return elev_reply(j, ret);
@@ -1575,6 +1577,8 @@ static int audit_job(phi_verifier *v, const struct job *j, uint64_t time_us) {
         struct audit_sink k = { .v = v, .time_us = time_us };
         const struct phi_verify_request *q = &j->req;
 
+        if (j->outcome == O_AUDITED && !q->audit_event[0])
+                return 0;   /* a barrier (phi_verifier_submit_after_audit) */
         if (j->outcome == O_AUDITED) {
                 struct phi_audit_record rec = {
                         .time_us = q->audit_time_us ? q->audit_time_us : time_us,
@@ -1625,6 +1629,22 @@ static void journal_checkpoint(phi_verifier *v, const char *note) {
                           "Audit checkpoint: %s holds %s records, root %s", cp.origin, size, root);
 }
 
+/* Records this thread handed to the hook: the socket thread compares them
+ * before and after a request. */
+static _Thread_local uint64_t audit_queued_here;
+
+uint64_t phi_verifier_audit_queued_here(void) {
+        return audit_queued_here;
+}
+
+int phi_verifier_submit_after_audit(phi_verifier *v, phi_msg *reply, uint64_t *ret_ticket) {
+        struct phi_verify_request q = { .kind = PHI_VERIFY_AUDIT, .info = reply };
+
+        /* FIFO: every record queued before it is appended in its round or an
+         * earlier one, and the reply leaves after that round's commit. */
+        return phi_verifier_submit(v, &q, ret_ticket);
+}
+
 void phi_verifier_audit_hook(void *userdata, enum phi_event event, int priority, const struct phi_journal_field *fields,
                              size_t n_fields) {
         phi_verifier *v = userdata;
@@ -1656,8 +1676,10 @@ void phi_verifier_audit_hook(void *userdata, enum phi_event event, int priority,
                 q.audit_time_us = (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
         if (enqueue_internal(v, &q) < 0)
                 phi_log(LOG_ERR, "audit record of %s lost: the verifier's queue is full", q.audit_event);
-        else
+        else {
+                audit_queued_here++;
                 (void) !write(v->wake_fd, &one, sizeof(one));
+        }
 }
 
 void phi_verifier_audit_state(phi_verifier *v, uint64_t *ret_size, uint64_t *ret_checkpoint, char *vkey,
