@@ -249,6 +249,9 @@ sqlite3 "$PHI_TMP/kept.db" ".backup '$db'"
 RC=0
 OUT=$("$DAEMON" --config "$TOTP_CONF" --restore "$OLD" 2>&1) || RC=$?
 phi_assert_eq "$RC" 0 "the older copy restored (phiaccessd --restore)" "$OUT"
+verify "$db" --no-journal
+phi_assert_eq "$RC" 0 "the restored store's tree verifies in itself" "$OUT"
+phi_assert_contains "$OUT" "records verified:    $old_size" "all $old_size records of the backup"
 totp_daemon_start
 login alice
 ctl judy audit verify
