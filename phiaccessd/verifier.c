@@ -74,6 +74,11 @@ struct answer {
         struct answer *next;
 };
 
+struct round_checkpoint {
+        char host[256];
+        char note[];
+};
+
 struct job {
         struct phi_verify_request req;
         char ident[PHI_IDENTITY_MAX + 1];   /* the name's identity now; "" for none */
@@ -87,6 +92,10 @@ struct job {
         bool found;                  /* RESET */
         const char *token_state;     /* SHOW: "none", "pending" or "active" */
         bool internal;               /* the verifier's own (SESSION_GONE): nobody waits */
+        /* The round's checkpoint, on its last job: journaled after the job's
+         * events by the journal thread, so that a journald that falls behind
+         * does not hold up the next round (whose replies wait for it). */
+        struct round_checkpoint *checkpoint;
         struct phi_policy_decision decision;  /* ACCOUNT */
         struct phi_session session;  /* SESSION_*: the row opened or closed */
         int pidfd;                   /* SESSION_OPEN: the process, watched once committed */
@@ -222,6 +231,7 @@ static void answer_free(struct answer *a) {
 static void job_free(struct job *j) {
         if (!j)
                 return;
+        free(j->checkpoint);
         phi_msg_free(j->reply);
         answer_free(j->answer);
         (void) phi_close_safe(j->pidfd);
@@ -1605,7 +1615,8 @@ static int audit_job(phi_verifier *v, const struct job *j, uint64_t time_us) {
 
 /* The checkpoint a committed round made, in the journal: a store later
  * rolled back or cut short disagrees with it. */
-static void journal_checkpoint(phi_verifier *v, const char *note) {
+static void journal_checkpoint(const struct round_checkpoint *c) {
+        const char *note = c->note;
         struct phi_audit_checkpoint cp;
         char size[24], root[64];
         const char *err = NULL;
@@ -1623,7 +1634,7 @@ static void journal_checkpoint(phi_verifier *v, const char *note) {
                 { "PHI_AUDIT_SIZE", size },
                 { "PHI_AUDIT_ROOT", root },
                 { "PHI_CHECKPOINT", note },
-                { "PHI_HOST", v->hostname[0] ? v->hostname : NULL },
+                { "PHI_HOST", c->host[0] ? c->host : NULL },
         };
         phi_journal_event(PHI_EVENT_CHECKPOINT, LOG_INFO, fields, PHI_ELEMENTSOF(fields),
                           "Audit checkpoint: %s holds %s records, root %s", cp.origin, size, root);
@@ -1814,7 +1825,17 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
         } else {
                 if (note) {
                         phi_audit_log_checkpoint_committed(v->audit, phi_audit_log_size(v->audit), now);
-                        journal_checkpoint(v, note);
+                        size_t len = strlen(note) + 1;
+                        struct round_checkpoint *c = malloc(sizeof(*c) + len);
+                        if (c) {
+                                snprintf(c->host, sizeof(c->host), "%s", v->hostname);
+                                memcpy(c->note, note, len);
+                                free(batch->tail->checkpoint);
+                                batch->tail->checkpoint = c;
+                        } else
+                                phi_log(LOG_ERR, "the checkpoint of %llu records is stored but not journaled: out of "
+                                                 "memory",
+                                        (unsigned long long) phi_audit_log_size(v->audit));
                 }
                 pthread_mutex_lock(&v->lock);
                 v->audit_size = phi_audit_log_size(v->audit);
@@ -1945,6 +1966,8 @@ static void *journal_thread(void *arg) {
                         struct job *j = batch.head;
                         batch.head = j->next;
                         journal_job(j);
+                        if (j->checkpoint)
+                                journal_checkpoint(j->checkpoint);
                         job_free(j);
                 }
         }
