@@ -239,6 +239,7 @@ static const struct msg_spec msg_specs[] = {
         SPEC_EMPTY(PHI_MSG_BACKUP, "backup"),
         SPEC(PHI_MSG_AUDIT_QUERY, "audit", audit_query_fields),
         SPEC(PHI_MSG_AUDIT_EXPORT, "audit export", audit_export_fields),
+        SPEC_EMPTY(PHI_MSG_AUDIT_VERIFY, "audit-verify"),
 };
 
 static const char *const tag_names[_PHI_TAG_MAX] = {

@@ -37,4 +37,6 @@ struct phi_daemon {
         size_t connections;
         uint64_t connections_closed;    /* an idle one closed to make room for another */
         uint64_t connections_refused;   /* no room, and none idle to close */
+        /* Live verifications of the audit log (audit_verify.h); NULL: none. */
+        struct phi_audit_checks *audit_checks;
 };

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "audit_handlers.h"
+#include "audit_verify.h"
 #include "backup.h"
 #include "dispatch.h"
 #include "elevation_handlers.h"
@@ -62,6 +63,7 @@ static const struct verb verbs[] = {
          * the group in their refusal (audit_handlers.c). */
         { PHI_MSG_AUDIT_QUERY, "audit", PHI_CALLER_ANYONE, phi_handle_audit_query },
         { PHI_MSG_AUDIT_EXPORT, "audit export", PHI_CALLER_ANYONE, phi_handle_audit_export },
+        { PHI_MSG_AUDIT_VERIFY, "audit verify", PHI_CALLER_ROOT | PHI_CALLER_AUDITOR, phi_handle_audit_verify },
 };
 
 static bool in_groups(char **groups, size_t n, const char *g) {

@@ -14,6 +14,7 @@
 #include <systemd/sd-event.h>
 #include <time.h>
 
+#include "audit_verify.h"
 #include "backup.h"
 #include "config.h"
 #include "daemon.h"
@@ -48,6 +49,10 @@ static void usage(FILE *f) {
                 "                      problem, exit 1 if there is any\n"
                 "      --restore FILE  replace the store with the backup FILE (phictl backup), the\n"
                 "                      daemon stopped; no code acceptable up to then is accepted again\n"
+                "      --verify-audit STORE  verify the audit log in STORE (a copy, or the store\n"
+                "                      with the daemon stopped) against its checkpoints and the\n"
+                "                      journal's; --key PUBKEY (default audit.key.pub beside\n"
+                "                      STORE), --journal-dir DIR or --no-journal; exit 1 if not\n"
                 "  -h, --help          show this help and exit\n"
                 "      --version       show the version and exit\n");
 }
@@ -347,6 +352,10 @@ static int run(struct main_ctx *m) {
                 phi_journal_set_audit_hook(phi_verifier_audit_hook, m->daemon.verifier);
         }
         notify_start(m->daemon.config);
+        /* Live audit verification (phictl audit verify): its own thread and
+         * read handle, started per request. Without it the verb says so. */
+        if (m->daemon.verifier && (r = phi_audit_checks_new(&m->daemon.audit_checks)) < 0)
+                phi_log(LOG_WARNING, "phictl audit verify will be refused: %s", phi_errno_text(r));
         r = phi_sync_start(m->daemon.config, &m->daemon.sync);
         if (r < 0) {
                 phi_log(LOG_ERR, "cannot start the directory sync: %s", phi_errno_text(r));
@@ -384,6 +393,76 @@ static int run(struct main_ctx *m) {
 
 /* phiaccessd --restore FILE: under the instance lock a daemon takes, so that
  * none runs meanwhile (and none starts: socket activation finds it taken). */
+/* phiaccessd --verify-audit STORE: the live verification's code on a store
+ * no daemon serves (a copy, a backup, the store with the daemon stopped). */
+static int verify_audit(const char *store_path, const char *key_arg, const char *journal_dir, bool journal) {
+        _cleanup_free_ char *key_path = NULL;
+        struct phi_audit_verify_result res;
+        char vkey[PHI_AUDIT_VKEY_MAX + 2] = "";
+        _cleanup_store_ phi_store *store = NULL;
+        struct stat st;
+        int r;
+
+        if (key_arg && strchr(key_arg, '+') && access(key_arg, F_OK) != 0)
+                snprintf(vkey, sizeof(vkey), "%s", key_arg);
+        else {
+                FILE *f;
+                if (key_arg)
+                        key_path = strdup(key_arg);
+                else {
+                        const char *slash = strrchr(store_path, '/');
+                        if (asprintf(&key_path, "%.*saudit.key.pub", slash ? (int) (slash - store_path + 1) : 0,
+                                     store_path) < 0)
+                                key_path = NULL;
+                }
+                if (!key_path)
+                        return 1;
+                f = fopen(key_path, "re");
+                if (!f || !fgets(vkey, sizeof(vkey), f)) {
+                        fprintf(stderr, "phiaccessd: cannot read the log's verifier key %s: %s (give it with --key)\n",
+                                key_path, f ? "empty" : phi_errno_text(-errno));
+                        if (f)
+                                fclose(f);
+                        return 2;
+                }
+                fclose(f);
+                vkey[strcspn(vkey, "\r\n")] = '\0';
+        }
+        /* The store must exist: opening makes one otherwise. */
+        if (stat(store_path, &st) < 0) {
+                fprintf(stderr, "phiaccessd: %s: %s\n", store_path, phi_errno_text(-errno));
+                return 2;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                fprintf(stderr, "phiaccessd: %s: not a regular file\n", store_path);
+                return 2;
+        }
+        r = phi_store_open("sqlite", store_path, PHI_IDENTITIES_NONE, &store);
+        if (r < 0) {
+                fprintf(stderr, "phiaccessd: cannot open the store %s: %s\n", store_path, phi_errno_text(r));
+                return 2;
+        }
+        const struct phi_audit_verify_input in = {
+                .store = store, .vkey = vkey, .journal = journal, .journal_dir = journal_dir,
+        };
+        if (phi_audit_verify_run(&in, &res) < 0)
+                return 2;
+        printf("outcome:             %s\n", phi_audit_verify_outcome_name(res.outcome));
+        if (res.outcome != PHI_AUDIT_VERIFY_OK) {
+                if (res.has_bad_seq)
+                        printf("first bad seq:       %llu\n", (unsigned long long) res.bad_seq);
+                printf("error:               %s\n", res.what);
+        }
+        printf("records verified:    %llu\n"
+               "checkpoints:         %llu stored, %llu journaled%s\n"
+               "journal ignored:     %llu\n"
+               "origin:              %s\n",
+               (unsigned long long) res.records, (unsigned long long) res.checkpoints,
+               (unsigned long long) res.journal_checkpoints, journal ? "" : " (journal not read)",
+               (unsigned long long) res.journal_ignored, res.origin);
+        return res.outcome == PHI_AUDIT_VERIFY_OK ? 0 : res.outcome == PHI_AUDIT_VERIFY_ERROR ? 2 : 1;
+}
+
 static int restore(const char *config_path, const char *file) {
         struct phi_config *c = NULL;
         _cleanup_free_ char *name = NULL;
@@ -413,19 +492,23 @@ static int restore(const char *config_path, const char *file) {
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_CHECK = 256, OPT_VERSION, OPT_RESTORE };
+        enum { OPT_CHECK = 256, OPT_VERSION, OPT_RESTORE, OPT_VERIFY_AUDIT, OPT_KEY, OPT_JOURNAL_DIR, OPT_NO_JOURNAL };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "foreground", no_argument, NULL, 'f' },
                 { "check-config", no_argument, NULL, OPT_CHECK },
                 { "restore", required_argument, NULL, OPT_RESTORE },
+                { "verify-audit", required_argument, NULL, OPT_VERIFY_AUDIT },
+                { "key", required_argument, NULL, OPT_KEY },
+                { "journal-dir", required_argument, NULL, OPT_JOURNAL_DIR },
+                { "no-journal", no_argument, NULL, OPT_NO_JOURNAL },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, OPT_VERSION },
                 {},
         };
         struct main_ctx m = { .config_path = PHI_CONFIG_PATH, .instance_fd = -1 };
-        const char *restore_file = NULL;
-        bool check = false;
+        const char *restore_file = NULL, *verify_store = NULL, *key = NULL, *journal_dir = NULL;
+        bool check = false, no_journal = false;
         int c, r;
 
         /* libldap would otherwise read /etc/ldap/ldap.conf, $HOME/.ldaprc and an
@@ -447,6 +530,18 @@ int main(int argc, char **argv) {
                 case OPT_RESTORE:
                         restore_file = optarg;
                         break;
+                case OPT_VERIFY_AUDIT:
+                        verify_store = optarg;
+                        break;
+                case OPT_KEY:
+                        key = optarg;
+                        break;
+                case OPT_JOURNAL_DIR:
+                        journal_dir = optarg;
+                        break;
+                case OPT_NO_JOURNAL:
+                        no_journal = true;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -466,6 +561,17 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "phiaccessd: --restore and --check-config do not go together\n");
                 return 2;
         }
+        if ((key || journal_dir || no_journal) && !verify_store) {
+                fprintf(stderr, "phiaccessd: --key, --journal-dir and --no-journal go with --verify-audit\n");
+                return 2;
+        }
+        if (verify_store && (restore_file || check || (journal_dir && no_journal))) {
+                fprintf(stderr, "phiaccessd: --verify-audit goes with none of --restore, --check-config; "
+                                "--journal-dir not with --no-journal\n");
+                return 2;
+        }
+        if (verify_store)
+                return verify_audit(verify_store, key, journal_dir, !no_journal);
         if (restore_file)
                 return restore(m.config_path, restore_file);
         if (check) {
@@ -520,6 +626,7 @@ int main(int argc, char **argv) {
         /* Stop the thread, then the store. */
         phi_sync_free(m.daemon.sync);
         phi_notify_stop();
+        phi_audit_checks_free(m.daemon.audit_checks);
         phi_journal_set_audit_hook(NULL, NULL);
         phi_verifier_free(m.daemon.verifier);
         phi_store_free(m.daemon.store);

@@ -50,7 +50,7 @@ static const struct verb_help {
         { "audit request", "ID [--format table|json|csv]",
           "a request's whole life: request, decisions, grant, each sudo use, end (auditor)" },
         { "audit export", "[--since T] [--until T]", "the records as JSON Lines with signed checkpoints, to stdout (auditor)" },
-        { "audit verify", "FILE --key PUBKEY", "check an audit export offline: no daemon, only the log's public key" },
+        { "audit verify", "[FILE --key PUBKEY]", "check an audit export offline with the log's public key; no FILE: the daemon checks the live log against its checkpoints and the journal (auditor)" },
 };
 
 static void usage(FILE *f) {

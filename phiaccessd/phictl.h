@@ -55,3 +55,5 @@ int verb_breakglass(const struct ctl *ctl, int argc, char **argv);
 int verb_review(const struct ctl *ctl, int argc, char **argv);
 /* phictl_audit.c */
 int verb_audit(const struct ctl *ctl, int argc, char **argv);
+/* phictl_audit_live.c: audit verify with no FILE */
+int ctl_audit_verify_live(const struct ctl *ctl);

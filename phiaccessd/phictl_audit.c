@@ -27,6 +27,7 @@
 
 static int audit_usage(void) {
         fprintf(stderr, "Usage: phictl audit verify FILE --key PUBKEY\n"
+                        "       phictl audit verify           (the live store, by the daemon; auditors)\n"
                         "PUBKEY is the log's verifier key (NAME+KEYID+BASE64) or a file holding it.\n");
         return EXIT_USAGE;
 }
@@ -116,6 +117,9 @@ static int audit_verify(const struct ctl *ctl, int argc, char **argv) {
                 if (add_keys(optarg, keys, &n_keys) < 0)
                         return EXIT_USAGE;
         }
+        /* No FILE: the daemon verifies its live store. */
+        if (optind == argc && n_keys == 0)
+                return ctl_audit_verify_live(ctl);
         if (optind != argc - 1 || n_keys == 0) {
                 if (n_keys == 0 && optind == argc - 1)
                         fprintf(stderr, "phictl: audit verify FILE needs the log's public key: --key PUBKEY\n");

@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 
+#include "audit_verify.h"
 #include "dispatch.h"
 #include "journal.h"
 #include "phi/secret.h"
@@ -46,7 +47,7 @@ struct phi_server {
         void *handler_data;
         int listen_fd;
         char *bound_path;           /* unlinked at exit when we created it */
-        sd_event_source *listen_src, *sync_src, *verifier_src, *flush_timer;
+        sd_event_source *listen_src, *sync_src, *verifier_src, *audit_src, *flush_timer;
         struct conn *conns;
         size_t n_conns;
         /* Journal budgets: refused requests (the request socket's; the
@@ -164,9 +165,17 @@ static void conn_handle_frame(struct conn *c) {
                         r = c->server->handler(c->server->handler_data, &c->cred, req, &reply, &ticket);
         } else {
                 /* Identify per request: group membership may have changed since connect. */
+                uint64_t queued = phi_verifier_audit_queued_here();
                 phi_caller_identify(d, &c->cred, &caller);
                 caller.passed_fd = passed_fd;
                 r = phi_dispatch(d, &caller, req, &reply, &ticket);
+                /* The request's events went to the audit log through the
+                 * hook (a reload, a refusal): the answer waits until their
+                 * records are durable, so that nothing acknowledged is lost
+                 * to a crash. */
+                if (reply && d->verifier && phi_verifier_audit_queued_here() != queued &&
+                    phi_verifier_submit_after_audit(d->verifier, reply, &ticket) == 0)
+                        reply = NULL;
         }
         if (r < 0 && !reply && phi_msg_new_error(r, &reply, "internal error: %s", phi_errno_text(r)) < 0) {
                 conn_free(c);
@@ -318,7 +327,7 @@ static int on_conn_timer(sd_event_source *src, uint64_t usec, void *userdata) {
                 _cleanup_msg_ phi_msg *reply = NULL;
                 uint64_t ticket = PHI_TAKE_TICKET(c->waiting_ticket);
                 (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
-                if (phi_msg_new_error(-ETIMEDOUT, &reply, ticket & PHI_VERIFIER_TICKET_BIT ? "the request did not finish in time" : "sync did not finish in time; see phictl status") == 0 &&
+                if (phi_msg_new_error(-ETIMEDOUT, &reply, ticket & (PHI_VERIFIER_TICKET_BIT | PHI_AUDIT_CHECK_TICKET_BIT) ? "the request did not finish in time" : "sync did not finish in time; see phictl status") == 0 &&
                     conn_send(c, reply) == 0)
                         return 0;
         }
@@ -677,6 +686,20 @@ static int on_verifier_event(sd_event_source *src, int fd, uint32_t revents, voi
         return 0;
 }
 
+/* A live audit verification finished (audit_verify.c): its reply to the
+ * connection that waits for it. */
+static int on_audit_check_event(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        struct phi_server *s = userdata;
+        phi_msg *reply = NULL;
+        uint64_t ticket;
+
+        (void) src, (void) fd, (void) revents;
+        phi_audit_checks_event_ack(s->daemon->audit_checks);
+        while (phi_audit_checks_take(s->daemon->audit_checks, &ticket, &reply))
+                phi_server_deliver(s, ticket, PHI_TAKE_PTR(reply));
+        return 0;
+}
+
 int phi_server_listen(const char *path, mode_t mode, int *ret_fd) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -1;
@@ -794,6 +817,9 @@ int phi_server_new(sd_event *event, struct phi_daemon *d, int listen_fd, const c
         if (r >= 0 && d->verifier)
                 r = sd_event_add_io(event, &s->verifier_src, phi_verifier_event_fd(d->verifier), EPOLLIN,
                                     on_verifier_event, s);
+        if (r >= 0 && d->audit_checks)
+                r = sd_event_add_io(event, &s->audit_src, phi_audit_checks_event_fd(d->audit_checks), EPOLLIN,
+                                    on_audit_check_event, s);
         if (r < 0) {
                 phi_server_free(s);
                 return r;
@@ -835,6 +861,7 @@ void phi_server_free(phi_server *s) {
         sd_event_source_disable_unref(s->listen_src);
         sd_event_source_disable_unref(s->sync_src);
         sd_event_source_disable_unref(s->verifier_src);
+        sd_event_source_disable_unref(s->audit_src);
         (void) phi_close_safe(s->listen_fd);
         if (s->bound_path) {
                 (void) unlink(s->bound_path);

@@ -88,6 +88,11 @@ struct answer {
         struct answer *next;
 };
 
+struct round_checkpoint {
+        char host[256];
+        char note[];
+};
+
 struct job {
         struct phi_verify_request req;
         char ident[PHI_IDENTITY_MAX + 1];   /* the name's identity now; "" for none */
@@ -101,6 +106,10 @@ struct job {
         bool found;                  /* RESET */
         const char *token_state;     /* SHOW: "none", "pending" or "active" */
         bool internal;               /* the verifier's own (SESSION_GONE): nobody waits */
+        /* The round's checkpoint, on its last job: journaled after the job's
+         * events by the journal thread, so that a journald that falls behind
+         * does not hold up the next round (whose replies wait for it). */
+        struct round_checkpoint *checkpoint;
         struct phi_policy_decision decision;  /* ACCOUNT */
         struct phi_session session;  /* SESSION_*: the row opened or closed */
         int pidfd;                   /* SESSION_OPEN: the process, watched once committed */
@@ -246,6 +255,7 @@ static void answer_free(struct answer *a) {
 static void job_free(struct job *j) {
         if (!j)
                 return;
+        free(j->checkpoint);
         phi_msg_free(j->reply);
         answer_free(j->answer);
         (void) phi_close_safe(j->pidfd);
@@ -1184,6 +1194,10 @@ static int reply_for(struct job *j, phi_msg **ret) {
                 *ret = PHI_TAKE_PTR(j->reply);
                 return 0;
         case O_AUDITED:
+                /* An internal record: nobody waits. A barrier: the reply it
+                 * holds back until the records before it are durable. */
+                *ret = PHI_TAKE_PTR(j->reply);
+                return 0;
         case O_SESSION_ENDED:
                 *ret = NULL;
                 return 0;
@@ -1881,6 +1895,8 @@ static int audit_job(phi_verifier *v, const struct job *j, uint64_t time_us) {
         struct audit_sink k = { .v = v, .time_us = time_us };
         const struct phi_verify_request *q = &j->req;
 
+        if (j->outcome == O_AUDITED && !q->audit_event[0])
+                return 0;   /* a barrier (phi_verifier_submit_after_audit) */
         if (j->outcome == O_AUDITED) {
                 struct phi_audit_record rec = {
                         .time_us = q->audit_time_us ? q->audit_time_us : time_us,
@@ -1907,7 +1923,8 @@ static int audit_job(phi_verifier *v, const struct job *j, uint64_t time_us) {
 
 /* The checkpoint a committed round made, in the journal: a store later
  * rolled back or cut short disagrees with it. */
-static void journal_checkpoint(phi_verifier *v, const char *note) {
+static void journal_checkpoint(const struct round_checkpoint *c) {
+        const char *note = c->note;
         struct phi_audit_checkpoint cp;
         char size[24], root[64];
         const char *err = NULL;
@@ -1925,10 +1942,26 @@ static void journal_checkpoint(phi_verifier *v, const char *note) {
                 { "PHI_AUDIT_SIZE", size },
                 { "PHI_AUDIT_ROOT", root },
                 { "PHI_CHECKPOINT", note },
-                { "PHI_HOST", v->hostname[0] ? v->hostname : NULL },
+                { "PHI_HOST", c->host[0] ? c->host : NULL },
         };
         phi_journal_event(PHI_EVENT_CHECKPOINT, LOG_INFO, fields, PHI_ELEMENTSOF(fields),
                           "Audit checkpoint: %s holds %s records, root %s", cp.origin, size, root);
+}
+
+/* Records this thread handed to the hook: the socket thread compares them
+ * before and after a request. */
+static _Thread_local uint64_t audit_queued_here;
+
+uint64_t phi_verifier_audit_queued_here(void) {
+        return audit_queued_here;
+}
+
+int phi_verifier_submit_after_audit(phi_verifier *v, phi_msg *reply, uint64_t *ret_ticket) {
+        struct phi_verify_request q = { .kind = PHI_VERIFY_AUDIT, .info = reply };
+
+        /* FIFO: every record queued before it is appended in its round or an
+         * earlier one, and the reply leaves after that round's commit. */
+        return phi_verifier_submit(v, &q, ret_ticket);
 }
 
 void phi_verifier_audit_hook(void *userdata, enum phi_event event, int priority, const struct phi_journal_field *fields,
@@ -1962,8 +1995,10 @@ void phi_verifier_audit_hook(void *userdata, enum phi_event event, int priority,
                 q.audit_time_us = (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
         if (enqueue_internal(v, &q) < 0)
                 phi_log(LOG_ERR, "audit record of %s lost: the verifier's queue is full", q.audit_event);
-        else
+        else {
+                audit_queued_here++;
                 (void) !write(v->wake_fd, &one, sizeof(one));
+        }
 }
 
 void phi_verifier_audit_state(phi_verifier *v, uint64_t *ret_size, uint64_t *ret_checkpoint, char *vkey,
@@ -2115,7 +2150,17 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
         } else {
                 if (note) {
                         phi_audit_log_checkpoint_committed(v->audit, phi_audit_log_size(v->audit), now);
-                        journal_checkpoint(v, note);
+                        size_t len = strlen(note) + 1;
+                        struct round_checkpoint *c = malloc(sizeof(*c) + len);
+                        if (c) {
+                                snprintf(c->host, sizeof(c->host), "%s", v->hostname);
+                                memcpy(c->note, note, len);
+                                free(batch->tail->checkpoint);
+                                batch->tail->checkpoint = c;
+                        } else
+                                phi_log(LOG_ERR, "the checkpoint of %llu records is stored but not journaled: out of "
+                                                 "memory",
+                                        (unsigned long long) phi_audit_log_size(v->audit));
                 }
                 pthread_mutex_lock(&v->lock);
                 v->audit_size = phi_audit_log_size(v->audit);
@@ -2246,6 +2291,8 @@ static void *journal_thread(void *arg) {
                         struct job *j = batch.head;
                         batch.head = j->next;
                         journal_job(j);
+                        if (j->checkpoint)
+                                journal_checkpoint(j->checkpoint);
                         job_free(j);
                 }
         }

@@ -179,6 +179,15 @@ bool phi_verifier_take(phi_verifier *v, uint64_t *ret_ticket, phi_msg **ret_repl
  * verifier's next round. */
 void phi_verifier_audit_hook(void *userdata, enum phi_event event, int priority, const struct phi_journal_field *fields,
                              size_t n_fields);
+/* How many records the calling thread has handed to the hook so far. */
+uint64_t phi_verifier_audit_queued_here(void);
+/* Queues reply (taken on success; on failure still the caller's) behind the
+ * records queued so far: it is the reply of *ret_ticket once they are
+ * durable (an ERROR if their round fails). For a request whose events went
+ * through the hook: its answer must not come before its record. -ENOBUFS:
+ * the queue is full. */
+int phi_verifier_submit_after_audit(phi_verifier *v, phi_msg *reply, uint64_t *ret_ticket) _phi_warn_unused_
+        _phi_nonnull_;
 /* The audit log's size and newest checkpoint, and its verifier key (copied). */
 void phi_verifier_audit_state(phi_verifier *v, uint64_t *ret_size, uint64_t *ret_checkpoint, char *vkey,
                               size_t vkey_len) _phi_nonnull_;

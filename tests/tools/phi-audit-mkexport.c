@@ -4,9 +4,12 @@
  * exports.
  *   phi-audit-mkexport keygen NAME SKEYFILE VKEYFILE
  *   phi-audit-mkexport export SKEYFILE RECORDS [FIRST END [EVERY]]   > FILE
+ *   phi-audit-mkexport resign SKEYFILE < NOTE > NOTE
  * RECORDS is the size of the log; the export holds records FIRST..END-1 (all
  * by default), a checkpoint after every EVERY records, and the checkpoint of
- * the whole log last. */
+ * the whole log last. resign: the text of a signed note (a checkpoint)
+ * signed anew with SKEYFILE's key alone, as someone without the log's key
+ * would forge one (the tamper tests). */
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +30,35 @@ static int write_file(const char *path, const char *text) {
         return 0;
 }
 
+static int resign(const char *skey_path) {
+        static char note[PHI_AUDIT_NOTE_MAX + 1], out[PHI_AUDIT_NOTE_MAX];
+        char sk[PHI_AUDIT_SKEY_MAX];
+        struct phi_audit_signer s;
+        const char *error = NULL, *blank;
+        size_t n, len = 0;
+        FILE *f = fopen(skey_path, "re");
+
+        if (!f || !fgets(sk, sizeof(sk), f)) {
+                perror(skey_path);
+                return 1;
+        }
+        fclose(f);
+        sk[strcspn(sk, "\n")] = '\0';
+        if (phi_audit_signer_parse(sk, strlen(sk), &s, &error) < 0) {
+                fprintf(stderr, "%s: %s\n", skey_path, error);
+                return 1;
+        }
+        n = fread(note, 1, PHI_AUDIT_NOTE_MAX, stdin);
+        note[n] = '\0';
+        blank = strstr(note, "\n\n");
+        if (!blank || phi_audit_note_sign(&s, note, (size_t) (blank - note) + 1, out, sizeof(out), &len) < 0) {
+                fprintf(stderr, "stdin: not a signed note\n");
+                return 1;
+        }
+        phi_audit_signer_wipe(&s);
+        return fwrite(out, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
         char sk[PHI_AUDIT_SKEY_MAX], vk[PHI_AUDIT_VKEY_MAX];
         struct phi_audit_signer s;
@@ -41,10 +73,13 @@ int main(int argc, char **argv) {
                 }
                 return write_file(argv[3], sk) || write_file(argv[4], vk);
         }
+        if (argc == 3 && strcmp(argv[1], "resign") == 0)
+                return resign(argv[2]);
         if (argc < 4 || argc > 7 || argc == 5 || strcmp(argv[1], "export") != 0) {
                 fprintf(stderr, "usage: %s keygen NAME SKEYFILE VKEYFILE\n"
-                                "       %s export SKEYFILE RECORDS [FIRST END [EVERY]]\n",
-                        argv[0], argv[0]);
+                                "       %s export SKEYFILE RECORDS [FIRST END [EVERY]]\n"
+                                "       %s resign SKEYFILE < NOTE\n",
+                        argv[0], argv[0], argv[0]);
                 return 2;
         }
         FILE *f = fopen(argv[2], "re");

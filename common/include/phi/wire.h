@@ -196,6 +196,12 @@ enum phi_msg_type {
         PHI_MSG_TOTP_ACTIVATE = 0x0303, /* CODE -> OK: the pending token becomes active; on the
                                          * PAM socket also USER SERVICE [RHOST] [TTY] */
         PHI_MSG_TOTP_RESET = 0x0304,    /* USER -> OK: the user's tokens and ticket removed */
+
+        /* phictl audit verify (no FILE): the daemon checks its stored log
+         * against its checkpoints and the journal's; answered when done.
+         * -> OK (pairs: verified, outcome, [bad_seq],
+         * [error], records, checkpoints, journal_checkpoints, ...) */
+        PHI_MSG_AUDIT_VERIFY = 0x0502,
 };
 
 /* A decoded or to-be-encoded message. Opaque; see phi_msg_new(). */
