@@ -255,8 +255,15 @@ static int checkpoint(struct verify *v, const char *s, size_t n, bool last) {
                                             "signed for size %llu (the consistency proof fails)",
                                             (unsigned long long) blame(v), (unsigned long long) blame(v),
                                             (unsigned long long) v->next - 1, (unsigned long long) cp.size);
-                        return fail(v, -1, "line %llu: the consistency proof to the checkpoint fails",
-                                    (unsigned long long) v->line);
+                        /* Every record so far is covered by a verified
+                         * checkpoint: the export stops short of the tree this
+                         * one signs, and the first record it lacks is named. */
+                        return fail(v, (int64_t) v->next,
+                                    "record %llu: missing; the %llu records of the export do not lead to the tree "
+                                    "signed for size %llu on line %llu (records from %llu on were cut off)",
+                                    (unsigned long long) v->next, (unsigned long long) v->next,
+                                    (unsigned long long) cp.size, (unsigned long long) v->line,
+                                    (unsigned long long) v->next);
                 }
         }
         v->covered = v->next;
