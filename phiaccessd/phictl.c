@@ -186,6 +186,14 @@ void print_pairs(const struct ctl *ctl, const phi_msg *m) {
                 fputs("}\n", stdout);
 }
 
+/* How long a person at phictl waits for an answer once connected. Most
+ * answers are a durable store commit (synchronous=FULL), and on a loaded host
+ * one fdatasync can take seconds: 3 s, pam_phi's fail-closed login bound,
+ * made `phictl totp enroll` give up on answers that were on their way. This
+ * is systemctl's D-Bus default; connecting keeps the short bound, so a daemon
+ * that is not there is still reported at once. */
+#define CTL_REPLY_TIMEOUT_MS (25 * 1000)
+
 /* One request, one reply; maps failures to the documented exit codes. An
  * ERROR reply with errno `quiet` (negative; 0 for none) is not printed, and
  * *ret_error says it was that one. */
@@ -227,11 +235,11 @@ static int ctl_call_timeout(const struct ctl *ctl, const phi_msg *req, int timeo
 }
 
 int ctl_call(const struct ctl *ctl, const phi_msg *req, phi_msg **ret) {
-        return ctl_call_timeout(ctl, req, PHI_CLIENT_DEFAULT_TIMEOUT_MS, ret);
+        return ctl_call_timeout(ctl, req, CTL_REPLY_TIMEOUT_MS, ret);
 }
 
 int ctl_call_quiet(const struct ctl *ctl, const phi_msg *req, int quiet, phi_msg **ret, int *ret_error) {
-        return ctl_call_full(ctl, req, PHI_CLIENT_DEFAULT_TIMEOUT_MS, quiet, ret, ret_error);
+        return ctl_call_full(ctl, req, CTL_REPLY_TIMEOUT_MS, quiet, ret, ret_error);
 }
 
 /* A verb with no arguments whose answer is a list of pairs. */
