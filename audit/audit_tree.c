@@ -9,19 +9,33 @@
 #include <errno.h>
 #include <string.h>
 
-#include <sodium.h>
+/* Nettle, not libsodium (which signs): its SHA-256 picks the CPU's SHA
+ * extensions at run time (x86 SHA-NI, ARMv8 SHA2), five times faster than
+ * libsodium's portable C on the records' sizes. Hashing is most of what an
+ * append and a verification cost, and a 1,000,000-record live verification
+ * has a 2 s budget. */
+#include <nettle/sha2.h>
 
 #include "audit_internal.h"
 
+void phi_audit_sha256(const void *data, size_t n, uint8_t ret[PHI_AUDIT_HASH_SIZE]) {
+        struct sha256_ctx st;
+
+        sha256_init(&st);
+        if (n)
+                sha256_update(&st, n, data);
+        sha256_digest(&st, PHI_AUDIT_HASH_SIZE, ret);
+}
+
 void phi_audit_leaf_hash(const void *leaf, size_t n, uint8_t ret[PHI_AUDIT_HASH_SIZE]) {
-        crypto_hash_sha256_state st;
+        struct sha256_ctx st;
         static const uint8_t prefix = 0x00;
 
-        crypto_hash_sha256_init(&st);
-        crypto_hash_sha256_update(&st, &prefix, 1);
+        sha256_init(&st);
+        sha256_update(&st, 1, &prefix);
         if (n)
-                crypto_hash_sha256_update(&st, leaf, n);
-        crypto_hash_sha256_final(&st, ret);
+                sha256_update(&st, n, leaf);
+        sha256_digest(&st, PHI_AUDIT_HASH_SIZE, ret);
 }
 
 void phi_audit_node_hash(const uint8_t left[PHI_AUDIT_HASH_SIZE], const uint8_t right[PHI_AUDIT_HASH_SIZE],
@@ -31,7 +45,7 @@ void phi_audit_node_hash(const uint8_t left[PHI_AUDIT_HASH_SIZE], const uint8_t 
         in[0] = 0x01;
         memcpy(in + 1, left, PHI_AUDIT_HASH_SIZE);
         memcpy(in + 1 + PHI_AUDIT_HASH_SIZE, right, PHI_AUDIT_HASH_SIZE);
-        crypto_hash_sha256(ret, in, sizeof(in));   /* ret may alias left or right: in is a copy */
+        phi_audit_sha256(in, sizeof(in), ret);   /* ret may alias left or right: in is a copy */
 }
 
 void phi_audit_tree_init(struct phi_audit_tree *t) {
@@ -68,7 +82,7 @@ void phi_audit_tree_root(const struct phi_audit_tree *t, uint8_t ret[PHI_AUDIT_H
         unsigned i;
 
         if (t->size == 0) {
-                crypto_hash_sha256(ret, NULL, 0);
+                phi_audit_sha256(NULL, 0, ret);
                 return;
         }
         /* the smallest subtree is the rightmost; each larger one is to its left */

@@ -92,7 +92,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 static int floors(const char *dir, uint64_t bytes) {
-        uint8_t hash[crypto_hash_sha256_BYTES], page[4096];
+        uint8_t hash[PHI_AUDIT_HASH_SIZE], page[4096];
         char path[4096];
         double t0, syncs[100];
         unsigned char *data = malloc(bytes ? bytes : 1);
@@ -103,7 +103,7 @@ static int floors(const char *dir, uint64_t bytes) {
         for (uint64_t i = 0; i < bytes; i++)
                 data[i] = (unsigned char) ('a' + i % 26);
         t0 = now();
-        crypto_hash_sha256(hash, data, bytes);
+        phi_audit_sha256(data, bytes, hash);
         printf("floor: SHA-256 of %llu bytes: %.3f s\n", (unsigned long long) bytes, now() - t0);
 
         snprintf(path, sizeof(path), "%s/floor.bin", dir);

@@ -112,6 +112,10 @@ int phi_audit_record_parse(const char *s, size_t n, struct phi_audit_parsed *ret
 
 /* ---- The Merkle tree (RFC 9162 section 2.1) ------------------------------- */
 
+/* SHA-256 of n bytes, as the tree hashes them: the floor the benchmarks
+ * measure the tree against. */
+void phi_audit_sha256(const void *data, size_t n, uint8_t ret[PHI_AUDIT_HASH_SIZE]) _phi_nonnull_args_(3);
+
 /* SHA-256(0x00 || leaf) and SHA-256(0x01 || left || right). */
 void phi_audit_leaf_hash(const void *leaf, size_t n, uint8_t ret[PHI_AUDIT_HASH_SIZE]) _phi_nonnull_args_(3);
 void phi_audit_node_hash(const uint8_t left[PHI_AUDIT_HASH_SIZE], const uint8_t right[PHI_AUDIT_HASH_SIZE],
