@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "localfiles.h"
 
@@ -169,113 +172,376 @@ bool phi_local_db_has_id(const struct phi_local_db *db, uint32_t id) {
         return db->n_ids > 0 && bsearch(&id, db->ids, db->n_ids, sizeof(uint32_t), cmp_u32);
 }
 
-int phi_local_user_by_uid(const char *path, uid_t uid, char **ret_name, gid_t *ret_gid) {
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0;
-        struct passwd pw;
-        FILE *f;
-        int r;
+/*
+ * The lookups (who is this caller, is this user local, which local groups do
+ * they have) come on every login and every request, from several threads; a
+ * parse of the whole file each time cost a login 17% of the verifier's time
+ * with a small file and milliseconds with 10,000 accounts. So each file is
+ * parsed once into an index and re-parsed when it changes: a stat() per
+ * lookup compares device, inode, size, mtime and ctime, which covers both
+ * ways the file is changed (a new file renamed over it by vipw, useradd,
+ * adduser; an edit in place). As in git's "racy" index: mtime ticks are
+ * coarse (a few ms), so an index read within a second of the file's mtime is
+ * not trusted and the file is parsed again until it has settled.
+ */
+#define LOCAL_ENTRIES_MAX (4u << 20)
+#define LOCAL_RACY_NS 1000000000LL
 
-        f = fopen(path, "re");
-        if (!f)
-                return errno == ENOENT ? -ENOENT : phi_negative_errno();
-        while ((r = next_user(f, &pw, &buf, &size)) > 0)
-                if (pw.pw_uid == uid)
-                        break;
-        fclose(f);
-        if (r == 0)
-                return -ENOENT;
-        if (r < 0)
-                return r;
-        *ret_name = strdup(pw.pw_name);
-        if (!*ret_name)
-                return -ENOMEM;
-        *ret_gid = pw.pw_gid;
-        return 0;
-}
+struct local_user {
+        char *name, *gecos, *home, *shell;
+        uid_t uid;
+        gid_t gid;
+};
 
-int phi_local_user_get(const char *path, const char *name, struct phi_user *ret) {
-        _cleanup_free_ char *buf = NULL;
-        struct phi_user u = { 0 };
-        size_t size = 0;
-        struct passwd pw;
-        FILE *f;
-        int r;
+struct local_group {
+        char *name;
+        gid_t gid;
+        char **members;     /* NULL-terminated */
+};
 
-        f = fopen(path, "re");
-        if (!f)
-                return errno == ENOENT ? -ENOENT : phi_negative_errno();
-        while ((r = next_user(f, &pw, &buf, &size)) > 0)
-                if (strcmp(pw.pw_name, name) == 0)
-                        break;
-        fclose(f);
-        if (r == 0)
-                return -ENOENT;
-        if (r < 0)
-                return r;
-        u.name = strdup(pw.pw_name);
-        u.gecos = strdup(pw.pw_gecos ? pw.pw_gecos : "");
-        u.home = strdup(pw.pw_dir ? pw.pw_dir : "");
-        u.shell = strdup(pw.pw_shell ? pw.pw_shell : "");
-        u.uid = pw.pw_uid;
-        u.gid = pw.pw_gid;
-        if (!u.name || !u.gecos || !u.home || !u.shell) {
-                phi_user_clear(&u);
-                return -ENOMEM;
+struct local_file {
+        char *path;
+        bool groups;
+        bool present;
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtim, ctim;
+        int64_t parsed_ns;          /* CLOCK_REALTIME when it was parsed */
+        struct local_user *users;   /* file order */
+        size_t n_users;
+        struct local_user **by_name; /* the same, by name, then file order */
+        struct local_user **by_uid;  /* the same, by uid, then file order */
+        struct local_group *grps;   /* file order: a lookup by name takes the first */
+        size_t n_grps;
+};
+
+/* A daemon reads one passwd and one group file (tests run a few more). */
+#define LOCAL_FILES 4
+static struct {
+        pthread_mutex_t lock;
+        struct local_file *files[LOCAL_FILES];
+        unsigned next;
+} cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void local_file_free(struct local_file *lf) {
+        if (!lf)
+                return;
+        for (size_t i = 0; i < lf->n_users; i++) {
+                free(lf->users[i].name);
+                free(lf->users[i].gecos);
+                free(lf->users[i].home);
+                free(lf->users[i].shell);
         }
-        *ret = u;
+        free(lf->users);
+        free(lf->by_name);
+        free(lf->by_uid);
+        for (size_t i = 0; i < lf->n_grps; i++) {
+                free(lf->grps[i].name);
+                for (char **m = lf->grps[i].members; m && *m; m++)
+                        free(*m);
+                free(lf->grps[i].members);
+        }
+        free(lf->grps);
+        free(lf->path);
+        free(lf);
+}
+
+/* Ties in file order (users[] is in file order, so by address): the first
+ * account of a name or uid wins, as getpwnam() and getpwuid() answer. */
+static int cmp_user_name(const void *a, const void *b) {
+        const struct local_user *x = *(struct local_user *const *) a, *y = *(struct local_user *const *) b;
+        int c = strcmp(x->name, y->name);
+
+        return c ? c : (x > y) - (x < y);
+}
+
+static int cmp_user_uid(const void *a, const void *b) {
+        const struct local_user *x = *(struct local_user *const *) a, *y = *(struct local_user *const *) b;
+
+        if (x->uid != y->uid)
+                return (x->uid > y->uid) - (x->uid < y->uid);
+        return (x > y) - (x < y);
+}
+
+static char *dup_or_empty(const char *s) {
+        return strdup(s ? s : "");
+}
+
+static int add_user(struct local_file *lf, size_t *cap, const struct passwd *pw) {
+        struct local_user *u;
+
+        if (lf->n_users >= LOCAL_ENTRIES_MAX)
+                return -E2BIG;
+        if (lf->n_users == *cap) {
+                size_t ncap = *cap ? *cap * 2 : 64;
+                struct local_user *n = reallocarray(lf->users, ncap, sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                lf->users = n;
+                *cap = ncap;
+        }
+        u = &lf->users[lf->n_users];
+        *u = (struct local_user){ .name = strdup(pw->pw_name), .gecos = dup_or_empty(pw->pw_gecos),
+                                  .home = dup_or_empty(pw->pw_dir), .shell = dup_or_empty(pw->pw_shell),
+                                  .uid = pw->pw_uid, .gid = pw->pw_gid };
+        lf->n_users++;   /* counted first, so that free() finds what was made */
+        return u->name && u->gecos && u->home && u->shell ? 0 : -ENOMEM;
+}
+
+static int add_group(struct local_file *lf, size_t *cap, const struct group *gr) {
+        struct local_group *g;
+        size_t n = 0;
+
+        if (lf->n_grps >= LOCAL_ENTRIES_MAX)
+                return -E2BIG;
+        if (lf->n_grps == *cap) {
+                size_t ncap = *cap ? *cap * 2 : 64;
+                struct local_group *ng = reallocarray(lf->grps, ncap, sizeof(*ng));
+                if (!ng)
+                        return -ENOMEM;
+                lf->grps = ng;
+                *cap = ncap;
+        }
+        g = &lf->grps[lf->n_grps];
+        for (char **m = gr->gr_mem; m && *m; m++)
+                n++;
+        *g = (struct local_group){ .name = strdup(gr->gr_name), .gid = gr->gr_gid,
+                                   .members = calloc(n + 1, sizeof(char *)) };
+        lf->n_grps++;
+        if (!g->name || !g->members)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (!(g->members[i] = strdup(gr->gr_mem[i])))
+                        return -ENOMEM;
         return 0;
 }
 
-int phi_local_user_by_name(const char *path, const char *name, uid_t *ret_uid) {
-        struct phi_user u = { 0 };
-        int r = phi_local_user_get(path, name, &u);
+static int64_t realtime_ns(void) {
+        struct timespec ts;
 
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t ts_ns(const struct timespec *ts) {
+        return (int64_t) ts->tv_sec * 1000000000LL + ts->tv_nsec;
+}
+
+/* Parses path as it is now; a missing file is a present=false index. */
+static int local_file_parse(const char *path, bool groups, struct local_file **ret) {
+        _cleanup_free_ char *buf = NULL;
+        struct local_file *lf = calloc(1, sizeof(*lf));
+        size_t size = 0, cap = 0;
+        struct passwd pw;
+        struct group gr;
+        struct stat st;
+        FILE *f = NULL;
+        int r = 0;
+
+        if (!lf || !(lf->path = strdup(path))) {
+                r = -ENOMEM;
+                goto out;
+        }
+        lf->groups = groups;
+        lf->parsed_ns = realtime_ns();
+        f = fopen(path, "re");
+        if (!f) {
+                r = errno == ENOENT ? 0 : phi_negative_errno();
+                goto out;
+        }
+        if (fstat(fileno(f), &st) < 0) {
+                r = phi_negative_errno();
+                goto out;
+        }
+        lf->present = true;
+        lf->dev = st.st_dev;
+        lf->ino = st.st_ino;
+        lf->size = st.st_size;
+        lf->mtim = st.st_mtim;
+        lf->ctim = st.st_ctim;
+        for (;;) {
+                r = groups ? next_group(f, &gr, &buf, &size) : next_user(f, &pw, &buf, &size);
+                if (r <= 0)
+                        break;
+                if ((r = groups ? add_group(lf, &cap, &gr) : add_user(lf, &cap, &pw)) < 0)
+                        break;
+        }
+        if (r < 0)
+                goto out;
+        if (lf->n_users > 0) {
+                lf->by_name = calloc(lf->n_users, sizeof(*lf->by_name));
+                lf->by_uid = calloc(lf->n_users, sizeof(*lf->by_uid));
+                if (!lf->by_name || !lf->by_uid) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                for (size_t i = 0; i < lf->n_users; i++)
+                        lf->by_name[i] = lf->by_uid[i] = &lf->users[i];
+                qsort(lf->by_name, lf->n_users, sizeof(*lf->by_name), cmp_user_name);
+                qsort(lf->by_uid, lf->n_users, sizeof(*lf->by_uid), cmp_user_uid);
+        }
+out:
+        if (f)
+                fclose(f);
+        if (r < 0) {
+                local_file_free(lf);
+                return r;
+        }
+        *ret = lf;
+        return 0;
+}
+
+static bool local_file_fresh(const struct local_file *lf, const char *path) {
+        struct stat st;
+
+        if (stat(path, &st) < 0)
+                return errno == ENOENT && !lf->present;
+        return lf->present && st.st_dev == lf->dev && st.st_ino == lf->ino && st.st_size == lf->size &&
+               ts_ns(&st.st_mtim) == ts_ns(&lf->mtim) && ts_ns(&st.st_ctim) == ts_ns(&lf->ctim) &&
+               lf->parsed_ns - ts_ns(&st.st_mtim) >= LOCAL_RACY_NS &&
+               lf->parsed_ns - ts_ns(&st.st_ctim) >= LOCAL_RACY_NS;
+}
+
+/* With cache.lock held: the index of path as it is now. */
+static int local_file_get(const char *path, bool groups, struct local_file **ret) {
+        struct local_file *lf = NULL;
+        unsigned slot = cache.next;
+        int r;
+
+        for (unsigned i = 0; i < LOCAL_FILES; i++)
+                if (cache.files[i] && cache.files[i]->groups == groups && strcmp(cache.files[i]->path, path) == 0) {
+                        if (local_file_fresh(cache.files[i], path)) {
+                                *ret = cache.files[i];
+                                return 0;
+                        }
+                        slot = i;
+                        break;
+                }
+        if ((r = local_file_parse(path, groups, &lf)) < 0)
+                return r;
+        if (slot == cache.next)
+                cache.next = (cache.next + 1) % LOCAL_FILES;
+        local_file_free(cache.files[slot]);
+        cache.files[slot] = lf;
+        *ret = lf;
+        return 0;
+}
+
+/* Both find the lowest index with the key: the first account in the file. */
+static const struct local_user *user_by_name(const struct local_file *lf, const char *name) {
+        size_t lo = 0, hi = lf->n_users;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(lf->by_name[mid]->name, name) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < lf->n_users && strcmp(lf->by_name[lo]->name, name) == 0 ? lf->by_name[lo] : NULL;
+}
+
+static const struct local_user *user_by_uid(const struct local_file *lf, uid_t uid) {
+        size_t lo = 0, hi = lf->n_users;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (lf->by_uid[mid]->uid < uid)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < lf->n_users && lf->by_uid[lo]->uid == uid ? lf->by_uid[lo] : NULL;
+}
+
+int phi_local_user_by_uid(const char *path, uid_t uid, char **ret_name, gid_t *ret_gid) {
+        const struct local_user *u;
+        struct local_file *lf;
+        int r;
+
+        pthread_mutex_lock(&cache.lock);
+        r = local_file_get(path, false, &lf);
+        if (r == 0 && !(u = user_by_uid(lf, uid)))
+                r = -ENOENT;
+        if (r == 0 && !(*ret_name = strdup(u->name)))
+                r = -ENOMEM;
         if (r == 0)
-                *ret_uid = u.uid;
-        phi_user_clear(&u);
+                *ret_gid = u->gid;
+        pthread_mutex_unlock(&cache.lock);
         return r;
 }
 
-bool phi_local_group_has_member(const char *path, const char *group, const char *user, gid_t gid) {
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0;
-        struct group gr;
-        bool found = false;
-        FILE *f;
+int phi_local_user_get(const char *path, const char *name, struct phi_user *ret) {
+        const struct local_user *lu;
+        struct phi_user u = { 0 };
+        struct local_file *lf;
+        int r;
 
-        f = fopen(path, "re");
-        if (!f)
-                return false;
-        while (!found && next_group(f, &gr, &buf, &size) > 0) {
-                if (strcmp(gr.gr_name, group) != 0)
-                        continue;
-                if (gr.gr_gid == gid)
-                        found = true;
-                for (char **m = gr.gr_mem; !found && m && *m; m++)
-                        if (strcmp(*m, user) == 0)
-                                found = true;
+        pthread_mutex_lock(&cache.lock);
+        r = local_file_get(path, false, &lf);
+        if (r == 0 && !(lu = user_by_name(lf, name)))
+                r = -ENOENT;
+        if (r == 0) {
+                u = (struct phi_user){ .name = strdup(lu->name), .gecos = strdup(lu->gecos),
+                                       .home = strdup(lu->home), .shell = strdup(lu->shell),
+                                       .uid = lu->uid, .gid = lu->gid };
+                if (!u.name || !u.gecos || !u.home || !u.shell) {
+                        phi_user_clear(&u);
+                        r = -ENOMEM;
+                }
         }
-        fclose(f);
+        pthread_mutex_unlock(&cache.lock);
+        if (r == 0)
+                *ret = u;
+        return r;
+}
+
+int phi_local_user_by_name(const char *path, const char *name, uid_t *ret_uid) {
+        const struct local_user *u;
+        struct local_file *lf;
+        int r;
+
+        pthread_mutex_lock(&cache.lock);
+        r = local_file_get(path, false, &lf);
+        if (r == 0 && !(u = user_by_name(lf, name)))
+                r = -ENOENT;
+        if (r == 0)
+                *ret_uid = u->uid;
+        pthread_mutex_unlock(&cache.lock);
+        return r;
+}
+
+static bool group_has(const struct local_group *g, const char *user, gid_t gid) {
+        if (g->gid == gid)
+                return true;
+        for (char **m = g->members; *m; m++)
+                if (strcmp(*m, user) == 0)
+                        return true;
+        return false;
+}
+
+bool phi_local_group_has_member(const char *path, const char *group, const char *user, gid_t gid) {
+        struct local_file *lf;
+        bool found = false;
+
+        pthread_mutex_lock(&cache.lock);
+        if (local_file_get(path, true, &lf) == 0)
+                for (size_t i = 0; i < lf->n_grps && !found; i++)
+                        found = strcmp(lf->grps[i].name, group) == 0 && group_has(&lf->grps[i], user, gid);
+        pthread_mutex_unlock(&cache.lock);
         return found;
 }
 
 int phi_local_groups_of(const char *path, const char *user, gid_t gid, char ***names, size_t *n,
                         size_t *cap) {
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0;
-        struct group gr;
-        FILE *f;
+        struct local_file *lf;
         int r;
 
-        f = fopen(path, "re");
-        if (!f)
-                return errno == ENOENT ? 0 : phi_negative_errno();
-        while ((r = next_group(f, &gr, &buf, &size)) > 0) {
-                bool member = gr.gr_gid == gid;
-                for (char **m = gr.gr_mem; !member && m && *m; m++)
-                        member = strcmp(*m, user) == 0;
-                if (!member)
+        pthread_mutex_lock(&cache.lock);
+        r = local_file_get(path, true, &lf);
+        for (size_t i = 0; r == 0 && i < lf->n_grps; i++) {
+                if (!group_has(&lf->grps[i], user, gid))
                         continue;
                 if (*n == *cap) {
                         size_t new_cap = *cap ? *cap * 2 : 16;
@@ -287,13 +553,21 @@ int phi_local_groups_of(const char *path, const char *user, gid_t gid, char ***n
                         *names = v;
                         *cap = new_cap;
                 }
-                (*names)[*n] = strdup(gr.gr_name);
-                if (!(*names)[*n]) {
+                if (!((*names)[*n] = strdup(lf->grps[i].name))) {
                         r = -ENOMEM;
                         break;
                 }
                 (*n)++;
         }
-        fclose(f);
-        return r < 0 ? r : 0;
+        pthread_mutex_unlock(&cache.lock);
+        return r;
+}
+
+void phi_local_cache_drop(void) {
+        pthread_mutex_lock(&cache.lock);
+        for (unsigned i = 0; i < LOCAL_FILES; i++) {
+                local_file_free(cache.files[i]);
+                cache.files[i] = NULL;
+        }
+        pthread_mutex_unlock(&cache.lock);
 }

@@ -29,6 +29,10 @@ void phi_local_db_clear(struct phi_local_db *db);
 bool phi_local_db_has_name(const struct phi_local_db *db, const char *name) _phi_nonnull_;
 bool phi_local_db_has_id(const struct phi_local_db *db, uint32_t id) _phi_nonnull_;
 
+/* The lookups below parse each file once and again only when it changes
+ * (localfiles.c says how a change is seen); this forgets every parse. */
+void phi_local_cache_drop(void);
+
 /* The local account with this uid: its name and primary gid. -ENOENT if none. */
 int phi_local_user_by_uid(const char *path, uid_t uid, char **ret_name, gid_t *ret_gid)
         _phi_warn_unused_ _phi_nonnull_;

@@ -630,6 +630,7 @@ int main(int argc, char **argv) {
         phi_journal_set_audit_hook(NULL, NULL);
         phi_verifier_free(m.daemon.verifier);
         phi_store_free(m.daemon.store);
+        phi_local_cache_drop();   /* every thread that looked up accounts has stopped */
         /* Last: a successor may start once the sockets and the store are let go. */
         (void) phi_close_safe(m.instance_fd);
         sd_event_unref(m.event);

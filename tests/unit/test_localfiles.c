@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "localfiles.h"
+#include "store.h"
 
 #define USERS 400
 
@@ -123,6 +124,77 @@ static void test_user_get(void **state) {
         assert_null(u.name);
 }
 
+static void write_file(const char *path, const char *text) {
+        FILE *f = fopen(path, "we");
+
+        assert_non_null(f);
+        assert_int_equal(fputs(text, f) >= 0, 1);
+        assert_int_equal(fclose(f), 0);
+}
+
+/* The lookups keep a parse of each file; an account added, renamed in place
+ * (same size, the same moment) or removed is seen by the next lookup, and
+ * where the file has a name or uid twice the first line wins, as in glibc. */
+static void test_changes_seen(void **state) {
+        char path[300], tmp[310], *name = NULL;
+        struct phi_user u = { 0 };
+        uid_t uid = 0;
+        gid_t gid = 0;
+
+        (void) state;
+        snprintf(path, sizeof(path), "%s/passwd.changing", dir);
+        snprintf(tmp, sizeof(tmp), "%s.new", path);
+        write_file(path, "anna:x:2001:2001::/home/anna:/bin/sh\n");
+        assert_int_equal(phi_local_user_by_name(path, "anna", &uid), 0);
+        assert_int_equal(uid, 2001);
+        /* in place, same size, at once */
+        write_file(path, "anne:x:2001:2001::/home/anna:/bin/sh\n");
+        assert_int_equal(phi_local_user_by_name(path, "anna", &uid), -ENOENT);
+        assert_int_equal(phi_local_user_by_name(path, "anne", &uid), 0);
+        /* a new file renamed over it, as vipw and useradd do */
+        write_file(tmp, "anne:x:2001:2001::/home/anna:/bin/sh\nbert:x:2002:2002::/home/bert:/bin/sh\n"
+                        "anne:x:2003:2003::/home/other:/bin/sh\nbertram:x:2002:2002::/:/bin/sh\n");
+        assert_int_equal(rename(tmp, path), 0);
+        assert_int_equal(phi_local_user_get(path, "anne", &u), 0);
+        assert_int_equal(u.uid, 2001);
+        phi_user_clear(&u);
+        assert_int_equal(phi_local_user_by_uid(path, 2002, &name, &gid), 0);
+        assert_string_equal(name, "bert");
+        free(name);
+        assert_int_equal(phi_local_user_by_name(path, "bertram", &uid), 0);
+        assert_int_equal(uid, 2002);
+        /* gone, then back */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(phi_local_user_by_name(path, "anne", &uid), -ENOENT);
+        write_file(path, "carl:x:2004:2004::/home/carl:/bin/sh\n");
+        assert_int_equal(phi_local_user_by_name(path, "carl", &uid), 0);
+        assert_int_equal(phi_local_user_by_name(path, "anne", &uid), -ENOENT);
+        phi_local_cache_drop();
+        assert_int_equal(phi_local_user_by_name(path, "carl", &uid), 0);
+        assert_int_equal(unlink(path), 0);
+}
+
+/* Memberships follow the group file as it changes, too. */
+static void test_group_changes_seen(void **state) {
+        char path[300];
+        char **v = NULL;
+        size_t n = 0, cap = 0;
+
+        (void) state;
+        snprintf(path, sizeof(path), "%s/group.changing", dir);
+        write_file(path, "ops:x:4000:dora\n");
+        assert_true(phi_local_group_has_member(path, "ops", "dora", 1));
+        write_file(path, "ops:x:4000:dorb\n");
+        assert_false(phi_local_group_has_member(path, "ops", "dora", 1));
+        write_file(path, "ops:x:4000:dora\nweb:x:4001:erik,dora\nops:x:4002:\n");
+        assert_int_equal(phi_local_groups_of(path, "dora", 1, &v, &n, &cap), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(v[0], "ops");
+        assert_string_equal(v[1], "web");
+        phi_strv_free(v, n);
+        assert_int_equal(unlink(path), 0);
+}
+
 static atomic_bool stop;
 
 static void *loader(void *arg) {
@@ -175,6 +247,8 @@ int main(void) {
                 cmocka_unit_test(test_lookups),
                 cmocka_unit_test(test_user_get),
                 cmocka_unit_test(test_concurrent_identity),
+                cmocka_unit_test(test_changes_seen),
+                cmocka_unit_test(test_group_changes_seen),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
