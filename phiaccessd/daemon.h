@@ -34,6 +34,7 @@ struct phi_daemon {
         phi_ratelimit *refusals;
         phi_ratelimit *connection_notes;
         phi_ratelimit *self_service;    /* a user's own enrolment requests */
+        phi_ratelimit *elevation_calls; /* requests that change an elevation request */
         size_t connections;
         uint64_t connections_closed;    /* an idle one closed to make room for another */
         uint64_t connections_refused;   /* no room, and none idle to close */

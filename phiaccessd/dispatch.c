@@ -10,6 +10,7 @@
 #include "journal.h"
 #include "localfiles.h"
 #include "phi/parse.h"
+#include "server.h"
 #include "policy_state.h"
 #include "totp_handlers.h"
 
@@ -65,6 +66,17 @@ static const struct verb verbs[] = {
         { PHI_MSG_AUDIT_EXPORT, "audit export", PHI_CALLER_ANYONE, phi_handle_audit_export },
         { PHI_MSG_AUDIT_VERIFY, "audit verify", PHI_CALLER_ROOT | PHI_CALLER_AUDITOR, phi_handle_audit_verify },
 };
+
+/* The verbs counted against PHI_SERVER_ELEVATION_BURST (server.h). */
+static bool elevation_change(uint16_t type) {
+        static const uint16_t types[] = { PHI_MSG_ELEV_REQUEST, PHI_MSG_ELEV_DECIDE, PHI_MSG_ELEV_CANCEL,
+                                          PHI_MSG_ELEV_REVOKE, PHI_MSG_BREAKGLASS };
+
+        for (size_t i = 0; i < PHI_ELEMENTSOF(types); i++)
+                if (types[i] == type)
+                        return true;
+        return false;
+}
 
 static bool in_groups(char **groups, size_t n, const char *g) {
         for (size_t i = 0; i < n; i++)
@@ -215,6 +227,14 @@ int phi_dispatch(struct phi_daemon *d, const struct phi_caller *identified, cons
                 phi_dispatch_journal_refusal(d, caller, v->name, reason);
                 return phi_msg_new_error(-EACCES, ret_reply, "permission denied: %s; you are %s",
                                          reason, caller->name);
+        }
+        if (elevation_change(type) && caller->uid != 0 && d->elevation_calls &&
+            !phi_ratelimit_admit(d->elevation_calls, caller->uid, caller->name)) {
+                d->refused++;
+                phi_dispatch_journal_refusal(d, caller, v->name, "too_many_requests");
+                return phi_msg_new_error(-EBUSY, ret_reply, "too many elevation requests and decisions: at most %d "
+                                         "in %d s; try again shortly", PHI_SERVER_ELEVATION_BURST,
+                                         PHI_SERVER_JOURNAL_INTERVAL_S);
         }
         return v->handler(d, caller, req, ret_reply, ret_ticket);
 }

@@ -53,7 +53,7 @@ struct phi_server {
         /* Journal budgets: refused requests (the request socket's; the
          * dispatcher reaches it through daemon->refusals), and refused or
          * closed connections. Each interval ends in their summaries. */
-        phi_ratelimit *refusals, *connection_notes, *self_service;
+        phi_ratelimit *refusals, *connection_notes, *self_service, *elevation;
 };
 
 static void conn_free(struct conn *c) {
@@ -605,6 +605,8 @@ static void server_flush(phi_server *s) {
                 (void) phi_ratelimit_flush(s->connection_notes, summarise_connection, NULL);
         if (s->self_service)
                 (void) phi_ratelimit_flush(s->self_service, forget, NULL);
+        if (s->elevation)
+                (void) phi_ratelimit_flush(s->elevation, forget, NULL);
 }
 
 static int on_flush_timer(sd_event_source *src, uint64_t usec, void *userdata) {
@@ -808,10 +810,14 @@ int phi_server_new(sd_event *event, struct phi_daemon *d, int listen_fd, const c
         if (r >= 0)
                 r = phi_ratelimit_new(PHI_SERVER_SELF_SERVICE_BURST, PHI_SERVER_SELF_SERVICE_GLOBAL_BURST,
                                       PHI_SERVER_LIMIT_UIDS, &s->self_service);
+        if (r >= 0)
+                r = phi_ratelimit_new(PHI_SERVER_ELEVATION_BURST, PHI_SERVER_ELEVATION_GLOBAL_BURST,
+                                      PHI_SERVER_LIMIT_UIDS, &s->elevation);
         if (r >= 0) {
                 d->refusals = s->refusals;
                 d->connection_notes = s->connection_notes;
                 d->self_service = s->self_service;
+                d->elevation_calls = s->elevation;
                 r = sd_event_add_io(event, &s->sync_src, phi_sync_event_fd(d->sync), EPOLLIN, on_sync_event, s);
         }
         if (r >= 0 && d->verifier)
@@ -853,8 +859,10 @@ void phi_server_free(phi_server *s) {
                 s->daemon->refusals = NULL;
                 s->daemon->connection_notes = NULL;
                 s->daemon->self_service = NULL;
+                s->daemon->elevation_calls = NULL;
         }
         phi_ratelimit_free(s->self_service);
+        phi_ratelimit_free(s->elevation);
         phi_ratelimit_free(s->refusals);
         phi_ratelimit_free(s->connection_notes);
         sd_event_source_disable_unref(s->flush_timer);

@@ -29,6 +29,13 @@
  * are refused before they reach it. */
 #define PHI_SERVER_SELF_SERVICE_BURST 10
 #define PHI_SERVER_SELF_SERVICE_GLOBAL_BURST 200
+/* The elevation verbs that change a request (request, approve, deny, cancel,
+ * revoke, breakglass) are each a durable store round, an audit record and a
+ * journal entry: any local user can send them, so past this many per uid and
+ * interval (root excepted) they are refused before they reach the verifier.
+ * An approver clearing a backlog stays well inside it. */
+#define PHI_SERVER_ELEVATION_BURST 30
+#define PHI_SERVER_ELEVATION_GLOBAL_BURST 300
 #define PHI_SERVER_REQUEST_TIMEOUT_S 10     /* to send a whole request frame */
 #define PHI_SERVER_IDLE_TIMEOUT_S 30        /* between requests on one connection */
 #define PHI_SERVER_SYNC_TIMEOUT_S 900       /* a waiting `sync` gives up after this */

@@ -308,4 +308,21 @@ done
 phi_journal_wait --timeout 15 --after "$cursor3" SYSLOG_IDENTIFIER=phiaccessd \
     "MESSAGE=notification command $TOTP_DIR/notify.sh failed: killed after its 2 s timeout" >/dev/null ||
     phi_fail "the hanging command is killed at its timeout, and the failure journaled"
+# ------------------------------------- one user's flood of elevation calls
+# Each is a durable round, a record and an entry: past the per-uid budget a
+# caller is refused before the verifier, and nobody else is held up.
+cursor4=$(phi_journal_cursor)
+busy=0
+for _ in $(seq 1 35); do
+    ctl dave cancel 0123456789ab
+    case "$OUT" in *"too many elevation requests and decisions"*) busy=$((busy + 1)) ;; esac
+done
+phi_assert_eq "$([ "$busy" -ge 5 ] && echo yes)" yes "dave's calls past 30 in 10 s are refused ($busy were)"
+phi_journal_wait --timeout 10 --after "$cursor4" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=access_denied \
+    PHI_REASON=too_many_requests PHI_USER=dave >/dev/null ||
+    phi_fail "the refusal is journaled as too_many_requests"
+ctl alice request dba --for 1h --reason "after dave's flood"
+phi_assert_eq "$RC" 0 "another user is served meanwhile" "$OUT"
+ctl alice cancel "$(pair id)"
+phi_assert_eq "$RC" 0 "and cancels" "$OUT"
 phi_pass "elevation lifecycle checked"
