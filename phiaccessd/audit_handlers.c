@@ -28,6 +28,7 @@
  * answers "retry" and phictl asks again shortly, with the end fixed.
  */
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,63 @@ static int auditor_only(struct phi_daemon *d, const struct phi_caller *identifie
         return r < 0 ? r : 0;
 }
 
+/*
+ * Every page after the first comes with a seal: a MAC, under a key made at
+ * the daemon's start, of the caller's uid, the query (its filters, or the
+ * export's range) and the cursor. Without it the journaling of the first page
+ * could be skipped by asking for "page two" from seq 0, and an auditor could
+ * read the log without a trace of it. SipHash-2-4 (crypto_shorthash) is a MAC
+ * for short inputs; its 64 bits fit the cursor's number pairs, and a forged
+ * seal is one guess a request. A restarted daemon has a new key: the listing
+ * is asked again from its start, and journaled again.
+ */
+static uint8_t seal_key[crypto_shorthash_KEYBYTES];
+static bool seal_key_made;
+
+static void seal_put_str(crypto_generichash_state *st, const char *s) {
+        (void) crypto_generichash_update(st, (const uint8_t *) s, strlen(s) + 1);
+}
+
+static void seal_put_u64(crypto_generichash_state *st, uint64_t v) {
+        uint8_t b[8];
+
+        for (int i = 0; i < 8; i++)
+                b[i] = (uint8_t) (v >> (8 * i));
+        (void) crypto_generichash_update(st, b, sizeof(b));
+}
+
+/* The seal of (caller, what, f, a, b): the fields hashed to 32 bytes first,
+ * since crypto_shorthash takes one buffer. */
+static uint64_t seal_of(const struct phi_caller *caller, const char *what, const struct phi_audit_filter *f,
+                        uint64_t a, uint64_t b) {
+        crypto_generichash_state st;
+        uint8_t digest[32], mac[crypto_shorthash_BYTES];
+        uint64_t v = 0;
+
+        if (!seal_key_made) {
+                crypto_shorthash_keygen(seal_key);
+                seal_key_made = true;
+        }
+        (void) crypto_generichash_init(&st, NULL, 0, sizeof(digest));
+        seal_put_str(&st, what);
+        seal_put_u64(&st, caller->uid);
+        seal_put_str(&st, f->event);
+        seal_put_str(&st, f->user);
+        seal_put_str(&st, f->actor);
+        seal_put_str(&st, f->role);
+        seal_put_str(&st, f->request_id);
+        seal_put_str(&st, f->host);
+        seal_put_u64(&st, f->since_us);
+        seal_put_u64(&st, f->until_us);
+        seal_put_u64(&st, a);
+        seal_put_u64(&st, b);
+        (void) crypto_generichash_final(&st, digest, sizeof(digest));
+        (void) crypto_shorthash(mac, digest, sizeof(digest), seal_key);
+        for (int i = 0; i < 8; i++)
+                v |= (uint64_t) mac[i] << (8 * i);
+        return v;
+}
+
 /* The value of the request's KEY NUMBER pair named key. */
 static int cursor_get(const phi_msg *req, const char *key, uint64_t *ret) {
         size_t n = phi_msg_field_count(req);
@@ -84,6 +142,14 @@ static int cursor_get(const phi_msg *req, const char *key, uint64_t *ret) {
                 return phi_msg_field_u64(req, i + 1, ret);
         }
         return -ENOENT;
+}
+
+static bool seal_valid(const phi_msg *req, const struct phi_caller *caller, const char *what,
+                       const struct phi_audit_filter *f, uint64_t a, uint64_t b) {
+        uint64_t seal;
+
+        return cursor_get(req, "seal", &seal) == 0 && sodium_memcmp(&seal, &(uint64_t){ seal_of(caller, what, f, a, b) },
+                                                                    sizeof(seal)) == 0;
 }
 
 /* Only the cursor's own names: a misspelt one must not pass as "no cursor". */
@@ -314,7 +380,7 @@ static bool row_mismatch(const struct phi_audit_row *row, const struct phi_audit
 
 int phi_handle_audit_query(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                            phi_msg **ret_reply, uint64_t *ret_ticket) {
-        static const char *const keys[] = { "next" };
+        static const char *const keys[] = { "next", "seal" };
         _cleanup_msg_ phi_msg *m = NULL;
         _cleanup_free_ struct phi_audit_parsed *p = NULL;
         struct phi_audit_filter f = { 0 };
@@ -342,8 +408,11 @@ int phi_handle_audit_query(struct phi_daemon *d, const struct phi_caller *caller
         f.since_us = start * 1000000;
         f.until_us = until * 1000000;
         if (!cursor_keys_valid(req, keys, PHI_ELEMENTSOF(keys)))
-                return phi_msg_new_error(-EINVAL, ret_reply, "an audit query's cursor is only 'next'");
+                return phi_msg_new_error(-EINVAL, ret_reply, "an audit query's cursor is only 'next' and 'seal'");
         first_page = cursor_get(req, "next", &next) == -ENOENT;
+        if (!first_page && !seal_valid(req, caller, "query", &f, next, 0))
+                return phi_msg_new_error(-EINVAL, ret_reply, "this page's cursor was not given to you for this "
+                                         "query by this phiaccessd (it may have restarted): run the query again");
 
         if (first_page) {
                 char filters[1024] = "";
@@ -412,7 +481,9 @@ int phi_handle_audit_query(struct phi_daemon *d, const struct phi_caller *caller
         if (r < 0)
                 return phi_msg_new_error(r, ret_reply, "cannot read the audit log: %s", phi_errno_text(r));
         if ((r = phi_msg_put_number(m, "next", next == UINT64_MAX ? 0 : next)) < 0 ||
-            (r = phi_msg_put_flag(m, "more", more && next != UINT64_MAX)) < 0)
+            (r = phi_msg_put_flag(m, "more", more && next != UINT64_MAX)) < 0 ||
+            (more && next != UINT64_MAX &&
+             (r = phi_msg_put_number(m, "seal", seal_of(caller, "query", &f, next, 0))) < 0))
                 return r;
         *ret_reply = PHI_TAKE_PTR(m);
         return 0;
@@ -570,11 +641,13 @@ static int export_records(struct phi_daemon *d, struct export_page *pg, uint64_t
 
 int phi_handle_audit_export(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                             phi_msg **ret_reply, uint64_t *ret_ticket) {
-        static const char *const keys[] = { "next", "end" };
+        static const char *const keys[] = { "next", "end", "seal" };
         _cleanup_msg_ phi_msg *m = NULL;
         _cleanup_free_ char *line = NULL;
         const char *error = NULL;
         uint64_t start = 0, until = 0, size = 0, first = 0, next = 0, end = 0, asked_end = 0;
+        struct phi_audit_filter range = { 0 };
+        static const struct phi_audit_filter none = { 0 };
         bool first_page, retry, done = false;
         int r;
 
@@ -592,11 +665,19 @@ int phi_handle_audit_export(struct phi_daemon *d, const struct phi_caller *calle
         if (start > UINT64_MAX / 1000000 || until > UINT64_MAX / 1000000 || (until && start >= until))
                 return phi_msg_new_error(-EINVAL, ret_reply, "the time range is empty or out of range");
         if (!cursor_keys_valid(req, keys, PHI_ELEMENTSOF(keys)))
-                return phi_msg_new_error(-EINVAL, ret_reply, "an export's cursor is only 'next' and 'end'");
+                return phi_msg_new_error(-EINVAL, ret_reply, "an export's cursor is only 'next', 'end' and 'seal'");
         first_page = cursor_get(req, "next", &next) == -ENOENT;
         retry = cursor_get(req, "end", &asked_end) == 0;
         if (!first_page && !retry)
                 return phi_msg_new_error(-EINVAL, ret_reply, "an export's next page needs its end");
+        range.since_us = start * 1000000;
+        range.until_us = until * 1000000;
+        /* A retry (end, no next) is a first page not journaled again. */
+        /* Later pages carry no range (next and end say where they are). */
+        if (retry && !seal_valid(req, caller, first_page ? "export-retry" : "export", first_page ? &range : &none,
+                                 first_page ? 0 : next, asked_end))
+                return phi_msg_new_error(-EINVAL, ret_reply, "this page's cursor was not given to you for this "
+                                         "export by this phiaccessd (it may have restarted): export again");
         if ((r = store_size(d->store, &size)) < 0)
                 return phi_msg_new_error(r, ret_reply, "cannot read the audit log's tree: %s", phi_errno_text(r));
 
@@ -635,8 +716,10 @@ int phi_handle_audit_export(struct phi_daemon *d, const struct phi_caller *calle
                         end = covered < first ? first : covered;
                 if (covered < (retry ? asked_end : end) || covered == 0) {
                         /* Its audit_query record, on its way, brings one. */
+                        uint64_t e = retry ? asked_end : end;
                         if ((r = phi_msg_put_flag(m, "retry", true)) < 0 ||
-                            (r = phi_msg_put_number(m, "end", retry ? asked_end : end)) < 0)
+                            (r = phi_msg_put_number(m, "end", e)) < 0 ||
+                            (r = phi_msg_put_number(m, "seal", seal_of(caller, "export-retry", &range, 0, e))) < 0)
                                 return r;
                         *ret_reply = PHI_TAKE_PTR(m);
                         return 0;
@@ -670,7 +753,8 @@ int phi_handle_audit_export(struct phi_daemon *d, const struct phi_caller *calle
                                          (unsigned long long) next, error ? error : phi_errno_text(r));
         if ((first_page && (r = phi_msg_put_number(m, "first", first)) < 0) ||
             (r = phi_msg_put_number(m, "next", next)) < 0 || (r = phi_msg_put_number(m, "end", end)) < 0 ||
-            (r = phi_msg_put_flag(m, "more", !done)) < 0)
+            (r = phi_msg_put_flag(m, "more", !done)) < 0 ||
+            (!done && (r = phi_msg_put_number(m, "seal", seal_of(caller, "export", &none, next, end))) < 0))
                 return r;
         *ret_reply = PHI_TAKE_PTR(m);
         return 0;

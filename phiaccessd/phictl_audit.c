@@ -362,7 +362,7 @@ static int run_query(const struct ctl *ctl, phi_msg *req, enum format format) {
         _cleanup_client_ phi_client *c = NULL;
         _cleanup_free_ struct phi_audit_parsed *parsed = malloc(sizeof(*parsed));
         struct printer p = { .format = format };
-        uint64_t next = 0, mismatches = 0;
+        uint64_t next = 0, seal = 0, mismatches = 0;
         bool more = true, started = false;
         int r = EXIT_DONE;
 
@@ -373,8 +373,12 @@ static int run_query(const struct ctl *ctl, phi_msg *req, enum format format) {
                 const char *key = NULL;
                 uint64_t got;
 
+                /* The seal proves to the daemon that this page follows its own
+                 * (journaled) first one. */
                 if (page > 0 && (phi_msg_put_str(req, PHI_TAG_KEY, "next") < 0 ||
-                                 phi_msg_put_u64(req, PHI_TAG_NUMBER, next) < 0)) {
+                                 phi_msg_put_u64(req, PHI_TAG_NUMBER, next) < 0 ||
+                                 phi_msg_put_str(req, PHI_TAG_KEY, "seal") < 0 ||
+                                 phi_msg_put_u64(req, PHI_TAG_NUMBER, seal) < 0)) {
                         r = EXIT_REFUSED;
                         break;
                 }
@@ -408,7 +412,8 @@ static int run_query(const struct ctl *ctl, phi_msg *req, enum format format) {
                         }
                 }
                 more = reply_flag(reply, "more");
-                if (reply_number(reply, "next", PHI_TAG_NUMBER, &got) < 0 || (more && got <= next && page > 0)) {
+                if (reply_number(reply, "next", PHI_TAG_NUMBER, &got) < 0 || (more && got <= next && page > 0) ||
+                    (more && reply_number(reply, "seal", PHI_TAG_NUMBER, &seal) < 0)) {
                         fprintf(stderr, "phictl: phiaccessd sent a page of the audit log that cannot be continued\n");
                         r = EXIT_REFUSED;
                         break;
@@ -563,7 +568,7 @@ static int audit_request(const struct ctl *ctl, int argc, char **argv) {
  * yet, and the query's own audit_query record brings one within a round. */
 static int audit_export(const struct ctl *ctl, int argc, char **argv) {
         _cleanup_client_ phi_client *c = NULL;
-        uint64_t since = 0, until = 0, next = 0, end = 0, first = 0, lines = 0;
+        uint64_t since = 0, until = 0, next = 0, end = 0, first = 0, lines = 0, seal = 0;
         bool more = true, have_end = false, started = false;
         unsigned retries = 0;
         int r = EXIT_DONE;
@@ -592,14 +597,17 @@ static int audit_export(const struct ctl *ctl, int argc, char **argv) {
                     (started && (phi_msg_put_str(req, PHI_TAG_KEY, "next") < 0 ||
                                  phi_msg_put_u64(req, PHI_TAG_NUMBER, next) < 0)) ||
                     (have_end && (phi_msg_put_str(req, PHI_TAG_KEY, "end") < 0 ||
-                                  phi_msg_put_u64(req, PHI_TAG_NUMBER, end) < 0))) {
+                                  phi_msg_put_u64(req, PHI_TAG_NUMBER, end) < 0 ||
+                                  phi_msg_put_str(req, PHI_TAG_KEY, "seal") < 0 ||
+                                  phi_msg_put_u64(req, PHI_TAG_NUMBER, seal) < 0))) {
                         r = EXIT_REFUSED;
                         break;
                 }
                 if ((r = page_call(ctl, &c, req, &reply)) != EXIT_DONE)
                         break;
                 if (!started && reply_flag(reply, "retry")) {
-                        if (reply_number(reply, "end", PHI_TAG_NUMBER, &end) < 0 || ++retries > RETRY_MAX) {
+                        if (reply_number(reply, "end", PHI_TAG_NUMBER, &end) < 0 ||
+                            reply_number(reply, "seal", PHI_TAG_NUMBER, &seal) < 0 || ++retries > RETRY_MAX) {
                                 fprintf(stderr, "phictl: no signed checkpoint covers the export's end yet; "
                                                 "try again in a minute\n");
                                 r = EXIT_REFUSED;
@@ -618,6 +626,11 @@ static int audit_export(const struct ctl *ctl, int argc, char **argv) {
                         break;
                 }
                 more = reply_flag(reply, "more");
+                if (more && reply_number(reply, "seal", PHI_TAG_NUMBER, &seal) < 0) {
+                        fprintf(stderr, "phictl: phiaccessd sent a page of the export that cannot be continued\n");
+                        r = EXIT_REFUSED;
+                        break;
+                }
                 for (size_t i = 0, n = phi_msg_field_count(reply); i < n; i++) {
                         uint16_t tag;
                         const void *value;

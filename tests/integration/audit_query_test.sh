@@ -136,6 +136,17 @@ phi_assert_eq "$RC" 1 "dave may not export either"
 phi_assert_contains "$ERR" "auditor group phi-auditors" "and is told why"
 ctl root audit --event policy_reload --format json
 phi_assert_eq "$RC" 0 "root may query" "$ERR"
+# A page after the first needs the seal of the daemon's own cursor: asked
+# for by hand, "page two" from seq 0 would read the log with no audit_query.
+cursor=$(phi_journal_cursor)
+wire=$(setpriv --reuid="${TOTP_UID[grace]}" --regid="${TOTP_UID[grace]}" --clear-groups -- \
+    /usr/bin/python3 "$PHI_SOURCE_DIR/tests/integration/audit_cursor.py" /run/phiaccessd/socket)
+for c in query-unsealed query-forged export-forged; do
+    phi_assert_contains "$(grep "^$c " <<<"$wire")" "$c ERROR 22: this page's cursor was not given to you" \
+        "$c: a continuation without the daemon's seal is refused"
+done
+phi_check_fails "and nothing was read without its query journaled" phi_journal_wait --timeout 1 \
+    --after "$cursor" PHI_EVENT=audit_query PHI_ACTOR=grace
 
 # ------------------------------------------------------------ the filters
 settle --user alice -- PHI_USER=alice
