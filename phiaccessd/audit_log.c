@@ -228,10 +228,14 @@ int phi_audit_log_append(phi_audit_log *l, struct phi_audit_record *rec, bool ur
         char leaf[PHI_AUDIT_RECORD_MAX + 1];
         uint8_t hash[PHI_AUDIT_HASH_SIZE];
         struct phi_audit_row row = { 0 };
+        struct phi_audit_clip clip;
         const char *err = NULL;
         size_t n = 0;
         int r;
 
+        /* A text over its bound (a long sudo command) must not fail the
+         * round, and with it the logins it serves. */
+        phi_audit_record_clip(rec, &clip);
         rec->seq = l->tree.size;
         if ((r = phi_audit_record_encode(rec, leaf, sizeof(leaf) - 1, &n, &err)) < 0) {
                 phi_log(LOG_ERR, "audit record for %s not encoded: %s", rec->event, err ? err : phi_errno_text(r));

@@ -297,7 +297,8 @@ static void print_start(struct printer *p) {
         if (p->format == F_JSON)
                 putchar('[');
         else if (p->format == F_CSV)
-                fputs("time,seq,event,user,actor,role,request_id,service,rhost,tty,rule,reason,expires,host\r\n",
+                fputs("time,seq,event,user,actor,role,request_id,service,rhost,tty,rule,reason,expires,host,"
+                      "target,command\r\n",
                       stdout);
         else
                 printf("%-20s %6s %-20s %-12s %-12s %-10s %-12s %-10s %-15s %s\n", "TIME", "SEQ", "EVENT", "USER",
@@ -315,7 +316,8 @@ static void print_record(struct printer *p, const struct phi_audit_record *x) {
                         { "event", x->event },   { "user", x->user },       { "actor", x->actor },
                         { "role", x->role },     { "request_id", x->request_id }, { "service", x->service },
                         { "rhost", x->rhost },   { "tty", x->tty },         { "rule", x->rule },
-                        { "reason", x->reason }, { "host", x->host },
+                        { "reason", x->reason }, { "host", x->host },       { "command", x->command },
+                        { "target", x->target },
                 };
                 time_text(x->time_us, true, t, sizeof(t));
                 printf("%s{\"seq\":%s,\"time\":\"%s\",\"time_us\":%llu", p->shown ? "," : "", seq, t,
@@ -334,15 +336,19 @@ static void print_record(struct printer *p, const struct phi_audit_record *x) {
                         time_text(x->expires * 1000000, false, expires, sizeof(expires));
                 const char *fields[] = { t,          seq,        x->event,     x->user,   x->actor,
                                          x->role,    x->request_id, x->service, x->rhost,  x->tty,
-                                         x->rule,    x->reason,  expires,      x->host };
+                                         x->rule,    x->reason,  expires,      x->host,   x->target,
+                                         x->command };
                 for (size_t i = 0; i < PHI_ELEMENTSOF(fields); i++)
                         csv_field(fields[i], i + 1 == PHI_ELEMENTSOF(fields));
         } else {
                 time_text(x->time_us, false, t, sizeof(t));
 #define COL(s) ((s) && (s)[0] ? (s) : "-")
-                printf("%-20s %6s %-20s %-12s %-12s %-10s %-12s %-10s %-15s %s\n", t, seq, x->event, COL(x->user),
-                       COL(x->actor), COL(x->role), COL(x->request_id), COL(x->service), COL(x->rhost),
-                       COL(x->reason));
+                /* A sudo record's command, after its reason: what an auditor
+                 * reading a request's life wants to see. */
+                printf("%-20s %6s %-20s %-12s %-12s %-10s %-12s %-10s %-15s %s%s%s%s%s\n", t, seq, x->event,
+                       COL(x->user), COL(x->actor), COL(x->role), COL(x->request_id), COL(x->service),
+                       COL(x->rhost), COL(x->reason), x->command ? ": " : "", x->target ? x->target : "",
+                       x->command ? "$ " : "", x->command ? x->command : "");
 #undef COL
         }
         p->shown++;

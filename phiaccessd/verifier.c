@@ -1880,6 +1880,8 @@ static void audit_emit(struct audit_sink *k, enum phi_event event, const struct 
                 .reason = field_of(fields, n, "PHI_REASON"),
                 .expires = expires_of(field_of(fields, n, "PHI_EXPIRES")),
                 .host = k->v->hostname[0] ? k->v->hostname : NULL,
+                .command = field_of(fields, n, "PHI_COMMAND"),
+                .target = field_of(fields, n, "PHI_TARGET_USER"),
         };
         int r;
 

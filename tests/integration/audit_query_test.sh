@@ -211,7 +211,7 @@ for r, j in zip(rows, recs):
 print("ok", len(rows))
 ' "$csv" "$json")" "ok $(jq length <<<"$json")" "CSV and JSON hold the same records"
 phi_assert_eq "$(head -c 100 <<<"$csv" | sed -n 1p | tr -d '\r')" \
-    "time,seq,event,user,actor,role,request_id,service,rhost,tty,rule,reason,expires,host" "CSV header"
+    "time,seq,event,user,actor,role,request_id,service,rhost,tty,rule,reason,expires,host,target,command" "CSV header"
 phi_assert_match "$(sed -n 1p <<<"$table")" '^TIME +SEQ +EVENT +USER +ACTOR +ROLE +REQUEST +SERVICE +RHOST +REASON$' \
     "table header"
 phi_assert_eq "$(($(wc -l <<<"$table") - 1))" "$(jq length <<<"$json")" "a table row per record"

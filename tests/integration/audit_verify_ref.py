@@ -14,8 +14,8 @@ import sys
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-KEYS = ["actor", "event", "expires", "host", "reason", "request_id", "rhost", "role", "rule", "seq",
-        "service", "time_us", "tty", "user"]
+KEYS = ["actor", "command", "event", "expires", "host", "reason", "request_id", "rhost", "role", "rule",
+        "seq", "service", "target", "time_us", "tty", "user"]
 NUMBERS = {"seq", "time_us", "expires"}
 
 
@@ -63,11 +63,11 @@ def check_record(raw):
         if k in NUMBERS:
             if type(v) is not int or not 0 <= v < 2**64 or (k == "expires" and v == 0):
                 raise ValueError("number")
-        elif not isinstance(v, str) or not v or len(v.encode()) > 512:
+        elif not isinstance(v, str) or not v or len(v.encode()) > (1024 if k == "command" else 512):
             raise ValueError("text")
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", rec["event"]):
         raise ValueError("event")
-    if canonical(rec) != raw or len(raw) > 4096:
+    if canonical(rec) != raw or len(raw) > 8192:
         raise ValueError("not canonical")
     return rec
 

@@ -220,6 +220,12 @@ run_sudo alice -n -u dbsvc /bin/echo 'two words' "tab	and \\ slash" </dev/null
 e=$(sudo_event "$cursor" sudo_escalation PHI_STAGE=accept PHI_USER=alice) || phi_fail "recorded again"
 phi_assert_eq "$(field "$e" PHI_COMMAND)" '/bin/echo two words tab\x09and \\ slash' \
     "control bytes and backslashes in the command line are escaped in the record"
+# The audit log has each command too: a request's life shows what was run.
+ctl root audit request "$first" --format json
+phi_assert_eq "$RC" 0 "the request's life is queried" "$OUT"
+phi_assert_eq "$(jq -r '[.[] | select(.command != null) | .target + " " + .command] | join("|")' <<<"$OUT")" \
+    'dbsvc /usr/bin/id -un|dbsvc /usr/bin/id -un|dbsvc /bin/echo two words tab\x09and \\ slash' \
+    "audit request: each sudo use with the command and the user it ran as"
 
 # ------------------------------------------ revoked: refused at once, in the window
 ctl alice revoke "$first" --reason "done"

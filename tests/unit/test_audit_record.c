@@ -81,13 +81,60 @@ static void test_encode_refusals(void **state) {
         assert_int_equal(phi_audit_record_encode(&r, buf, sizeof(buf), &len, &error), 0);
         /* too small a buffer */
         assert_int_equal(phi_audit_record_encode(&r, buf, 100, &len, &error), -E2BIG);
-        /* every field at its bound in control bytes: over 4 KiB once escaped */
+        /* fields at their bound in control bytes: over 8 KiB once escaped */
         char ctl[PHI_AUDIT_STRING_MAX + 1];
         memset(ctl, 0x01, PHI_AUDIT_STRING_MAX);
         ctl[PHI_AUDIT_STRING_MAX] = '\0';
-        struct phi_audit_record huge = { .event = "auth_ok", .user = ctl, .actor = ctl };
+        struct phi_audit_record huge = { .event = "auth_ok", .user = ctl, .actor = ctl, .role = ctl };
         assert_int_equal(phi_audit_record_encode(&huge, buf, sizeof(buf), &len, &error), -E2BIG);
-        assert_non_null(strstr(error, "4096"));
+        assert_non_null(strstr(error, "8192"));
+}
+
+/* A sudo use's command and target are in the record, in key order; a
+ * command over its bound, or a reason over its own, is cut (never split in
+ * a character) so that the record still encodes. */
+static void test_command_and_clip(void **state) {
+        static char cmd[PHI_AUDIT_COMMAND_MAX + 200], reason[PHI_AUDIT_STRING_MAX + 50];
+        char buf[PHI_AUDIT_RECORD_MAX];
+        struct phi_audit_parsed p;
+        struct phi_audit_clip clip;
+        const char *error = NULL;
+        size_t len = 0;
+        (void) state;
+
+        struct phi_audit_record r = { .seq = 4, .time_us = 9, .event = "sudo_escalation", .user = "alice",
+                                      .command = "/usr/bin/psql -c \"vacuum\"", .target = "postgres" };
+        assert_int_equal(phi_audit_record_encode(&r, buf, sizeof(buf), &len, &error), 0);
+        const char *want = "{\"command\":\"/usr/bin/psql -c \\\"vacuum\\\"\",\"event\":\"sudo_escalation\","
+                           "\"seq\":4,\"target\":\"postgres\",\"time_us\":9,\"user\":\"alice\"}";
+        assert_int_equal(len, strlen(want));
+        assert_memory_equal(buf, want, len);
+        assert_int_equal(phi_audit_record_parse(buf, len, &p, &error), 0);
+        assert_string_equal(p.rec.command, r.command);
+        assert_string_equal(p.rec.target, "postgres");
+
+        /* 'ö' (2 bytes) across the cut: the cut moves back to its first byte */
+        memset(cmd, 'a', sizeof(cmd) - 1);
+        cmd[PHI_AUDIT_COMMAND_MAX - 4] = (char) 0xc3;
+        cmd[PHI_AUDIT_COMMAND_MAX - 3] = (char) 0xb6;
+        memset(reason, 'r', sizeof(reason) - 1);
+        r.command = cmd;
+        r.reason = reason;
+        assert_int_equal(phi_audit_record_encode(&r, buf, sizeof(buf), &len, &error), -EINVAL);
+        phi_audit_record_clip(&r, &clip);
+        assert_int_equal(strlen(r.command), PHI_AUDIT_COMMAND_MAX - 4 + 3);
+        assert_string_equal(r.command + PHI_AUDIT_COMMAND_MAX - 4, "...");
+        assert_int_equal(strlen(r.reason), PHI_AUDIT_STRING_MAX);
+        assert_string_equal(r.reason + PHI_AUDIT_STRING_MAX - 3, "...");
+        assert_string_equal(r.user, "alice");   /* within its bound: untouched */
+        assert_int_equal(phi_audit_record_encode(&r, buf, sizeof(buf), &len, &error), 0);
+        assert_int_equal(phi_audit_record_parse(buf, len, &p, &error), 0);
+        /* over its bound in a record that reached a verifier: refused */
+        char over[PHI_AUDIT_COMMAND_MAX + 64];
+        int n = snprintf(over, sizeof(over), "{\"command\":\"%0*d\",\"event\":\"x\",\"seq\":1,\"time_us\":1}",
+                         PHI_AUDIT_COMMAND_MAX + 1, 0);
+        assert_int_equal(phi_audit_record_parse(over, (size_t) n, &p, &error), -EBADMSG);
+        assert_non_null(strstr(error, "bound"));
 }
 
 static void test_round_trip(void **state) {
@@ -167,12 +214,12 @@ static void test_parse_refusals(void **state) {
         refuse("", "'{' expected");
         refuse("[]", "'{' expected");
 
-        /* a text of 513 bytes, and a record over 4 KiB */
+        /* a text of 513 bytes, and a record over 8 KiB */
         char s[PHI_AUDIT_RECORD_MAX + 600];
         int n = snprintf(s, sizeof(s), "{" E "," ST ",\"user\":\"");
         memset(s + n, 'u', PHI_AUDIT_STRING_MAX + 1);
         snprintf(s + n + PHI_AUDIT_STRING_MAX + 1, sizeof(s) - (size_t) n - PHI_AUDIT_STRING_MAX - 1, "\"}");
-        refuse(s, "longer than 512");
+        refuse(s, "longer than its bound");
         s[n + PHI_AUDIT_STRING_MAX] = '"';
         s[n + PHI_AUDIT_STRING_MAX + 1] = '}';
         s[n + PHI_AUDIT_STRING_MAX + 2] = '\0';
@@ -182,7 +229,7 @@ static void test_parse_refusals(void **state) {
         assert_int_equal(strlen(p.rec.user), PHI_AUDIT_STRING_MAX);
         memset(s, ' ', sizeof(s) - 1);
         s[sizeof(s) - 1] = '\0';
-        refuse(s, "longer than 4096");
+        refuse(s, "longer than 8192");
 }
 
 int main(void) {
@@ -191,6 +238,7 @@ int main(void) {
                 cmocka_unit_test(test_encode_refusals),
                 cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_parse_refusals),
+                cmocka_unit_test(test_command_and_clip),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,8 +42,9 @@
 
 #define PHI_AUDIT_HASH_SIZE 32
 #define PHI_AUDIT_STRING_MAX 512        /* bytes of one text field, before escaping */
+#define PHI_AUDIT_COMMAND_MAX 1024      /* bytes of the command field, before escaping */
 #define PHI_AUDIT_EVENT_MAX 64          /* an event name: [a-z0-9_], first a letter */
-#define PHI_AUDIT_RECORD_MAX 4096       /* bytes of one canonical record */
+#define PHI_AUDIT_RECORD_MAX 8192       /* bytes of one canonical record */
 #define PHI_AUDIT_PROOF_MAX 64          /* hashes in an inclusion proof */
 #define PHI_AUDIT_CONSISTENCY_MAX 128   /* hashes in a consistency proof */
 #define PHI_AUDIT_NAME_MAX 256          /* a key name / checkpoint origin, bytes */
@@ -84,14 +85,26 @@ struct phi_audit_record {
         const char *rule;
         const char *reason;
         const char *host;
+        const char *command;        /* what sudo ran (sudo_escalation, sudo_denied) */
+        const char *target;         /* the user it ran as */
 };
+
+/* Texts longer than their field's bound (a sudo command, a reason), cut at
+ * a UTF-8 character's start and ended with "...", so that a record of user
+ * input always encodes: the journal entry keeps the whole text. rec's texts
+ * then point into storage where they were cut. */
+struct phi_audit_clip {
+        char texts[4][PHI_AUDIT_COMMAND_MAX + 1];
+};
+void phi_audit_record_clip(struct phi_audit_record *rec, struct phi_audit_clip *storage) _phi_nonnull_;
 
 /* The canonical encoding (phi-audit(5)): a JSON object with the fields that are
  * present, keys in byte order, no whitespace, numbers as decimal integers,
  * strings with only '"', '\\' and bytes below 0x20 escaped ('\"', '\\\\',
  * '\\u00xx' with lowercase hex). Writes at most cap bytes (no NUL) and the
  * length to *ret_len. -EINVAL a field that breaks a bound (event missing or not
- * an event name, a text over PHI_AUDIT_STRING_MAX bytes or not UTF-8, or with a
+ * an event name, a text over its bound (PHI_AUDIT_COMMAND_MAX for the command,
+ * PHI_AUDIT_STRING_MAX for the others) or not UTF-8, or with a
  * NUL), -E2BIG the record over PHI_AUDIT_RECORD_MAX or cap. *ret_error says which. */
 int phi_audit_record_encode(const struct phi_audit_record *rec, char *buf, size_t cap, size_t *ret_len,
                             const char **ret_error) _phi_warn_unused_ _phi_nonnull_args_(1, 2, 4);
