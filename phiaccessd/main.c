@@ -347,9 +347,19 @@ static int run(struct main_ctx *m) {
         (void) phi_totp_start(m->daemon.config, pam_fd, &m->daemon.verifier);
         if (m->daemon.verifier) {
                 pam_fd = -1;   /* the verifier's now */
-                phi_verifier_set_access(m->daemon.verifier, m->daemon.policy);
                 /* Events of the other threads reach the audit log through it. */
                 phi_journal_set_audit_hook(phi_verifier_audit_hook, m->daemon.verifier);
+        }
+        /* Loaded once the audit log takes records: the policy a host starts
+         * with is in the log like every later reload (main() checked it). It
+         * goes to the verifier with it; until then no request is served. */
+        {
+                char text[600];
+                (void) phi_daemon_policy_load(&m->daemon, true, "start", text, sizeof(text));
+                if (!m->daemon.policy) {
+                        fprintf(stderr, "phiaccessd: %s\n", text);
+                        return -EINVAL;
+                }
         }
         notify_start(m->daemon.config);
         /* Live audit verification (phictl audit verify): its own thread and
@@ -596,7 +606,6 @@ int main(int argc, char **argv) {
         /* A policy with errors is no policy to run on: every problem to stderr
          * (systemd journals it), as --check-config would print them. */
         {
-                char text[600];
                 struct phi_policy_errors errors = { 0 };
                 struct phi_policy *p = NULL;
                 r = phi_policy_file_load(m.daemon.config->policy_path, &p, &errors);
@@ -610,12 +619,6 @@ int main(int argc, char **argv) {
                         return 1;
                 }
                 phi_policy_errors_clear(&errors);
-                (void) phi_daemon_policy_load(&m.daemon, true, "start", text, sizeof(text));
-                if (!m.daemon.policy) {
-                        fprintf(stderr, "phiaccessd: %s\n", text);
-                        phi_config_unref(m.daemon.config);
-                        return 1;
-                }
         }
         m.daemon.reload = reload_all;
         m.daemon.reload_data = &m;
