@@ -10,48 +10,12 @@
 # before reading any reply; prints one line per reply: "close OK" or
 # "close ERROR errno: message", then "account OK" / "account ERROR ...".
 import socket
-import struct
 import sys
 
-VERSION = 1
-KIND_STR = 1
-TAG_ERRNO, TAG_MESSAGE, TAG_USER, TAG_SERVICE, TAG_STATE, TAG_SESSION = 1, 2, 3, 5, 20, 28
-MSG_OK, MSG_ERROR, MSG_ACCOUNT, MSG_SESSION = 0x0001, 0x0002, 0x0201, 0x0202
+from phiwire import describe, frame
 
-
-def frame(msg_type, fields):
-    body = struct.pack(">BHH", VERSION, msg_type, len(fields))
-    for tag, value in fields:
-        v = value.encode()
-        body += struct.pack(">HBH", tag, KIND_STR, len(v)) + v
-    return struct.pack(">I", len(body)) + body
-
-
-def read_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise EOFError("the daemon closed the connection")
-        buf += chunk
-    return buf
-
-
-def reply(s):
-    (length,) = struct.unpack(">I", read_exact(s, 4))
-    body = read_exact(s, length)
-    _, msg_type, nfields = struct.unpack(">BHH", body[:5])
-    pos, fields = 5, {}
-    for _ in range(nfields):
-        tag, kind, n = struct.unpack(">HBH", body[pos:pos + 5])
-        value = body[pos + 5:pos + 5 + n]
-        pos += 5 + n
-        fields[tag] = struct.unpack(">Q", value)[0] if kind == 2 else value.decode(errors="replace")
-    if msg_type == MSG_OK:
-        return "OK"
-    if msg_type == MSG_ERROR:
-        return "ERROR %s: %s" % (fields.get(TAG_ERRNO), fields.get(TAG_MESSAGE))
-    return "type 0x%04x" % msg_type
+TAG_USER, TAG_SERVICE, TAG_STATE, TAG_SESSION = 3, 5, 20, 28
+MSG_ACCOUNT, MSG_SESSION = 0x0201, 0x0202
 
 
 def main():
@@ -70,7 +34,7 @@ def main():
         s.sendall(data)
     for what, s, _ in conns:
         try:
-            print(what, reply(s))
+            print(what, describe(s))
         except (OSError, EOFError) as e:
             print(what, "FAILED", e)
         s.close()

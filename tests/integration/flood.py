@@ -25,50 +25,14 @@ import struct
 import sys
 import time
 
-PHI_WIRE_VERSION = 1
+from phiwire import frame, read_frame
+
 PHI_MSG_ERROR = 0x0002
 PHI_MSG_SYNC = 0x0101
 PHI_MSG_TOTP_ACTIVATE = 0x0303
 PHI_TAG_ERRNO = 1
 PHI_TAG_MESSAGE = 2
 PHI_TAG_CODE = 4
-
-
-def frame(msg_type, fields=()):
-    body = struct.pack(">BHH", PHI_WIRE_VERSION, msg_type, len(fields))
-    for tag, text in fields:
-        value = text.encode()
-        body += struct.pack(">HBH", tag, 1, len(value)) + value
-    return struct.pack(">I", len(body)) + body
-
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
-
-
-def read_frame(s):
-    """(type, {tag: value}) or None at end of file."""
-    head = recv_exact(s, 4)
-    if head is None:
-        return None
-    body = recv_exact(s, struct.unpack(">I", head)[0])
-    if body is None:
-        return None
-    _, msg_type, nfields = struct.unpack_from(">BHH", body, 0)
-    off, fields = 5, {}
-    for _ in range(nfields):
-        tag, kind, length = struct.unpack_from(">HBH", body, off)
-        off += 5
-        value = body[off:off + length]
-        off += length
-        fields[tag] = struct.unpack(">Q", value)[0] if kind == 2 else value.decode()
-    return msg_type, fields
 
 
 def connect(path):

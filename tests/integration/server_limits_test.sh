@@ -37,8 +37,8 @@ login_users=(alice bob carol dave)
 for u in "${login_users[@]}"; do
     totp_enroll "$u"
 done
-cp "$(dirname "$0")/flood.py" "$TOTP_DIR/flood.py"
-chmod 0644 "$TOTP_DIR/flood.py"
+cp "$(dirname "$0")/flood.py" "$(dirname "$0")/phiwire.py" "$TOTP_DIR/"
+chmod 0644 "$TOTP_DIR/flood.py" "$TOTP_DIR/phiwire.py"
 
 as_nobody() {
     setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"

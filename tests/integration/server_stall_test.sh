@@ -17,8 +17,8 @@ phi_harness_init "$@"
 echo 2 >/proc/sys/net/unix/max_dgram_qlen
 totp_setup
 totp_daemon_start
-cp "$(dirname "$0")/flood.py" "$TOTP_DIR/flood.py"
-chmod 0644 "$TOTP_DIR/flood.py"
+cp "$(dirname "$0")/flood.py" "$(dirname "$0")/phiwire.py" "$TOTP_DIR/"
+chmod 0644 "$TOTP_DIR/flood.py" "$TOTP_DIR/phiwire.py"
 
 cur=$(phi_journal_cursor)
 kill -STOP "$PHI_JOURNALD_PID"
