@@ -146,7 +146,7 @@ static int run_fill(void) {
                 uint64_t base = phi_audit_log_size(l);
                 if ((r = phi_store_begin(s)) < 0)
                         break;
-                phi_audit_log_begin(l);
+                r = phi_audit_log_begin(l);
                 for (uint64_t k = 0; k < 10000 && done < O.count && r >= 0; k++, done++) {
                         struct synth_record x;
                         synth_record(base + k, &x);

@@ -17,11 +17,18 @@
 #include "phi/fs.h"
 #include "phi/secret.h"
 
+/* A file of verifier keys: 16 keys of at most ~300 bytes, and comments. */
+#define KEYS_FILE_MAX 65536
+
 struct phi_audit_log {
         phi_store *store;
         struct phi_audit_signer signer;
         char vkey[PHI_AUDIT_VKEY_MAX];
         char origin[PHI_AUDIT_NAME_MAX + 1];
+        char key_name[PHI_AUDIT_NAME_MAX + 1];
+        char *trusted[PHI_AUDIT_KEYS_MAX];  /* the fleet's other verifier keys */
+        size_t n_trusted;
+        uint64_t adopted;                   /* rounds that found another writer's appends */
         uint64_t checkpoint_records, checkpoint_interval;
 
         struct phi_audit_tree tree, saved;  /* now, and as the store has it */
@@ -101,7 +108,7 @@ static int key_load(struct phi_audit_log *l, const char *path) {
         }
         fd = phi_config_open_trusted(path, true, &reason);
         if (fd == -ENOENT) {
-                if ((r = phi_audit_keygen(l->origin, skey, vkey)) < 0)
+                if ((r = phi_audit_keygen(l->key_name, skey, vkey)) < 0)
                         goto out;
                 strcat(skey, "\n");
                 if ((r = file_create(path, skey, 0600)) < 0) {
@@ -127,12 +134,10 @@ static int key_load(struct phi_audit_log *l, const char *path) {
                 phi_log(LOG_ERR, "the audit signing key %s is not one: %s", path, err);
                 goto out;
         }
-        if (strcmp(l->signer.name, l->origin) != 0) {
-                /* A key made for another name (the host was renamed): the
-                 * checkpoints keep the key's name, so that they verify. */
-                phi_log(LOG_NOTICE, "audit key %s is named %s; checkpoints use that origin", path, l->signer.name);
+        if (!l->origin[0])
+                /* One host's log is named after its key (a key made before a
+                 * rename keeps its name, so that old checkpoints verify). */
                 snprintf(l->origin, sizeof(l->origin), "%s", l->signer.name);
-        }
         if ((r = phi_audit_key_from_seed(l->signer.name, l->signer.sk, skey, l->vkey)) < 0)
                 goto out;
         /* The public key, for auditors: rewritten when missing. */
@@ -148,49 +153,72 @@ out:
         return r;
 }
 
-static int tree_load(struct phi_audit_log *l) {
+/* The stored tree into *t (empty when never saved); lock: in a round that
+ * may append (phi_store_audit_tree_lock). */
+static int tree_read(struct phi_audit_log *l, bool lock, struct phi_audit_tree *t) {
         char hex[2 * PHI_AUDIT_TREE_SAVED_MAX + 1];
         uint8_t buf[PHI_AUDIT_TREE_SAVED_MAX];
-        struct phi_audit_checkpoint_row *cps = NULL;
-        size_t n = 0, n_cps = 0;
+        size_t n = 0;
         int r;
 
-        phi_audit_tree_init(&l->tree);
-        r = phi_store_audit_tree_get(l->store, hex, sizeof(hex));
+        phi_audit_tree_init(t);
+        r = lock ? phi_store_audit_tree_lock(l->store, hex, sizeof(hex))
+                 : phi_store_audit_tree_get(l->store, hex, sizeof(hex));
         if (r == -ENOENT)
-                r = 0;
-        else if (r == 0 && ((r = hex_to(hex, buf, sizeof(buf), &n)) < 0 ||
-                            (r = phi_audit_tree_restore(&l->tree, buf, n)) < 0))
+                return 0;
+        if (r == 0 && ((r = hex_to(hex, buf, sizeof(buf), &n)) < 0 || (r = phi_audit_tree_restore(t, buf, n)) < 0))
                 phi_log(LOG_CRIT, "the audit log's saved tree is damaged: %s", phi_errno_text(r));
+        return r;
+}
+
+/* The newest checkpoint, whoever made it: when the next one is due. */
+static int checkpoint_read(struct phi_audit_log *l) {
+        uint64_t size = 0, created = 0;
+        int r = phi_store_audit_checkpoint_last(l->store, &size, &created);
+
+        if (r == -ENOENT)
+                return 0;
         if (r < 0)
+                return r;
+        l->checkpoint_size = size;
+        l->checkpoint_at = created;
+        return 0;
+}
+
+static int tree_load(struct phi_audit_log *l) {
+        int r;
+
+        if ((r = tree_read(l, false, &l->tree)) < 0)
                 return r;
         l->saved = l->tree;
-        /* The newest checkpoint: a page from a size close to the tree's. */
-        r = phi_store_audit_checkpoints(l->store, l->tree.size > 1000000 ? l->tree.size - 1000000 : 0, 1000000, &cps,
-                                        &n_cps);
-        if (r < 0)
-                return r;
-        if (n_cps > 0) {
-                l->checkpoint_size = cps[n_cps - 1].size;
-                l->checkpoint_at = cps[n_cps - 1].created;
-        }
-        phi_audit_checkpoint_rows_free(cps, n_cps);
-        return 0;
+        return checkpoint_read(l);
 }
 
 int phi_audit_log_open(phi_store *store, const struct phi_audit_log_config *c, phi_audit_log **ret) {
         phi_audit_log *l = calloc(1, sizeof(*l));
+        char why[512];
         int r;
 
         if (!l)
                 return -ENOMEM;
         l->store = store;
-        snprintf(l->origin, sizeof(l->origin), "%s", c->origin);
+        snprintf(l->origin, sizeof(l->origin), "%s", c->origin ? c->origin : "");
+        snprintf(l->key_name, sizeof(l->key_name), "%s", c->key_name && *c->key_name ? c->key_name : l->origin);
         l->checkpoint_records = c->checkpoint_records ? c->checkpoint_records : 1000;
         l->checkpoint_interval = c->checkpoint_interval ? c->checkpoint_interval : 60;
-        if (!phi_audit_key_name_valid(l->origin, strlen(l->origin))) {
+        if (l->origin[0] && !phi_audit_key_name_valid(l->origin, strlen(l->origin))) {
                 phi_log(LOG_ERR, "'%s' cannot name the audit log (no blanks, no '+')", l->origin);
                 r = -EINVAL;
+                goto fail;
+        }
+        if (!phi_audit_key_name_valid(l->key_name, strlen(l->key_name))) {
+                phi_log(LOG_ERR, "'%s' cannot name an audit key (no blanks, no '+')", l->key_name);
+                r = -EINVAL;
+                goto fail;
+        }
+        if (c->trusted_keys && *c->trusted_keys &&
+            (r = phi_audit_keys_file_read(c->trusted_keys, l->trusted, &l->n_trusted, why, sizeof(why))) < 0) {
+                phi_log(LOG_ERR, "[audit] trusted_keys: %s", why);
                 goto fail;
         }
         if ((r = key_load(l, c->key_path)) < 0 || (r = tree_load(l)) < 0)
@@ -206,13 +234,37 @@ void phi_audit_log_free(phi_audit_log *l) {
         if (!l)
                 return;
         phi_audit_signer_wipe(&l->signer);
+        for (size_t i = 0; i < l->n_trusted; i++)
+                free(l->trusted[i]);
         sodium_memzero(l, sizeof(*l));
         free(l);
 }
 
-void phi_audit_log_begin(phi_audit_log *l) {
-        l->saved = l->tree;
+int phi_audit_log_begin(phi_audit_log *l) {
+        struct phi_audit_tree stored;
+        int r;
+
         l->urgent = false;
+        /* One small read a round: the fast path of a single writer finds the
+         * tree where it left it. */
+        if ((r = tree_read(l, true, &stored)) < 0)
+                return r;
+        if (stored.size != l->tree.size) {
+                /* Another daemon appended (or this one's last round was
+                 * rolled back after the store had it): the store's tree is the
+                 * base, and its newest checkpoint says when one is due. */
+                if (stored.size < l->tree.size)
+                        phi_log(LOG_WARNING, "the stored audit tree holds %llu records, this daemon had %llu: "
+                                             "going on from the store's",
+                                (unsigned long long) stored.size, (unsigned long long) l->tree.size);
+                l->adopted++;
+                if ((r = checkpoint_read(l)) < 0)
+                        return r;
+        }
+        /* The store's, always: it is what the round appends to. */
+        l->tree = stored;
+        l->saved = l->tree;
+        return 0;
 }
 
 void phi_audit_log_rollback(phi_audit_log *l) {
@@ -305,6 +357,83 @@ uint64_t phi_audit_log_checkpoint_size(const phi_audit_log *l) {
 
 const char *phi_audit_log_vkey(const phi_audit_log *l) {
         return l->vkey;
+}
+
+const char *phi_audit_log_origin(const phi_audit_log *l) {
+        return l->origin;
+}
+
+size_t phi_audit_log_trusted(const phi_audit_log *l, const char *const **ret) {
+        *ret = (const char *const *) l->trusted;
+        return l->n_trusted;
+}
+
+uint64_t phi_audit_log_adopted(const phi_audit_log *l) {
+        return l->adopted;
+}
+
+int phi_audit_keys_file_read(const char *path, char **vkeys, size_t *n, char *why, size_t why_len) {
+        _cleanup_free_ char *data = malloc(KEYS_FILE_MAX + 1);
+        _cleanup_close_ int fd = -EBADF;
+        size_t len = 0, line = 0;
+        int r = 0;
+
+        if (!data)
+                return -ENOMEM;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                r = phi_negative_errno();
+                snprintf(why, why_len, "%s: %s", path, phi_errno_text(r));
+                return r;
+        }
+        for (;;) {
+                ssize_t k = read(fd, data + len, KEYS_FILE_MAX + 1 - len);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        r = phi_negative_errno();
+                        snprintf(why, why_len, "%s: %s", path, phi_errno_text(r));
+                        return r;
+                }
+                if (k == 0)
+                        break;
+                len += (size_t) k;
+                if (len > KEYS_FILE_MAX) {
+                        snprintf(why, why_len, "%s: larger than %d bytes", path, KEYS_FILE_MAX);
+                        return -E2BIG;
+                }
+        }
+        data[len] = '\0';
+        for (char *p = data, *end; *p; p = end) {
+                struct phi_audit_verifier k;
+                const char *err = NULL;
+                size_t l;
+
+                end = p + strcspn(p, "\n");
+                l = (size_t) (end - p);
+                if (*end)
+                        *end++ = '\0';
+                line++;
+                while (l > 0 && (p[l - 1] == '\r' || p[l - 1] == ' ' || p[l - 1] == '\t'))
+                        p[--l] = '\0';
+                while (*p == ' ' || *p == '\t')
+                        p++, l--;
+                if (l == 0 || *p == '#')
+                        continue;
+                if (memchr(p, '\0', l) || phi_audit_verifier_parse(p, l, &k, &err) < 0) {
+                        snprintf(why, why_len, "%s:%zu: not a verifier key (NAME+KEYID+BASE64): %s", path, line,
+                                 err ? err : "a NUL byte");
+                        return -EINVAL;
+                }
+                if (*n >= PHI_AUDIT_KEYS_MAX) {
+                        snprintf(why, why_len, "%s:%zu: more than %d keys", path, line, PHI_AUDIT_KEYS_MAX);
+                        return -E2BIG;
+                }
+                if (!(vkeys[*n] = strdup(p)))
+                        return -ENOMEM;
+                (*n)++;
+        }
+        return 0;
 }
 
 void phi_audit_log_root(const phi_audit_log *l, uint8_t ret[PHI_AUDIT_HASH_SIZE]) {

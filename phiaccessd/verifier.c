@@ -2010,6 +2010,23 @@ void phi_verifier_audit_state(phi_verifier *v, uint64_t *ret_size, uint64_t *ret
         pthread_mutex_unlock(&v->lock);
 }
 
+int phi_verifier_audit_keys(phi_verifier *v, char *origin, size_t origin_len, char **trusted, size_t *ret_n) {
+        const char *const *keys = NULL;
+        size_t n;
+        int r = 0;
+
+        *ret_n = 0;
+        /* Set at open, never changed after: no lock needed for these. */
+        snprintf(origin, origin_len, "%s", v->audit ? phi_audit_log_origin(v->audit) : "");
+        n = v->audit ? phi_audit_log_trusted(v->audit, &keys) : 0;
+        for (size_t i = 0; i < n && r == 0; i++)
+                if (!(trusted[i] = strdup(keys[i])))
+                        r = -ENOMEM;
+                else
+                        (*ret_n)++;
+        return r;
+}
+
 /* -------------------------------------------------- elevation timer, grants */
 
 static int on_elev_timer(sd_event_source *src, uint64_t usec, void *userdata);
@@ -2126,7 +2143,8 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
                         abandoned == 1 ? "" : "s");
 
         r = phi_store_begin(v->store);
-        phi_audit_log_begin(v->audit);
+        if (r >= 0)
+                r = phi_audit_log_begin(v->audit);
         for (j = batch->head; j && r >= 0; j = j->next)
                 if (j->outcome != O_ABANDONED)
                         r = serve_one(v, j, now);
@@ -2787,7 +2805,9 @@ int phi_verifier_new(const char *backend, const char *location, phi_seal_key *ke
                  * written is not let in (fail closed). */
                 const struct phi_audit_log_config ac = {
                         .key_path = policy->audit_key,
+                        .key_name = policy->audit_key_name,
                         .origin = policy->audit_origin,
+                        .trusted_keys = policy->audit_trusted_keys,
                         .checkpoint_records = policy->audit_checkpoint_records,
                         .checkpoint_interval = policy->audit_checkpoint_interval,
                 };
