@@ -41,6 +41,8 @@
 /* Seconds a sudo session whose grant ended has to go after SIGTERM before
  * SIGKILL: sudo passes SIGTERM to the command, which may clean up. */
 #define SESSION_END_GRACE 10
+/* How often the change feed of a shared store is polled (SQLite). */
+#define CHANGES_POLL_MS 250
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
 #endif
@@ -191,6 +193,12 @@ struct phi_verifier {
         /* Sessions whose process the thread watches (a pidfd each). */
         struct watch *watches;
         size_t n_watches;
+
+        /* The change feed of a shared store: the last seq applied, and what
+         * wakes this daemon to read further (a poll of the newest seq). */
+        uint64_t changes_seen;
+        uint64_t changes_applied;   /* other hosts' changes reacted to, for status */
+        sd_event_source *changes_src;
 };
 
 struct watch {
@@ -2111,6 +2119,143 @@ static void elev_after_commit(phi_verifier *v, struct job *j) {
                 sessions_end_for_grants(v, j);
 }
 
+/* ------------------------------------------------------------ change feed */
+
+/* What this job changed that the other daemons sharing the store react to,
+ * in the round's transaction (so a change is in the feed exactly when it is
+ * in the store). */
+static int changes_job(phi_verifier *v, const struct job *j, uint64_t now) {
+        int r = 0;
+
+        switch (j->outcome) {
+        case O_ELEV:
+                for (size_t i = 0; i < j->elev.n_events && r >= 0; i++)
+                        if (j->elev.events[i].id[0] &&
+                            (i == 0 || strcmp(j->elev.events[i].id, j->elev.events[i - 1].id) != 0))
+                                r = phi_store_change_add(v->store, PHI_CHANGE_ELEVATION, j->elev.events[i].id,
+                                                         v->hostname, now);
+                break;
+        case O_ENROLLED:
+        case O_PENDING:
+        case O_ISSUED:
+        case O_RESET:
+                r = phi_store_change_add(v->store, PHI_CHANGE_TOKEN, j->req.user, v->hostname, now);
+                break;
+        case O_SESSION_CLOSED:
+                r = phi_store_change_add(v->store, PHI_CHANGE_SESSION, j->session.id, v->hostname, now);
+                break;
+        default:
+                break;
+        }
+        return r;
+}
+
+/* Another daemon's change to a request: a grant it ended ends the sudo
+ * sessions this host opened under it. *ret_grants: the set of grants may have
+ * changed (republish). */
+static void change_elevation(phi_verifier *v, const char *id, bool *ret_grants) {
+        struct phi_elev_request r;
+        int e = phi_store_elev_get(v->store, id, &r);
+
+        *ret_grants = true;     /* whatever it was: the publication is cheap and idempotent */
+        if (e < 0) {
+                if (e != -ENOENT)
+                        phi_log(LOG_ERR, "cannot read request %s of the change feed: %s", id, phi_errno_text(e));
+                return;
+        }
+        if (r.state != PHI_ELEV_EXPIRED && r.state != PHI_ELEV_REVOKED)
+                return;
+        for (struct watch *w = v->watches; w; w = w->next)
+                if (w->request_id[0] && strcmp(w->request_id, r.id) == 0)
+                        session_end(v, w, r.state == PHI_ELEV_REVOKED ? "grant_revoked" : "grant_expired",
+                                    r.requester, r.role);
+}
+
+/* Reads the changes after the last applied one, in pages, and reacts to those
+ * of other hosts: grants republished, sessions of ended grants ended, the
+ * elevation timer re-armed (a tick finds when the next transition is due).
+ * A page that cannot be read is read again at the next wake-up: the table,
+ * not the wake-up, is the truth. */
+static void changes_apply(phi_verifier *v) {
+        bool grants = false, tick = false;
+        int r;
+
+        for (;;) {
+                struct phi_change *list = NULL;
+                size_t n = 0;
+
+                if ((r = phi_store_changes_after(v->store, v->changes_seen, 256, &list, &n)) < 0) {
+                        phi_log(LOG_ERR, "cannot read the change feed: %s; trying again", phi_errno_text(r));
+                        break;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        const struct phi_change *c = &list[i];
+                        v->changes_seen = c->seq;
+                        if (strcmp(c->host, v->hostname) == 0)
+                                continue;   /* this daemon's own: reacted to after its commit */
+                        v->changes_applied++;
+                        switch (c->kind) {
+                        case PHI_CHANGE_ELEVATION: {
+                                bool g = false;
+                                change_elevation(v, c->subject, &g);
+                                grants |= g;
+                                tick = true;
+                                break;
+                        }
+                        case PHI_CHANGE_SESSION:
+                                /* Closed elsewhere (its row is gone): not watched here any longer. */
+                                watch_remove(v, c->subject);
+                                break;
+                        case PHI_CHANGE_TOKEN:
+                        default:
+                                /* Tokens are read from the store at each use: nothing cached. */
+                                break;
+                        }
+                }
+                free(list);
+                if (n < 256)
+                        break;
+        }
+        if (grants)
+                grants_publish(v);
+        if (tick)
+                elev_tick_soon(v);
+}
+
+/* The wake-up of the SQLite backend: a poll of the newest seq, one indexed
+ * read every CHANGES_POLL_MS, so that another daemon's change reaches this
+ * host's NSS within a second. (A backend that can notify -- PostgreSQL's
+ * LISTEN/NOTIFY -- wakes the same changes_apply(); the table stays the truth,
+ * a notification may be missed.) */
+static int on_changes_poll(sd_event_source *src, uint64_t usec, void *userdata) {
+        phi_verifier *v = userdata;
+        uint64_t max = 0;
+        int r;
+
+        if ((r = phi_store_changes_max(v->store, &max)) < 0)
+                phi_log(LOG_DEBUG, "change feed not polled: %s", phi_errno_text(r));
+        else if (max > v->changes_seen)
+                changes_apply(v);
+        (void) sd_event_source_set_time(src, usec + CHANGES_POLL_MS * 1000ULL);
+        return 0;
+}
+
+static int changes_start(phi_verifier *v) {
+        uint64_t now = 0;
+        int r;
+
+        /* From the newest: this daemon's state is rebuilt from the store at
+         * start (grants published, sessions recovered, timer armed). */
+        if ((r = phi_store_changes_max(v->store, &v->changes_seen)) < 0)
+                return r;
+        if ((r = sd_event_now(v->event, CLOCK_MONOTONIC, &now)) < 0 ||
+            (r = sd_event_add_time(v->event, &v->changes_src, CLOCK_MONOTONIC, now + CHANGES_POLL_MS * 1000ULL,
+                                   CHANGES_POLL_MS * 100ULL, on_changes_poll, v)) < 0 ||
+            (r = sd_event_source_set_enabled(v->changes_src, SD_EVENT_ON)) < 0)
+                return r;
+        return 0;
+}
+
 /* Serves the batch in one transaction and leaves each job's reply in j->reply;
  * a rolled-back round leaves errors and no outcome. */
 static void round_serve(phi_verifier *v, struct queue *batch) {
@@ -2152,6 +2297,8 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
          * cannot be written undoes the round. */
         for (j = batch->head; j && r >= 0; j = j->next)
                 r = audit_job(v, j, now_us);
+        for (j = batch->head; j && r >= 0; j = j->next)
+                r = changes_job(v, j, now);
         if (r >= 0)
                 r = phi_audit_log_finish(v->audit, now, &note);
         if (r >= 0 && now >= v->last_prune + PRUNE_INTERVAL) {
@@ -2448,6 +2595,12 @@ static int thread_setup(phi_verifier *v) {
         }
         /* Not fatal: a session not recovered stays listed until the next start. */
         (void) sessions_recover(v);
+        /* Fatal: a daemon deaf to the others' revokes would keep grants
+         * they ended. */
+        if ((r = changes_start(v)) < 0) {
+                phi_log(LOG_ERR, "cannot follow the store's change feed: %s", phi_errno_text(r));
+                return r;
+        }
         /* What came due while the daemon was down happens now; then the timer;
          * and the grants as they are, for the processes that read them
          * (published by that first tick, which runs under the policy). */
@@ -2505,6 +2658,7 @@ static void *verifier_thread(void *arg) {
         while (v->watches)
                 watch_free(v->watches);
         v->elev_timer = sd_event_source_disable_unref(v->elev_timer);
+        v->changes_src = sd_event_source_disable_unref(v->changes_src);
         sd_event_source_disable_unref(PHI_TAKE_PTR(v->wake_src));
         sd_event_source_disable_unref(PHI_TAKE_PTR(v->round_src));
         v->event = sd_event_unref(v->event);
