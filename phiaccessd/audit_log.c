@@ -17,8 +17,6 @@
 #include "phi/fs.h"
 #include "phi/secret.h"
 
-/* A file of verifier keys: 16 keys of at most ~300 bytes, and comments. */
-#define KEYS_FILE_MAX 65536
 
 struct phi_audit_log {
         phi_store *store;
@@ -373,12 +371,14 @@ uint64_t phi_audit_log_adopted(const phi_audit_log *l) {
 }
 
 int phi_audit_keys_file_read(const char *path, char **vkeys, size_t *n, char *why, size_t why_len) {
-        _cleanup_free_ char *data = malloc(KEYS_FILE_MAX + 1);
+        _cleanup_free_ char *data = malloc(PHI_AUDIT_KEYS_TEXT_MAX + 1);
+        _cleanup_free_ struct phi_audit_verifier *keys = calloc(PHI_AUDIT_KEYS_MAX, sizeof(*keys));
         _cleanup_close_ int fd = -EBADF;
-        size_t len = 0, line = 0;
-        int r = 0;
+        size_t len = 0, line = 0, n_keys = 0;
+        const char *err = NULL;
+        int r;
 
-        if (!data)
+        if (!data || !keys)
                 return -ENOMEM;
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
@@ -387,7 +387,7 @@ int phi_audit_keys_file_read(const char *path, char **vkeys, size_t *n, char *wh
                 return r;
         }
         for (;;) {
-                ssize_t k = read(fd, data + len, KEYS_FILE_MAX + 1 - len);
+                ssize_t k = read(fd, data + len, PHI_AUDIT_KEYS_TEXT_MAX + 1 - len);
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k < 0) {
@@ -398,38 +398,34 @@ int phi_audit_keys_file_read(const char *path, char **vkeys, size_t *n, char *wh
                 if (k == 0)
                         break;
                 len += (size_t) k;
-                if (len > KEYS_FILE_MAX) {
-                        snprintf(why, why_len, "%s: larger than %d bytes", path, KEYS_FILE_MAX);
+                if (len > PHI_AUDIT_KEYS_TEXT_MAX) {
+                        snprintf(why, why_len, "%s: larger than %d bytes", path, PHI_AUDIT_KEYS_TEXT_MAX);
                         return -E2BIG;
                 }
         }
-        data[len] = '\0';
-        for (char *p = data, *end; *p; p = end) {
-                struct phi_audit_verifier k;
-                const char *err = NULL;
-                size_t l;
-
-                end = p + strcspn(p, "\n");
-                l = (size_t) (end - p);
-                if (*end)
-                        *end++ = '\0';
-                line++;
-                while (l > 0 && (p[l - 1] == '\r' || p[l - 1] == ' ' || p[l - 1] == '\t'))
-                        p[--l] = '\0';
-                while (*p == ' ' || *p == '\t')
-                        p++, l--;
-                if (l == 0 || *p == '#')
+        r = phi_audit_verifiers_parse(data, len, keys, PHI_AUDIT_KEYS_MAX - *n, &n_keys, &line, &err);
+        if (r < 0) {
+                if (line)
+                        snprintf(why, why_len, "%s:%zu: %s%s", path, line,
+                                 r == -EINVAL ? "not a verifier key (NAME+KEYID+BASE64): " : "", err);
+                else
+                        snprintf(why, why_len, "%s: %s", path, err);
+                return r;
+        }
+        /* Kept as text, the lines that parsed (a key has one spelling): the
+         * live verification parses its copies again on its own thread. */
+        for (const char *p = data, *end = data + len; p < end && *n < PHI_AUDIT_KEYS_MAX;) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t l = nl ? (size_t) (nl - p) : (size_t) (end - p);
+                const char *q = p;
+                p += l + (nl ? 1 : 0);
+                while (l > 0 && (q[l - 1] == '\r' || q[l - 1] == ' ' || q[l - 1] == '\t'))
+                        l--;
+                while (l > 0 && (*q == ' ' || *q == '\t'))
+                        q++, l--;
+                if (l == 0 || *q == '#')
                         continue;
-                if (memchr(p, '\0', l) || phi_audit_verifier_parse(p, l, &k, &err) < 0) {
-                        snprintf(why, why_len, "%s:%zu: not a verifier key (NAME+KEYID+BASE64): %s", path, line,
-                                 err ? err : "a NUL byte");
-                        return -EINVAL;
-                }
-                if (*n >= PHI_AUDIT_KEYS_MAX) {
-                        snprintf(why, why_len, "%s:%zu: more than %d keys", path, line, PHI_AUDIT_KEYS_MAX);
-                        return -E2BIG;
-                }
-                if (!(vkeys[*n] = strdup(p)))
+                if (!(vkeys[*n] = strndup(q, l)))
                         return -ENOMEM;
                 (*n)++;
         }

@@ -626,6 +626,18 @@ int main(int argc, char **argv) {
                 }
                 printf("%s: ok\n", m.config_path);
                 r = check_policy(cfg->policy_path);
+                if (cfg->audit_trusted_keys[0]) {
+                        /* The fleet's keys, FILE:LINE as for the rest. */
+                        char *keys[PHI_AUDIT_KEYS_MAX] = { 0 }, why[512];
+                        size_t n = 0;
+                        if (phi_audit_keys_file_read(cfg->audit_trusted_keys, keys, &n, why, sizeof(why)) < 0) {
+                                printf("%s\n", why);
+                                r = 1;
+                        } else
+                                printf("%s: %zu trusted audit key%s\n", cfg->audit_trusted_keys, n, n == 1 ? "" : "s");
+                        for (size_t i = 0; i < n; i++)
+                                free(keys[i]);
+                }
                 phi_config_unref(cfg);
                 return r;
         }

@@ -185,7 +185,7 @@ if phi_wait_for --timeout 5 --what "alice in phi-dba on hostb" -- has_member hos
 else
     phi_fail "hostb's NSS never listed alice in phi-dba" "$(members hostb phi-dba)"
 fi
-has_member hosta phi-dba alice && phi_pass "hosta's NSS lists her too" || phi_fail "hosta's NSS lacks alice"
+phi_check "hosta's NSS lists her too" has_member hosta phi-dba alice
 phi_assert_eq "$(sudo_account hostb alice)" PAM_SUCCESS "hostb's elevate check lets alice in"
 # hostc is outside the role's hosts: its daemon knows of the grant (it reads
 # the feed too, as the revoke below shows) but publishes no membership.
@@ -307,3 +307,16 @@ phi_wait_for --timeout 5 --what "alice out of phi-dba on hostb" -- lacks_member 
 for h in "${HOSTS[@]}"; do
     phi_stop_pid "${PID[$h]}"
 done
+
+# ------------------------------------------- a trusted_keys file with a typo
+printf '# the fleet\n%s\nhostb/phi-audit+0000+nonsense\n' "${VKEY[hosta]}" >"$PHI_TMP/bad.keys"
+sed "s#^trusted_keys = .*#trusted_keys = $PHI_TMP/bad.keys#" "${DIR[hosta]}/phiaccessd.conf" >"$PHI_TMP/bad.conf"
+chmod 0600 "$PHI_TMP/bad.conf"
+RC=0
+OUT=$("$PHI_BUILD_DIR/phiaccessd/phiaccessd" --config "$PHI_TMP/bad.conf" --check-config 2>&1) || RC=$?
+phi_assert_eq "$RC" 1 "--check-config refuses a trusted_keys file with a bad line"
+phi_assert_contains "$OUT" "$PHI_TMP/bad.keys:3: not a verifier key" "and names it FILE:LINE"
+RC=0
+OUT=$("$PHI_BUILD_DIR/phiaccessd/phiaccessd" --config "${DIR[hosta]}/phiaccessd.conf" --check-config 2>&1) || RC=$?
+phi_assert_eq "$RC" 0 "--check-config accepts the fleet's file" "$OUT"
+phi_assert_contains "$OUT" "3 trusted audit keys" "and counts its keys"
