@@ -101,18 +101,16 @@ done
 chmod 0644 "$PHI_TMP/fleet.keys"
 
 # host_start HOST: the daemon in a mount and UTS namespace of its own, its
-# /run/phiaccessd and /var/lib/phiaccessd bound from its directory, its own
-# files beside the store, and the test's nsswitch.conf, passwd and group
-# (glibc's files) bound in /etc.
+# /run/phiaccessd and /var/lib/phiaccessd bound from its directory, and its
+# own files beside the store.
 host_start() {
     local h=$1 d=${DIR[$1]}
     # shellcheck disable=SC2016 # expanded by the inner bash
     phi_spawn "phiaccessd-$h" unshare --mount --uts --propagation private -- bash -c '
         h=$1 d=$2 tmp=$3 shared=$4 exe=$5
         shift 5
-        hostname "$h" && mount --bind "$d/run" /run/phiaccessd && mount --bind "$d/lib" /var/lib/phiaccessd &&
-            mount --bind "$tmp/nsswitch.conf" /etc/nsswitch.conf && mount --bind "$tmp/passwd" /etc/passwd &&
-            mount --bind "$tmp/group" /etc/group || exit 125
+        hostname "$h" && mount --bind "$d/run" /run/phiaccessd && mount --bind "$d/lib" /var/lib/phiaccessd ||
+            exit 125
         for f in "$@"; do
             mount --bind "$d/store/$f" "$shared/$f" || exit 125
         done
@@ -142,7 +140,14 @@ pair() { # KEY: its value in OUT
     sed -n "s/^$1  *//p" <<<"$OUT" | sed -n 1p
 }
 members() { # HOST GROUP: the members glibc (files, then nss_phi) lists on HOST
-    on "$1" env ${NSS_SAN_PRELOAD:+LD_PRELOAD="$NSS_SAN_PRELOAD"} getent group "$2" | cut -d: -f4 || true
+    # shellcheck disable=SC2016 # expanded by the inner sh
+    on "$1" env PRELOAD="$NSS_SAN_PRELOAD" unshare --mount --propagation private -- sh -c '
+        mount --bind "$1" /etc/nsswitch.conf && mount --bind "$2" /etc/passwd && mount --bind "$3" /etc/group ||
+            exit 125
+        shift 3
+        [ -z "$PRELOAD" ] || export LD_PRELOAD="$PRELOAD"
+        exec getent group "$1"' nss-run "$PHI_TMP/nsswitch.conf" "$PHI_TMP/passwd" "$PHI_TMP/group" "$2" |
+        cut -d: -f4 || true
 }
 has_member() { # HOST GROUP USER
     [[ ",$(members "$1" "$2")," == *",$3,"* ]]
