@@ -24,7 +24,7 @@ struct phi_audit_log {
         char vkey[PHI_AUDIT_VKEY_MAX];
         char origin[PHI_AUDIT_NAME_MAX + 1];
         char key_name[PHI_AUDIT_NAME_MAX + 1];
-        char *trusted[PHI_AUDIT_KEYS_MAX];  /* the fleet's other verifier keys */
+        char *trusted[PHI_AUDIT_KEYS_MAX - 1];  /* the fleet's other verifier keys */
         size_t n_trusted;
         uint64_t adopted;                   /* rounds that found another writer's appends */
         uint64_t checkpoint_records, checkpoint_interval;
@@ -403,7 +403,9 @@ int phi_audit_keys_file_read(const char *path, char **vkeys, size_t *n, char *wh
                         return -E2BIG;
                 }
         }
-        r = phi_audit_verifiers_parse(data, len, keys, PHI_AUDIT_KEYS_MAX - *n, &n_keys, &line, &err);
+        /* Room for the daemon's own key beside them in a verification. */
+        r = phi_audit_verifiers_parse(data, len, keys, *n < PHI_AUDIT_KEYS_MAX - 1 ? PHI_AUDIT_KEYS_MAX - 1 - *n : 0,
+                                      &n_keys, &line, &err);
         if (r < 0) {
                 if (line)
                         snprintf(why, why_len, "%s:%zu: %s%s", path, line,
@@ -414,7 +416,7 @@ int phi_audit_keys_file_read(const char *path, char **vkeys, size_t *n, char *wh
         }
         /* Kept as text, the lines that parsed (a key has one spelling): the
          * live verification parses its copies again on its own thread. */
-        for (const char *p = data, *end = data + len; p < end && *n < PHI_AUDIT_KEYS_MAX;) {
+        for (const char *p = data, *end = data + len; p < end && *n < PHI_AUDIT_KEYS_MAX - 1;) {
                 const char *nl = memchr(p, '\n', (size_t) (end - p));
                 size_t l = nl ? (size_t) (nl - p) : (size_t) (end - p);
                 const char *q = p;

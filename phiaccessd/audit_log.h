@@ -78,8 +78,9 @@ size_t phi_audit_log_trusted(const phi_audit_log *l, const char *const **ret) _p
 uint64_t phi_audit_log_adopted(const phi_audit_log *l) _phi_nonnull_;
 
 /* Reads a file of verifier keys (NAME+KEYID+BASE64), one a line; blank lines
- * and lines starting with '#' are skipped. Bounded: 64 KiB, PHI_AUDIT_KEYS_MAX
- * keys in all (*n counts those in vkeys already). Appends each as text to
+ * and lines starting with '#' are skipped. Bounded: 64 KiB, and
+ * PHI_AUDIT_KEYS_MAX - 1 keys in all (*n counts those in vkeys already; the
+ * daemon's own key makes PHI_AUDIT_KEYS_MAX). Appends each as text to
  * vkeys (strdup; the caller frees). -EINVAL, -E2BIG or the file's errno, with
  * a sentence naming FILE:LINE in why. */
 int phi_audit_keys_file_read(const char *path, char **vkeys, size_t *n, char *why, size_t why_len)
