@@ -20,13 +20,14 @@ source "$(dirname "$0")/../lib/harness.bash"
 source "$(dirname "$0")/totp-lib.bash"
 # shellcheck source-path=SCRIPTDIR source=nss_lib.bash
 source "$(dirname "$0")/nss_lib.bash"
+# shellcheck source-path=SCRIPTDIR source=fleet-lib.bash
+source "$(dirname "$0")/fleet-lib.bash"
 phi_harness_init "$@"
 command -v jq >/dev/null || phi_die "jq is missing; run ./scripts/setup"
 command -v sqlite3 >/dev/null || phi_die "sqlite3 is missing; run ./scripts/setup"
 nss_init
 nss_install
 PAM_PHI=$PHI_BUILD_DIR/pam_phi/pam_phi.so
-MKEXPORT=$PHI_BUILD_DIR/tests/tools/phi-audit-mkexport
 HOSTS=(hosta hostb hostc)
 
 totp_setup
@@ -56,102 +57,10 @@ POLICY
 chmod 0644 "$POLICY"
 totp_stack sudo "account required $PAM_PHI elevate" "session required $PAM_PHI elevate"
 
-# The shared part of the store: one directory, so that the file, its -wal
-# and its -shm are the same for every host. What is a host's own beside it
-# (the identity file, named after the store's path, and the instance lock)
-# is bound over, in each host's namespace, from that host's directory.
-SHARED=$PHI_TMP/shared
-OWN_FILES=(phi-identities.db phi-identities.db-wal phi-identities.db-shm phi.db.lock)
-mkdir -p "$SHARED"
-chmod 0700 "$SHARED"
-# An empty database for the links to point at; the first daemon makes the
-# tables (and the master key).
-sqlite3 "$SHARED/phi.db" 'PRAGMA journal_mode=WAL' >/dev/null
-chmod 0600 "$SHARED/phi.db"
-for f in "${OWN_FILES[@]}"; do
-    : >"$SHARED/$f"
-    chmod 0600 "$SHARED/$f"
-done
-declare -A DIR=() PID=() VKEY=()
-FLEET_ORIGIN=clinic.example/phi-audit
-: >"$PHI_TMP/fleet.keys"
-for h in "${HOSTS[@]}"; do
-    d=$PHI_TMP/$h
-    DIR[$h]=$d
-    mkdir -p "$d/run" "$d/lib" "$d/store"
-    chmod 0755 "$d" "$d/run" "$d/lib"
-    chmod 0700 "$d/store"
-    for f in "${OWN_FILES[@]}"; do
-        : >"$d/store/$f"
-        chmod 0600 "$d/store/$f"
-    done
-    # Each host's key, made before the first start so that every daemon
-    # trusts the others' from its first round.
-    "$MKEXPORT" keygen "$h/phi-audit" "$d/audit.key" "$d/audit.key.pub"
-    chmod 0600 "$d/audit.key"
-    VKEY[$h]=$(cat "$d/audit.key.pub")
-    echo "${VKEY[$h]}" >>"$PHI_TMP/fleet.keys"
-    sed -e "s#^path = .*#path = $SHARED/phi.db#" \
-        -e "s#^snapshot = .*#snapshot = $NSS_SNAPSHOT#" \
-        -e "/^\[daemon\]/a policy = $POLICY" "$TOTP_CONF" >"$d/phiaccessd.conf"
-    printf '\n[audit]\nkey = %s\norigin = %s\ntrusted_keys = %s\ncheckpoint_records = 20\n' \
-        "$d/audit.key" "$FLEET_ORIGIN" "$PHI_TMP/fleet.keys" >>"$d/phiaccessd.conf"
-    chmod 0600 "$d/phiaccessd.conf"
-done
-chmod 0644 "$PHI_TMP/fleet.keys"
+sed -i "/^\[daemon\]/a policy = $POLICY" "$TOTP_CONF"
+FLEET_EXTRA_AUDIT="checkpoint_records = 20"
+fleet_setup "${HOSTS[@]}"
 
-# host_start HOST: the daemon in a mount and UTS namespace of its own, its
-# /run/phiaccessd and /var/lib/phiaccessd bound from its directory, and its
-# own files beside the store.
-host_start() {
-    local h=$1 d=${DIR[$1]}
-    # shellcheck disable=SC2016 # expanded by the inner bash
-    phi_spawn "phiaccessd-$h" unshare --mount --uts --propagation private -- bash -c '
-        h=$1 d=$2 tmp=$3 shared=$4 exe=$5
-        shift 5
-        hostname "$h" && mount --bind "$d/run" /run/phiaccessd && mount --bind "$d/lib" /var/lib/phiaccessd ||
-            exit 125
-        for f in "$@"; do
-            mount --bind "$d/store/$f" "$shared/$f" || exit 125
-        done
-        exec "$exe" --config "$d/phiaccessd.conf"' phi-host "$h" "$d" "$PHI_TMP" "$SHARED" \
-        "$PHI_BUILD_DIR/phiaccessd/phiaccessd" "${OWN_FILES[@]}"
-    PID[$h]=$PHI_LAST_PID
-    phi_wait_for --timeout 15 --what "phiaccessd on $h" test -S "$d/run/socket" || phi_die "phiaccessd on $h did not start"
-}
-# on HOST CMD...: CMD in HOST's namespaces (its sockets, its NSS files).
-on() {
-    local h=$1
-    shift
-    nsenter --target "${PID[$h]}" --mount --uts -- "$@"
-}
-ctl() { # HOST USER ARGS...: phictl on HOST as USER; output in OUT, status in RC
-    local h=$1 user=$2
-    shift 2
-    RC=0
-    if [ "$user" = root ]; then
-        OUT=$(on "$h" "$PHI_BUILD_DIR/phiaccessd/phictl" "$@" 2>&1) || RC=$?
-    else
-        OUT=$(on "$h" setpriv --reuid="${TOTP_UID[$user]}" --regid="${TOTP_UID[$user]}" --clear-groups -- \
-            "$PHI_BUILD_DIR/phiaccessd/phictl" "$@" 2>&1) || RC=$?
-    fi
-}
-pair() { # KEY: its value in OUT
-    sed -n "s/^$1  *//p" <<<"$OUT" | sed -n 1p
-}
-members() { # HOST GROUP: the members glibc (files, then nss_phi) lists on HOST
-    # shellcheck disable=SC2016 # expanded by the inner sh
-    on "$1" env PRELOAD="$NSS_SAN_PRELOAD" unshare --mount --propagation private -- sh -c '
-        mount --bind "$1" /etc/nsswitch.conf && mount --bind "$2" /etc/passwd && mount --bind "$3" /etc/group ||
-            exit 125
-        shift 3
-        [ -z "$PRELOAD" ] || export LD_PRELOAD="$PRELOAD"
-        exec getent group "$1"' nss-run "$PHI_TMP/nsswitch.conf" "$PHI_TMP/passwd" "$PHI_TMP/group" "$2" |
-        cut -d: -f4 || true
-}
-has_member() { # HOST GROUP USER
-    [[ ",$(members "$1" "$2")," == *",$3,"* ]]
-}
 lacks_member() {
     ! has_member "$@"
 }
