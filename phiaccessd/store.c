@@ -297,6 +297,9 @@ int phi_store_changes_after(phi_store *s, uint64_t after, size_t max, struct phi
 int phi_store_changes_max(phi_store *s, uint64_t *ret) {
         return s->ops->changes_max(s->backend, ret);
 }
+int phi_store_changes_prune(phi_store *s, uint64_t before) {
+        return s->ops->changes_prune(s->backend, before);
+}
 
 void phi_audit_rows_free(struct phi_audit_row *rows, size_t n) {
         if (!rows)

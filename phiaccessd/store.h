@@ -147,6 +147,7 @@ struct phi_store_ops {
                           uint64_t created);
         int (*changes_after)(void *b, uint64_t after, size_t max, struct phi_change **ret, size_t *ret_n);
         int (*changes_max)(void *b, uint64_t *ret);
+        int (*changes_prune)(void *b, uint64_t before);
 
         /* Backup and restore (backup.c) */
         int (*counts)(void *b, struct phi_store_counts *ret);
@@ -409,3 +410,6 @@ int phi_store_changes_after(phi_store *s, uint64_t after, size_t max, struct phi
         _phi_warn_unused_ _phi_nonnull_;
 /* The newest change's seq, 0 when there is none: the cheap poll. */
 int phi_store_changes_max(phi_store *s, uint64_t *ret) _phi_warn_unused_ _phi_nonnull_;
+/* Removes the changes created before `before` (Unix seconds), except the
+ * newest, whose seq the next one follows. */
+int phi_store_changes_prune(phi_store *s, uint64_t before) _phi_warn_unused_ _phi_nonnull_;

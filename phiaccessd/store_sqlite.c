@@ -127,8 +127,9 @@ static const struct phi_sqlite_migration migrations[] = {
         /* The change feed of a store several daemons share: one row per
          * committed change the others react to (a request's transition, a
          * token's change, a session's close), its seq given out in the
-         * writing transaction. Kept (small rows); a reader asks for those
-         * after the last seq it applied. The same text runs on PostgreSQL. */
+         * writing transaction. A day's worth is kept (the newest always); a
+         * reader asks for those after the last seq it applied. The same text
+         * runs on PostgreSQL. */
         { 10, "changes",
           "CREATE TABLE changes (seq BIGINT PRIMARY KEY, kind INTEGER NOT NULL, subject TEXT NOT NULL,"
           "  host TEXT NOT NULL, created BIGINT NOT NULL);" },
@@ -175,6 +176,7 @@ enum {
         S_CHANGE_ADD,
         S_CHANGES_AFTER,
         S_CHANGES_MAX,
+        S_CHANGES_PRUNE,
         S_COUNTS,
         S_BEGIN,
         S_COMMIT,
@@ -265,6 +267,8 @@ static const char *const statements[_S_MAX] = {
         [S_CHANGES_AFTER] = "SELECT seq, kind, subject, host, created FROM changes WHERE seq > ?1 ORDER BY seq"
                             " LIMIT ?2",
         [S_CHANGES_MAX] = "SELECT COALESCE(MAX(seq), 0) FROM changes",
+        /* The newest stays: seqs go on from it, never back to 1. */
+        [S_CHANGES_PRUNE] = "DELETE FROM changes WHERE created < ?1 AND seq < (SELECT MAX(seq) FROM changes)",
         [S_COUNTS] = "SELECT (SELECT COUNT(*) FROM totp_tokens WHERE state = 2),"
                      " (SELECT COUNT(*) FROM totp_tokens WHERE state = 1),"
                      " (SELECT COUNT(*) FROM totp_tickets), (SELECT COUNT(*) FROM auth_failures)",
@@ -1299,6 +1303,14 @@ static int sqlite_changes_max(void *b, uint64_t *ret) {
         return r;
 }
 
+static int sqlite_changes_prune(void *b, uint64_t before) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_CHANGES_PRUNE);
+
+        if (!st || phi_sqlite_bind_i64(st, 1, before) < 0)
+                return -ENOMEM;
+        return phi_sqlite_step_done(st);
+}
+
 const struct phi_store_ops phi_store_sqlite_ops = {
         .name = "sqlite",
         .open = sqlite_open,
@@ -1345,4 +1357,5 @@ const struct phi_store_ops phi_store_sqlite_ops = {
         .change_add = sqlite_change_add,
         .changes_after = sqlite_changes_after,
         .changes_max = sqlite_changes_max,
+        .changes_prune = sqlite_changes_prune,
 };

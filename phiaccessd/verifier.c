@@ -43,6 +43,8 @@
 #define SESSION_END_GRACE 10
 /* How often the change feed of a shared store is polled (SQLite). */
 #define CHANGES_POLL_MS 250
+/* How long a change stays in the feed (seconds). */
+#define CHANGES_KEEP 86400
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
 #endif
@@ -2303,6 +2305,10 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
                 r = phi_audit_log_finish(v->audit, now, &note);
         if (r >= 0 && now >= v->last_prune + PRUNE_INTERVAL) {
                 r = phi_store_failures_prune(v->store, now, v->policy.failure_window);
+                /* Every daemon reads the feed within a second; one that was
+                 * stopped starts from the newest row anyway. */
+                if (r >= 0 && now > CHANGES_KEEP)
+                        r = phi_store_changes_prune(v->store, now - CHANGES_KEEP);
                 v->last_prune = now;
         }
         if (r >= 0)

@@ -177,6 +177,15 @@ static void test_changes(void **state) {
         memset(long_subject, 'x', sizeof(long_subject) - 1);
         long_subject[sizeof(long_subject) - 1] = '\0';
         assert_int_equal(phi_store_change_add(f->s[0], PHI_CHANGE_TOKEN, long_subject, "hosta", 1), -ENAMETOOLONG);
+        /* Pruning keeps the newest, so the next seq follows it. */
+        assert_int_equal(phi_store_changes_prune(f->s[0], UINT32_MAX), 0);
+        assert_int_equal(phi_store_changes_after(f->s[0], 0, 10, &v, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(v[0].seq, 5);
+        free(v);
+        assert_int_equal(phi_store_change_add(f->s[1], PHI_CHANGE_TOKEN, "alice", "hostb", 1), 0);
+        assert_int_equal(phi_store_changes_max(f->s[0], &max), 0);
+        assert_int_equal(max, 6);
 }
 
 static void test_transition_stale(void **state) {
