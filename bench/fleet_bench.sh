@@ -7,13 +7,14 @@
 #              approve plus the getent polls;
 #   fleet      approval on A -> the membership on B (B's change feed: a poll
 #              of the newest seq every 250 ms, then its own publication);
-#   writes     N `phictl request`s (each a durable round with its audit
-#              record) on A alone, then N on A and N on B at once: the same
-#              store's write lock shared by two daemons, whose rounds each
-#              first read the other's appends.
+#   writes     N PAM account checks (pam_driver; each answered after its
+#              durable round with its access_granted record) on A alone,
+#              then N on A and N on B at once: the same store's write lock
+#              shared by two daemons, whose rounds each first read the
+#              other's appends. (Not requests: those have a per-user budget.)
 # Prints figures and ratios; asserts nothing.
 #
-# Usage: bench/fleet_bench.sh [--visible K] [--requests N]; defaults 40, 200.
+# Usage: bench/fleet_bench.sh [--visible K] [--checks N]; defaults 40, 200.
 # Needs root; build dir $PHI_BUILD_DIR.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../tests/lib/harness.bash
@@ -30,8 +31,8 @@ visible=40 requests=200
 while [ $# -gt 0 ]; do
     case "$1" in
         --visible) visible=$2; shift 2 ;;
-        --requests) requests=$2; shift 2 ;;
-        *) phi_die "usage: fleet_bench.sh [--visible K] [--requests N]" ;;
+        --checks) requests=$2; shift 2 ;;
+        *) phi_die "usage: fleet_bench.sh [--visible K] [--checks N]" ;;
     esac
 done
 command -v sqlite3 >/dev/null || phi_die "sqlite3 is missing; run ./scripts/setup"
@@ -44,6 +45,12 @@ approvers:x:3101:bob
 phi-bench:x:3102:
 GROUPS
 cat >"$TOTP_DIR/policy.conf" <<'POLICY'
+[access:bench]
+action = allow
+users = dave
+services = phi-bench
+hosts = *
+
 [role:bench]
 grant_group = phi-bench
 eligible_groups = oncall
@@ -56,6 +63,7 @@ hosts = *
 POLICY
 chmod 0644 "$TOTP_DIR/policy.conf"
 sed -i "/^\[daemon\]/a policy = $TOTP_DIR/policy.conf" "$TOTP_CONF"
+totp_stack phi-bench "account required $PHI_BUILD_DIR/pam_phi/pam_phi.so"
 fleet_setup hosta hostb
 host_start hosta
 host_start hostb
@@ -91,8 +99,8 @@ done
 burst() { # HOST N
     local i
     for ((i = 0; i < $2; i++)); do
-        ctl "$1" dave request bench --for 10m
-        [ "$RC" = 0 ] || phi_die "request on $1: $OUT"
+        [ "$(on "$1" "$PHI_BUILD_DIR/tests/pam_driver" --confdir "$TOTP_DIR/pam.d" --service phi-bench --user dave \
+            --op account 2>/dev/null)" = PAM_SUCCESS ] || phi_die "account check on $1 refused"
     done
 }
 t0=$(now_us)
@@ -111,14 +119,14 @@ two_us=$((t1 - t0))
 records=$(sqlite3 "$SHARED/phi.db" 'SELECT COUNT(*) FROM audit_log')
 gapless=$(sqlite3 "$SHARED/phi.db" 'SELECT COUNT(*) = MAX(seq) + 1 AND COUNT(DISTINCT seq) = COUNT(*) FROM audit_log')
 
-printf '\nfleet_bench: two daemons on one SQLite store, %s visibility runs each way, %s requests\n' "$visible" \
+printf '\nfleet_bench: two daemons on one SQLite store, %s visibility runs each way, %s account checks\n' "$visible" \
     "$requests"
 printf '  floor: approve on A -> NSS on A      p50 %s ms  p99 %s ms\n' "$(pct 50 "$PHI_TMP/local.us")" \
     "$(pct 99 "$PHI_TMP/local.us")"
 printf '  approve on A -> NSS on B (feed)      p50 %s ms  p99 %s ms\n' "$(pct 50 "$PHI_TMP/fleet.us")" \
     "$(pct 99 "$PHI_TMP/fleet.us")"
-printf '  requests, one daemon                 %8s /s\n' "$(rate "$requests" "$one_us")"
-printf '  requests, two daemons at once        %8s /s  (%.2f x one daemon)\n' \
+printf '  account checks, one daemon           %8s /s\n' "$(rate "$requests" "$one_us")"
+printf '  account checks, two daemons at once  %8s /s  (%.2f x one daemon)\n' \
     "$(rate $((2 * requests)) "$two_us")" \
     "$(awk -v a="$one_us" -v b="$two_us" -v n="$requests" 'BEGIN { print (2 * n / b) / (n / a) }')"
 printf '  audit log after the run              %s records, seqs gapless and unique: %s\n' "$records" \
