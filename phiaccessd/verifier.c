@@ -199,7 +199,10 @@ struct phi_verifier {
         /* The change feed of a shared store: the last seq applied, and what
          * wakes this daemon to read further (a poll of the newest seq). */
         uint64_t changes_seen;
-        uint64_t changes_applied;   /* other hosts' changes reacted to, for status */
+        uint64_t changes_applied;   /* other hosts' changes reacted to */
+        uint64_t audit_adopted;     /* rounds that found another writer's appends */
+        /* copies of the three for status, under the lock */
+        uint64_t st_changes_seen, st_changes_applied, st_audit_adopted;
         sd_event_source *changes_src;
 };
 
@@ -2020,6 +2023,14 @@ void phi_verifier_audit_state(phi_verifier *v, uint64_t *ret_size, uint64_t *ret
         pthread_mutex_unlock(&v->lock);
 }
 
+void phi_verifier_fleet_state(phi_verifier *v, uint64_t *ret_seen, uint64_t *ret_applied, uint64_t *ret_adopted) {
+        pthread_mutex_lock(&v->lock);
+        *ret_seen = v->st_changes_seen;
+        *ret_applied = v->st_changes_applied;
+        *ret_adopted = v->st_audit_adopted;
+        pthread_mutex_unlock(&v->lock);
+}
+
 int phi_verifier_audit_keys(phi_verifier *v, char *origin, size_t origin_len, char **trusted, size_t *ret_n) {
         const char *const *keys = NULL;
         size_t n;
@@ -2218,6 +2229,10 @@ static void changes_apply(phi_verifier *v) {
                 if (n < 256)
                         break;
         }
+        pthread_mutex_lock(&v->lock);
+        v->st_changes_seen = v->changes_seen;
+        v->st_changes_applied = v->changes_applied;
+        pthread_mutex_unlock(&v->lock);
         if (grants)
                 grants_publish(v);
         if (tick)
@@ -2250,6 +2265,7 @@ static int changes_start(phi_verifier *v) {
          * start (grants published, sessions recovered, timer armed). */
         if ((r = phi_store_changes_max(v->store, &v->changes_seen)) < 0)
                 return r;
+        v->st_changes_seen = v->changes_seen;
         if ((r = sd_event_now(v->event, CLOCK_MONOTONIC, &now)) < 0 ||
             (r = sd_event_add_time(v->event, &v->changes_src, CLOCK_MONOTONIC, now + CHANGES_POLL_MS * 1000ULL,
                                    CHANGES_POLL_MS * 100ULL, on_changes_poll, v)) < 0 ||
@@ -2336,6 +2352,7 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
                 pthread_mutex_lock(&v->lock);
                 v->audit_size = phi_audit_log_size(v->audit);
                 v->audit_checkpoint = phi_audit_log_checkpoint_size(v->audit);
+                v->st_audit_adopted = phi_audit_log_adopted(v->audit);
                 pthread_mutex_unlock(&v->lock);
         }
         free(note);

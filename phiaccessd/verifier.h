@@ -193,6 +193,11 @@ int phi_verifier_submit_after_audit(phi_verifier *v, phi_msg *reply, uint64_t *r
 /* The audit log's size and newest checkpoint, and its verifier key (copied). */
 void phi_verifier_audit_state(phi_verifier *v, uint64_t *ret_size, uint64_t *ret_checkpoint, char *vkey,
                               size_t vkey_len) _phi_nonnull_;
+/* Several daemons on one store, for status: the change feed's last seq this
+ * daemon applied, the other hosts' changes it reacted to, and its rounds
+ * that found the audit tree advanced by another writer. */
+void phi_verifier_fleet_state(phi_verifier *v, uint64_t *ret_seen, uint64_t *ret_applied, uint64_t *ret_adopted)
+        _phi_nonnull_;
 /* The log's origin, and copies (strdup; the caller frees) of the fleet's
  * other trusted verifier keys: what the live verification checks against. */
 int phi_verifier_audit_keys(phi_verifier *v, char *origin, size_t origin_len, char **trusted, size_t *ret_n)

@@ -182,6 +182,16 @@ phi_assert_contains "$signers" "hostb/phi-audit" "hostb signed checkpoints of th
 origins=$(sqlite3 "$SHARED/phi.db" 'SELECT note FROM audit_checkpoints' | grep -c -x -F "$FLEET_ORIGIN" || true)
 phi_check "every checkpoint names the fleet's origin" test "$origins" = \
     "$(sqlite3 "$SHARED/phi.db" 'SELECT COUNT(*) FROM audit_checkpoints')"
+for h in hosta hostb; do
+    ctl "$h" root status
+    phi_check "$h's status counts rounds that took the other's appends ($(pair audit_rounds_adopted))" \
+        test "$(pair audit_rounds_adopted)" -gt 0
+done
+ctl hostb root status
+phi_check "hostb's status counts other hosts' changes it reacted to ($(pair fleet_changes_applied))" \
+    test "$(pair fleet_changes_applied)" -gt 0
+phi_assert_eq "$(pair fleet_changes_seq)" "$(sqlite3 "$SHARED/phi.db" 'SELECT MAX(seq) FROM changes')" \
+    "hostb has read the change feed to its end"
 for h in "${HOSTS[@]}"; do
     ctl "$h" root audit verify
     phi_assert_eq "$RC" 0 "phictl audit verify passes on $h" "$OUT"
