@@ -300,6 +300,13 @@ int phi_store_changes_max(phi_store *s, uint64_t *ret) {
 int phi_store_changes_prune(phi_store *s, uint64_t before) {
         return s->ops->changes_prune(s->backend, before);
 }
+int phi_store_changes_wake_fd(phi_store *s) {
+        return s->ops->changes_wake_fd ? s->ops->changes_wake_fd(s->backend) : -EOPNOTSUPP;
+}
+void phi_store_changes_wake_ack(phi_store *s) {
+        if (s->ops->changes_wake_ack)
+                s->ops->changes_wake_ack(s->backend);
+}
 
 void phi_audit_rows_free(struct phi_audit_row *rows, size_t n) {
         if (!rows)

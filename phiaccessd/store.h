@@ -148,6 +148,9 @@ struct phi_store_ops {
         int (*changes_after)(void *b, uint64_t after, size_t max, struct phi_change **ret, size_t *ret_n);
         int (*changes_max)(void *b, uint64_t *ret);
         int (*changes_prune)(void *b, uint64_t before);
+        /* Optional (NULL: none); see phi_store_changes_wake_fd. */
+        int (*changes_wake_fd)(void *b);
+        void (*changes_wake_ack)(void *b);
 
         /* Backup and restore (backup.c) */
         int (*counts)(void *b, struct phi_store_counts *ret);
@@ -413,3 +416,12 @@ int phi_store_changes_max(phi_store *s, uint64_t *ret) _phi_warn_unused_ _phi_no
 /* Removes the changes created before `before` (Unix seconds), except the
  * newest, whose seq the next one follows. */
 int phi_store_changes_prune(phi_store *s, uint64_t before) _phi_warn_unused_ _phi_nonnull_;
+/* The wake-up a backend may offer besides the poll of phi_store_changes_max:
+ * a descriptor that becomes readable when another daemon may have committed a
+ * change (PostgreSQL: a connection that LISTENs, the change_add of each
+ * writer NOTIFYing in its transaction). The reader then calls ack (it
+ * consumes what woke it) and reads the feed: the table is the truth, a
+ * notification only says when to look, and one missed waits for the next
+ * poll. -EOPNOTSUPP when the backend has none (SQLite: the poll alone). */
+int phi_store_changes_wake_fd(phi_store *s) _phi_warn_unused_ _phi_nonnull_;
+void phi_store_changes_wake_ack(phi_store *s) _phi_nonnull_;

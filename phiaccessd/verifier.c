@@ -204,6 +204,7 @@ struct phi_verifier {
         /* copies of the three for status, under the lock */
         uint64_t st_changes_seen, st_changes_applied, st_audit_adopted;
         sd_event_source *changes_src;
+        sd_event_source *changes_wake_src;  /* the backend's own wake-up, if it has one */
 };
 
 struct watch {
@@ -2257,9 +2258,19 @@ static int on_changes_poll(sd_event_source *src, uint64_t usec, void *userdata) 
         return 0;
 }
 
+/* The backend's notification (phi_store_changes_wake_fd): read at once. */
+static int on_changes_wake(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        phi_verifier *v = userdata;
+
+        (void) src, (void) fd, (void) revents;
+        phi_store_changes_wake_ack(v->store);
+        changes_apply(v);
+        return 0;
+}
+
 static int changes_start(phi_verifier *v) {
         uint64_t now = 0;
-        int r;
+        int r, fd;
 
         /* From the newest: this daemon's state is rebuilt from the store at
          * start (grants published, sessions recovered, timer armed). */
@@ -2271,6 +2282,14 @@ static int changes_start(phi_verifier *v) {
                                    CHANGES_POLL_MS * 100ULL, on_changes_poll, v)) < 0 ||
             (r = sd_event_source_set_enabled(v->changes_src, SD_EVENT_ON)) < 0)
                 return r;
+        /* A backend that notifies wakes this daemon sooner; the poll stays,
+         * for a notification missed. */
+        fd = phi_store_changes_wake_fd(v->store);
+        if (fd >= 0 && (r = sd_event_add_io(v->event, &v->changes_wake_src, fd, EPOLLIN, on_changes_wake, v)) < 0)
+                return r;
+        if (fd < 0 && fd != -EOPNOTSUPP)
+                phi_log(LOG_WARNING, "the store's change notifications are not available: %s; polling every %d ms",
+                        phi_errno_text(fd), CHANGES_POLL_MS);
         return 0;
 }
 
@@ -2682,6 +2701,7 @@ static void *verifier_thread(void *arg) {
                 watch_free(v->watches);
         v->elev_timer = sd_event_source_disable_unref(v->elev_timer);
         v->changes_src = sd_event_source_disable_unref(v->changes_src);
+        v->changes_wake_src = sd_event_source_disable_unref(v->changes_wake_src);
         sd_event_source_disable_unref(PHI_TAKE_PTR(v->wake_src));
         sd_event_source_disable_unref(PHI_TAKE_PTR(v->round_src));
         v->event = sd_event_unref(v->event);
