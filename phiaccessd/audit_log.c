@@ -17,7 +17,6 @@
 #include "phi/fs.h"
 #include "phi/secret.h"
 
-
 struct phi_audit_log {
         phi_store *store;
         struct phi_audit_signer signer;
@@ -248,12 +247,14 @@ int phi_audit_log_begin(phi_audit_log *l) {
         if ((r = tree_read(l, true, &stored)) < 0)
                 return r;
         if (stored.size != l->tree.size) {
-                /* Another daemon appended (or this one's last round was
-                 * rolled back after the store had it): the store's tree is the
-                 * base, and its newest checkpoint says when one is due. */
+                /* Another daemon appended: the store's tree is the base, and
+                 * its newest checkpoint says when one is due. Fewer records
+                 * than this daemon has appended means the store was set back
+                 * under it (its journaled checkpoints now say behind-journal):
+                 * said, and the store's tree is still the one appended to. */
                 if (stored.size < l->tree.size)
-                        phi_log(LOG_WARNING, "the stored audit tree holds %llu records, this daemon had %llu: "
-                                             "going on from the store's",
+                        phi_log(LOG_CRIT, "the stored audit tree holds %llu records, fewer than the %llu this daemon "
+                                          "has seen: the store was set back; going on from the store's",
                                 (unsigned long long) stored.size, (unsigned long long) l->tree.size);
                 l->adopted++;
                 if ((r = checkpoint_read(l)) < 0)
@@ -375,16 +376,17 @@ int phi_audit_keys_file_read(const char *path, char **vkeys, size_t *n, char *wh
         _cleanup_free_ struct phi_audit_verifier *keys = calloc(PHI_AUDIT_KEYS_MAX, sizeof(*keys));
         _cleanup_close_ int fd = -EBADF;
         size_t len = 0, line = 0, n_keys = 0;
-        const char *err = NULL;
+        const char *err = NULL, *reason = NULL;
         int r;
 
         if (!data || !keys)
                 return -ENOMEM;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* Whoever may write it may add a key whose checkpoints then verify:
+         * root's file, as the configuration is. */
+        fd = phi_config_open_trusted(path, false, &reason);
         if (fd < 0) {
-                r = phi_negative_errno();
-                snprintf(why, why_len, "%s: %s", path, phi_errno_text(r));
-                return r;
+                snprintf(why, why_len, "%s: %s", path, reason ? reason : phi_errno_text(fd));
+                return fd;
         }
         for (;;) {
                 ssize_t k = read(fd, data + len, PHI_AUDIT_KEYS_TEXT_MAX + 1 - len);

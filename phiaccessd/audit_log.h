@@ -81,8 +81,9 @@ uint64_t phi_audit_log_adopted(const phi_audit_log *l) _phi_nonnull_;
  * and lines starting with '#' are skipped. Bounded: 64 KiB, and
  * PHI_AUDIT_KEYS_MAX - 1 keys in all (*n counts those in vkeys already; the
  * daemon's own key makes PHI_AUDIT_KEYS_MAX). Appends each as text to
- * vkeys (strdup; the caller frees). -EINVAL, -E2BIG or the file's errno, with
- * a sentence naming FILE:LINE in why. */
+ * vkeys (strdup; the caller frees). The file must be root's and writable by
+ * root alone (phi_config_open_trusted): -EPERM. -EINVAL, -E2BIG or the file's
+ * errno, with a sentence naming FILE:LINE in why. */
 int phi_audit_keys_file_read(const char *path, char **vkeys, size_t *n, char *why, size_t why_len)
         _phi_warn_unused_ _phi_nonnull_;
 void phi_audit_log_root(const phi_audit_log *l, uint8_t ret[PHI_AUDIT_HASH_SIZE]) _phi_nonnull_;

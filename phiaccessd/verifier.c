@@ -200,8 +200,8 @@ struct phi_verifier {
          * wakes this daemon to read further (a poll of the newest seq). */
         uint64_t changes_seen;
         uint64_t changes_applied;   /* other hosts' changes reacted to */
-        uint64_t audit_adopted;     /* rounds that found another writer's appends */
-        /* copies of the three for status, under the lock */
+        /* for status, under the lock: copies of those two, and the audit
+         * log's rounds that found another writer's appends */
         uint64_t st_changes_seen, st_changes_applied, st_audit_adopted;
         sd_event_source *changes_src;
         sd_event_source *changes_wake_src;  /* the backend's own wake-up, if it has one */

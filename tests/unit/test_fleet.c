@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit_log.h"
@@ -284,6 +285,11 @@ static void test_keys_file(void **state) {
         n = 0;
         assert_int_equal(phi_audit_keys_file_read(path, keys, &n, why, sizeof(why)), -E2BIG);
         assert_non_null(strstr(why, ":16: "));
+        /* A file others may write could gain a key: not trusted. */
+        assert_int_equal(chmod(path, 0664), 0);
+        n = 0;
+        assert_int_equal(phi_audit_keys_file_read(path, keys, &n, why, sizeof(why)), -EPERM);
+        assert_non_null(strstr(why, "writable by group or others"));
         snprintf(path, sizeof(path), "%s/none.keys", f->dir);
         assert_int_equal(phi_audit_keys_file_read(path, keys, &n, why, sizeof(why)), -ENOENT);
 }
