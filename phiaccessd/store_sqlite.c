@@ -128,11 +128,15 @@ static const struct phi_sqlite_migration migrations[] = {
          * committed change the others react to (a request's transition, a
          * token's change, a session's close), its seq given out in the
          * writing transaction. A day's worth is kept (the newest always); a
-         * reader asks for those after the last seq it applied. The same text
-         * runs on PostgreSQL. */
+         * reader asks for those after the last seq it applied. And the
+         * audit tree's row made for an empty log (the saved form of the empty
+         * tree), so that a server backend's round always has a row to lock.
+         * The same text runs on PostgreSQL. */
         { 10, "changes",
           "CREATE TABLE changes (seq BIGINT PRIMARY KEY, kind INTEGER NOT NULL, subject TEXT NOT NULL,"
-          "  host TEXT NOT NULL, created BIGINT NOT NULL);" },
+          "  host TEXT NOT NULL, created BIGINT NOT NULL);"
+          "INSERT INTO audit_tree (id, state) SELECT 1, '010000000000000000'"
+          "  WHERE NOT EXISTS (SELECT 1 FROM audit_tree);" },
 };
 
 enum {
