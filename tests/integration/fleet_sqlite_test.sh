@@ -197,6 +197,13 @@ for h in "${HOSTS[@]}"; do
     phi_assert_eq "$RC" 0 "phictl audit verify passes on $h" "$OUT"
     phi_assert_contains "$OUT" "verified:    the live audit log" "$h: the live log verified"
     phi_assert_eq "$(sed -n 's/^origin: *//p' <<<"$OUT")" "$FLEET_ORIGIN" "$h: the log's origin is the fleet's"
+    # One journal here for three hosts: each daemon checks its own journaled
+    # checkpoints against the store and leaves the others' aside (they
+    # prove nothing about what it saw), so the store being ahead of what
+    # this host journaled is no "behind-journal".
+    journaled=$(sed -n 's/^checkpoints: .*, \([0-9]*\) in the journal$/\1/p' <<<"$OUT")
+    phi_check "$h: its own journaled checkpoints checked ($journaled)" test "${journaled:-0}" -ge 1
+    phi_assert_match "$OUT" "ignored: +[1-9][0-9]* journal entries" "$h: the other hosts' journaled checkpoints set aside"
 done
 on hosta "$PHI_BUILD_DIR/phiaccessd/phiaccessd" --config "${DIR[hosta]}/phiaccessd.conf" \
     --verify-audit "$SHARED/phi.db" --key "${DIR[hosta]}/audit.key.pub" >"$PHI_TMP/verify-audit.out" 2>&1 ||
