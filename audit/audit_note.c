@@ -190,6 +190,48 @@ int phi_audit_verifier_parse(const char *text, size_t n, struct phi_audit_verifi
         return 0;
 }
 
+int phi_audit_verifiers_parse(const char *text, size_t n, struct phi_audit_verifier *keys, size_t max,
+                              size_t *n_keys, size_t *ret_line, const char **ret_error) {
+        const char *error_dummy;
+        size_t line = 0, pos = 0;
+
+        if (!ret_error)
+                ret_error = &error_dummy;
+        *ret_line = 0;
+        if (n > PHI_AUDIT_KEYS_TEXT_MAX) {
+                *ret_error = "the list of keys is larger than 64 KiB";
+                return -E2BIG;
+        }
+        while (pos < n) {
+                const char *p = text + pos, *nl = memchr(p, '\n', n - pos);
+                size_t len = nl ? (size_t) (nl - p) : n - pos;
+                int r;
+
+                pos += len + (nl ? 1 : 0);
+                line++;
+                while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == ' ' || p[len - 1] == '\t'))
+                        len--;
+                while (len > 0 && (*p == ' ' || *p == '\t'))
+                        p++, len--;
+                if (len == 0 || *p == '#')
+                        continue;
+                *ret_line = line;
+                if (memchr(p, '\0', len)) {
+                        *ret_error = "a NUL byte";
+                        return -EINVAL;
+                }
+                if (*n_keys >= max) {
+                        *ret_error = "more keys than a verification takes";
+                        return -E2BIG;
+                }
+                if ((r = phi_audit_verifier_parse(p, len, &keys[*n_keys], ret_error)) < 0)
+                        return r;
+                (*n_keys)++;
+        }
+        *ret_line = 0;
+        return 0;
+}
+
 int phi_audit_signer_parse(const char *text, size_t n, struct phi_audit_signer *ret, const char **ret_error) {
         struct phi_audit_signer s = {};
         uint8_t seed[32], pk[32];

@@ -14,6 +14,12 @@
  *          appends N synthetic records to the store with the daemon's own
  *          writer (audit_log.c: leaves, tree, a checkpoint every 1,000), in
  *          transactions of 10,000; for the verification of a large log.
+ *   treeread --store PATH --key SKEYFILE --count N
+ *          N rounds that only begin the audit log (phi_audit_log_begin: the
+ *          stored tree read under the round's lock, what lets several daemons
+ *          append to one tree), each a BEGIN IMMEDIATE .. COMMIT with no
+ *          write, beside N such empty rounds: the single writer's cost of
+ *          the fleet's read, per round.
  *
  * Prints figures and asserts nothing. */
 
@@ -146,7 +152,7 @@ static int run_fill(void) {
                 uint64_t base = phi_audit_log_size(l);
                 if ((r = phi_store_begin(s)) < 0)
                         break;
-                phi_audit_log_begin(l);
+                r = phi_audit_log_begin(l);
                 for (uint64_t k = 0; k < 10000 && done < O.count && r >= 0; k++, done++) {
                         struct synth_record x;
                         synth_record(base + k, &x);
@@ -178,6 +184,44 @@ static int run_fill(void) {
         return r < 0 ? 1 : 0;
 }
 
+static int run_treeread(void) {
+        const struct phi_audit_log_config ac = {
+                .key_path = O.key, .origin = "bench/phi-audit", .checkpoint_records = 1000, .checkpoint_interval = 60,
+        };
+        phi_store *s = NULL;
+        phi_audit_log *l = NULL;
+        double t[3];
+        int r;
+
+        if (!O.store || !O.key)
+                return 2;
+        if ((r = phi_store_open("sqlite", O.store, PHI_IDENTITIES_NONE, &s)) < 0 ||
+            (r = phi_audit_log_open(s, &ac, &l)) < 0) {
+                fprintf(stderr, "cannot open %s: %s\n", O.store, phi_errno_text(r));
+                return 1;
+        }
+        t[0] = wall();
+        for (uint64_t i = 0; i < O.count && r >= 0; i++)
+                if ((r = phi_store_begin(s)) >= 0)
+                        r = phi_store_commit(s);
+        t[1] = wall();
+        for (uint64_t i = 0; i < O.count && r >= 0; i++)
+                if ((r = phi_store_begin(s)) >= 0 && (r = phi_audit_log_begin(l)) >= 0)
+                        r = phi_store_commit(s);
+        t[2] = wall();
+        if (r < 0)
+                fprintf(stderr, "round failed: %s\n", phi_errno_text(r));
+        else
+                printf("treeread rounds=%llu tree_size=%llu empty_round_us=%.2f with_tree_read_us=%.2f "
+                       "tree_read_us=%.2f\n",
+                       (unsigned long long) O.count, (unsigned long long) phi_audit_log_size(l),
+                       (t[1] - t[0]) * 1e6 / (double) O.count, (t[2] - t[1]) * 1e6 / (double) O.count,
+                       ((t[2] - t[1]) - (t[1] - t[0])) * 1e6 / (double) O.count);
+        phi_audit_log_free(l);
+        phi_store_free(s);
+        return r < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' }, { "threads", required_argument, NULL, 't' },
@@ -188,7 +232,7 @@ int main(int argc, char **argv) {
         int c;
 
         if (argc < 2) {
-                fprintf(stderr, "usage: audit_append_bench auth|sha256|fill [--socket P] [--threads T] [--count N] "
+                fprintf(stderr, "usage: audit_append_bench auth|sha256|fill|treeread [--socket P] [--threads T] [--count N] "
                                 "[--prefix P] [--store S] [--key K]\n");
                 return 2;
         }
@@ -209,5 +253,7 @@ int main(int argc, char **argv) {
                 return run_sha256();
         if (strcmp(argv[1], "fill") == 0)
                 return run_fill();
+        if (strcmp(argv[1], "treeread") == 0)
+                return run_treeread();
         return 2;
 }

@@ -15,6 +15,9 @@
 #                store filled up to that with the daemon's own writer,
 #                audit_log.c, a checkpoint every 1,000), wall clock; and
 #                phiaccessd --verify-audit on it with the daemon stopped;
+#   treeread     the stored tree read each round begins with (what lets
+#                several daemons append to one tree), per round, beside an
+#                empty round (BEGIN IMMEDIATE .. COMMIT) in the same run;
 #   bytes        bytes per record in the store: the audit tables' pages
 #                (SQLite's dbstat) / records, and the whole file / records.
 # Usage: bench/audit_append_bench.sh [--count N] [--threads T] [--records M]
@@ -73,6 +76,9 @@ totp_daemon_stop
 have=$(sqlite3 "$db" "SELECT count(*) FROM audit_log")
 [ "$have" -ge "$records" ] || "$BENCH" fill --store "$db" --key "$TOTP_DIR/audit.key" --count $((records - have)) | sed 's/^/  /'
 sqlite3 "$db" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
+# What several daemons appending to one tree cost a single writer: the
+# stored tree read at each round, beside the round it is read in.
+"$BENCH" treeread --store "$db" --key "$TOTP_DIR/audit.key" --count 20000 | sed 's/^/  /'
 n=$(sqlite3 "$db" "SELECT count(*) FROM audit_log")
 audit_bytes=$(sqlite3 "$db" "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'audit%' OR name LIKE 'sqlite_autoindex_audit%'")
 file_bytes=$(stat -c %s "$db")

@@ -58,7 +58,7 @@ static int fill(const char *path, const char *key, const char *origin, uint64_t 
                 char *note = NULL;
                 if ((r = phi_store_begin(s)) < 0)
                         break;
-                phi_audit_log_begin(l);
+                r = phi_audit_log_begin(l);
                 for (uint64_t k = 0; k < batch && i < n && r >= 0; k++, i++) {
                         struct synth_record x;
                         synth_record(i, &x);

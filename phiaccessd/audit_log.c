@@ -22,6 +22,10 @@ struct phi_audit_log {
         struct phi_audit_signer signer;
         char vkey[PHI_AUDIT_VKEY_MAX];
         char origin[PHI_AUDIT_NAME_MAX + 1];
+        char key_name[PHI_AUDIT_NAME_MAX + 1];
+        char *trusted[PHI_AUDIT_KEYS_MAX - 1];  /* the fleet's other verifier keys */
+        size_t n_trusted;
+        uint64_t adopted;                   /* rounds that found another writer's appends */
         uint64_t checkpoint_records, checkpoint_interval;
 
         struct phi_audit_tree tree, saved;  /* now, and as the store has it */
@@ -101,7 +105,7 @@ static int key_load(struct phi_audit_log *l, const char *path) {
         }
         fd = phi_config_open_trusted(path, true, &reason);
         if (fd == -ENOENT) {
-                if ((r = phi_audit_keygen(l->origin, skey, vkey)) < 0)
+                if ((r = phi_audit_keygen(l->key_name, skey, vkey)) < 0)
                         goto out;
                 strcat(skey, "\n");
                 if ((r = file_create(path, skey, 0600)) < 0) {
@@ -127,12 +131,10 @@ static int key_load(struct phi_audit_log *l, const char *path) {
                 phi_log(LOG_ERR, "the audit signing key %s is not one: %s", path, err);
                 goto out;
         }
-        if (strcmp(l->signer.name, l->origin) != 0) {
-                /* A key made for another name (the host was renamed): the
-                 * checkpoints keep the key's name, so that they verify. */
-                phi_log(LOG_NOTICE, "audit key %s is named %s; checkpoints use that origin", path, l->signer.name);
+        if (!l->origin[0])
+                /* One host's log is named after its key (a key made before a
+                 * rename keeps its name, so that old checkpoints verify). */
                 snprintf(l->origin, sizeof(l->origin), "%s", l->signer.name);
-        }
         if ((r = phi_audit_key_from_seed(l->signer.name, l->signer.sk, skey, l->vkey)) < 0)
                 goto out;
         /* The public key, for auditors: rewritten when missing. */
@@ -148,49 +150,72 @@ out:
         return r;
 }
 
-static int tree_load(struct phi_audit_log *l) {
+/* The stored tree into *t (empty when never saved); lock: in a round that
+ * may append (phi_store_audit_tree_lock). */
+static int tree_read(struct phi_audit_log *l, bool lock, struct phi_audit_tree *t) {
         char hex[2 * PHI_AUDIT_TREE_SAVED_MAX + 1];
         uint8_t buf[PHI_AUDIT_TREE_SAVED_MAX];
-        struct phi_audit_checkpoint_row *cps = NULL;
-        size_t n = 0, n_cps = 0;
+        size_t n = 0;
         int r;
 
-        phi_audit_tree_init(&l->tree);
-        r = phi_store_audit_tree_get(l->store, hex, sizeof(hex));
+        phi_audit_tree_init(t);
+        r = lock ? phi_store_audit_tree_lock(l->store, hex, sizeof(hex))
+                 : phi_store_audit_tree_get(l->store, hex, sizeof(hex));
         if (r == -ENOENT)
-                r = 0;
-        else if (r == 0 && ((r = hex_to(hex, buf, sizeof(buf), &n)) < 0 ||
-                            (r = phi_audit_tree_restore(&l->tree, buf, n)) < 0))
+                return 0;
+        if (r == 0 && ((r = hex_to(hex, buf, sizeof(buf), &n)) < 0 || (r = phi_audit_tree_restore(t, buf, n)) < 0))
                 phi_log(LOG_CRIT, "the audit log's saved tree is damaged: %s", phi_errno_text(r));
+        return r;
+}
+
+/* The newest checkpoint, whoever made it: when the next one is due. */
+static int checkpoint_read(struct phi_audit_log *l) {
+        uint64_t size = 0, created = 0;
+        int r = phi_store_audit_checkpoint_last(l->store, &size, &created);
+
+        if (r == -ENOENT)
+                return 0;
         if (r < 0)
+                return r;
+        l->checkpoint_size = size;
+        l->checkpoint_at = created;
+        return 0;
+}
+
+static int tree_load(struct phi_audit_log *l) {
+        int r;
+
+        if ((r = tree_read(l, false, &l->tree)) < 0)
                 return r;
         l->saved = l->tree;
-        /* The newest checkpoint: a page from a size close to the tree's. */
-        r = phi_store_audit_checkpoints(l->store, l->tree.size > 1000000 ? l->tree.size - 1000000 : 0, 1000000, &cps,
-                                        &n_cps);
-        if (r < 0)
-                return r;
-        if (n_cps > 0) {
-                l->checkpoint_size = cps[n_cps - 1].size;
-                l->checkpoint_at = cps[n_cps - 1].created;
-        }
-        phi_audit_checkpoint_rows_free(cps, n_cps);
-        return 0;
+        return checkpoint_read(l);
 }
 
 int phi_audit_log_open(phi_store *store, const struct phi_audit_log_config *c, phi_audit_log **ret) {
         phi_audit_log *l = calloc(1, sizeof(*l));
+        char why[512];
         int r;
 
         if (!l)
                 return -ENOMEM;
         l->store = store;
-        snprintf(l->origin, sizeof(l->origin), "%s", c->origin);
+        snprintf(l->origin, sizeof(l->origin), "%s", c->origin ? c->origin : "");
+        snprintf(l->key_name, sizeof(l->key_name), "%s", c->key_name && *c->key_name ? c->key_name : l->origin);
         l->checkpoint_records = c->checkpoint_records ? c->checkpoint_records : 1000;
         l->checkpoint_interval = c->checkpoint_interval ? c->checkpoint_interval : 60;
-        if (!phi_audit_key_name_valid(l->origin, strlen(l->origin))) {
+        if (l->origin[0] && !phi_audit_key_name_valid(l->origin, strlen(l->origin))) {
                 phi_log(LOG_ERR, "'%s' cannot name the audit log (no blanks, no '+')", l->origin);
                 r = -EINVAL;
+                goto fail;
+        }
+        if (!phi_audit_key_name_valid(l->key_name, strlen(l->key_name))) {
+                phi_log(LOG_ERR, "'%s' cannot name an audit key (no blanks, no '+')", l->key_name);
+                r = -EINVAL;
+                goto fail;
+        }
+        if (c->trusted_keys && *c->trusted_keys &&
+            (r = phi_audit_keys_file_read(c->trusted_keys, l->trusted, &l->n_trusted, why, sizeof(why))) < 0) {
+                phi_log(LOG_ERR, "[audit] trusted_keys: %s", why);
                 goto fail;
         }
         if ((r = key_load(l, c->key_path)) < 0 || (r = tree_load(l)) < 0)
@@ -206,13 +231,39 @@ void phi_audit_log_free(phi_audit_log *l) {
         if (!l)
                 return;
         phi_audit_signer_wipe(&l->signer);
+        for (size_t i = 0; i < l->n_trusted; i++)
+                free(l->trusted[i]);
         sodium_memzero(l, sizeof(*l));
         free(l);
 }
 
-void phi_audit_log_begin(phi_audit_log *l) {
-        l->saved = l->tree;
+int phi_audit_log_begin(phi_audit_log *l) {
+        struct phi_audit_tree stored;
+        int r;
+
         l->urgent = false;
+        /* One small read a round: the fast path of a single writer finds the
+         * tree where it left it. */
+        if ((r = tree_read(l, true, &stored)) < 0)
+                return r;
+        if (stored.size != l->tree.size) {
+                /* Another daemon appended: the store's tree is the base, and
+                 * its newest checkpoint says when one is due. Fewer records
+                 * than this daemon has appended means the store was set back
+                 * under it (its journaled checkpoints now say behind-journal):
+                 * said, and the store's tree is still the one appended to. */
+                if (stored.size < l->tree.size)
+                        phi_log(LOG_CRIT, "the stored audit tree holds %llu records, fewer than the %llu this daemon "
+                                          "has seen: the store was set back; going on from the store's",
+                                (unsigned long long) stored.size, (unsigned long long) l->tree.size);
+                l->adopted++;
+                if ((r = checkpoint_read(l)) < 0)
+                        return r;
+        }
+        /* The store's, always: it is what the round appends to. */
+        l->tree = stored;
+        l->saved = l->tree;
+        return 0;
 }
 
 void phi_audit_log_rollback(phi_audit_log *l) {
@@ -309,6 +360,84 @@ uint64_t phi_audit_log_checkpoint_size(const phi_audit_log *l) {
 
 const char *phi_audit_log_vkey(const phi_audit_log *l) {
         return l->vkey;
+}
+
+const char *phi_audit_log_origin(const phi_audit_log *l) {
+        return l->origin;
+}
+
+size_t phi_audit_log_trusted(const phi_audit_log *l, const char *const **ret) {
+        *ret = (const char *const *) l->trusted;
+        return l->n_trusted;
+}
+
+uint64_t phi_audit_log_adopted(const phi_audit_log *l) {
+        return l->adopted;
+}
+
+int phi_audit_keys_file_read(const char *path, char **vkeys, size_t *n, char *why, size_t why_len) {
+        _cleanup_free_ char *data = malloc(PHI_AUDIT_KEYS_TEXT_MAX + 1);
+        _cleanup_free_ struct phi_audit_verifier *keys = calloc(PHI_AUDIT_KEYS_MAX, sizeof(*keys));
+        _cleanup_close_ int fd = -EBADF;
+        size_t len = 0, line = 0, n_keys = 0;
+        const char *err = NULL, *reason = NULL;
+        int r;
+
+        if (!data || !keys)
+                return -ENOMEM;
+        /* Whoever may write it may add a key whose checkpoints then verify:
+         * root's file, as the configuration is. */
+        fd = phi_config_open_trusted(path, false, &reason);
+        if (fd < 0) {
+                snprintf(why, why_len, "%s: %s", path, reason ? reason : phi_errno_text(fd));
+                return fd;
+        }
+        for (;;) {
+                ssize_t k = read(fd, data + len, PHI_AUDIT_KEYS_TEXT_MAX + 1 - len);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        r = phi_negative_errno();
+                        snprintf(why, why_len, "%s: %s", path, phi_errno_text(r));
+                        return r;
+                }
+                if (k == 0)
+                        break;
+                len += (size_t) k;
+                if (len > PHI_AUDIT_KEYS_TEXT_MAX) {
+                        snprintf(why, why_len, "%s: larger than %d bytes", path, PHI_AUDIT_KEYS_TEXT_MAX);
+                        return -E2BIG;
+                }
+        }
+        /* Room for the daemon's own key beside them in a verification. */
+        r = phi_audit_verifiers_parse(data, len, keys, *n < PHI_AUDIT_KEYS_MAX - 1 ? PHI_AUDIT_KEYS_MAX - 1 - *n : 0,
+                                      &n_keys, &line, &err);
+        if (r < 0) {
+                if (line)
+                        snprintf(why, why_len, "%s:%zu: %s%s", path, line,
+                                 r == -EINVAL ? "not a verifier key (NAME+KEYID+BASE64): " : "", err);
+                else
+                        snprintf(why, why_len, "%s: %s", path, err);
+                return r;
+        }
+        /* Kept as text, the lines that parsed (a key has one spelling): the
+         * live verification parses its copies again on its own thread. */
+        for (const char *p = data, *end = data + len; p < end && *n < PHI_AUDIT_KEYS_MAX - 1;) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t l = nl ? (size_t) (nl - p) : (size_t) (end - p);
+                const char *q = p;
+                p += l + (nl ? 1 : 0);
+                while (l > 0 && (q[l - 1] == '\r' || q[l - 1] == ' ' || q[l - 1] == '\t'))
+                        l--;
+                while (l > 0 && (*q == ' ' || *q == '\t'))
+                        q++, l--;
+                if (l == 0 || *q == '#')
+                        continue;
+                if (!(vkeys[*n] = strndup(q, l)))
+                        return -ENOMEM;
+                (*n)++;
+        }
+        return 0;
 }
 
 void phi_audit_log_root(const phi_audit_log *l, uint8_t ret[PHI_AUDIT_HASH_SIZE]) {

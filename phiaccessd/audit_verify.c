@@ -41,7 +41,9 @@ struct cp {
 struct run {
         const struct phi_audit_verify_input *in;
         struct phi_audit_verify_result *res;
-        struct phi_audit_verifier key;
+        struct phi_audit_verifier keys[PHI_AUDIT_KEYS_MAX];    /* [0]: this daemon's */
+        size_t n_keys;
+        char origin[PHI_AUDIT_NAME_MAX + 1];
         struct cp *cps;
         size_t n_cps, cap_cps;
         uint64_t good;          /* records proven by a matching checkpoint so far */
@@ -100,16 +102,16 @@ static int cp_cmp(const void *a, const void *b) {
         return (int) (p->src & SRC_JOURNAL) - (int) (q->src & SRC_JOURNAL);
 }
 
-/* Opens a note as a checkpoint of this log: the log's key signed it, and it
- * names the log's origin. NULL, or why not. */
-static const char *cp_open(struct run *x, const char *note, size_t n, struct cp *ret) {
+/* Opens a note as a checkpoint of this log: a trusted key signed it (own:
+ * this daemon's only), and it names the log's origin. NULL, or why not. */
+static const char *cp_open(struct run *x, const char *note, size_t n, bool own, struct cp *ret) {
         struct phi_audit_checkpoint c;
         const char *err = NULL;
         size_t k = 0;
 
-        if (phi_audit_checkpoint_open(note, n, &x->key, 1, &c, &k, &err) < 0)
+        if (phi_audit_checkpoint_open(note, n, x->keys, own ? 1 : x->n_keys, &c, &k, &err) < 0)
                 return err ? err : "not a signed checkpoint";
-        if (strcmp(c.origin, x->key.name) != 0)
+        if (strcmp(c.origin, x->origin) != 0)
                 return "it names another log (origin)";
         ret->size = c.size;
         memcpy(ret->root, c.root, sizeof(c.root));
@@ -128,7 +130,7 @@ static int load_stored(struct run *x) {
                                     phi_errno_text(r));
                 for (size_t i = 0; i < n && r == 0; i++) {
                         struct cp c = { .src = SRC_STORE };
-                        c.bad = cp_open(x, rows[i].note, strlen(rows[i].note), &c);
+                        c.bad = cp_open(x, rows[i].note, strlen(rows[i].note), false, &c);
                         if (c.bad)
                                 c.size = rows[i].size;  /* where it claims to be */
                         else if (c.size != rows[i].size)
@@ -168,7 +170,7 @@ static int load_journal(struct run *x) {
         sd_journal *j = NULL;
         int r;
 
-        if (asprintf(&match, "PHI_AUDIT_ORIGIN=%s", x->key.name) < 0) {
+        if (asprintf(&match, "PHI_AUDIT_ORIGIN=%s", x->origin) < 0) {
                 match = NULL;
                 return fail(x, PHI_AUDIT_VERIFY_ERROR, false, 0, "out of memory");
         }
@@ -189,7 +191,7 @@ static int load_journal(struct run *x) {
                 if (x->in->cancel && *x->in->cancel)
                         break;
                 if (journal_field(j, "PHI_CHECKPOINT", &note, &len) < 0 || len > PHI_AUDIT_NOTE_MAX ||
-                    cp_open(x, note, len, &c)) {
+                    cp_open(x, note, len, true, &c)) {
                         x->res->journal_ignored++;
                         continue;
                 }
@@ -586,11 +588,23 @@ int phi_audit_verify_run(const struct phi_audit_verify_input *in, struct phi_aud
         *ret = (struct phi_audit_verify_result) { .outcome = PHI_AUDIT_VERIFY_OK };
         if (!in->store || !in->vkey)
                 return -EINVAL;
-        if (phi_audit_verifier_parse(in->vkey, strlen(in->vkey), &x.key, &err) < 0) {
+        if (phi_audit_verifier_parse(in->vkey, strlen(in->vkey), &x.keys[0], &err) < 0) {
                 (void) fail(&x, PHI_AUDIT_VERIFY_ERROR, false, 0, "the log's verifier key is not one: %s", err);
                 return 0;
         }
-        snprintf(ret->origin, sizeof(ret->origin), "%s", x.key.name);
+        x.n_keys = 1;
+        if (in->n_trusted >= PHI_AUDIT_KEYS_MAX) {
+                (void) fail(&x, PHI_AUDIT_VERIFY_ERROR, false, 0, "more than %d trusted keys", PHI_AUDIT_KEYS_MAX - 1);
+                return 0;
+        }
+        for (size_t i = 0; i < in->n_trusted; i++)
+                if (phi_audit_verifier_parse(in->trusted[i], strlen(in->trusted[i]), &x.keys[x.n_keys++], &err) < 0) {
+                        (void) fail(&x, PHI_AUDIT_VERIFY_ERROR, false, 0, "trusted key %zu is not a verifier key: %s",
+                                    i + 1, err);
+                        return 0;
+                }
+        snprintf(x.origin, sizeof(x.origin), "%s", in->origin && *in->origin ? in->origin : x.keys[0].name);
+        snprintf(ret->origin, sizeof(ret->origin), "%s", x.origin);
         (void) verify(&x);
         free(x.cps);
         return 0;
@@ -634,9 +648,18 @@ struct phi_audit_checks {
         uint64_t ticket;
         char *store_path;
         char vkey[PHI_AUDIT_VKEY_MAX];
+        char origin[PHI_AUDIT_NAME_MAX + 1];
+        char *trusted[PHI_AUDIT_KEYS_MAX];
+        size_t n_trusted;
         char actor[64];
         phi_msg *reply;
 };
+
+static void checks_trusted_clear(phi_audit_checks *c) {
+        for (size_t i = 0; i < c->n_trusted; i++)
+                free(c->trusted[i]);
+        c->n_trusted = 0;
+}
 
 int phi_audit_checks_new(phi_audit_checks **ret) {
         phi_audit_checks *c = calloc(1, sizeof(*c));
@@ -663,6 +686,7 @@ void phi_audit_checks_free(phi_audit_checks *c) {
                 (void) pthread_join(c->thread, NULL);
         phi_msg_free(c->reply);
         free(c->store_path);
+        checks_trusted_clear(c);
         (void) phi_close_safe(c->event_fd);
         pthread_mutex_destroy(&c->lock);
         free(c);
@@ -707,7 +731,9 @@ static void *check_thread(void *userdata) {
                 snprintf(res.what, sizeof(res.what), "cannot open the store: %s", phi_errno_text(r));
         } else {
                 const struct phi_audit_verify_input in = {
-                        .store = store, .vkey = c->vkey, .journal = true, .cancel = &c->cancel,
+                        .store = store, .vkey = c->vkey, .origin = c->origin,
+                        .trusted = (const char *const *) c->trusted, .n_trusted = c->n_trusted,
+                        .journal = true, .cancel = &c->cancel,
                 };
                 if (phi_audit_verify_run(&in, &res) < 0)
                         res.outcome = PHI_AUDIT_VERIFY_ERROR;
@@ -759,6 +785,9 @@ int phi_handle_audit_verify(struct phi_daemon *d, const struct phi_caller *calle
         if (!c->store_path)
                 return -ENOMEM;
         phi_verifier_audit_state(d->verifier, &size, &checkpoint, c->vkey, sizeof(c->vkey));
+        checks_trusted_clear(c);
+        if ((r = phi_verifier_audit_keys(d->verifier, c->origin, sizeof(c->origin), c->trusted, &c->n_trusted)) < 0)
+                return r;
         snprintf(c->actor, sizeof(c->actor), "%s", caller->name);
         c->ticket = PHI_AUDIT_CHECK_TICKET_BIT | ++c->counter;
         c->running = true;

@@ -12,12 +12,18 @@
  *    leaf;
  *  - the tree recomputed from the leaves: its root at the size of every
  *    checkpoint, and at the end the saved tree's;
- *  - every stored checkpoint: a signed note of the log's key and origin;
+ *  - every stored checkpoint: a signed note of the log's origin, signed by
+ *    this daemon's key or one of the fleet's trusted keys;
  *  - every checkpoint in the journal (PHI_EVENT=checkpoint of the log's
- *    origin) that the log's key signed: its size within the store's tree and
- *    its root that of the records. A journal checkpoint beyond the store
- *    means records were cut off the end, or the store was replaced by an
- *    older copy (a restored backup): the outcome PHI_AUDIT_VERIFY_BEHIND.
+ *    origin) that this daemon's own key signed: its size within the store's
+ *    tree and its root that of the records. A journal checkpoint beyond the
+ *    store means records were cut off the end, or the store was replaced by
+ *    an older copy (a restored backup): the outcome PHI_AUDIT_VERIFY_BEHIND.
+ *    Only this host's own checkpoints count there: each was journaled after
+ *    its round committed to the store, so the store always holds them; other
+ *    hosts appending since only put the store ahead of this journal, which is
+ *    as it should be (and a checkpoint another host journaled, in a journal
+ *    gathered from several hosts, proves nothing about what this host saw).
  *
  * The first failure in seq order is reported: a record's own fault at its
  * seq; a checkpoint that does not match (or is not signed by the key) at the
@@ -66,7 +72,10 @@ struct phi_audit_verify_result {
 
 struct phi_audit_verify_input {
         phi_store *store;
-        const char *vkey;               /* the log's verifier key (NAME+ID+BASE64) */
+        const char *vkey;               /* this daemon's verifier key (NAME+ID+BASE64) */
+        const char *origin;             /* the log's name; NULL or "": vkey's name */
+        const char *const *trusted;     /* the fleet's other verifier keys */
+        size_t n_trusted;
         bool journal;                   /* read the journal's checkpoints */
         const char *journal_dir;        /* NULL: the local journal */
         const volatile bool *cancel;    /* NULL, or set to stop early (ERROR) */

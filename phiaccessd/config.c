@@ -104,6 +104,7 @@ static const struct key_spec keys[] = {
         { "notify", "timeout", K_DURATION, OFF(notify_timeout), 1, 300 },
         { "audit", "key", K_PATH, OFF(audit_key), 0, 0 },
         { "audit", "origin", K_STR, OFF(audit_origin), 0, 0 },
+        { "audit", "trusted_keys", K_PATH, OFF(audit_trusted_keys), 0, 0 },
         { "audit", "checkpoint_records", K_U64, OFF(audit_checkpoint_records), 1, 1000000 },
         { "audit", "checkpoint_interval", K_DURATION, OFF(audit_checkpoint_interval), 1, 86400 },
 };
@@ -235,6 +236,7 @@ static struct phi_config *config_new_defaults(const char *path) {
         c->notify_timeout = 10;
         DEF(audit_key, "");      /* "": audit.key beside the store */
         DEF(audit_origin, "");
+        DEF(audit_trusted_keys, "");  /* "": only this daemon's own key */
         c->audit_checkpoint_records = 1000;
         c->audit_checkpoint_interval = 60;
 #undef DEF
@@ -265,6 +267,7 @@ void phi_config_unref(struct phi_config *c) {
                 &c->store_path, &c->socket_path, &c->pam_socket_path, &c->snapshot_path, &c->policy_path,
                 &c->admin_group, &c->approver_group, &c->auditor_group, &c->passwd_file,
                 &c->group_file, &c->totp_master_key, &c->totp_issuer, &c->audit_key, &c->audit_origin, &c->notify_command,
+                &c->audit_trusted_keys,
         };
         for (size_t i = 0; i < PHI_ELEMENTSOF(strs); i++)
                 free(*strs[i]);

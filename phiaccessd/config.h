@@ -118,7 +118,8 @@ struct phi_config {
 
         /* [audit] */
         char *audit_key;                    /* the Ed25519 signing key of the checkpoints */
-        char *audit_origin;                 /* the checkpoints' origin line and key name; "" = HOST/phi-audit */
+        char *audit_origin;                 /* the checkpoints' origin line, the log's name; "" = the key's name */
+        char *audit_trusted_keys;           /* a file of the fleet's other verifier keys; "" = none */
         uint64_t audit_checkpoint_records;  /* a checkpoint after this many records ... */
         uint64_t audit_checkpoint_interval; /* ... or this many seconds with new ones */
 };

@@ -350,6 +350,13 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
                     (r = put_u64(m, "audit_checkpoint", checkpoint)) < 0 ||
                     (r = phi_msg_put_pair(m, "audit_key", vkey)) < 0)
                         return r;
+                /* Other daemons sharing the store (phiaccessd(8), FLEET). */
+                uint64_t seen, applied, adopted;
+                phi_verifier_fleet_state(d->verifier, &seen, &applied, &adopted);
+                if ((r = put_u64(m, "fleet_changes_seq", seen)) < 0 ||
+                    (r = put_u64(m, "fleet_changes_applied", applied)) < 0 ||
+                    (r = put_u64(m, "audit_rounds_adopted", adopted)) < 0)
+                        return r;
         }
         *ret_reply = PHI_TAKE_PTR(m);
         return 0;

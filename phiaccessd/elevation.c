@@ -119,6 +119,26 @@ static int insert_new(phi_store *store, struct phi_elev_request *r) {
         return e;
 }
 
+/* The transition from old to r, if nobody made another first (a daemon on
+ * another host sharing the store): -ESTALE then, and the entry the caller
+ * added for it is taken back, so a transition is journaled once. */
+static int transition(const struct phi_elev_ctx *ctx, struct phi_elev_result *ret, const struct phi_elev_request *r,
+                      const struct phi_elev_request *old) {
+        int e = phi_store_elev_transition(ctx->store, r, old);
+
+        if (e == -ESTALE && ret->n_events > 0)
+                ret->n_events--;
+        return e;
+}
+
+/* A refusal for a request that changed between its read and its update. */
+static int refuse_stale(struct phi_elev_result *ret, const char *id) {
+        return refuse(ret, -EALREADY,
+                      "request %s was changed meanwhile (by a daemon on another host?); nothing was done: "
+                      "phictl requests shows it as it is now",
+                      id);
+}
+
 static int load(const struct phi_elev_ctx *ctx, const char *id, struct phi_elev_request *r,
                 struct phi_elev_result *ret, bool *ret_found) {
         int e;
@@ -215,13 +235,14 @@ int phi_elev_decide(const struct phi_elev_ctx *ctx, const char *approver, const 
         struct phi_access_subject who = { 0 };
         struct phi_policy_decision dec;
         const struct phi_policy_role *role;
-        struct phi_elev_request r;
+        struct phi_elev_request r, old;
         char until[32];
         bool found;
         int e;
 
         if ((e = load(ctx, id, &r, ret, &found)) < 0 || !found)
                 goto out;
+        old = r;
         if (r.state != PHI_ELEV_PENDING) {
                 e = refuse(ret, -EALREADY, "request %s is %s, not pending", r.id, phi_elev_state_name(r.state));
                 goto out;
@@ -284,7 +305,10 @@ int phi_elev_decide(const struct phi_elev_ctx *ctx, const char *approver, const 
                                       approver, r.id, r.requester, r.role, r.approvals, r.approvals_needed,
                                       r.approvals_needed - r.approvals);
         }
-        if (e < 0 || (e = phi_store_elev_update(ctx->store, &r)) < 0)
+        /* Stale: the decision row is in this transaction already, so the
+         * round rolls back (the caller is told to try again) rather than
+         * keep a decision that counted for nothing. */
+        if (e < 0 || (e = transition(ctx, ret, &r, &old)) < 0)
                 goto out;
         ret->req = r;
 out:
@@ -293,12 +317,13 @@ out:
 }
 
 int phi_elev_cancel(const struct phi_elev_ctx *ctx, const char *user, const char *id, struct phi_elev_result *ret) {
-        struct phi_elev_request r;
+        struct phi_elev_request r, old;
         bool found;
         int e;
 
         if ((e = load(ctx, id, &r, ret, &found)) < 0 || !found)
                 return e;
+        old = r;
         if (strcmp(user, r.requester) != 0)
                 return refuse(ret, -EACCES, "only %s, who asked, may cancel request %s", r.requester, r.id);
         if (r.state != PHI_ELEV_PENDING)
@@ -310,8 +335,11 @@ int phi_elev_cancel(const struct phi_elev_ctx *ctx, const char *user, const char
         snprintf(r.ended_by, sizeof(r.ended_by), "%s", user);
         snprintf(r.end_reason, sizeof(r.end_reason), "cancelled by the requester");
         if ((e = event_add(ret, PHI_EVENT_ELEVATION_CANCELLED, LOG_NOTICE, &r, user, NULL,
-                           "%s cancelled request %s for role %s", user, r.id, r.role)) < 0 ||
-            (e = phi_store_elev_update(ctx->store, &r)) < 0)
+                           "%s cancelled request %s for role %s", user, r.id, r.role)) < 0)
+                return e;
+        if ((e = transition(ctx, ret, &r, &old)) == -ESTALE)
+                return refuse_stale(ret, r.id);
+        if (e < 0)
                 return e;
         ret->req = r;
         return 0;
@@ -321,12 +349,13 @@ int phi_elev_revoke(const struct phi_elev_ctx *ctx, const char *actor, bool admi
                     struct phi_elev_result *ret) {
         struct phi_access_subject who = { 0 };
         struct phi_policy_decision dec;
-        struct phi_elev_request r;
+        struct phi_elev_request r, old;
         bool found, was_active;
         int e;
 
         if ((e = load(ctx, id, &r, ret, &found)) < 0 || !found)
                 goto out;
+        old = r;
         if (r.state != PHI_ELEV_ACTIVE && r.state != PHI_ELEV_APPROVED) {
                 e = refuse(ret, -EALREADY, "request %s is %s: no grant to revoke%s", r.id, phi_elev_state_name(r.state),
                            r.state == PHI_ELEV_PENDING ? " (phictl cancel or deny ends a pending one)" : "");
@@ -360,8 +389,14 @@ int phi_elev_revoke(const struct phi_elev_ctx *ctx, const char *actor, bool admi
         ret->grants_changed = was_active;
         if ((e = event_add(ret, PHI_EVENT_ELEVATION_REVOKED, LOG_NOTICE, &r, actor, r.end_reason,
                            "%s revoked the grant of role %s to %s (request %s): %s", actor, r.role, r.requester, r.id,
-                           r.end_reason)) < 0 ||
-            (e = phi_store_elev_update(ctx->store, &r)) < 0)
+                           r.end_reason)) < 0)
+                goto out;
+        if ((e = transition(ctx, ret, &r, &old)) == -ESTALE) {
+                ret->grants_changed = false;
+                e = refuse_stale(ret, r.id);
+                goto out;
+        }
+        if (e < 0)
                 goto out;
         ret->req = r;
 out:
@@ -426,12 +461,13 @@ int phi_elev_review(const struct phi_elev_ctx *ctx, const char *approver, const 
                     struct phi_elev_result *ret) {
         struct phi_access_subject who = { 0 };
         struct phi_policy_decision dec;
-        struct phi_elev_request r;
+        struct phi_elev_request r, old;
         bool found;
         int e;
 
         if ((e = load(ctx, id, &r, ret, &found)) < 0 || !found)
                 goto out;
+        old = r;
         if (!r.breakglass) {
                 e = refuse(ret, -EINVAL, "request %s is not a break-glass grant", r.id);
                 goto out;
@@ -464,8 +500,13 @@ int phi_elev_review(const struct phi_elev_ctx *ctx, const char *approver, const 
         r.reviewed = ctx->now;
         if ((e = event_add(ret, PHI_EVENT_BREAKGLASS_REVIEWED, LOG_NOTICE, &r, approver, note,
                            "%s reviewed the break-glass of %s for role %s (request %s): %s", approver, r.requester,
-                           r.role, r.id, note)) < 0 ||
-            (e = phi_store_elev_update(ctx->store, &r)) < 0)
+                           r.role, r.id, note)) < 0)
+                goto out;
+        if ((e = transition(ctx, ret, &r, &old)) == -ESTALE) {
+                e = refuse_stale(ret, r.id);
+                goto out;
+        }
+        if (e < 0)
                 goto out;
         ret->req = r;
 out:
@@ -496,7 +537,8 @@ int phi_elev_tick(const struct phi_elev_ctx *ctx, struct phi_elev_result *ret, u
                         break;
                 }
                 for (size_t i = 0; i < n && e >= 0; i++) {
-                        struct phi_elev_request *r = &v[i];
+                        struct phi_elev_request *r = &v[i], old = v[i];
+                        bool changed = ret->grants_changed;
                         uint64_t due = due_at(r);
                         if (due > ctx->now) {
                                 if (!next || due < next)
@@ -539,8 +581,13 @@ int phi_elev_tick(const struct phi_elev_ctx *ctx, struct phi_elev_result *ret, u
                         default:
                                 break;
                         }
-                        if (e >= 0)
-                                e = phi_store_elev_update(ctx->store, r);
+                        /* Another daemon's timer made it first: its entry,
+                         * not this one's. */
+                        if (e >= 0 && (e = transition(ctx, ret, r, &old)) == -ESTALE) {
+                                ret->grants_changed = changed || r->state == PHI_ELEV_ACTIVE ||
+                                                      old.state == PHI_ELEV_ACTIVE;
+                                e = 0;
+                        }
                 }
                 snprintf(after, sizeof(after), "%s", v[n - 1].id);
                 free(v);

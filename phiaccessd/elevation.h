@@ -21,6 +21,14 @@
  * These functions make the transitions on a store inside the caller's
  * transaction (the verifier's round: phi_store_begin .. commit) and say what
  * to journal; they read no clock (ctx->now) and journal nothing themselves.
+ *
+ * Several daemons may share the store (phiaccessd(8), FLEET): each transition
+ * writes the row only if it is still as it was read
+ * (phi_store_elev_transition), so of two daemons making one transition (both
+ * timers expiring a grant; an approval racing a revoke) only one does, and
+ * only its entry is journaled. The loser's tick leaves it be; a refusal says
+ * the request changed meanwhile; an approval that lost returns -ESTALE, which
+ * rolls the round back (its decision row must not stay).
  */
 
 #include <stdbool.h>

@@ -14,6 +14,7 @@
 #include <systemd/sd-event.h>
 #include <time.h>
 
+#include "audit_log.h"
 #include "audit_verify.h"
 #include "backup.h"
 #include "config.h"
@@ -52,7 +53,9 @@ static void usage(FILE *f) {
                 "      --verify-audit STORE  verify the audit log in STORE (a copy, or the store\n"
                 "                      with the daemon stopped) against its checkpoints and the\n"
                 "                      journal's; --key PUBKEY (default audit.key.pub beside\n"
-                "                      STORE), --journal-dir DIR or --no-journal; exit 1 if not\n"
+                "                      STORE), --journal-dir DIR or --no-journal; with --config,\n"
+                "                      also the [audit] origin and trusted_keys of a fleet; exit 1\n"
+                "                      if not\n"
                 "  -h, --help          show this help and exit\n"
                 "      --version       show the version and exit\n");
 }
@@ -403,14 +406,17 @@ static int run(struct main_ctx *m) {
 
 /* phiaccessd --restore FILE: under the instance lock a daemon takes, so that
  * none runs meanwhile (and none starts: socket activation finds it taken). */
+static int verify_audit_store(const char *store_path, const char *vkey, const char *origin, char **trusted,
+                              size_t n_trusted, const char *journal_dir, bool journal);
+
 /* phiaccessd --verify-audit STORE: the live verification's code on a store
  * no daemon serves (a copy, a backup, the store with the daemon stopped). */
-static int verify_audit(const char *store_path, const char *key_arg, const char *journal_dir, bool journal) {
+static int verify_audit(const char *store_path, const char *key_arg, const char *journal_dir, bool journal,
+                        const char *config_path) {
         _cleanup_free_ char *key_path = NULL;
-        struct phi_audit_verify_result res;
+        char *trusted[PHI_AUDIT_KEYS_MAX] = { 0 }, origin[PHI_AUDIT_NAME_MAX + 1] = "", why[512];
+        size_t n_trusted = 0;
         char vkey[PHI_AUDIT_VKEY_MAX + 2] = "";
-        _cleanup_store_ phi_store *store = NULL;
-        struct stat st;
         int r;
 
         if (key_arg && strchr(key_arg, '+') && access(key_arg, F_OK) != 0)
@@ -438,6 +444,36 @@ static int verify_audit(const char *store_path, const char *key_arg, const char 
                 fclose(f);
                 vkey[strcspn(vkey, "\r\n")] = '\0';
         }
+        /* A fleet's log: its name and the other hosts' keys, as the config says. */
+        if (config_path) {
+                struct phi_config *cfg = NULL;
+                if (load_config(config_path, &cfg, true) < 0)
+                        return 2;
+                snprintf(origin, sizeof(origin), "%s", cfg->audit_origin);
+                r = cfg->audit_trusted_keys[0]
+                            ? phi_audit_keys_file_read(cfg->audit_trusted_keys, trusted, &n_trusted, why, sizeof(why))
+                            : 0;
+                phi_config_unref(cfg);
+                if (r < 0) {
+                        fprintf(stderr, "phiaccessd: [audit] trusted_keys: %s\n", why);
+                        for (size_t i = 0; i < n_trusted; i++)
+                                free(trusted[i]);
+                        return 2;
+                }
+        }
+        r = verify_audit_store(store_path, vkey, origin, trusted, n_trusted, journal_dir, journal);
+        for (size_t i = 0; i < n_trusted; i++)
+                free(trusted[i]);
+        return r;
+}
+
+static int verify_audit_store(const char *store_path, const char *vkey, const char *origin, char **trusted,
+                              size_t n_trusted, const char *journal_dir, bool journal) {
+        _cleanup_store_ phi_store *store = NULL;
+        struct phi_audit_verify_result res;
+        struct stat st;
+        int r;
+
         /* The store must exist: opening makes one otherwise. */
         if (stat(store_path, &st) < 0) {
                 fprintf(stderr, "phiaccessd: %s: %s\n", store_path, phi_errno_text(-errno));
@@ -453,7 +489,8 @@ static int verify_audit(const char *store_path, const char *key_arg, const char 
                 return 2;
         }
         const struct phi_audit_verify_input in = {
-                .store = store, .vkey = vkey, .journal = journal, .journal_dir = journal_dir,
+                .store = store, .vkey = vkey, .origin = origin, .trusted = (const char *const *) trusted,
+                .n_trusted = n_trusted, .journal = journal, .journal_dir = journal_dir,
         };
         if (phi_audit_verify_run(&in, &res) < 0)
                 return 2;
@@ -518,7 +555,7 @@ int main(int argc, char **argv) {
         };
         struct main_ctx m = { .config_path = PHI_CONFIG_PATH, .instance_fd = -1 };
         const char *restore_file = NULL, *verify_store = NULL, *key = NULL, *journal_dir = NULL;
-        bool check = false, no_journal = false;
+        bool check = false, no_journal = false, config_given = false;
         int c, r;
 
         /* libldap would otherwise read /etc/ldap/ldap.conf, $HOME/.ldaprc and an
@@ -531,6 +568,7 @@ int main(int argc, char **argv) {
                 switch (c) {
                 case 'c':
                         m.config_path = optarg;
+                        config_given = true;
                         break;
                 case 'f':
                         break;
@@ -581,7 +619,8 @@ int main(int argc, char **argv) {
                 return 2;
         }
         if (verify_store)
-                return verify_audit(verify_store, key, journal_dir, !no_journal);
+                return verify_audit(verify_store, key, journal_dir, !no_journal,
+                                    config_given ? m.config_path : NULL);
         if (restore_file)
                 return restore(m.config_path, restore_file);
         if (check) {
@@ -597,6 +636,18 @@ int main(int argc, char **argv) {
                 }
                 printf("%s: ok\n", m.config_path);
                 r = check_policy(cfg->policy_path);
+                if (cfg->audit_trusted_keys[0]) {
+                        /* The fleet's keys, FILE:LINE as for the rest. */
+                        char *keys[PHI_AUDIT_KEYS_MAX] = { 0 }, why[512];
+                        size_t n = 0;
+                        if (phi_audit_keys_file_read(cfg->audit_trusted_keys, keys, &n, why, sizeof(why)) < 0) {
+                                printf("%s\n", why);
+                                r = 1;
+                        } else
+                                printf("%s: %zu trusted audit key%s\n", cfg->audit_trusted_keys, n, n == 1 ? "" : "s");
+                        for (size_t i = 0; i < n; i++)
+                                free(keys[i]);
+                }
                 phi_config_unref(cfg);
                 return r;
         }

@@ -99,7 +99,7 @@ int ctl_audit_verify_live(const struct ctl *ctl) {
                        root ? root : "?", origin ? origin : "?");
                 if (ignored > 0)
                         printf("ignored:     %llu journal entries that look like checkpoints of this log but are not "
-                               "signed by its key\n",
+                               "signed by this host's key (another host's of a fleet, or forged)\n",
                                (unsigned long long) ignored);
                 return EXIT_DONE;
         }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Backend selection and the thin calls through its ops table. */
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "store.h"
 
@@ -273,6 +275,37 @@ int phi_store_audit_checkpoint_put(phi_store *s, uint64_t size, const char *note
 int phi_store_audit_checkpoints(phi_store *s, uint64_t from_size, size_t max, struct phi_audit_checkpoint_row **ret,
                                 size_t *ret_n) {
         return s->ops->audit_checkpoints(s->backend, from_size, max, ret, ret_n);
+}
+int phi_store_audit_tree_lock(phi_store *s, char *hex, size_t cap) {
+        return s->ops->audit_tree_lock(s->backend, hex, cap);
+}
+int phi_store_audit_checkpoint_last(phi_store *s, uint64_t *ret_size, uint64_t *ret_created) {
+        return s->ops->audit_checkpoint_last(s->backend, ret_size, ret_created);
+}
+int phi_store_elev_transition(phi_store *s, const struct phi_elev_request *r, const struct phi_elev_request *old) {
+        return s->ops->elev_transition(s->backend, r, old);
+}
+int phi_store_change_add(phi_store *s, enum phi_change_kind kind, const char *subject, const char *host,
+                         uint64_t created) {
+        if (strlen(subject) > PHI_CHANGE_SUBJECT_MAX || strlen(host) > 255)
+                return -ENAMETOOLONG;
+        return s->ops->change_add(s->backend, kind, subject, host, created);
+}
+int phi_store_changes_after(phi_store *s, uint64_t after, size_t max, struct phi_change **ret, size_t *ret_n) {
+        return s->ops->changes_after(s->backend, after, max, ret, ret_n);
+}
+int phi_store_changes_max(phi_store *s, uint64_t *ret) {
+        return s->ops->changes_max(s->backend, ret);
+}
+int phi_store_changes_prune(phi_store *s, uint64_t before) {
+        return s->ops->changes_prune(s->backend, before);
+}
+int phi_store_changes_wake_fd(phi_store *s) {
+        return s->ops->changes_wake_fd ? s->ops->changes_wake_fd(s->backend) : -EOPNOTSUPP;
+}
+void phi_store_changes_wake_ack(phi_store *s) {
+        if (s->ops->changes_wake_ack)
+                s->ops->changes_wake_ack(s->backend);
 }
 
 void phi_audit_rows_free(struct phi_audit_row *rows, size_t n) {

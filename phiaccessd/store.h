@@ -40,6 +40,23 @@
 
 typedef struct phi_store phi_store;
 
+/* The change feed: what one daemon committed that the others sharing the
+ * store must react to (see phi_store_change_add). */
+enum phi_change_kind {
+        PHI_CHANGE_ELEVATION = 1,   /* a request's state changed: subject is its id */
+        PHI_CHANGE_TOKEN = 2,       /* a user's token or ticket changed: subject is the user */
+        PHI_CHANGE_SESSION = 3,     /* a session was closed: subject is its id */
+};
+#define PHI_CHANGE_SUBJECT_MAX 255
+
+struct phi_change {
+        uint64_t seq;
+        enum phi_change_kind kind;
+        char subject[PHI_CHANGE_SUBJECT_MAX + 1];
+        char host[256];             /* the host whose daemon wrote it */
+        uint64_t created;           /* Unix seconds */
+};
+
 /* Sync bookkeeping kept across restarts. */
 struct phi_sync_state {
         uint8_t *cookie;            /* RFC 4533 cookie; NULL when none */
@@ -121,6 +138,19 @@ struct phi_store_ops {
         int (*audit_checkpoint_put)(void *b, uint64_t size, const char *note, uint64_t created);
         int (*audit_checkpoints)(void *b, uint64_t from_size, size_t max, struct phi_audit_checkpoint_row **ret,
                                  size_t *ret_n);
+
+        /* Several daemons on one store (phiaccessd(8) FLEET) */
+        int (*audit_tree_lock)(void *b, char *hex, size_t cap);
+        int (*audit_checkpoint_last)(void *b, uint64_t *ret_size, uint64_t *ret_created);
+        int (*elev_transition)(void *b, const struct phi_elev_request *r, const struct phi_elev_request *old);
+        int (*change_add)(void *b, enum phi_change_kind kind, const char *subject, const char *host,
+                          uint64_t created);
+        int (*changes_after)(void *b, uint64_t after, size_t max, struct phi_change **ret, size_t *ret_n);
+        int (*changes_max)(void *b, uint64_t *ret);
+        int (*changes_prune)(void *b, uint64_t before);
+        /* Optional (NULL: none); see phi_store_changes_wake_fd. */
+        int (*changes_wake_fd)(void *b);
+        void (*changes_wake_ack)(void *b);
 
         /* Backup and restore (backup.c) */
         int (*counts)(void *b, struct phi_store_counts *ret);
@@ -354,3 +384,44 @@ int phi_store_audit_checkpoint_put(phi_store *s, uint64_t size, const char *note
         _phi_warn_unused_ _phi_nonnull_;
 int phi_store_audit_checkpoints(phi_store *s, uint64_t from_size, size_t max, struct phi_audit_checkpoint_row **ret,
                                 size_t *ret_n) _phi_warn_unused_ _phi_nonnull_;
+
+/* Several daemons sharing one store (phiaccessd(8) FLEET). */
+
+/* The audit tree's saved state, as phi_store_audit_tree_get(), read in a round
+ * that may append: the row stays locked against the other writers until the
+ * transaction ends, so the seq the round gives out is the store's. SQLite:
+ * BEGIN IMMEDIATE holds the database's write lock already; PostgreSQL:
+ * SELECT ... FOR UPDATE. -ENOENT when the log was never saved. */
+int phi_store_audit_tree_lock(phi_store *s, char *hex, size_t cap) _phi_warn_unused_ _phi_nonnull_;
+/* The newest stored checkpoint's size and time; -ENOENT when there is none. */
+int phi_store_audit_checkpoint_last(phi_store *s, uint64_t *ret_size, uint64_t *ret_created) _phi_warn_unused_
+        _phi_nonnull_;
+/* r's mutable columns, written only if the row is still as old has it (its
+ * state, approvals, denials and review): a conditional update, so that of two
+ * daemons making the same transition only one does. -ESTALE when the row
+ * changed meanwhile (the caller re-reads), -ENOENT when there is none. */
+int phi_store_elev_transition(phi_store *s, const struct phi_elev_request *r, const struct phi_elev_request *old)
+        _phi_warn_unused_ _phi_nonnull_;
+/* Appends a change in the caller's transaction, the one that makes it: its
+ * seq is the next one (max + 1), given out under the round's lock (the
+ * audit tree's), so that seqs commit in order and a reader that has applied
+ * seq N has seen every change up to N. */
+int phi_store_change_add(phi_store *s, enum phi_change_kind kind, const char *subject, const char *host,
+                         uint64_t created) _phi_warn_unused_ _phi_nonnull_;
+/* Up to max changes with seq > after, in seq order. Free with free(). */
+int phi_store_changes_after(phi_store *s, uint64_t after, size_t max, struct phi_change **ret, size_t *ret_n)
+        _phi_warn_unused_ _phi_nonnull_;
+/* The newest change's seq, 0 when there is none: the cheap poll. */
+int phi_store_changes_max(phi_store *s, uint64_t *ret) _phi_warn_unused_ _phi_nonnull_;
+/* Removes the changes created before `before` (Unix seconds), except the
+ * newest, whose seq the next one follows. */
+int phi_store_changes_prune(phi_store *s, uint64_t before) _phi_warn_unused_ _phi_nonnull_;
+/* The wake-up a backend may offer besides the poll of phi_store_changes_max:
+ * a descriptor that becomes readable when another daemon may have committed a
+ * change (PostgreSQL: a connection that LISTENs, the change_add of each
+ * writer NOTIFYing in its transaction). The reader then calls ack (it
+ * consumes what woke it) and reads the feed: the table is the truth, a
+ * notification only says when to look, and one missed waits for the next
+ * poll. -EOPNOTSUPP when the backend has none (SQLite: the poll alone). */
+int phi_store_changes_wake_fd(phi_store *s) _phi_warn_unused_ _phi_nonnull_;
+void phi_store_changes_wake_ack(phi_store *s) _phi_nonnull_;

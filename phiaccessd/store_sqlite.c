@@ -124,6 +124,19 @@ static const struct phi_sqlite_migration migrations[] = {
          * daemon ends the session when the grant ends (also after a restart);
          * "" for every other session. */
         { 9, "session-grant", "ALTER TABLE sessions ADD COLUMN request_id TEXT NOT NULL DEFAULT '';" },
+        /* The change feed of a store several daemons share: one row per
+         * committed change the others react to (a request's transition, a
+         * token's change, a session's close), its seq given out in the
+         * writing transaction. A day's worth is kept (the newest always); a
+         * reader asks for those after the last seq it applied. And the
+         * audit tree's row made for an empty log (the saved form of the empty
+         * tree), so that a server backend's round always has a row to lock.
+         * The same text runs on PostgreSQL. */
+        { 10, "changes",
+          "CREATE TABLE changes (seq BIGINT PRIMARY KEY, kind INTEGER NOT NULL, subject TEXT NOT NULL,"
+          "  host TEXT NOT NULL, created BIGINT NOT NULL);"
+          "INSERT INTO audit_tree (id, state) SELECT 1, '010000000000000000'"
+          "  WHERE NOT EXISTS (SELECT 1 FROM audit_tree);" },
 };
 
 enum {
@@ -162,6 +175,12 @@ enum {
         S_AUDIT_CHECKPOINTS,
         S_TOKENS_RAISE_FLOOR,
         S_TICKETS_CLEAR,
+        S_AUDIT_CHECKPOINT_LAST,
+        S_ELEV_TRANSITION,
+        S_CHANGE_ADD,
+        S_CHANGES_AFTER,
+        S_CHANGES_MAX,
+        S_CHANGES_PRUNE,
         S_COUNTS,
         S_BEGIN,
         S_COMMIT,
@@ -239,6 +258,21 @@ static const char *const statements[_S_MAX] = {
          * two-argument max(), which PostgreSQL spells GREATEST. */
         [S_TOKENS_RAISE_FLOOR] = "UPDATE totp_tokens SET watermark = ?1 WHERE watermark < ?1",
         [S_TICKETS_CLEAR] = "DELETE FROM totp_tickets",
+        [S_AUDIT_CHECKPOINT_LAST] = "SELECT size, created FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
+        /* The update of S_ELEV_UPDATE, only if the row is still as read:
+         * ?25..?28 are the old state, approvals, denials and review time. */
+        [S_ELEV_TRANSITION] = "UPDATE elevation_requests SET state = ?8, approvals = ?15, denials = ?16,"
+                              " starts = ?17, expires = ?18, ended = ?19, ended_by = ?20, end_reason = ?21,"
+                              " reviewer = ?22, review_note = ?23, reviewed = ?24 WHERE id = ?1 AND state = ?25"
+                              " AND approvals = ?26 AND denials = ?27 AND reviewed = ?28",
+        /* max + 1 under the round's lock: no gaps, committed in seq order. */
+        [S_CHANGE_ADD] = "INSERT INTO changes (seq, kind, subject, host, created)"
+                         " SELECT COALESCE(MAX(seq), 0) + 1, ?1, ?2, ?3, ?4 FROM changes",
+        [S_CHANGES_AFTER] = "SELECT seq, kind, subject, host, created FROM changes WHERE seq > ?1 ORDER BY seq"
+                            " LIMIT ?2",
+        [S_CHANGES_MAX] = "SELECT COALESCE(MAX(seq), 0) FROM changes",
+        /* The newest stays: seqs go on from it, never back to 1. */
+        [S_CHANGES_PRUNE] = "DELETE FROM changes WHERE created < ?1 AND seq < (SELECT MAX(seq) FROM changes)",
         [S_COUNTS] = "SELECT (SELECT COUNT(*) FROM totp_tokens WHERE state = 2),"
                      " (SELECT COUNT(*) FROM totp_tokens WHERE state = 1),"
                      " (SELECT COUNT(*) FROM totp_tickets), (SELECT COUNT(*) FROM auth_failures)",
@@ -1178,6 +1212,109 @@ static int sqlite_audit_checkpoints(void *b, uint64_t from_size, size_t max, str
         return 0;
 }
 
+/* The write lock is the database's, taken by BEGIN IMMEDIATE: a plain read. */
+static int sqlite_audit_tree_lock(void *b, char *hex, size_t cap) {
+        return sqlite_audit_tree_get(b, hex, cap);
+}
+
+static int sqlite_audit_checkpoint_last(void *b, uint64_t *ret_size, uint64_t *ret_created) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_AUDIT_CHECKPOINT_LAST);
+        int rc, r = 0;
+
+        if (!st)
+                return -ENOMEM;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret_size = (uint64_t) sqlite3_column_int64(st, 0);
+                *ret_created = (uint64_t) sqlite3_column_int64(st, 1);
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : phi_sqlite_error(rc);
+        (void) sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_elev_transition(void *b, const struct phi_elev_request *r, const struct phi_elev_request *old) {
+        struct phi_sqlite_db *s = b;
+        sqlite3_stmt *st = phi_sqlite_stmt(s, S_ELEV_TRANSITION);
+        int r2;
+
+        if (!st || elev_bind(st, r, false) < 0 || phi_sqlite_bind_i64(st, 25, (uint64_t) old->state) < 0 ||
+            phi_sqlite_bind_i64(st, 26, old->approvals) < 0 || phi_sqlite_bind_i64(st, 27, old->denials) < 0 ||
+            phi_sqlite_bind_i64(st, 28, old->reviewed) < 0)
+                return -ENOMEM;
+        if ((r2 = phi_sqlite_step_done(st)) < 0)
+                return r2;
+        if (sqlite3_changes(s->db) > 0)
+                return 0;
+        /* None changed: gone, or no longer as read. */
+        return sqlite_elev_get(b, r->id, &(struct phi_elev_request){ 0 }) == -ENOENT ? -ENOENT : -ESTALE;
+}
+
+static int sqlite_change_add(void *b, enum phi_change_kind kind, const char *subject, const char *host,
+                             uint64_t created) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_CHANGE_ADD);
+
+        if (!st || phi_sqlite_bind_i64(st, 1, (uint64_t) kind) < 0 || phi_sqlite_bind_text(st, 2, subject) < 0 ||
+            phi_sqlite_bind_text(st, 3, host) < 0 || phi_sqlite_bind_i64(st, 4, created) < 0)
+                return -ENOMEM;
+        return phi_sqlite_step_done(st);
+}
+
+static int sqlite_changes_after(void *b, uint64_t after, size_t max, struct phi_change **ret, size_t *ret_n) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_CHANGES_AFTER);
+        struct phi_change *v = NULL;
+        size_t n = 0;
+        int rc, r = 0;
+
+        if (!st || phi_sqlite_bind_i64(st, 1, after) < 0 || phi_sqlite_bind_i64(st, 2, max) < 0)
+                return -ENOMEM;
+        if (max > 0 && !(v = calloc(max, sizeof(*v))))
+                r = -ENOMEM;
+        while (r == 0 && n < max && (rc = sqlite3_step(st)) != SQLITE_DONE) {
+                if (rc != SQLITE_ROW) {
+                        r = phi_sqlite_error(rc);
+                        break;
+                }
+                v[n].seq = (uint64_t) sqlite3_column_int64(st, 0);
+                v[n].kind = (enum phi_change_kind) sqlite3_column_int(st, 1);
+                session_col(st, 2, v[n].subject, sizeof(v[n].subject));
+                session_col(st, 3, v[n].host, sizeof(v[n].host));
+                v[n].created = (uint64_t) sqlite3_column_int64(st, 4);
+                n++;
+        }
+        (void) sqlite3_reset(st);
+        if (r < 0) {
+                free(v);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+static int sqlite_changes_max(void *b, uint64_t *ret) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_CHANGES_MAX);
+        int rc, r = 0;
+
+        if (!st)
+                return -ENOMEM;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = (uint64_t) sqlite3_column_int64(st, 0);
+        else
+                r = phi_sqlite_error(rc == SQLITE_DONE ? SQLITE_ERROR : rc);
+        (void) sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_changes_prune(void *b, uint64_t before) {
+        sqlite3_stmt *st = phi_sqlite_stmt(b, S_CHANGES_PRUNE);
+
+        if (!st || phi_sqlite_bind_i64(st, 1, before) < 0)
+                return -ENOMEM;
+        return phi_sqlite_step_done(st);
+}
+
 const struct phi_store_ops phi_store_sqlite_ops = {
         .name = "sqlite",
         .open = sqlite_open,
@@ -1218,4 +1355,11 @@ const struct phi_store_ops phi_store_sqlite_ops = {
         .backup = sqlite_backup,
         .tokens_raise_floor = sqlite_tokens_raise_floor,
         .tickets_clear = sqlite_tickets_clear,
+        .audit_tree_lock = sqlite_audit_tree_lock,
+        .audit_checkpoint_last = sqlite_audit_checkpoint_last,
+        .elev_transition = sqlite_elev_transition,
+        .change_add = sqlite_change_add,
+        .changes_after = sqlite_changes_after,
+        .changes_max = sqlite_changes_max,
+        .changes_prune = sqlite_changes_prune,
 };

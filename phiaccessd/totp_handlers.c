@@ -38,15 +38,16 @@ static void policy_from_config(const struct phi_config *c, struct phi_verifier_p
                 snprintf(ret->audit_key, sizeof(ret->audit_key), "%.*s/audit.key", dir_len,
                          slash ? c->store_path : ".");
         }
-        if (c->audit_origin[0])
-                snprintf(ret->audit_origin, sizeof(ret->audit_origin), "%s", c->audit_origin);
-        else {
-                /* The host names the log: "db1/phi-audit". */
+        snprintf(ret->audit_origin, sizeof(ret->audit_origin), "%s", c->audit_origin);
+        snprintf(ret->audit_trusted_keys, sizeof(ret->audit_trusted_keys), "%s", c->audit_trusted_keys);
+        {
+                /* The host names its key: "db1/phi-audit". One host's log
+                 * takes the key's name as its origin; a fleet's names one. */
                 char host[256];
                 if (gethostname(host, sizeof(host)) < 0)
                         snprintf(host, sizeof(host), "localhost");
                 host[sizeof(host) - 1] = '\0';
-                snprintf(ret->audit_origin, sizeof(ret->audit_origin), "%.240s/phi-audit", host);
+                snprintf(ret->audit_key_name, sizeof(ret->audit_key_name), "%.240s/phi-audit", host);
         }
         ret->audit_checkpoint_records = c->audit_checkpoint_records;
         ret->audit_checkpoint_interval = c->audit_checkpoint_interval;

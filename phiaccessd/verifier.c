@@ -41,6 +41,10 @@
 /* Seconds a sudo session whose grant ended has to go after SIGTERM before
  * SIGKILL: sudo passes SIGTERM to the command, which may clean up. */
 #define SESSION_END_GRACE 10
+/* How often the change feed of a shared store is polled (SQLite). */
+#define CHANGES_POLL_MS 250
+/* How long a change stays in the feed (seconds). */
+#define CHANGES_KEEP 86400
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
 #endif
@@ -191,6 +195,16 @@ struct phi_verifier {
         /* Sessions whose process the thread watches (a pidfd each). */
         struct watch *watches;
         size_t n_watches;
+
+        /* The change feed of a shared store: the last seq applied, and what
+         * wakes this daemon to read further (a poll of the newest seq). */
+        uint64_t changes_seen;
+        uint64_t changes_applied;   /* other hosts' changes reacted to */
+        /* for status, under the lock: copies of those two, and the audit
+         * log's rounds that found another writer's appends */
+        uint64_t st_changes_seen, st_changes_applied, st_audit_adopted;
+        sd_event_source *changes_src;
+        sd_event_source *changes_wake_src;  /* the backend's own wake-up, if it has one */
 };
 
 struct watch {
@@ -2012,6 +2026,31 @@ void phi_verifier_audit_state(phi_verifier *v, uint64_t *ret_size, uint64_t *ret
         pthread_mutex_unlock(&v->lock);
 }
 
+void phi_verifier_fleet_state(phi_verifier *v, uint64_t *ret_seen, uint64_t *ret_applied, uint64_t *ret_adopted) {
+        pthread_mutex_lock(&v->lock);
+        *ret_seen = v->st_changes_seen;
+        *ret_applied = v->st_changes_applied;
+        *ret_adopted = v->st_audit_adopted;
+        pthread_mutex_unlock(&v->lock);
+}
+
+int phi_verifier_audit_keys(phi_verifier *v, char *origin, size_t origin_len, char **trusted, size_t *ret_n) {
+        const char *const *keys = NULL;
+        size_t n;
+        int r = 0;
+
+        *ret_n = 0;
+        /* Set at open, never changed after: no lock needed for these. */
+        snprintf(origin, origin_len, "%s", v->audit ? phi_audit_log_origin(v->audit) : "");
+        n = v->audit ? phi_audit_log_trusted(v->audit, &keys) : 0;
+        for (size_t i = 0; i < n && r == 0; i++)
+                if (!(trusted[i] = strdup(keys[i])))
+                        r = -ENOMEM;
+                else
+                        (*ret_n)++;
+        return r;
+}
+
 /* -------------------------------------------------- elevation timer, grants */
 
 static int on_elev_timer(sd_event_source *src, uint64_t usec, void *userdata);
@@ -2096,6 +2135,166 @@ static void elev_after_commit(phi_verifier *v, struct job *j) {
                 sessions_end_for_grants(v, j);
 }
 
+/* ------------------------------------------------------------ change feed */
+
+/* What this job changed that the other daemons sharing the store react to,
+ * in the round's transaction (so a change is in the feed exactly when it is
+ * in the store). */
+static int changes_job(phi_verifier *v, const struct job *j, uint64_t now) {
+        int r = 0;
+
+        switch (j->outcome) {
+        case O_ELEV:
+                for (size_t i = 0; i < j->elev.n_events && r >= 0; i++)
+                        if (j->elev.events[i].id[0] &&
+                            (i == 0 || strcmp(j->elev.events[i].id, j->elev.events[i - 1].id) != 0))
+                                r = phi_store_change_add(v->store, PHI_CHANGE_ELEVATION, j->elev.events[i].id,
+                                                         v->hostname, now);
+                break;
+        case O_ENROLLED:
+        case O_PENDING:
+        case O_ISSUED:
+        case O_RESET:
+                r = phi_store_change_add(v->store, PHI_CHANGE_TOKEN, j->req.user, v->hostname, now);
+                break;
+        case O_SESSION_CLOSED:
+                r = phi_store_change_add(v->store, PHI_CHANGE_SESSION, j->session.id, v->hostname, now);
+                break;
+        default:
+                break;
+        }
+        return r;
+}
+
+/* Another daemon's change to a request: a grant it ended ends the sudo
+ * sessions this host opened under it. *ret_grants: the set of grants may have
+ * changed (republish). */
+static void change_elevation(phi_verifier *v, const char *id, bool *ret_grants) {
+        struct phi_elev_request r;
+        int e = phi_store_elev_get(v->store, id, &r);
+
+        *ret_grants = true;     /* whatever it was: the publication is cheap and idempotent */
+        if (e < 0) {
+                if (e != -ENOENT)
+                        phi_log(LOG_ERR, "cannot read request %s of the change feed: %s", id, phi_errno_text(e));
+                return;
+        }
+        if (r.state != PHI_ELEV_EXPIRED && r.state != PHI_ELEV_REVOKED)
+                return;
+        for (struct watch *w = v->watches; w; w = w->next)
+                if (w->request_id[0] && strcmp(w->request_id, r.id) == 0)
+                        session_end(v, w, r.state == PHI_ELEV_REVOKED ? "grant_revoked" : "grant_expired",
+                                    r.requester, r.role);
+}
+
+/* Reads the changes after the last applied one, in pages, and reacts to those
+ * of other hosts: grants republished, sessions of ended grants ended, the
+ * elevation timer re-armed (a tick finds when the next transition is due).
+ * A page that cannot be read is read again at the next wake-up: the table,
+ * not the wake-up, is the truth. */
+static void changes_apply(phi_verifier *v) {
+        bool grants = false, tick = false;
+        int r;
+
+        for (;;) {
+                struct phi_change *list = NULL;
+                size_t n = 0;
+
+                if ((r = phi_store_changes_after(v->store, v->changes_seen, 256, &list, &n)) < 0) {
+                        phi_log(LOG_ERR, "cannot read the change feed: %s; trying again", phi_errno_text(r));
+                        break;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        const struct phi_change *c = &list[i];
+                        v->changes_seen = c->seq;
+                        if (strcmp(c->host, v->hostname) == 0)
+                                continue;   /* this daemon's own: reacted to after its commit */
+                        v->changes_applied++;
+                        switch (c->kind) {
+                        case PHI_CHANGE_ELEVATION: {
+                                bool g = false;
+                                change_elevation(v, c->subject, &g);
+                                grants |= g;
+                                tick = true;
+                                break;
+                        }
+                        case PHI_CHANGE_SESSION:
+                                /* Closed elsewhere (its row is gone): not watched here any longer. */
+                                watch_remove(v, c->subject);
+                                break;
+                        case PHI_CHANGE_TOKEN:
+                        default:
+                                /* Tokens are read from the store at each use: nothing cached. */
+                                break;
+                        }
+                }
+                free(list);
+                if (n < 256)
+                        break;
+        }
+        pthread_mutex_lock(&v->lock);
+        v->st_changes_seen = v->changes_seen;
+        v->st_changes_applied = v->changes_applied;
+        pthread_mutex_unlock(&v->lock);
+        if (grants)
+                grants_publish(v);
+        if (tick)
+                elev_tick_soon(v);
+}
+
+/* The wake-up of the SQLite backend: a poll of the newest seq, one indexed
+ * read every CHANGES_POLL_MS, so that another daemon's change reaches this
+ * host's NSS within a second. (A backend that can notify -- PostgreSQL's
+ * LISTEN/NOTIFY -- wakes the same changes_apply(); the table stays the truth,
+ * a notification may be missed.) */
+static int on_changes_poll(sd_event_source *src, uint64_t usec, void *userdata) {
+        phi_verifier *v = userdata;
+        uint64_t max = 0;
+        int r;
+
+        if ((r = phi_store_changes_max(v->store, &max)) < 0)
+                phi_log(LOG_DEBUG, "change feed not polled: %s", phi_errno_text(r));
+        else if (max > v->changes_seen)
+                changes_apply(v);
+        (void) sd_event_source_set_time(src, usec + CHANGES_POLL_MS * 1000ULL);
+        return 0;
+}
+
+/* The backend's notification (phi_store_changes_wake_fd): read at once. */
+static int on_changes_wake(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        phi_verifier *v = userdata;
+
+        (void) src, (void) fd, (void) revents;
+        phi_store_changes_wake_ack(v->store);
+        changes_apply(v);
+        return 0;
+}
+
+static int changes_start(phi_verifier *v) {
+        uint64_t now = 0;
+        int r, fd;
+
+        /* From the newest: this daemon's state is rebuilt from the store at
+         * start (grants published, sessions recovered, timer armed). */
+        if ((r = phi_store_changes_max(v->store, &v->changes_seen)) < 0)
+                return r;
+        v->st_changes_seen = v->changes_seen;
+        if ((r = sd_event_now(v->event, CLOCK_MONOTONIC, &now)) < 0 ||
+            (r = sd_event_add_time(v->event, &v->changes_src, CLOCK_MONOTONIC, now + CHANGES_POLL_MS * 1000ULL,
+                                   CHANGES_POLL_MS * 100ULL, on_changes_poll, v)) < 0 ||
+            (r = sd_event_source_set_enabled(v->changes_src, SD_EVENT_ON)) < 0)
+                return r;
+        /* A backend that notifies wakes this daemon sooner; the poll stays,
+         * for a notification missed. */
+        fd = phi_store_changes_wake_fd(v->store);
+        if (fd >= 0 && (r = sd_event_add_io(v->event, &v->changes_wake_src, fd, EPOLLIN, on_changes_wake, v)) < 0)
+                return r;
+        if (fd < 0 && fd != -EOPNOTSUPP)
+                phi_log(LOG_WARNING, "the store's change notifications are not available: %s; polling every %d ms",
+                        phi_errno_text(fd), CHANGES_POLL_MS);
+        return 0;
+}
+
 /* Serves the batch in one transaction and leaves each job's reply in j->reply;
  * a rolled-back round leaves errors and no outcome. */
 static void round_serve(phi_verifier *v, struct queue *batch) {
@@ -2128,7 +2327,8 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
                         abandoned == 1 ? "" : "s");
 
         r = phi_store_begin(v->store);
-        phi_audit_log_begin(v->audit);
+        if (r >= 0)
+                r = phi_audit_log_begin(v->audit);
         for (j = batch->head; j && r >= 0; j = j->next)
                 if (j->outcome != O_ABANDONED)
                         r = serve_one(v, j, now);
@@ -2136,10 +2336,16 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
          * cannot be written undoes the round. */
         for (j = batch->head; j && r >= 0; j = j->next)
                 r = audit_job(v, j, now_us);
+        for (j = batch->head; j && r >= 0; j = j->next)
+                r = changes_job(v, j, now);
         if (r >= 0)
                 r = phi_audit_log_finish(v->audit, now, &note);
         if (r >= 0 && now >= v->last_prune + PRUNE_INTERVAL) {
                 r = phi_store_failures_prune(v->store, now, v->policy.failure_window);
+                /* Every daemon reads the feed within a second; one that was
+                 * stopped starts from the newest row anyway. */
+                if (r >= 0 && now > CHANGES_KEEP)
+                        r = phi_store_changes_prune(v->store, now - CHANGES_KEEP);
                 v->last_prune = now;
         }
         if (r >= 0)
@@ -2167,6 +2373,7 @@ static void round_serve(phi_verifier *v, struct queue *batch) {
                 pthread_mutex_lock(&v->lock);
                 v->audit_size = phi_audit_log_size(v->audit);
                 v->audit_checkpoint = phi_audit_log_checkpoint_size(v->audit);
+                v->st_audit_adopted = phi_audit_log_adopted(v->audit);
                 pthread_mutex_unlock(&v->lock);
         }
         free(note);
@@ -2432,6 +2639,12 @@ static int thread_setup(phi_verifier *v) {
         }
         /* Not fatal: a session not recovered stays listed until the next start. */
         (void) sessions_recover(v);
+        /* Fatal: a daemon deaf to the others' revokes would keep grants
+         * they ended. */
+        if ((r = changes_start(v)) < 0) {
+                phi_log(LOG_ERR, "cannot follow the store's change feed: %s", phi_errno_text(r));
+                return r;
+        }
         /* What came due while the daemon was down happens now; then the timer;
          * and the grants as they are, for the processes that read them
          * (published by that first tick, which runs under the policy). */
@@ -2489,6 +2702,8 @@ static void *verifier_thread(void *arg) {
         while (v->watches)
                 watch_free(v->watches);
         v->elev_timer = sd_event_source_disable_unref(v->elev_timer);
+        v->changes_src = sd_event_source_disable_unref(v->changes_src);
+        v->changes_wake_src = sd_event_source_disable_unref(v->changes_wake_src);
         sd_event_source_disable_unref(PHI_TAKE_PTR(v->wake_src));
         sd_event_source_disable_unref(PHI_TAKE_PTR(v->round_src));
         v->event = sd_event_unref(v->event);
@@ -2789,7 +3004,9 @@ int phi_verifier_new(const char *backend, const char *location, phi_seal_key *ke
                  * written is not let in (fail closed). */
                 const struct phi_audit_log_config ac = {
                         .key_path = policy->audit_key,
+                        .key_name = policy->audit_key_name,
                         .origin = policy->audit_origin,
+                        .trusted_keys = policy->audit_trusted_keys,
                         .checkpoint_records = policy->audit_checkpoint_records,
                         .checkpoint_interval = policy->audit_checkpoint_interval,
                 };

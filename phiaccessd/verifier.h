@@ -57,7 +57,9 @@ struct phi_verifier_policy {
         char snapshot_path[4096];           /* the grants file goes beside it (grants_publish.h) */
         uint64_t min_gid;
         char audit_key[4096];               /* [audit] (audit_log.h) */
-        char audit_origin[PHI_AUDIT_NAME_MAX + 1];
+        char audit_origin[PHI_AUDIT_NAME_MAX + 1]; /* "": the key's name (one host's log) */
+        char audit_key_name[PHI_AUDIT_NAME_MAX + 1]; /* a new key's name: HOST/phi-audit */
+        char audit_trusted_keys[4096];      /* "": none */
         uint64_t audit_checkpoint_records, audit_checkpoint_interval;
 };
 
@@ -191,6 +193,15 @@ int phi_verifier_submit_after_audit(phi_verifier *v, phi_msg *reply, uint64_t *r
 /* The audit log's size and newest checkpoint, and its verifier key (copied). */
 void phi_verifier_audit_state(phi_verifier *v, uint64_t *ret_size, uint64_t *ret_checkpoint, char *vkey,
                               size_t vkey_len) _phi_nonnull_;
+/* Several daemons on one store, for status: the change feed's last seq this
+ * daemon applied, the other hosts' changes it reacted to, and its rounds
+ * that found the audit tree advanced by another writer. */
+void phi_verifier_fleet_state(phi_verifier *v, uint64_t *ret_seen, uint64_t *ret_applied, uint64_t *ret_adopted)
+        _phi_nonnull_;
+/* The log's origin, and copies (strdup; the caller frees) of the fleet's
+ * other trusted verifier keys: what the live verification checks against. */
+int phi_verifier_audit_keys(phi_verifier *v, char *origin, size_t origin_len, char **trusted, size_t *ret_n)
+        _phi_warn_unused_ _phi_nonnull_;
 
 /* Counters for status: rounds committed and requests served. */
 void phi_verifier_stats(phi_verifier *v, uint64_t *ret_rounds, uint64_t *ret_requests) _phi_nonnull_;

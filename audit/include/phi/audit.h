@@ -231,6 +231,16 @@ int phi_audit_signer_parse(const char *text, size_t n, struct phi_audit_signer *
         _phi_warn_unused_ _phi_nonnull_args_(1, 3);
 int phi_audit_verifier_parse(const char *text, size_t n, struct phi_audit_verifier *ret, const char **ret_error)
         _phi_warn_unused_ _phi_nonnull_args_(1, 3);
+/* A list of verifier keys, one a line (a fleet's hosts' keys): blank lines
+ * and lines starting with '#' are skipped, blanks around a key and a final
+ * "\r" ignored. Appends to keys[*n_keys], up to max. At most
+ * PHI_AUDIT_KEYS_TEXT_MAX bytes. -EINVAL (a line that is not a key), -E2BIG
+ * (too long, too many keys), with *ret_error and *ret_line the line's number
+ * (counted from 1; 0 when no line is to blame). */
+#define PHI_AUDIT_KEYS_TEXT_MAX 65536
+int phi_audit_verifiers_parse(const char *text, size_t n, struct phi_audit_verifier *keys, size_t max,
+                              size_t *n_keys, size_t *ret_line, const char **ret_error) _phi_warn_unused_
+        _phi_nonnull_args_(3, 5, 6);
 /* Wipes a signer (the secret key). */
 void phi_audit_signer_wipe(struct phi_audit_signer *s) _phi_nonnull_;
 
