@@ -632,7 +632,7 @@ struct phi_audit_checks {
         uint64_t counter;
         /* the one verification: what it needs, and its reply once done */
         uint64_t ticket;
-        char *store_path;
+        struct phi_config *config;  /* whose store it opens */
         char vkey[PHI_AUDIT_VKEY_MAX];
         char actor[64];
         phi_msg *reply;
@@ -662,7 +662,7 @@ void phi_audit_checks_free(phi_audit_checks *c) {
         if (c->joinable)
                 (void) pthread_join(c->thread, NULL);
         phi_msg_free(c->reply);
-        free(c->store_path);
+        phi_config_unref(c->config);
         (void) phi_close_safe(c->event_fd);
         pthread_mutex_destroy(&c->lock);
         free(c);
@@ -701,7 +701,7 @@ static void *check_thread(void *userdata) {
         int64_t started = phi_now_ms();
         int r;
 
-        r = phi_store_open("sqlite", c->store_path, PHI_IDENTITIES_NONE, &store);
+        r = phi_store_open_config(c->config, PHI_IDENTITIES_NONE, &store);
         if (r < 0) {
                 res.outcome = PHI_AUDIT_VERIFY_ERROR;
                 snprintf(res.what, sizeof(res.what), "cannot open the store: %s", phi_errno_text(r));
@@ -754,10 +754,8 @@ int phi_handle_audit_verify(struct phi_daemon *d, const struct phi_caller *calle
                 (void) pthread_join(c->thread, NULL);   /* it has ended: running is false */
                 c->joinable = false;
         }
-        free(c->store_path);
-        c->store_path = strdup(d->config->store_path);
-        if (!c->store_path)
-                return -ENOMEM;
+        phi_config_unref(c->config);
+        c->config = phi_config_ref(d->config);
         phi_verifier_audit_state(d->verifier, &size, &checkpoint, c->vkey, sizeof(c->vkey));
         snprintf(c->actor, sizeof(c->actor), "%s", caller->name);
         c->ticket = PHI_AUDIT_CHECK_TICKET_BIT | ++c->counter;

@@ -151,6 +151,13 @@ int phi_handle_backup(struct phi_daemon *d, const struct phi_caller *caller, con
         int fd = caller->passed_fd, fl, r;
 
         (void) req, (void) ret_ticket;
+        /* The database has tools of its own, made for this, that take a
+         * consistent copy while the fleet writes. */
+        if (strcmp(phi_store_backend_name(d->store), "sqlite") != 0)
+                return phi_msg_new_error(-EOPNOTSUPP, ret_reply,
+                                         "the store is in PostgreSQL: back it up with the database's own tools "
+                                         "(pg_dump for a consistent copy, pg_basebackup with WAL archiving for "
+                                         "point-in-time recovery); see phiaccessd(8), BACKUP AND RESTORE");
         if (fd < 0)
                 return phi_msg_new_error(-EINVAL, ret_reply, "a backup request carries the file to write as a "
                                                              "descriptor (phictl backup FILE); none came");
