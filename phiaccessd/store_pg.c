@@ -636,6 +636,10 @@ static bool transport_safe(PGconn *c) {
         return PQsslInUse(c) || (h && (h[0] == '/' || h[0] == '@'));
 }
 
+/* libpq prints notices ("relation ... already exists, skipping") on
+ * stderr by default; nothing in them is for an operator. */
+static void notice_ignore(void *arg, const char *message) { (void) arg, (void) message; }
+
 static int connect_db(struct pg *s) {
         /* connect_timeout first: the string's own value, later in the
          * array, overrides it (expand_dbname). A dead host must not hold the
@@ -648,6 +652,7 @@ static int connect_db(struct pg *s) {
         s->conn = PQconnectdbParams(keys, values, 1);
         if (!s->conn)
                 return -ENOMEM;
+        (void) PQsetNoticeProcessor(s->conn, notice_ignore, NULL);
         if (PQstatus(s->conn) != CONNECTION_OK) {
                 note_down(s, "cannot connect");
                 return -ECONNRESET;
