@@ -50,6 +50,9 @@ static void usage(FILE *f) {
                 "                      problem, exit 1 if there is any\n"
                 "      --init-store    create or migrate the store's schema and exit (for a\n"
                 "                      PostgreSQL store: as a role that may create tables)\n"
+                "      --replay-floor  raise every replay watermark to now plus the window and\n"
+                "                      remove enrolment tickets: after a restore by other means\n"
+                "                      (pg_restore); daemons may be running\n"
                 "      --restore FILE  replace the store with the backup FILE (phictl backup), the\n"
                 "                      daemon stopped; no code acceptable up to then is accepted again\n"
                 "      --verify-audit STORE  verify the audit log in STORE (a copy, or the store\n"
@@ -521,6 +524,31 @@ static int init_store(const char *config_path) {
         return r < 0 ? 1 : 0;
 }
 
+static void invoking_user(const struct phi_config *c, char *actor, size_t len) {
+        _cleanup_free_ char *name = NULL;
+        gid_t gid;
+
+        /* From the passwd file (never NSS, as everywhere here). */
+        if (phi_local_user_by_uid(c->passwd_file, getuid(), &name, &gid) == 0)
+                snprintf(actor, len, "%s", name);
+        else
+                snprintf(actor, len, "uid %u", (unsigned) getuid());
+}
+
+/* phiaccessd --replay-floor: after the store was restored by other means. */
+static int replay_floor(const char *config_path) {
+        struct phi_config *c = NULL;
+        char actor[64];
+        int r;
+
+        if (load_config(config_path, &c, true) < 0)
+                return 1;
+        invoking_user(c, actor, sizeof(actor));
+        r = phi_backup_replay_floor(c, actor, stdout, stderr);
+        phi_config_unref(c);
+        return r < 0 ? 1 : 0;
+}
+
 static int restore(const char *config_path, const char *file) {
         struct phi_config *c = NULL;
         _cleanup_free_ char *name = NULL;
@@ -532,8 +560,8 @@ static int restore(const char *config_path, const char *file) {
                 return 1;
         if (strcmp(c->store_backend, "sqlite") != 0) {
                 fprintf(stderr, "phiaccessd: restore refused: the store is in PostgreSQL; restore the database "
-                                "with its own tools (pg_restore, or point-in-time recovery), then raise the "
-                                "replay floor as phiaccessd(8), BACKUP AND RESTORE, says\n");
+                                "with its own tools (pg_restore, or point-in-time recovery), then run "
+                                "phiaccessd --replay-floor (phiaccessd(8), BACKUP AND RESTORE)\n");
                 phi_config_unref(c);
                 return 1;
         }
@@ -558,13 +586,14 @@ static int restore(const char *config_path, const char *file) {
 
 int main(int argc, char **argv) {
         enum { OPT_CHECK = 256, OPT_VERSION, OPT_RESTORE, OPT_VERIFY_AUDIT, OPT_KEY, OPT_JOURNAL_DIR, OPT_NO_JOURNAL,
-               OPT_INIT_STORE };
+               OPT_INIT_STORE, OPT_REPLAY_FLOOR };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "foreground", no_argument, NULL, 'f' },
                 { "check-config", no_argument, NULL, OPT_CHECK },
                 { "restore", required_argument, NULL, OPT_RESTORE },
                 { "init-store", no_argument, NULL, OPT_INIT_STORE },
+                { "replay-floor", no_argument, NULL, OPT_REPLAY_FLOOR },
                 { "verify-audit", required_argument, NULL, OPT_VERIFY_AUDIT },
                 { "key", required_argument, NULL, OPT_KEY },
                 { "journal-dir", required_argument, NULL, OPT_JOURNAL_DIR },
@@ -575,7 +604,7 @@ int main(int argc, char **argv) {
         };
         struct main_ctx m = { .config_path = PHI_CONFIG_PATH, .instance_fd = -1 };
         const char *restore_file = NULL, *verify_store = NULL, *key = NULL, *journal_dir = NULL;
-        bool check = false, no_journal = false, init = false;
+        bool check = false, no_journal = false, init = false, floor = false;
         int c, r;
 
         /* libldap would otherwise read /etc/ldap/ldap.conf, $HOME/.ldaprc and an
@@ -599,6 +628,9 @@ int main(int argc, char **argv) {
                         break;
                 case OPT_INIT_STORE:
                         init = true;
+                        break;
+                case OPT_REPLAY_FLOOR:
+                        floor = true;
                         break;
                 case OPT_VERIFY_AUDIT:
                         verify_store = optarg;
@@ -640,11 +672,13 @@ int main(int argc, char **argv) {
                                 "--journal-dir not with --no-journal\n");
                 return 2;
         }
-        if (init && (restore_file || check || verify_store)) {
-                fprintf(stderr, "phiaccessd: --init-store goes with none of --restore, --check-config, "
-                                "--verify-audit\n");
+        if ((init || floor) && (restore_file || check || verify_store || (init && floor))) {
+                fprintf(stderr, "phiaccessd: --init-store and --replay-floor go with none of --restore, "
+                                "--check-config, --verify-audit, nor with each other\n");
                 return 2;
         }
+        if (floor)
+                return replay_floor(m.config_path);
         if (init)
                 return init_store(m.config_path);
         if (verify_store)

@@ -302,12 +302,24 @@ static void p_bytes(struct params *p, const void *v, size_t len) {
 static bool conn_lost(const struct pg *s) { return !s->conn || PQstatus(s->conn) == CONNECTION_BAD; }
 
 static void note_down(struct pg *s, const char *what) {
+        char why[512];
+        size_t n = 0;
+
         if (s->down)
                 return;
         s->down = true;
-        /* libpq's message names the host, never the password. */
-        phi_log(LOG_ERR, "the PostgreSQL store at %s is unreachable (%s): %s", s->where, what,
-                s->conn ? PQerrorMessage(s->conn) : "no connection");
+        /* libpq's message names the host, never the password; it comes in
+         * lines, indented: one line here. */
+        for (const char *p = s->conn ? PQerrorMessage(s->conn) : "no connection"; *p && n + 1 < sizeof(why); p++) {
+                char c = *p == '\n' || *p == '\t' ? ' ' : *p;
+                if (c == ' ' && (n == 0 || why[n - 1] == ' '))
+                        continue;
+                why[n++] = c;
+        }
+        while (n > 0 && why[n - 1] == ' ')
+                n--;
+        why[n] = '\0';
+        phi_log(LOG_ERR, "the PostgreSQL store at %s is unreachable (%s): %s", s->where, what, why);
 }
 
 static int sqlstate_error(const char *state) {

@@ -129,3 +129,19 @@ phi_assert_match "$("$PHICTL" status)" "store_reachable +yes" "phictl status say
 # phictl backup: the database's own tools.
 out=$("$PHICTL" backup "$PHI_TMP/backup.db" 2>&1) && phi_fail "phictl backup of a PostgreSQL store" "$out"
 phi_assert_contains "$out" "pg_dump" "phictl backup points at the database's own tools"
+
+# A database restored by its own tools: --restore is for SQLite files, the
+# replay floor is set on the database as it is, with the daemon running.
+out=$("$PHIACCESSD" --config "$TOTP_CONF" --restore "$PHI_TMP/backup.db" 2>&1) && phi_fail "--restore on PostgreSQL" "$out"
+phi_assert_contains "$out" "phiaccessd --replay-floor" "--restore on PostgreSQL points at --replay-floor"
+before=$(phi_pg_psql -tAc "SELECT watermark FROM totp_tokens WHERE state = 2")
+out=$("$PHIACCESSD" --config "$TOTP_CONF" --replay-floor 2>&1) || phi_fail "--replay-floor" "$out"
+floor=$(printf '%s\n' "$out" | sed -n 's/^replay_floor_step *\([0-9]*\) .*/\1/p')
+phi_assert_match "$floor" '^[0-9]+$' "--replay-floor prints its floor"
+phi_assert_eq "$(phi_pg_psql -tAc "SELECT watermark FROM totp_tokens WHERE state = 2")" "$floor" \
+    "every watermark in PostgreSQL is raised to it"
+raised=0
+[ "$before" -ge "$floor" ] || raised=1
+phi_assert_contains "$out" "tokens_raised        $raised" "--replay-floor counts the tokens it raised"
+phi_assert_eq "$(totp_pam phi-auth alice --answer "$(totp_code alice "$(totp_now_step)")")" PAM_AUTH_ERR \
+    "the running daemon refuses the current code at once"
