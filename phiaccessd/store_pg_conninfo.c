@@ -108,6 +108,11 @@ int phi_pg_conninfo_check(const char *uri, char *why, size_t why_len) {
         if (hostaddr)
                 tcp = "hostaddr";
         if (tcp && (!sslmode || (strcmp(sslmode, "verify-full") != 0 && strcmp(sslmode, "verify-ca") != 0))) {
+                /* Named only when it is one of libpq's words: any other
+                 * text is the operator's, and could be anything. */
+                if (sslmode && strcmp(sslmode, "disable") != 0 && strcmp(sslmode, "allow") != 0 &&
+                    strcmp(sslmode, "prefer") != 0 && strcmp(sslmode, "require") != 0)
+                        sslmode = "(not one libpq knows)";
                 snprintf(why, why_len,
                          "the connection string reaches PostgreSQL over TCP (%s) with sslmode=%s: add "
                          "sslmode=verify-full (or verify-ca) and sslrootcert=, or use a Unix-socket directory "

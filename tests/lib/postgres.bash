@@ -5,11 +5,11 @@
 # ever left. Source it after tests/lib/harness.bash, call it after
 # phi_harness_init.
 #
-#   phi_pg_start [--empty]  initdb, start, wait for pg_isready; then (unless
-#                           --empty) a database phi owned by the role
-#                           phi_owner, and a role phid with exactly the
-#                           rights phiaccessd(8) lists for the daemon
-#   phi_pg_stop [--kill]    pg_ctl stop -m fast (or SIGKILL to the postmaster)
+#   phi_pg_start            initdb, start, wait for pg_isready; then a
+#                           database phi owned by the role phi_owner, and a
+#                           role phid with exactly the rights phiaccessd(8)
+#                           lists for the daemon
+#   phi_pg_stop             pg_ctl stop -m fast
 #   phi_pg_restart          start again on the same data directory
 #   phi_pg_psql ARGS...     psql as the superuser on database phi (or -d DB)
 #
@@ -28,8 +28,6 @@ _phi_pg_as() {
 }
 
 phi_pg_start() {
-    local empty=""
-    [ "${1:-}" != --empty ] || empty=1
     [ -n "${PHI_TMP:-}" ] || phi_die "phi_pg_start needs phi_harness_init first"
     [ -x "$PHI_PG_BIN/initdb" ] || phi_skip "PostgreSQL 15 is not installed ($PHI_PG_BIN; apt-get install postgresql)"
     PHI_PG_DIR=$PHI_TMP/pg/data
@@ -48,7 +46,6 @@ phi_pg_start() {
     PHI_PG_URI="host=$PHI_PG_SOCK dbname=phi user=phid"
     PHI_PG_URI_OWNER="host=$PHI_PG_SOCK dbname=phi user=phi_owner"
     export PHI_PG_DIR PHI_PG_SOCK PHI_PG_URI PHI_PG_URI_OWNER
-    [ -z "$empty" ] || return 0
     phi_pg_psql -d postgres -q <<'EOF' >/dev/null
 CREATE ROLE phi_owner LOGIN;
 CREATE ROLE phid LOGIN;
@@ -84,16 +81,10 @@ _phi_pg_spawn_as() {
 }
 
 phi_pg_stop() {
-    local kill=""
-    [ "${1:-}" != --kill ] || kill=1
     [ -n "$PHI_PG_PID" ] || return 0
-    if [ -n "$kill" ]; then
-        phi_stop_pid --kill "$PHI_PG_PID"
-    else
-        # fast: sessions (the daemon's) are ended, not waited for.
-        _phi_pg_as "$PHI_PG_BIN/pg_ctl" stop -D "$PHI_PG_DIR" -m fast -w -t 20 >/dev/null 2>&1 || true
-        phi_stop_pid "$PHI_PG_PID"
-    fi
+    # fast: sessions (the daemon's) are ended, not waited for.
+    _phi_pg_as "$PHI_PG_BIN/pg_ctl" stop -D "$PHI_PG_DIR" -m fast -w -t 20 >/dev/null 2>&1 || true
+    phi_stop_pid "$PHI_PG_PID"
     PHI_PG_PID=""
 }
 
