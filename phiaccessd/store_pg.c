@@ -640,12 +640,26 @@ static int session_setup(struct pg *s) {
         return r;
 }
 
-/* Neither TLS nor a Unix socket: refused even if the configuration check was
- * somehow passed by (PGHOST or a service file naming a TCP host). */
+/* What the connection is, not what the string said: a Unix socket (no
+ * server address), or TLS with the certificate checked (sslmode in effect
+ * verify-ca or verify-full). Anything else is refused even though the
+ * configuration check passed: PGHOST, PGSSLMODE or a service file could
+ * have changed what libpq did. */
 static bool transport_safe(PGconn *c) {
-        const char *h = PQhost(c);
+        const char *h = PQhost(c), *a = PQhostaddr(c), *mode = NULL;
+        PQconninfoOption *o;
+        bool ok;
 
-        return PQsslInUse(c) || (h && (h[0] == '/' || h[0] == '@'));
+        if ((!a || !*a) && h && (h[0] == '/' || h[0] == '@'))
+                return true;
+        if (!PQsslInUse(c) || !(o = PQconninfo(c)))
+                return false;
+        for (PQconninfoOption *i = o; i->keyword; i++)
+                if (strcmp(i->keyword, "sslmode") == 0)
+                        mode = i->val;
+        ok = mode && (strcmp(mode, "verify-full") == 0 || strcmp(mode, "verify-ca") == 0);
+        PQconninfoFree(o);
+        return ok;
 }
 
 /* libpq prints notices ("relation ... already exists, skipping") on
@@ -670,8 +684,8 @@ static int connect_db(struct pg *s) {
                 return -ECONNRESET;
         }
         if (!transport_safe(s->conn)) {
-                phi_log(LOG_ERR, "the PostgreSQL store at %s was reached over TCP without TLS; refused "
-                                 "(sslmode=verify-full is required)",
+                phi_log(LOG_ERR, "the PostgreSQL store at %s was reached over TCP without a checked "
+                                 "certificate; refused (sslmode=verify-full or verify-ca is required)",
                         s->where);
                 PQfinish(PHI_TAKE_PTR(s->conn));
                 return -EPROTO;

@@ -61,6 +61,16 @@ phi_pg_psql -qc "ALTER TABLE totp_tokens ALTER COLUMN watermark TYPE text"
 phi_assert_eq "$("$conf" postgresql "$PHI_PG_URI" "$ids" token-get z || true)" "error EBADMSG" \
     "a column of the wrong type is refused (EBADMSG)"
 
+# A connection that ends up on TCP without a checked certificate is refused
+# even when the string passed the check: PGHOST and PGSSLMODE (or a service
+# file) can send libpq elsewhere.
+phi_pg_stop
+PHI_PG_LISTEN=127.0.0.1 phi_pg_restart
+phi_assert_eq "$(PGHOST=127.0.0.1 PGSSLMODE=disable "$conf" postgresql "dbname=phi user=phid" "$ids" open || true)" \
+    "error EPROTO" "a connection redirected to TCP without TLS is refused"
+phi_assert_eq "$("$conf" postgresql "host=$PHI_PG_SOCK dbname=phi user=phid" "$ids" open)" "ok 9" \
+    "the same server through its socket is used"
+
 # A schema newer than this code: refused, whoever asks.
 phi_pg_psql -qc "INSERT INTO schema_migrations (version, name, applied) VALUES (99, 'from the future', 0)"
 phi_assert_eq "$("$conf" postgresql "$PHI_PG_URI_OWNER" "$ids" open || true)" "error EPROTONOSUPPORT" \

@@ -17,11 +17,14 @@
 # PHI_PG_URI (the daemon's connection string, role phid) and
 # PHI_PG_URI_OWNER (the schema owner's, for phiaccessd --init-store).
 # Local connections use trust authentication: only root and nobody can
-# reach the socket directory, inside the test's namespaces.
+# reach the socket directory, inside the test's namespaces. PHI_PG_LISTEN
+# (default none) makes the server also listen on that address of the
+# test's own loopback, for a test of what a TCP connection may do.
 
 : "${PHI_PG_BIN:=/usr/lib/postgresql/15/bin}"
 PHI_PG_USER=nobody
 PHI_PG_PID=""
+: "${PHI_PG_LISTEN:=}"
 
 _phi_pg_as() {
     setpriv --reuid="$PHI_PG_USER" --regid=nogroup --clear-groups -- "$@"
@@ -66,7 +69,7 @@ EOF
 # The wrapper phi_spawn runs (as nobody).
 _phi_pg_spawn_as() {
     phi_spawn postgres setpriv --reuid="$PHI_PG_USER" --regid=nogroup --clear-groups -- \
-        "$PHI_PG_BIN/postgres" -D "$PHI_PG_DIR" -k "$PHI_PG_SOCK" -c listen_addresses='' \
+        "$PHI_PG_BIN/postgres" -D "$PHI_PG_DIR" -k "$PHI_PG_SOCK" -c listen_addresses="$PHI_PG_LISTEN" \
         -c fsync=on -c synchronous_commit=on -c max_connections=50 -c unix_socket_permissions=0777
     PHI_PG_PID=$PHI_LAST_PID
     local i
