@@ -64,10 +64,33 @@ phi_assert_eq "$("$conf" postgresql "$PHI_PG_URI" "$ids" token-get z || true)" "
 # A connection that ends up on TCP without a checked certificate is refused
 # even when the string passed the check: PGHOST and PGSSLMODE (or a service
 # file) can send libpq elsewhere.
+# The server also on TCP (the test's loopback), with TLS: a CA, and a
+# certificate for localhost signed by it; and an unrelated CA.
+pki=$PHI_TMP/pki
+mkdir -p "$pki"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=phi-test-ca -keyout "$pki/ca.key" \
+    -out "$pki/ca.pem" 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca -keyout "$pki/other.key" \
+    -out "$pki/other.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "$pki/server.key" -out "$pki/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost\n' >"$pki/ext"
+openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \
+    -extfile "$pki/ext" -out "$pki/server.pem" 2>/dev/null
+chown nobody "$pki/server.key" "$pki/server.pem"
+chmod 0600 "$pki/server.key"
+chmod 0755 "$pki"
 phi_pg_stop
-PHI_PG_LISTEN=127.0.0.1 phi_pg_restart
+PHI_PG_LISTEN=127.0.0.1 PHI_PG_OPTS="-c ssl=on -c ssl_cert_file=$pki/server.pem -c ssl_key_file=$pki/server.key" \
+    phi_pg_restart
+tls="host=localhost hostaddr=127.0.0.1 dbname=phi user=phid sslmode=verify-full"
+phi_assert_eq "$("$conf" postgresql "$tls sslrootcert=$pki/ca.pem" "$ids" open)" "ok 9" \
+    "over TCP with sslmode=verify-full and the server's CA: connected"
+phi_assert_eq "$("$conf" postgresql "$tls sslrootcert=$pki/other.pem" "$ids" open 2>/dev/null || true)" \
+    "error ECONNRESET" "with another CA the certificate check fails and nothing is used"
 phi_assert_eq "$(PGHOST=127.0.0.1 PGSSLMODE=disable "$conf" postgresql "dbname=phi user=phid" "$ids" open || true)" \
     "error EPROTO" "a connection redirected to TCP without TLS is refused"
+phi_assert_eq "$(PGHOST=localhost PGSSLMODE=require "$conf" postgresql "dbname=phi user=phid" "$ids" open || true)" \
+    "error EPROTO" "a connection redirected to TLS that checks no certificate is refused"
 phi_assert_eq "$("$conf" postgresql "host=$PHI_PG_SOCK dbname=phi user=phid" "$ids" open)" "ok 9" \
     "the same server through its socket is used"
 

@@ -19,7 +19,9 @@
 # Local connections use trust authentication: only root and nobody can
 # reach the socket directory, inside the test's namespaces. PHI_PG_LISTEN
 # (default none) makes the server also listen on that address of the
-# test's own loopback, for a test of what a TCP connection may do.
+# test's own loopback, for a test of what a TCP connection may do;
+# PHI_PG_OPTS adds server settings ("-c ssl=on -c ssl_cert_file=...",
+# words without spaces).
 
 : "${PHI_PG_BIN:=/usr/lib/postgresql/15/bin}"
 PHI_PG_USER=nobody
@@ -68,9 +70,12 @@ EOF
 
 # The wrapper phi_spawn runs (as nobody).
 _phi_pg_spawn_as() {
+    local extra=()
+    read -r -a extra <<<"${PHI_PG_OPTS:-}"
     phi_spawn postgres setpriv --reuid="$PHI_PG_USER" --regid=nogroup --clear-groups -- \
         "$PHI_PG_BIN/postgres" -D "$PHI_PG_DIR" -k "$PHI_PG_SOCK" -c listen_addresses="$PHI_PG_LISTEN" \
-        -c fsync=on -c synchronous_commit=on -c max_connections=50 -c unix_socket_permissions=0777
+        -c fsync=on -c synchronous_commit=on -c max_connections=50 -c unix_socket_permissions=0777 \
+        "${extra[@]}"
     PHI_PG_PID=$PHI_LAST_PID
     local i
     for ((i = 0; i < 300; i++)); do
