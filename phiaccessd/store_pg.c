@@ -777,13 +777,20 @@ fail:
         return r;
 }
 
+/* A server restarted since the last round ended this connection, and libpq
+ * learns it only when BEGIN fails: then it is reset and BEGIN sent once
+ * more, which is safe (nothing of the transaction has happened), so that
+ * the first logins after a restart or a failover are not refused. */
 static int pg_begin(void *b) {
         struct pg *s = b;
         int r;
 
         if ((r = ensure_connected(s)) < 0)
                 return r;
-        if ((r = run(s, S_BEGIN, NULL, NULL)) < 0)
+        r = run(s, S_BEGIN, NULL, NULL);
+        if (r == -ECONNRESET && (r = ensure_connected(s)) == 0)
+                r = run(s, S_BEGIN, NULL, NULL);
+        if (r < 0)
                 return r;
         s->in_tx = true;
         return 0;
@@ -1528,7 +1535,11 @@ static int pg_probe(void *b, char *where, size_t where_len, bool *ret_reachable)
         snprintf(where, where_len, "%s", s->where);
         /* Outside a transaction only (status runs on a handle that never
          * begins); a round trip, so that a server gone since is noticed. */
-        *ret_reachable = !s->in_tx && ensure_connected(s) == 0 && pg_version_read(s, &v) == 0;
+        *ret_reachable = false;
+        if (s->in_tx || ensure_connected(s) < 0)
+                return 0;
+        /* As begin: a connection a restart ended is reset once. */
+        *ret_reachable = pg_version_read(s, &v) == 0 || (ensure_connected(s) == 0 && pg_version_read(s, &v) == 0);
         return 0;
 }
 

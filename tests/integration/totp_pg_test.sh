@@ -126,6 +126,15 @@ phi_assert_contains "$ev" "is reachable again" "the recovery is journaled"
 phi_assert_eq "$(totp_pam phi-auth alice --answer "$code")" PAM_AUTH_ERR "and once only"
 phi_assert_match "$("$PHICTL" status)" "store_reachable +yes" "phictl status says it is reachable again"
 
+# A restart of the database with no login meanwhile: the daemon's
+# connection is dead and it learns so at the next login, which still passes.
+phi_pg_stop
+phi_pg_restart
+step=$(totp_fresh_step alice)
+phi_assert_eq "$(totp_pam phi-auth alice --answer "$(totp_code alice "$step")")" PAM_SUCCESS \
+    "the first login after a restart of PostgreSQL passes (the connection is reset at once)"
+TOTP_LAST[alice]=$step
+
 # phictl backup: the database's own tools.
 out=$("$PHICTL" backup "$PHI_TMP/backup.db" 2>&1) && phi_fail "phictl backup of a PostgreSQL store" "$out"
 phi_assert_contains "$out" "pg_dump" "phictl backup points at the database's own tools"
