@@ -82,7 +82,17 @@ phi_assert_match "$status" "store_reachable +yes" "phictl status says it is reac
 cur=$(phi_journal_cursor)
 step=$(totp_fresh_step alice)
 code=$(totp_code alice "$step")
-phi_assert_eq "$(totp_pam phi-auth alice --answer "$code")" PAM_SUCCESS "a right code logs in"
+# Debian's pamtester, the service file where libpam looks for it (this test's
+# mount namespace), the code on its standard input; the sanitizer build's
+# pam_phi.so needs its runtimes preloaded into the uninstrumented program.
+san_env=()
+san_libs=$(ldd "$PHI_BUILD_DIR/pam_phi/pam_phi.so" | awk '/libasan|libubsan/ { printf "%s%s", sep, $3; sep = " " }')
+[ -z "$san_libs" ] || san_env=(env "LD_PRELOAD=$san_libs" "ASAN_OPTIONS=detect_leaks=0")
+rc=0
+out=$(printf '%s\n' "$code" | phi_ns_run --bind "$TOTP_DIR/pam.d/phi-auth:/etc/pam.d/phi-auth" -- \
+    timeout 20 "${san_env[@]}" pamtester -v phi-auth alice authenticate 2>&1) || rc=$?
+phi_assert_eq "$rc" 0 "pamtester: a right code logs in"
+phi_assert_contains "$out" "successfully authenticated" "pamtester says so"
 TOTP_LAST[alice]=$step
 phi_assert_eq "$(phi_pg_psql -tAc "SELECT watermark FROM totp_tokens WHERE state = 2")" "$step" \
     "its step is the watermark in PostgreSQL"
