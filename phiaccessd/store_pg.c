@@ -24,6 +24,11 @@
  * down) is -ECONNRESET, and the next begin resets the connection once. A
  * commit counts only when the server answered COMMIT: PostgreSQL answers
  * ROLLBACK to a COMMIT of a failed transaction, and that is an error here.
+ * The verifier does not serve a failed round again: its jobs' state
+ * (elevation results, session watches, audit records) would all have to be
+ * put back first. The round fails closed, every login in it is denied
+ * (PAM_AUTHINFO_UNAVAIL) and asked again by its user; with one daemon a
+ * deadlock needs the directory thread's revocations, which are rare.
  */
 
 #include <errno.h>
