@@ -646,7 +646,7 @@ struct phi_audit_checks {
         uint64_t counter;
         /* the one verification: what it needs, and its reply once done */
         uint64_t ticket;
-        char *store_path;
+        struct phi_config *config;  /* whose store it opens */
         char vkey[PHI_AUDIT_VKEY_MAX];
         char origin[PHI_AUDIT_NAME_MAX + 1];
         char *trusted[PHI_AUDIT_KEYS_MAX];
@@ -685,7 +685,7 @@ void phi_audit_checks_free(phi_audit_checks *c) {
         if (c->joinable)
                 (void) pthread_join(c->thread, NULL);
         phi_msg_free(c->reply);
-        free(c->store_path);
+        phi_config_unref(c->config);
         checks_trusted_clear(c);
         (void) phi_close_safe(c->event_fd);
         pthread_mutex_destroy(&c->lock);
@@ -725,7 +725,7 @@ static void *check_thread(void *userdata) {
         int64_t started = phi_now_ms();
         int r;
 
-        r = phi_store_open("sqlite", c->store_path, PHI_IDENTITIES_NONE, &store);
+        r = phi_store_open_config(c->config, PHI_IDENTITIES_NONE, &store);
         if (r < 0) {
                 res.outcome = PHI_AUDIT_VERIFY_ERROR;
                 snprintf(res.what, sizeof(res.what), "cannot open the store: %s", phi_errno_text(r));
@@ -780,10 +780,8 @@ int phi_handle_audit_verify(struct phi_daemon *d, const struct phi_caller *calle
                 (void) pthread_join(c->thread, NULL);   /* it has ended: running is false */
                 c->joinable = false;
         }
-        free(c->store_path);
-        c->store_path = strdup(d->config->store_path);
-        if (!c->store_path)
-                return -ENOMEM;
+        phi_config_unref(c->config);
+        c->config = phi_config_ref(d->config);
         phi_verifier_audit_state(d->verifier, &size, &checkpoint, c->vkey, sizeof(c->vkey));
         checks_trusted_clear(c);
         if ((r = phi_verifier_audit_keys(d->verifier, c->origin, sizeof(c->origin), c->trusted, &c->n_trusted)) < 0)

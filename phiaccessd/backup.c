@@ -151,6 +151,13 @@ int phi_handle_backup(struct phi_daemon *d, const struct phi_caller *caller, con
         int fd = caller->passed_fd, fl, r;
 
         (void) req, (void) ret_ticket;
+        /* The database has tools of its own, made for this, that take a
+         * consistent copy while the fleet writes. */
+        if (strcmp(phi_store_backend_name(d->store), "sqlite") != 0)
+                return phi_msg_new_error(-EOPNOTSUPP, ret_reply,
+                                         "the store is in PostgreSQL: back it up with the database's own tools "
+                                         "(pg_dump for a consistent copy, pg_basebackup with WAL archiving for "
+                                         "point-in-time recovery); see phiaccessd(8), BACKUP AND RESTORE");
         if (fd < 0)
                 return phi_msg_new_error(-EINVAL, ret_reply, "a backup request carries the file to write as a "
                                                              "descriptor (phictl backup FILE); none came");
@@ -499,4 +506,65 @@ out:
         else if (r < 0)
                 fprintf(err, "phiaccessd: restore of %s done, but: %s\n", file, x.why);
         return r;
+}
+
+/*
+ * The replay floor alone, in the configured store (phiaccessd
+ * --replay-floor): what --restore does to a file, for a store restored by
+ * other means, a PostgreSQL database brought back with pg_restore or
+ * point-in-time recovery. Only raises watermarks and removes tickets, so it
+ * is safe with daemons running (every host of a fleet may keep serving).
+ */
+int phi_backup_replay_floor(const struct phi_config *c, const char *actor, FILE *out, FILE *err) {
+        _cleanup_(phi_store_freep) phi_store *s = NULL;
+        struct phi_store_counts n = { 0 };
+        uint64_t now = (uint64_t) time(NULL), floor_step, raised = 0, tickets = 0;
+        char where[512], fl[24], ra[24], ti[24], when[32];
+        int r;
+
+        floor_step = phi_backup_floor_step(now, (unsigned) c->totp_window);
+        if ((r = phi_store_open_config(c, PHI_IDENTITIES_NONE, &s)) < 0) {
+                fprintf(err, "phiaccessd: cannot open the store: %s\n", phi_errno_text(r));
+                return r;
+        }
+        bool reachable;
+        if (phi_store_probe(s, where, sizeof(where), &reachable) < 0)
+                snprintf(where, sizeof(where), "(the store)");
+        if ((r = phi_store_begin(s)) < 0 || (r = phi_store_tokens_raise_floor(s, floor_step, &raised)) < 0 ||
+            (r = phi_store_tickets_clear(s, &tickets)) < 0 ||
+            (r = phi_store_failures_prune(s, now, c->totp_failure_window)) < 0 || (r = phi_store_commit(s)) < 0) {
+                phi_store_rollback(s);
+                fprintf(err, "phiaccessd: cannot set the replay floor in %s: %s; nothing was changed\n", where,
+                        phi_errno_text(r));
+                return r;
+        }
+        /* Committed: the counts below are only what the report shows. */
+        if ((r = phi_store_counts_get(s, &n)) < 0) {
+                fprintf(err, "phiaccessd: the replay floor is set, but the store cannot be counted: %s\n",
+                        phi_errno_text(r));
+                return r;
+        }
+        format_time(now, when, sizeof(when));
+        snprintf(fl, sizeof(fl), "%llu", (unsigned long long) floor_step);
+        snprintf(ra, sizeof(ra), "%llu", (unsigned long long) raised);
+        snprintf(ti, sizeof(ti), "%llu", (unsigned long long) tickets);
+        const struct phi_journal_field fields[] = {
+                { "PHI_ACTOR", actor },        { "PHI_SERVICE", "phiaccessd" }, { "PHI_STORE", where },
+                { "PHI_FLOOR_STEP", fl },      { "PHI_TOKENS_RAISED", ra },     { "PHI_TICKETS_CLEARED", ti },
+        };
+        phi_journal_event(PHI_EVENT_STORE_RESTORED, LOG_WARNING, fields, PHI_ELEMENTSOF(fields),
+                          "Replay floor of store %s raised by %s: %s tokens raised to time step %s (%s), %s "
+                          "tickets removed",
+                          where, actor, ra, fl, when, ti);
+        fprintf(out,
+                "store                %s\n"
+                "replay_floor_step    %llu (codes of steps up to %s plus %llu of window refused)\n"
+                "tokens_raised        %llu\n"
+                "tickets_removed      %llu\n"
+                "tokens_active        %llu\n"
+                "tokens_pending       %llu\n",
+                where, (unsigned long long) floor_step, when, (unsigned long long) c->totp_window,
+                (unsigned long long) raised, (unsigned long long) tickets, (unsigned long long) n.tokens_active,
+                (unsigned long long) n.tokens_pending);
+        return 0;
 }

@@ -36,6 +36,11 @@ int phi_handle_backup(struct phi_daemon *d, const struct phi_caller *caller, con
 int phi_backup_restore(const struct phi_config *c, const char *file, const char *actor, FILE *out, FILE *err)
         _phi_nonnull_;
 
+/* The replay floor of a restore (every watermark raised to the step of now
+ * plus the window, tickets removed, spent failure counters pruned) in c's
+ * store as it is: for a store restored by the database's own tools. Safe
+ * while daemons run; journaled as store_restored. */
+int phi_backup_replay_floor(const struct phi_config *c, const char *actor, FILE *out, FILE *err) _phi_nonnull_;
 /* Removes what a backup or restore interrupted by a crash left beside the
  * store (STORE.backup-in-progress-XXXXXX: a copy of every sealed seed;
  * STORE.restore-in-progress-XXXXXX; and their side files). Called at start, under the instance lock,

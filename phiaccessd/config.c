@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "store_pg_conninfo.h"
 #include "phi/client.h"
 #include "phi/parse.h"
 #include "phi/secret.h"
@@ -34,6 +35,7 @@ enum key_kind {
         K_SYNC,
         K_MEMBERSHIP,
         K_BACKEND,
+        K_SYNC_COMMIT,
         K_TOTP_ALGORITHM,
 };
 
@@ -77,8 +79,11 @@ static const struct key_spec keys[] = {
         { "ldap", "shrink_threshold", K_PERCENT, OFF(shrink_threshold), 0, 100 },
         { "ldap", "network_timeout", K_DURATION, OFF(network_timeout), 1, 600 },
         { "ldap", "page_size", K_U64, OFF(page_size), 10, 100000 },
-        { "store", "backend", K_BACKEND, 0, 0, 0 },
+        { "store", "backend", K_BACKEND, OFF(store_backend), 0, 0 },
         { "store", "path", K_PATH, OFF(store_path), 0, 0 },
+        /* A libpq connection string: checked as a whole in validate(). */
+        { "store", "uri", K_STR, OFF(store_uri), 0, 0 },
+        { "store", "synchronous_commit", K_SYNC_COMMIT, OFF(store_synchronous_commit), 0, 0 },
         { "daemon", "socket", K_PATH, OFF(socket_path), 0, 0 },
         { "daemon", "pam_socket", K_PATH, OFF(pam_socket_path), 0, 0 },
         { "daemon", "snapshot", K_PATH, OFF(snapshot_path), 0, 0 },
@@ -212,7 +217,10 @@ static struct phi_config *config_new_defaults(const char *path) {
         DEF(attrs.group_name, "cn");
         DEF(attrs.member_uid, "memberUid");
         DEF(attrs.member, "member");
+        DEF(store_backend, "sqlite");
         DEF(store_path, "/var/lib/phiaccessd/phi.db");
+        DEF(store_uri, "");
+        DEF(store_synchronous_commit, "on");
         DEF(socket_path, PHI_SOCKET_PATH);
         DEF(pam_socket_path, PHI_PAM_SOCKET_PATH);
         DEF(snapshot_path, "/var/lib/phiaccessd/nss.snapshot");
@@ -264,6 +272,7 @@ void phi_config_unref(struct phi_config *c) {
                 &c->bind_dn, &c->bind_password_file, &c->ca_file, &c->attrs.uid,
                 &c->attrs.uid_number, &c->attrs.gid_number, &c->attrs.gecos, &c->attrs.home,
                 &c->attrs.shell, &c->attrs.group_name, &c->attrs.member_uid, &c->attrs.member,
+                &c->store_backend, &c->store_uri, &c->store_synchronous_commit,
                 &c->store_path, &c->socket_path, &c->pam_socket_path, &c->snapshot_path, &c->policy_path,
                 &c->admin_group, &c->approver_group, &c->auditor_group, &c->passwd_file,
                 &c->group_file, &c->totp_master_key, &c->totp_issuer, &c->audit_key, &c->audit_origin, &c->notify_command,
@@ -559,9 +568,18 @@ static int set_value(struct parse_state *st, const struct key_spec *k, const cha
                         BAD("algorithm must be SHA1, SHA256 or SHA512, got '%s'", value);
                 return 0;
         case K_BACKEND:
-                if (strcmp(value, "sqlite") != 0)
-                        BAD("backend '%s' is not available (this build has: sqlite)", value);
-                return 0;
+                if (strcmp(value, "sqlite") != 0 && strcmp(value, "postgresql") != 0)
+                        BAD("backend '%s' is not available (this build has: sqlite, postgresql)", value);
+                return set_string(field, value) < 0 ? -ENOMEM : 0;
+        case K_SYNC_COMMIT:
+                /* off (and its alias false) would acknowledge a login that a
+                 * crash of the database takes back: its code usable again. */
+                if (strcmp(value, "on") != 0 && strcmp(value, "remote_write") != 0 &&
+                    strcmp(value, "remote_apply") != 0 && strcmp(value, "local") != 0)
+                        BAD("synchronous_commit must be on, remote_write, remote_apply or local, got '%s' "
+                            "(off is refused: an acknowledged login must survive a crash)",
+                            value);
+                return set_string(field, value) < 0 ? -ENOMEM : 0;
         }
 #undef BAD
         return 0;
@@ -668,6 +686,40 @@ static char *reader(char *str, int num, void *stream) {
         return str;
 }
 
+static unsigned key_line(const struct parse_state *st, const char *section, const char *name) {
+        for (size_t i = 0; i < PHI_ELEMENTSOF(keys); i++)
+                if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+                        return st->seen[i] ? st->key_line[i] : 0;
+        return 0;
+}
+
+/* [store]: a PostgreSQL store needs its connection string, and one that
+ * cannot be read by anyone on the way (TLS that checks the server, or a
+ * local socket); uri means nothing to SQLite. */
+static void store_validate(struct parse_state *st) {
+        const struct phi_config *c = st->config;
+        unsigned section = st->section_line[1], uri_line = key_line(st, "store", "uri");
+        char why[512];
+
+        if (strcmp(c->store_backend, "postgresql") != 0) {
+                if (uri_line)
+                        errors_add(st->errors, st->file, uri_line,
+                                   "uri is for backend = postgresql (the backend is %s)", c->store_backend);
+                if (key_line(st, "store", "synchronous_commit"))
+                        errors_add(st->errors, st->file, key_line(st, "store", "synchronous_commit"),
+                                   "synchronous_commit is for backend = postgresql (SQLite always syncs)");
+                return;
+        }
+        if (!uri_line) {
+                errors_add(st->errors, st->file, section,
+                           "backend = postgresql needs uri = (a libpq connection string, e.g. "
+                           "host=db.example.org dbname=phi sslmode=verify-full)");
+                return;
+        }
+        if (phi_pg_conninfo_check(c->store_uri, why, sizeof(why)) < 0)
+                errors_add(st->errors, st->file, uri_line, "uri: %s", why);
+}
+
 static void validate(struct parse_state *st) {
         struct phi_config *c = st->config;
         unsigned ldap_line = st->section_line[0];
@@ -728,7 +780,9 @@ static void validate(struct parse_state *st) {
                         errors_add(st->errors, st->file, 0, "out of memory");
                 if (!c->group_base && set_string(&c->group_base, c->base) < 0)
                         errors_add(st->errors, st->file, 0, "out of memory");
-        }        /* [totp]: the URI label must fit phi_totp_uri(); 7 digits no app shows. */
+        }
+        store_validate(st);
+        /* [totp]: the URI label must fit phi_totp_uri(); 7 digits no app shows. */
         if (c->totp_digits == 7)
                 errors_add(st->errors, st->file, st->section_line[PHI_ELEMENTSOF(sections) - 1],
                            "[totp] digits must be 6 or 8");

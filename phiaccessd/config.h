@@ -85,7 +85,12 @@ struct phi_config {
         uint64_t page_size;
 
         /* [store] */
+        char *store_backend;                /* "sqlite" or "postgresql" */
+        /* SQLite: the store. PostgreSQL: the local file beside which the
+         * identities stay (phi_store_identities_path), its lock and keys. */
         char *store_path;
+        char *store_uri;                    /* PostgreSQL: libpq connection string; "" for SQLite */
+        char *store_synchronous_commit;     /* PostgreSQL: on, remote_write, remote_apply, local */
 
         /* [daemon] */
         char *socket_path;

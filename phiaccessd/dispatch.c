@@ -272,6 +272,23 @@ static int put_u64(phi_msg *m, const char *key, uint64_t v) {
         return phi_msg_put_number(m, key, v);
 }
 
+/* The shared store: its backend, where it is (a file, or a PostgreSQL
+ * server and database, never a password) and whether it answers now. */
+static int store_status(struct phi_daemon *d, phi_msg *m) {
+        char where[512];
+        bool reachable = false;
+        int r;
+
+        if (!d->store)
+                return 0;
+        if ((r = phi_store_probe(d->store, where, sizeof(where), &reachable)) < 0)
+                return r;
+        if ((r = phi_msg_put_pair(m, "store_backend", phi_store_backend_name(d->store))) < 0 ||
+            (r = phi_msg_put_pair(m, "store", where)) < 0 || (r = phi_msg_put_flag(m, "store_reachable", reachable)) < 0)
+                return r;
+        return 0;
+}
+
 static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, const phi_msg *req,
                          phi_msg **ret_reply, uint64_t *ret_ticket) {
         _cleanup_msg_ phi_msg *m = phi_msg_new(PHI_MSG_OK);
@@ -319,7 +336,8 @@ static int handle_status(struct phi_daemon *d, const struct phi_caller *caller, 
             (r = put_u64(m, "requests_refused", d->refused)) < 0 ||
             (r = phi_msg_put_pair(m, "policy", d->policy_state[0] ? d->policy_state : "not loaded")) < 0 ||
             (d->policy && ((r = put_u64(m, "policy_rules", phi_policy_n_rules(d->policy))) < 0 ||
-                           (r = put_u64(m, "policy_roles", phi_policy_n_roles(d->policy))) < 0)))
+                           (r = put_u64(m, "policy_roles", phi_policy_n_roles(d->policy))) < 0)) ||
+            (r = store_status(d, m)) < 0)
                 return r;
         if (d->refusals && d->connection_notes) {
                 struct phi_ratelimit_stats rs, cs;

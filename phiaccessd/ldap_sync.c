@@ -1714,7 +1714,7 @@ static void *thread_main(void *arg) {
 
         LOCKED(s) c0 = phi_config_ref(s->config);
         if ((r = worker_configure(&w, c0)) < 0 ||
-            (r = phi_store_open("sqlite", w.c->store_path, PHI_IDENTITIES_WRITE, &w.store)) < 0) {
+            (r = phi_store_open_config(w.c, PHI_IDENTITIES_WRITE, &w.store)) < 0) {
                 set_error(s, "cannot open the store %s: %s", w.c->store_path, phi_errno_text(r));
                 set_state(s, "failed");
                 phi_log(LOG_CRIT, "directory sync cannot start: %s", s->status.last_error);

@@ -27,6 +27,7 @@
 #include "server.h"
 #include "sockdir.h"
 #include "store.h"
+#include "store_pg_conninfo.h"
 #include "sync.h"
 #include "totp_handlers.h"
 
@@ -48,6 +49,11 @@ static void usage(FILE *f) {
                 "  -f, --foreground    stay in the foreground (the only mode; systemd runs it so)\n"
                 "      --check-config  validate the configuration, print FILE:LINE: message per\n"
                 "                      problem, exit 1 if there is any\n"
+                "      --init-store    create or migrate the store's schema and exit (for a\n"
+                "                      PostgreSQL store: as a role that may create tables)\n"
+                "      --replay-floor  raise every replay watermark to now plus the window and\n"
+                "                      remove enrolment tickets: after a restore by other means\n"
+                "                      (pg_restore); daemons may be running\n"
                 "      --restore FILE  replace the store with the backup FILE (phictl backup), the\n"
                 "                      daemon stopped; no code acceptable up to then is accepted again\n"
                 "      --verify-audit STORE  verify the audit log in STORE (a copy, or the store\n"
@@ -143,8 +149,11 @@ static int reload_all(void *userdata, const char *actor, char *ret_text, size_t 
         } else {
                 if (strcmp(c->socket_path, m->daemon.config->socket_path) != 0 ||
                     strcmp(c->pam_socket_path, m->daemon.config->pam_socket_path) != 0 ||
-                    strcmp(c->store_path, m->daemon.config->store_path) != 0)
-                        phi_log(LOG_WARNING, "reload: socket and store paths change only on restart");
+                    strcmp(c->store_path, m->daemon.config->store_path) != 0 ||
+                    strcmp(c->store_backend, m->daemon.config->store_backend) != 0 ||
+                    strcmp(c->store_uri, m->daemon.config->store_uri) != 0 ||
+                    strcmp(c->store_synchronous_commit, m->daemon.config->store_synchronous_commit) != 0)
+                        phi_log(LOG_WARNING, "reload: socket paths and [store] settings change only on restart");
                 phi_sync_reconfigure(m->daemon.sync, c);
                 if (m->daemon.verifier)
                         phi_totp_reconfigure(m->daemon.verifier, m->daemon.config, c);
@@ -317,6 +326,31 @@ static void notify_start(const struct phi_config *c) {
                 phi_log(LOG_INFO, "notifications go to %s", c->notify_command);
 }
 
+/* The store as logs name it: the file, or the PostgreSQL server and
+ * database (never the connection string, which may hold a password). */
+static void store_where(const struct phi_config *c, char *out, size_t len) {
+        if (strcmp(c->store_backend, "postgresql") == 0) {
+                char where[480];
+                phi_pg_conninfo_display(c->store_uri, where, sizeof(where));
+                snprintf(out, len, "(PostgreSQL at %s)", where);
+        } else
+                snprintf(out, len, "%s", c->store_path);
+}
+
+static const char *store_hint(int r) {
+        switch (r) {
+        case -EACCES:
+                return " (the database role may lack a right phiaccessd(8) lists; a schema to create or "
+                       "migrate needs phiaccessd --init-store run as the owner role)";
+        case -EPROTONOSUPPORT:
+                return " (the store's schema is newer than this phiaccessd: a newer one migrated it)";
+        case -ECONNRESET:
+                return " (the database cannot be reached; the reason is logged above)";
+        default:
+                return "";
+        }
+}
+
 static int run(struct main_ctx *m) {
         _cleanup_(phi_server_freep) phi_server *server = NULL, *pam_unavailable = NULL;
         int main_fd = -1, pam_fd = -1;
@@ -339,10 +373,11 @@ static int run(struct main_ctx *m) {
         if ((r = instance_lock(m->daemon.config->store_path, "not starting a second one", &m->instance_fd)) < 0)
                 return r;
         phi_backup_remove_leftovers(m->daemon.config->store_path);
-        r = phi_store_open("sqlite", m->daemon.config->store_path, PHI_IDENTITIES_READ, &m->daemon.store);
+        r = phi_store_open_config(m->daemon.config, PHI_IDENTITIES_READ, &m->daemon.store);
         if (r < 0) {
-                phi_log(LOG_ERR, "cannot open the store %s: %s", m->daemon.config->store_path,
-                        phi_errno_text(r));
+                char where[512];
+                store_where(m->daemon.config, where, sizeof(where));
+                phi_log(LOG_ERR, "cannot open the store %s: %s%s", where, phi_errno_text(r), store_hint(r));
                 return r;
         }
         if ((r = take_listen_fds(&main_fd, &pam_fd)) < 0)
@@ -510,6 +545,57 @@ static int verify_audit_store(const char *store_path, const char *vkey, const ch
         return res.outcome == PHI_AUDIT_VERIFY_OK ? 0 : res.outcome == PHI_AUDIT_VERIFY_ERROR ? 2 : 1;
 }
 
+/* phiaccessd --init-store: the schema created or migrated, then exit; the
+ * daemon does the same at start, with whatever rights its role has. */
+static int init_store(const char *config_path) {
+        _cleanup_(phi_store_freep) phi_store *s = NULL;
+        struct phi_config *c = NULL;
+        char where[512];
+        unsigned version = 0;
+        int r;
+
+        if (load_config(config_path, &c, true) < 0)
+                return 1;
+        store_where(c, where, sizeof(where));
+        if (strcmp(c->store_backend, "sqlite") == 0)
+                ensure_parent_dir(c->store_path);
+        r = phi_store_open_config(c, PHI_IDENTITIES_NONE, &s);
+        if (r == 0)
+                r = phi_store_schema_version(s, &version);
+        if (r < 0)
+                fprintf(stderr, "phiaccessd: cannot initialise the store %s: %s%s\n", where, phi_errno_text(r),
+                        store_hint(r));
+        else
+                printf("store %s (%s): schema version %u\n", where, phi_store_backend_name(s), version);
+        phi_config_unref(c);
+        return r < 0 ? 1 : 0;
+}
+
+static void invoking_user(const struct phi_config *c, char *actor, size_t len) {
+        _cleanup_free_ char *name = NULL;
+        gid_t gid;
+
+        /* From the passwd file (never NSS, as everywhere here). */
+        if (phi_local_user_by_uid(c->passwd_file, getuid(), &name, &gid) == 0)
+                snprintf(actor, len, "%s", name);
+        else
+                snprintf(actor, len, "uid %u", (unsigned) getuid());
+}
+
+/* phiaccessd --replay-floor: after the store was restored by other means. */
+static int replay_floor(const char *config_path) {
+        struct phi_config *c = NULL;
+        char actor[64];
+        int r;
+
+        if (load_config(config_path, &c, true) < 0)
+                return 1;
+        invoking_user(c, actor, sizeof(actor));
+        r = phi_backup_replay_floor(c, actor, stdout, stderr);
+        phi_config_unref(c);
+        return r < 0 ? 1 : 0;
+}
+
 static int restore(const char *config_path, const char *file) {
         struct phi_config *c = NULL;
         _cleanup_free_ char *name = NULL;
@@ -519,6 +605,13 @@ static int restore(const char *config_path, const char *file) {
 
         if (load_config(config_path, &c, true) < 0)
                 return 1;
+        if (strcmp(c->store_backend, "sqlite") != 0) {
+                fprintf(stderr, "phiaccessd: restore refused: the store is in PostgreSQL; restore the database "
+                                "with its own tools (pg_restore, or point-in-time recovery), then run "
+                                "phiaccessd --replay-floor (phiaccessd(8), BACKUP AND RESTORE)\n");
+                phi_config_unref(c);
+                return 1;
+        }
         /* The invoking user, from the passwd file (never NSS, as everywhere here). */
         if (phi_local_user_by_uid(c->passwd_file, getuid(), &name, &gid) == 0)
                 snprintf(actor, sizeof(actor), "%s", name);
@@ -539,12 +632,15 @@ static int restore(const char *config_path, const char *file) {
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_CHECK = 256, OPT_VERSION, OPT_RESTORE, OPT_VERIFY_AUDIT, OPT_KEY, OPT_JOURNAL_DIR, OPT_NO_JOURNAL };
+        enum { OPT_CHECK = 256, OPT_VERSION, OPT_RESTORE, OPT_VERIFY_AUDIT, OPT_KEY, OPT_JOURNAL_DIR, OPT_NO_JOURNAL,
+               OPT_INIT_STORE, OPT_REPLAY_FLOOR };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "foreground", no_argument, NULL, 'f' },
                 { "check-config", no_argument, NULL, OPT_CHECK },
                 { "restore", required_argument, NULL, OPT_RESTORE },
+                { "init-store", no_argument, NULL, OPT_INIT_STORE },
+                { "replay-floor", no_argument, NULL, OPT_REPLAY_FLOOR },
                 { "verify-audit", required_argument, NULL, OPT_VERIFY_AUDIT },
                 { "key", required_argument, NULL, OPT_KEY },
                 { "journal-dir", required_argument, NULL, OPT_JOURNAL_DIR },
@@ -555,7 +651,7 @@ int main(int argc, char **argv) {
         };
         struct main_ctx m = { .config_path = PHI_CONFIG_PATH, .instance_fd = -1 };
         const char *restore_file = NULL, *verify_store = NULL, *key = NULL, *journal_dir = NULL;
-        bool check = false, no_journal = false, config_given = false;
+        bool check = false, no_journal = false, config_given = false, init = false, floor = false;
         int c, r;
 
         /* libldap would otherwise read /etc/ldap/ldap.conf, $HOME/.ldaprc and an
@@ -577,6 +673,12 @@ int main(int argc, char **argv) {
                         break;
                 case OPT_RESTORE:
                         restore_file = optarg;
+                        break;
+                case OPT_INIT_STORE:
+                        init = true;
+                        break;
+                case OPT_REPLAY_FLOOR:
+                        floor = true;
                         break;
                 case OPT_VERIFY_AUDIT:
                         verify_store = optarg;
@@ -618,6 +720,15 @@ int main(int argc, char **argv) {
                                 "--journal-dir not with --no-journal\n");
                 return 2;
         }
+        if ((init || floor) && (restore_file || check || verify_store || (init && floor))) {
+                fprintf(stderr, "phiaccessd: --init-store and --replay-floor go with none of --restore, "
+                                "--check-config, --verify-audit, nor with each other\n");
+                return 2;
+        }
+        if (floor)
+                return replay_floor(m.config_path);
+        if (init)
+                return init_store(m.config_path);
         if (verify_store)
                 return verify_audit(verify_store, key, journal_dir, !no_journal,
                                     config_given ? m.config_path : NULL);

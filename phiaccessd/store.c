@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
 #include "store.h"
 
 struct phi_store {
@@ -16,6 +17,7 @@ struct phi_store {
 
 static const struct phi_store_ops *const backends[] = {
         &phi_store_sqlite_ops,
+        &phi_store_pg_ops,
 };
 
 void phi_strv_free(char **v, size_t n) {
@@ -61,18 +63,45 @@ int phi_store_identities_path(const char *location, char **ret) {
 
 int phi_store_open(const char *backend, const char *location, enum phi_store_identities identities,
                    phi_store **ret) {
+        return phi_store_open_params(&(struct phi_store_params){ .backend = backend, .location = location },
+                                     identities, ret);
+}
+
+int phi_store_open_config(const struct phi_config *c, enum phi_store_identities identities, phi_store **ret) {
+        _cleanup_free_ char *ipath = NULL;
+        struct phi_store_params p = { .backend = c->store_backend, .location = c->store_path,
+                                      .synchronous_commit = c->store_synchronous_commit };
+        int r;
+
+        /* PostgreSQL: the identities stay in the file beside `path`, where
+         * SQLite keeps them; the shared part is at the URI. */
+        if (strcmp(c->store_backend, "sqlite") != 0) {
+                if ((r = phi_store_identities_path(c->store_path, &ipath)) < 0)
+                        return r;
+                p.location = c->store_uri;
+                p.identities = ipath;
+        }
+        return phi_store_open_params(&p, identities, ret);
+}
+
+int phi_store_open_params(const struct phi_store_params *p, enum phi_store_identities identities,
+                          phi_store **ret) {
         _cleanup_free_ char *ipath = NULL;
         const struct phi_store_ops *ops = NULL;
         phi_store *s;
         int r;
 
         for (size_t i = 0; i < PHI_ELEMENTSOF(backends); i++)
-                if (strcmp(backends[i]->name, backend) == 0)
+                if (strcmp(backends[i]->name, p->backend) == 0)
                         ops = backends[i];
         if (!ops)
                 return -EOPNOTSUPP;
-        if ((r = phi_store_identities_path(location, &ipath)) < 0)
+        if (p->identities)
+                ipath = strdup(p->identities);
+        else if ((r = phi_store_identities_path(p->location, &ipath)) < 0)
                 return r;
+        if (!ipath)
+                return -ENOMEM;
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
@@ -80,7 +109,7 @@ int phi_store_open(const char *backend, const char *location, enum phi_store_ide
         s->iops = &phi_identity_sqlite_ops;
         /* The shared part first: opening it makes the identity file (and moves
          * an old store's identities there), which a read-only open needs. */
-        r = ops->open(location, ipath, &s->backend);
+        r = ops->open(p, ipath, &s->backend);
         if (r < 0) {
                 free(s);
                 return r;
@@ -92,6 +121,12 @@ int phi_store_open(const char *backend, const char *location, enum phi_store_ide
         }
         *ret = s;
         return 0;
+}
+
+const char *phi_store_backend_name(const phi_store *s) { return s->ops->name; }
+
+int phi_store_probe(phi_store *s, char *where, size_t where_len, bool *ret_reachable) {
+        return s->ops->probe(s->backend, where, where_len, ret_reachable);
 }
 
 void phi_store_free(phi_store *s) {

@@ -86,13 +86,27 @@ struct phi_store_counts {
         uint64_t failure_counters;
 };
 
+/* Where and how the shared part is opened: phi_store_open_params(). */
+struct phi_store_params {
+        const char *backend;            /* "sqlite" or "postgresql" */
+        /* SQLite: the store's file. PostgreSQL: a libpq connection string or
+         * URI (it may hold a password: never logged). */
+        const char *location;
+        /* The identity file (a local SQLite file whatever the backend); NULL:
+         * phi_store_identities_path(location), which SQLite uses. */
+        const char *identities;
+        /* PostgreSQL: SET synchronous_commit on each connection (on,
+         * remote_write, remote_apply or local); NULL: on. */
+        const char *synchronous_commit;
+};
+
 /* The shared part. */
 struct phi_store_ops {
         const char *name;
         /* Opens, creating and migrating as needed. The SQLite backend also moves
          * the identities of a store made before they had a file of their own
          * into identities_location, once (store_sqlite.c). */
-        int (*open)(const char *location, const char *identities_location, void **ret);
+        int (*open)(const struct phi_store_params *p, const char *identities_location, void **ret);
         void (*close)(void *b);
         int (*begin)(void *b);
         int (*commit)(void *b);
@@ -160,6 +174,10 @@ struct phi_store_ops {
         int (*backup)(void *b, const char *dest, struct phi_store_counts *ret);
         int (*tokens_raise_floor)(void *b, uint64_t step, uint64_t *ret_raised);
         int (*tickets_clear)(void *b, uint64_t *ret_cleared);
+
+        /* For phictl status: where the shared part is (never a password) and
+         * whether it answers now. */
+        int (*probe)(void *b, char *where, size_t where_len, bool *ret_reachable);
 };
 
 /* The identity part: per host, whatever the shared backend is. */
@@ -196,6 +214,7 @@ struct phi_identity_ops {
 };
 
 extern const struct phi_store_ops phi_store_sqlite_ops;
+extern const struct phi_store_ops phi_store_pg_ops;
 extern const struct phi_identity_ops phi_identity_sqlite_ops;
 
 /* How a handle uses the identity part. */
@@ -210,6 +229,20 @@ enum phi_store_identities {
  * (phi_store_identities_path) as asked. */
 int phi_store_open(const char *backend, const char *location, enum phi_store_identities identities,
                    phi_store **ret) _phi_warn_unused_ _phi_nonnull_;
+/* The same with every setting: the backend named in p (-EOPNOTSUPP for one
+ * this build lacks), p->identities for the identity file. */
+int phi_store_open_params(const struct phi_store_params *p, enum phi_store_identities identities,
+                          phi_store **ret) _phi_warn_unused_ _phi_nonnull_;
+struct phi_config;
+/* The store a configuration names ([store] backend, path, uri,
+ * synchronous_commit): what every handle of the daemon opens. */
+int phi_store_open_config(const struct phi_config *c, enum phi_store_identities identities, phi_store **ret)
+        _phi_warn_unused_ _phi_nonnull_;
+/* The backend's name ("sqlite", "postgresql"); where it is, without any
+ * password, and whether it answers (a round trip for PostgreSQL). */
+const char *phi_store_backend_name(const phi_store *s) _phi_nonnull_;
+int phi_store_probe(phi_store *s, char *where, size_t where_len, bool *ret_reachable) _phi_warn_unused_
+        _phi_nonnull_;
 /* Where the identities of the store at location live: beside it, the name with
  * "-identities" before a ".db" suffix (phi.db -> phi-identities.db), else
  * appended. The same location for ":memory:" and "". Free with free(). */

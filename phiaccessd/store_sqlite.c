@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "store.h"
+#include "store_schema.h"
 #include "store_sqlite_db.h"
 
 #define MIGRATION_IDENTITIES_MOVED 4u
@@ -71,72 +72,13 @@ static const struct phi_sqlite_migration migrations[] = {
         { MIGRATION_IDENTITIES_MOVED, "identities-moved",
           "DROP TABLE memberships; DROP TABLE group_members; DROP TABLE groups; DROP TABLE users;"
           "DROP TABLE sync_state;" },
-        /* Whose a token or ticket is (token.h): NULL for those made before,
-         * bound by the verifier at its start (it has the master key to
-         * re-seal them); '' for one whose name had no identity then. */
-        { 5, "token-identity",
-          "ALTER TABLE totp_tokens ADD COLUMN identity TEXT;"
-          "ALTER TABLE totp_tickets ADD COLUMN identity TEXT;"
-          "CREATE INDEX totp_tokens_identity ON totp_tokens(identity);"
-          "CREATE INDEX totp_tickets_identity ON totp_tickets(identity);" },
-        /* Open sessions (sessions.h): a row from pam_open_session() to its
-         * close. The host column is for a store that several hosts share. */
-        { 6, "sessions",
-          "CREATE TABLE sessions ("
-          "  id TEXT PRIMARY KEY, user_name TEXT NOT NULL, service TEXT NOT NULL,"
-          "  rhost TEXT NOT NULL, tty TEXT NOT NULL, host TEXT NOT NULL,"
-          "  pid BIGINT NOT NULL, pid_start BIGINT NOT NULL, boot_id TEXT NOT NULL,"
-          "  opened BIGINT NOT NULL);"
-          "CREATE INDEX sessions_host ON sessions(host, id);" },
-        /* Elevation requests (elevation.h): one row each, its state a number
-         * (enum phi_elev_state), kept after it ends: the history auditors ask
-         * for. One row per approver's decision, so each decides once. */
-        { 7, "elevation",
-          "CREATE TABLE elevation_requests ("
-          "  id TEXT PRIMARY KEY, requester TEXT NOT NULL, role TEXT NOT NULL, grant_group TEXT NOT NULL,"
-          "  host TEXT NOT NULL, reason TEXT NOT NULL, ticket TEXT NOT NULL,"
-          "  state INTEGER NOT NULL CHECK (state >= 0 AND state < 8), breakglass INTEGER NOT NULL,"
-          "  duration BIGINT NOT NULL, start_at BIGINT NOT NULL, created BIGINT NOT NULL,"
-          "  pending_until BIGINT NOT NULL, approvals_needed INTEGER NOT NULL, approvals INTEGER NOT NULL,"
-          "  denials INTEGER NOT NULL, starts BIGINT NOT NULL, expires BIGINT NOT NULL, ended BIGINT NOT NULL,"
-          "  ended_by TEXT NOT NULL, end_reason TEXT NOT NULL, reviewer TEXT NOT NULL,"
-          "  review_note TEXT NOT NULL, reviewed BIGINT NOT NULL);"
-          "CREATE INDEX elevation_requests_state ON elevation_requests(state, id);"
-          "CREATE TABLE elevation_decisions ("
-          "  request_id TEXT NOT NULL REFERENCES elevation_requests(id), approver TEXT NOT NULL,"
-          "  approve INTEGER NOT NULL, reason TEXT NOT NULL, decided BIGINT NOT NULL,"
-          "  PRIMARY KEY (request_id, approver));" },
-        /* The audit log (audit_log.h): the records, the leaves of one Merkle
-         * tree, whose right edge is kept in audit_tree; and the signed
-         * checkpoints. Rows are never deleted: HIPAA keeps six years. */
-        { 8, "audit",
-          "CREATE TABLE audit_log ("
-          "  seq BIGINT PRIMARY KEY, time_us BIGINT NOT NULL, event TEXT NOT NULL, user_name TEXT NOT NULL,"
-          "  actor TEXT NOT NULL, role TEXT NOT NULL, request_id TEXT NOT NULL, host TEXT NOT NULL,"
-          "  leaf TEXT NOT NULL, leaf_hash TEXT NOT NULL);"
-          "CREATE INDEX audit_log_user ON audit_log(user_name, seq);"
-          "CREATE INDEX audit_log_actor ON audit_log(actor, seq);"
-          "CREATE INDEX audit_log_request ON audit_log(request_id, seq);"
-          "CREATE INDEX audit_log_time ON audit_log(time_us);"
-          "CREATE TABLE audit_tree (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL);"
-          "CREATE TABLE audit_checkpoints (size BIGINT PRIMARY KEY, note TEXT NOT NULL, created BIGINT NOT NULL);" },
-        /* A sudo session opened under a grant names its request, so that the
-         * daemon ends the session when the grant ends (also after a restart);
-         * "" for every other session. */
-        { 9, "session-grant", "ALTER TABLE sessions ADD COLUMN request_id TEXT NOT NULL DEFAULT '';" },
-        /* The change feed of a store several daemons share: one row per
-         * committed change the others react to (a request's transition, a
-         * token's change, a session's close), its seq given out in the
-         * writing transaction. A day's worth is kept (the newest always); a
-         * reader asks for those after the last seq it applied. And the
-         * audit tree's row made for an empty log (the saved form of the empty
-         * tree), so that a server backend's round always has a row to lock.
-         * The same text runs on PostgreSQL. */
-        { 10, "changes",
-          "CREATE TABLE changes (seq BIGINT PRIMARY KEY, kind INTEGER NOT NULL, subject TEXT NOT NULL,"
-          "  host TEXT NOT NULL, created BIGINT NOT NULL);"
-          "INSERT INTO audit_tree (id, state) SELECT 1, '010000000000000000'"
-          "  WHERE NOT EXISTS (SELECT 1 FROM audit_tree);" },
+        /* 5 onwards: texts PostgreSQL runs too, described in store_schema.h. */
+        { 5, "token-identity", PHI_STORE_MIGRATION_5 },
+        { 6, "sessions", PHI_STORE_MIGRATION_6 },
+        { 7, "elevation", PHI_STORE_MIGRATION_7 },
+        { 8, "audit", PHI_STORE_MIGRATION_8 },
+        { 9, "session-grant", PHI_STORE_MIGRATION_9 },
+        { 10, "changes", PHI_STORE_MIGRATION_10 },
 };
 
 enum {
@@ -352,7 +294,8 @@ static void sqlite_close(void *b) {
         free(s);
 }
 
-static int sqlite_open(const char *location, const char *identities_location, void **ret) {
+static int sqlite_open(const struct phi_store_params *p, const char *identities_location, void **ret) {
+        const char *location = p->location;
         struct phi_sqlite_db *s = calloc(1, sizeof(*s));
         bool in_memory = !*location || strcmp(location, ":memory:") == 0;
         unsigned have = 0;
@@ -1315,6 +1258,17 @@ static int sqlite_changes_prune(void *b, uint64_t before) {
         return phi_sqlite_step_done(st);
 }
 
+/* The file is where it is; it answers when it can be read. */
+static int sqlite_probe(void *b, char *where, size_t where_len, bool *ret_reachable) {
+        struct phi_sqlite_db *s = b;
+        const char *file = sqlite3_db_filename(s->db, "main");
+        unsigned v;
+
+        snprintf(where, where_len, "%s", file && *file ? file : ":memory:");
+        *ret_reachable = phi_sqlite_version(s, &v) == 0;
+        return 0;
+}
+
 const struct phi_store_ops phi_store_sqlite_ops = {
         .name = "sqlite",
         .open = sqlite_open,
@@ -1362,4 +1316,5 @@ const struct phi_store_ops phi_store_sqlite_ops = {
         .changes_after = sqlite_changes_after,
         .changes_max = sqlite_changes_max,
         .changes_prune = sqlite_changes_prune,
+        .probe = sqlite_probe,
 };

@@ -93,7 +93,7 @@ int phi_totp_start(const struct phi_config *c, int pam_fd, phi_verifier **ret) {
                         source, reason ? " " : "", reason ? reason : "", why);
                 return r;
         }
-        r = phi_verifier_new("sqlite", c->store_path, key, &p, pam_fd, c->pam_socket_path, ret);
+        r = phi_verifier_new(c, key, &p, pam_fd, c->pam_socket_path, ret);
         if (r < 0) {
                 phi_log(LOG_CRIT, "cannot start the TOTP verifier: %s; TOTP logins will be refused",
                         phi_errno_text(r));

@@ -2954,7 +2954,7 @@ int phi_verify_request_from_pam(const phi_msg *req, struct phi_verify_request *q
         return 1;
 }
 
-int phi_verifier_new(const char *backend, const char *location, phi_seal_key *key,
+int phi_verifier_new(const struct phi_config *store_config, phi_seal_key *key,
                      const struct phi_verifier_policy *policy, int pam_fd, const char *pam_path,
                      phi_verifier **ret) {
         phi_verifier *v = calloc(1, sizeof(*v));
@@ -2996,7 +2996,7 @@ int phi_verifier_new(const char *backend, const char *location, phi_seal_key *ke
         if ((r = phi_session_boot_id(v->boot_id)) < 0 || (r = phi_access_hostname(v->hostname, sizeof(v->hostname))) < 0)
                 goto fail;
         /* Identities read-only: a refresh's write lock is no concern of a login. */
-        if ((r = phi_store_open(backend, location, PHI_IDENTITIES_READ, &v->store)) < 0 ||
+        if ((r = phi_store_open_config(store_config, PHI_IDENTITIES_READ, &v->store)) < 0 ||
             (r = bind_legacy(v)) < 0)
                 goto fail;
         {

@@ -130,13 +130,15 @@ struct phi_verify_request {
 
 typedef struct phi_verifier phi_verifier;
 
-/* Opens its own handle on the store and starts the thread, which serves the
+struct phi_config;
+/* Opens its own handle on the store the configuration names
+ * (phi_store_open_config) and starts the thread, which serves the
  * PAM socket: pam_fd if systemd passed it (taken on success), else pam_path,
  * bound here (NULL: no PAM socket). Takes ownership of key (freed on failure
  * too). */
-int phi_verifier_new(const char *backend, const char *location, phi_seal_key *key,
+int phi_verifier_new(const struct phi_config *store_config, phi_seal_key *key,
                      const struct phi_verifier_policy *policy, int pam_fd, const char *pam_path,
-                     phi_verifier **ret) _phi_warn_unused_ _phi_nonnull_args_(1, 2, 4, 7);
+                     phi_verifier **ret) _phi_warn_unused_ _phi_nonnull_args_(1, 2, 3, 6);
 /* A frame on the PAM socket as a request: PHI_MSG_AUTH as a login,
  * PHI_MSG_TOTP_ACTIVATE (which names its user there) as the activation of a
  * token offered at login. 1, or 0 with an error in *ret_reply (negative only

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 #include "config.h"
@@ -178,6 +179,60 @@ static void test_tls_rules(void **state) {
         assert_false(phi_config_uri_is_loopback("ldap://ldap.example.org"));
 }
 
+/* [store] on PostgreSQL: the connection string is required, and one to a
+ * TCP host must check the server's certificate; the errors name the line. */
+static void test_store_postgresql(void **state) {
+        static const char *const refused[][3] = {
+                { "backend = postgresql\n", "5", "needs uri =" },
+                { "backend = postgresql\nuri = host=db.example.org dbname=phi\n", "7", "sslmode=prefer (the default)" },
+                { "backend = postgresql\nuri = host=db.example.org sslmode=require\n", "7", "sslmode=require: add" },
+                { "backend = postgresql\nuri = host=/run/postgresql,db.example.org sslmode=disable\n", "7",
+                  "over TCP" },
+                { "backend = postgresql\nuri = hostaddr=192.0.2.7 host=/tmp\n", "7", "(hostaddr)" },
+                { "backend = postgresql\nuri = postgresql://u:pw@db/phi?sslmode=bogus-pw\n", "7",
+                  "(not one libpq knows)" },
+                { "backend = postgresql\nuri = host=/run/postgresql\nsynchronous_commit = off\n", "8",
+                  "off is refused" },
+                { "uri = host=/run/postgresql\n", "6", "uri is for backend = postgresql" },
+                { "backend = mysql\n", "6", "not available" },
+                { "backend = postgresql\nuri = host='unterminated\n", "7", "libpq cannot read" },
+        };
+        static const char *const accepted[] = {
+                "backend = postgresql\nuri = host=/run/postgresql dbname=phi\n",
+                "backend = postgresql\nuri = dbname=phi\n",
+                "backend = postgresql\nuri = host=db1,db2 sslmode=verify-full target_session_attrs=read-write\n"
+                "synchronous_commit = remote_apply\n",
+                "backend = postgresql\nuri = postgresql://phid@db.example.org/phi?sslmode=verify-ca\n",
+        };
+        struct phi_config_errors e = { 0 };
+        struct phi_config *c = NULL;
+        char text[1024];
+
+        (void) state;
+        for (size_t i = 0; i < PHI_ELEMENTSOF(refused); i++) {
+                snprintf(text, sizeof(text), "%s[store]\n%s", minimal, refused[i][0]);
+                assert_int_equal(phi_config_load_string("t", text, &c, &e), -EINVAL);
+                if (!has_error(&e, (unsigned) atoi(refused[i][1]), refused[i][2]))
+                        fail_msg("case %zu: no error '%s' on line %s (first: %u: %s)", i, refused[i][2],
+                                 refused[i][1], e.n ? e.items[0].line : 0, e.n ? e.items[0].message : "none");
+                for (size_t k = 0; k < e.n; k++)
+                        assert_null(strstr(e.items[k].message, "pw"));
+                phi_config_errors_clear(&e);
+        }
+        for (size_t i = 0; i < PHI_ELEMENTSOF(accepted); i++) {
+                snprintf(text, sizeof(text), "%s[store]\n%s", minimal, accepted[i]);
+                if (phi_config_load_string("t", text, &c, &e) != 0)
+                        fail_msg("case %zu refused: %s", i, e.n ? e.items[0].message : "?");
+                assert_string_equal(c->store_backend, "postgresql");
+                phi_config_unref(c);
+        }
+        assert_int_equal(phi_config_load_string("t", minimal, &c, &e), 0);
+        assert_string_equal(c->store_backend, "sqlite");
+        assert_string_equal(c->store_uri, "");
+        assert_string_equal(c->store_synchronous_commit, "on");
+        phi_config_unref(c);
+}
+
 static void test_trusted_files(void **state) {
         char dir[] = "/tmp/phi-test-config.XXXXXX", path[256];
         const char *reason = NULL;
@@ -219,6 +274,7 @@ int main(void) {
                 cmocka_unit_test(test_primary_gids_allowed),
                 cmocka_unit_test(test_tls_rules),
                 cmocka_unit_test(test_trusted_files),
+                cmocka_unit_test(test_store_postgresql),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
