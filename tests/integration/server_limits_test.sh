@@ -101,7 +101,11 @@ phi_check "at most $BURST refusals journaled a uid per interval ($single for $in
 phi_check "at most one summary a uid per interval ($summaries)" test "$summaries" -le "$intervals"
 phi_check "at least one summary" test "$summaries" -ge 1
 phi_assert_eq "$((single + summed))" "$refusals" "journaled + PHI_SUPPRESSED of the summaries = the client's refusals"
-phi_assert_eq "$said_written" "$single" "the summaries' PHI_JOURNALED counts the refusals journaled one by one"
+# A summary is written for an interval that suppressed some; an interval the
+# flood only touched (its last, if the flood ended early in it) journals its
+# few one by one and has none: only that interval's are not in PHI_JOURNALED.
+phi_check "the summaries' PHI_JOURNALED ($said_written) counts the refusals journaled one by one ($single), but for an interval with nothing suppressed" \
+    test "$said_written" -le "$single" -a $((single - said_written)) -le "$BURST"
 phi_assert_eq "$(printf '%s\n' "$entries" | jq -r 'select(.PHI_REASON == "rate_limited") | .PHI_LIMIT' | sort -u)" \
     requests "the summaries are of refused requests"
 for u in "${login_users[@]}"; do
