@@ -1135,6 +1135,36 @@ static int pg_session_open(void *b, const struct phi_session *x) {
         return n == 1 ? 0 : -EEXIST;
 }
 
+/* Up to max rows of a statement, each read into an item of item_size by
+ * row (which leaves nothing to free: fixed-size items), into one array. */
+typedef int row_reader(const PGresult *res, int row, void *item);
+
+static int rows_read(struct pg *s, int which, const struct params *p, size_t max, size_t item_size,
+                     row_reader *row, void **ret, size_t *ret_n) {
+        PGresult *res = NULL;
+        char *v = NULL;
+        size_t n = 0;
+        int r;
+
+        if ((r = ready(s)) < 0 || (r = run(s, which, p, &res)) < 0)
+                return r;
+        if ((size_t) PQntuples(res) > max)
+                r = -EBADMSG;
+        else if (max > 0 && !(v = calloc(max, item_size)))
+                r = -ENOMEM;
+        for (int i = 0; r == 0 && i < PQntuples(res); i++)
+                if ((r = row(res, i, v + n * item_size)) == 0)
+                        n++;
+        PQclear(res);
+        if (r < 0) {
+                free(v);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
 static int session_row(const PGresult *res, int row, struct phi_session *x) {
         *x = (struct phi_session){ 0 };
         if (col_text(res, row, 0, x->id, sizeof(x->id)) < 0 || col_text(res, row, 1, x->user, sizeof(x->user)) < 0 ||
@@ -1170,35 +1200,18 @@ static int pg_session_close(void *b, const char *id, const char *user, struct ph
         return 0;
 }
 
+static int session_item(const PGresult *res, int row, void *item) { return session_row(res, row, item); }
+
 static int pg_session_list(void *b, const char *host, const char *after, size_t max, struct phi_session **ret,
                            size_t *ret_n) {
-        struct phi_session *v = NULL;
         struct params p = { 0 };
-        PGresult *res = NULL;
-        size_t n = 0;
-        int r;
 
         p_text(&p, after);
         p_u64(&p, max);
         if (host)
                 p_text(&p, host);
-        if ((r = ready(b)) < 0 || (r = run(b, host ? S_SESSION_LIST_HOST : S_SESSION_LIST, &p, &res)) < 0)
-                return r;
-        if ((size_t) PQntuples(res) > max)
-                r = -EBADMSG;
-        else if (max > 0 && !(v = calloc(max, sizeof(*v))))
-                r = -ENOMEM;
-        for (int i = 0; r == 0 && i < PQntuples(res); i++)
-                if ((r = session_row(res, i, &v[n])) == 0)
-                        n++;
-        PQclear(res);
-        if (r < 0) {
-                free(v);
-                return r;
-        }
-        *ret = v;
-        *ret_n = n;
-        return 0;
+        return rows_read(b, host ? S_SESSION_LIST_HOST : S_SESSION_LIST, &p, max, sizeof(**ret), session_item,
+                         (void **) ret, ret_n);
 }
 
 /* ------------------------------------------------------------- elevation */
@@ -1322,35 +1335,17 @@ static int pg_elev_decision_add(void *b, const char *id, const char *approver, b
         return n == 1 ? 0 : -EEXIST;
 }
 
+static int elev_item(const PGresult *res, int row, void *item) { return elev_row(res, row, item); }
+
 static int pg_elev_list(void *b, unsigned state_mask, const char *requester, const char *after, size_t max,
                         struct phi_elev_request **ret, size_t *ret_n) {
-        struct phi_elev_request *v = NULL;
         struct params p = { 0 };
-        PGresult *res = NULL;
-        size_t n = 0;
-        int r;
 
         p_u64(&p, state_mask);
         p_text(&p, requester);
         p_text(&p, after);
         p_u64(&p, max);
-        if ((r = ready(b)) < 0 || (r = run(b, S_ELEV_LIST, &p, &res)) < 0)
-                return r;
-        if ((size_t) PQntuples(res) > max)
-                r = -EBADMSG;
-        else if (max > 0 && !(v = calloc(max, sizeof(*v))))
-                r = -ENOMEM;
-        for (int i = 0; r == 0 && i < PQntuples(res); i++)
-                if ((r = elev_row(res, i, &v[n])) == 0)
-                        n++;
-        PQclear(res);
-        if (r < 0) {
-                free(v);
-                return r;
-        }
-        *ret = v;
-        *ret_n = n;
-        return 0;
+        return rows_read(b, S_ELEV_LIST, &p, max, sizeof(**ret), elev_item, (void **) ret, ret_n);
 }
 
 /* ------------------------------------------------------------- audit log */
@@ -1577,40 +1572,24 @@ static int pg_change_add(void *b, enum phi_change_kind kind, const char *subject
         return run(b, S_CHANGE_NOTIFY, NULL, NULL);
 }
 
+static int change_item(const PGresult *res, int row, void *item) {
+        struct phi_change *c = item;
+        uint64_t kind = 0;
+
+        if (col_u64(res, row, 0, &c->seq) < 0 || col_u64(res, row, 1, &kind) < 0 ||
+            col_text(res, row, 2, c->subject, sizeof(c->subject)) < 0 ||
+            col_text(res, row, 3, c->host, sizeof(c->host)) < 0 || col_u64(res, row, 4, &c->created) < 0)
+                return -EBADMSG;
+        c->kind = (enum phi_change_kind) kind;
+        return 0;
+}
+
 static int pg_changes_after(void *b, uint64_t after, size_t max, struct phi_change **ret, size_t *ret_n) {
-        struct phi_change *v = NULL;
         struct params p = { 0 };
-        PGresult *res = NULL;
-        size_t n = 0;
-        int r;
 
         p_u64(&p, after);
         p_u64(&p, max);
-        if ((r = ready(b)) < 0 || (r = run(b, S_CHANGES_AFTER, &p, &res)) < 0)
-                return r;
-        if ((size_t) PQntuples(res) > max)
-                r = -EBADMSG;
-        else if (max > 0 && !(v = calloc(max, sizeof(*v))))
-                r = -ENOMEM;
-        for (int i = 0; r == 0 && i < PQntuples(res); i++) {
-                uint64_t kind = 0;
-                if (col_u64(res, i, 0, &v[n].seq) < 0 || col_u64(res, i, 1, &kind) < 0 ||
-                    col_text(res, i, 2, v[n].subject, sizeof(v[n].subject)) < 0 ||
-                    col_text(res, i, 3, v[n].host, sizeof(v[n].host)) < 0 || col_u64(res, i, 4, &v[n].created) < 0) {
-                        r = -EBADMSG;
-                        break;
-                }
-                v[n].kind = (enum phi_change_kind) kind;
-                n++;
-        }
-        PQclear(res);
-        if (r < 0) {
-                free(v);
-                return r;
-        }
-        *ret = v;
-        *ret_n = n;
-        return 0;
+        return rows_read(b, S_CHANGES_AFTER, &p, max, sizeof(**ret), change_item, (void **) ret, ret_n);
 }
 
 static int pg_changes_max(void *b, uint64_t *ret) {
