@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +348,11 @@ static void p_bytes(struct params *p, const void *v, size_t len) {
 
 static bool conn_lost(const struct pg *s) { return !s->conn || PQstatus(s->conn) == CONNECTION_BAD; }
 
+/* One outage, one event, for the daemon: each of its threads has a
+ * connection of its own, and each finds the database gone; the others say
+ * so in a plain log line. */
+static atomic_bool outage_journaled;
+
 static void note_down(struct pg *s, const char *what) {
         char why[512];
         size_t n = 0;
@@ -371,10 +377,13 @@ static void note_down(struct pg *s, const char *what) {
                         { "PHI_ERROR", why },
                         { "PHI_BACKEND", "postgresql" },
                 };
-                /* Once per outage (s->down): a login storm must not become a
-                 * journal storm. */
-                phi_journal_event(PHI_EVENT_STORE_UNREACHABLE, LOG_ERR, fields, PHI_ELEMENTSOF(fields),
-                                  "the PostgreSQL store at %s is unreachable (%s): %s", s->where, what, why);
+                /* Once per outage (s->down, and one connection of the
+                 * daemon's): a login storm must not become a journal storm. */
+                if (!atomic_exchange(&outage_journaled, true))
+                        phi_journal_event(PHI_EVENT_STORE_UNREACHABLE, LOG_ERR, fields, PHI_ELEMENTSOF(fields),
+                                          "the PostgreSQL store at %s is unreachable (%s): %s", s->where, what, why);
+                else
+                        phi_log(LOG_ERR, "the PostgreSQL store at %s is unreachable (%s): %s", s->where, what, why);
         }
 }
 
@@ -773,8 +782,11 @@ static int ensure_connected(struct pg *s) {
                         { "PHI_STORE", s->where },
                         { "PHI_BACKEND", "postgresql" },
                 };
-                phi_journal_event(PHI_EVENT_STORE_RECOVERED, LOG_NOTICE, fields, PHI_ELEMENTSOF(fields),
-                                  "the PostgreSQL store at %s is reachable again", s->where);
+                if (atomic_exchange(&outage_journaled, false))
+                        phi_journal_event(PHI_EVENT_STORE_RECOVERED, LOG_NOTICE, fields, PHI_ELEMENTSOF(fields),
+                                          "the PostgreSQL store at %s is reachable again", s->where);
+                else
+                        phi_log(LOG_NOTICE, "the PostgreSQL store at %s is reachable again", s->where);
         }
         return 0;
 }

@@ -108,6 +108,12 @@ for h in "${HOSTS[@]}"; do
     phi_assert_eq "$(pair store_backend)" postgresql "$h's store is PostgreSQL" "$OUT"
 done
 
+listeners() { [ "$(psql_val "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'phiaccessd-listen'
+    AND state = 'idle' AND query = 'LISTEN phi_changes'")" = "$1" ]; }
+phi_wait_for --timeout 5 --what "three LISTEN connections" -- listeners 3 ||
+    phi_fail "each daemon LISTENs for the change feed's notifications" "$(psql_val 'SELECT application_name, query FROM pg_stat_activity')"
+phi_pass "each daemon LISTENs for the change feed's notifications on a connection of its own"
+
 # ------------------------------------------- enrolled via A, logs in on B
 export PHI_SOCKET=${DIR[hosta]}/run/socket
 totp_enroll alice
@@ -200,7 +206,7 @@ ev=$(phi_journal_wait --first --timeout 5 --after "$cur" SYSLOG_IDENTIFIER=phiac
 phi_assert_contains "$(phi_json_field MESSAGE <<<"$ev")" "$PHI_PG_SOCK" "store_unreachable names the server"
 phi_check "and says why" test -n "$(phi_json_field PHI_ERROR <<<"$ev")"
 n=$(phi_journal_json --after "$cur" SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=store_unreachable | grep -c . || true)
-phi_check "once per daemon and outage, not once per failed round ($n)" test "$n" -le 3
+phi_assert_eq "$n" 3 "once per daemon and outage, not once per failed round or connection"
 phi_check_fails "nothing was accepted meanwhile" phi_journal_wait --timeout 1 --after "$cur" \
     SYSLOG_IDENTIFIER=phiaccessd PHI_EVENT=auth_ok
 
@@ -219,6 +225,10 @@ phi_check "every audit record from before the outage is there" \
     test "$(psql_val 'SELECT count(*) FROM audit_log')" -gt "$records"
 ctl hostc root status
 phi_assert_eq "$(pair store_reachable)" yes "hostc's phictl status says the store is reachable again"
+# Its listening connection is made again after a backoff (at most 10 s).
+phi_wait_for --timeout 20 --what "three LISTEN connections again" -- listeners 3 ||
+    phi_fail "the daemons LISTEN again after the outage"
+phi_pass "the daemons LISTEN again after the outage"
 ctl hosta root audit verify
 phi_assert_eq "$RC" 0 "phictl audit verify passes on hosta after the outage" "$OUT"
 
