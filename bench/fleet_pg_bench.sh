@@ -119,6 +119,7 @@ fleet_us=$((t1 - t0))
 approve_seen_on() { # HOST FILE: one request on B, approved on A, until HOST lists alice
     local t0 t1 id
     ctl hostb alice request bench --for 10m
+    [ "$RC" = 0 ] || phi_die "request: $OUT"
     id=$(pair id)
     t0=$(now_us)
     ctl hosta bob approve "$id"
