@@ -353,24 +353,29 @@ static bool conn_lost(const struct pg *s) { return !s->conn || PQstatus(s->conn)
  * so in a plain log line. */
 static atomic_bool outage_journaled;
 
-static void note_down(struct pg *s, const char *what) {
-        char why[512];
+/* libpq's message names the host, never the password; it comes in lines,
+ * indented: one line here. */
+static void error_line(PGconn *c, char *why, size_t len) {
         size_t n = 0;
 
-        if (s->down)
-                return;
-        s->down = true;
-        /* libpq's message names the host, never the password; it comes in
-         * lines, indented: one line here. */
-        for (const char *p = s->conn ? PQerrorMessage(s->conn) : "no connection"; *p && n + 1 < sizeof(why); p++) {
-                char c = *p == '\n' || *p == '\t' ? ' ' : *p;
-                if (c == ' ' && (n == 0 || why[n - 1] == ' '))
+        for (const char *p = c ? PQerrorMessage(c) : "no connection"; *p && n + 1 < len; p++) {
+                char ch = *p == '\n' || *p == '\t' ? ' ' : *p;
+                if (ch == ' ' && (n == 0 || why[n - 1] == ' '))
                         continue;
-                why[n++] = c;
+                why[n++] = ch;
         }
         while (n > 0 && why[n - 1] == ' ')
                 n--;
         why[n] = '\0';
+}
+
+static void note_down(struct pg *s, const char *what) {
+        char why[512];
+
+        if (s->down)
+                return;
+        s->down = true;
+        error_line(s->conn, why, sizeof(why));
         {
                 const struct phi_journal_field fields[] = {
                         { "PHI_STORE", s->where },
@@ -1761,10 +1766,13 @@ static void listen_drop(struct pg *s) {
 }
 
 static void listen_lost(struct pg *s, const char *what) {
+        char why[512];
+
+        error_line(s->listen, why, sizeof(why));
         if (!s->listen_lost)
                 phi_log(LOG_WARNING, "change notifications from the PostgreSQL store at %s stopped (%s: %s); "
                                      "polling the change feed meanwhile, and reconnecting",
-                        s->where, what, s->listen ? PQerrorMessage(s->listen) : "no connection");
+                        s->where, what, why);
         s->listen_lost = true;
         listen_drop(s);
 }
