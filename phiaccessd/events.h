@@ -33,6 +33,8 @@ enum phi_event {
         PHI_EVENT_ELEVATION_CANCELLED,
         PHI_EVENT_STORE_RESTORED,
         PHI_EVENT_SESSION_ENDED,
+        PHI_EVENT_STORE_UNREACHABLE,
+        PHI_EVENT_STORE_RECOVERED,
         _PHI_EVENT_MAX,
 };
 
@@ -70,4 +72,6 @@ static const struct phi_event_info phi_events[_PHI_EVENT_MAX] = {
         [PHI_EVENT_ELEVATION_CANCELLED] = { "elevation_cancelled", "12cc31241b2043b08d8cbf941aeabd51" },
         [PHI_EVENT_STORE_RESTORED] = { "store_restored", "c899cb0daa12446a9af3c88433359c5f" },
         [PHI_EVENT_SESSION_ENDED] = { "session_ended", "69364946378744cf8eb4299c7c7886fe" },
+        [PHI_EVENT_STORE_UNREACHABLE] = { "store_unreachable", "ba6b1f14064041ea94b05b854882c2c3" },
+        [PHI_EVENT_STORE_RECOVERED] = { "store_recovered", "1cffb3adc4c94ba3a66be17f3bc55ecc" },
 };

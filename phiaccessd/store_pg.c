@@ -33,11 +33,15 @@
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "journal.h"
 #include "store.h"
@@ -288,6 +292,16 @@ struct pg {
         bool prepared[_S_MAX];
         bool in_tx;
         bool down;                      /* the loss is logged once, and the recovery */
+        /* The change feed's wake-up (changes_wake_fd): a connection of its
+         * own that LISTENs, used only by the thread that reads the feed. Its
+         * socket changes with each reconnection, so the reader gets an epoll
+         * descriptor that holds the socket while connected and a timer while
+         * not: readable when a notification came, or when it is time to
+         * connect again. */
+        PGconn *listen;
+        int listen_epoll, listen_timer, listen_sock;
+        unsigned listen_backoff_s;
+        bool listen_lost;               /* logged once per loss */
 };
 
 /* Bound parameters, all sent as text but the BYTEA ones (binary). */
@@ -334,25 +348,48 @@ static void p_bytes(struct params *p, const void *v, size_t len) {
 
 static bool conn_lost(const struct pg *s) { return !s->conn || PQstatus(s->conn) == CONNECTION_BAD; }
 
-static void note_down(struct pg *s, const char *what) {
-        char why[512];
+/* One outage, one event, for the daemon: each of its threads has a
+ * connection of its own, and each finds the database gone; the others say
+ * so in a plain log line. */
+static atomic_bool outage_journaled;
+
+/* libpq's message names the host, never the password; it comes in lines,
+ * indented: one line here. */
+static void error_line(PGconn *c, char *why, size_t len) {
         size_t n = 0;
 
-        if (s->down)
-                return;
-        s->down = true;
-        /* libpq's message names the host, never the password; it comes in
-         * lines, indented: one line here. */
-        for (const char *p = s->conn ? PQerrorMessage(s->conn) : "no connection"; *p && n + 1 < sizeof(why); p++) {
-                char c = *p == '\n' || *p == '\t' ? ' ' : *p;
-                if (c == ' ' && (n == 0 || why[n - 1] == ' '))
+        for (const char *p = c ? PQerrorMessage(c) : "no connection"; *p && n + 1 < len; p++) {
+                char ch = *p == '\n' || *p == '\t' ? ' ' : *p;
+                if (ch == ' ' && (n == 0 || why[n - 1] == ' '))
                         continue;
-                why[n++] = c;
+                why[n++] = ch;
         }
         while (n > 0 && why[n - 1] == ' ')
                 n--;
         why[n] = '\0';
-        phi_log(LOG_ERR, "the PostgreSQL store at %s is unreachable (%s): %s", s->where, what, why);
+}
+
+static void note_down(struct pg *s, const char *what) {
+        char why[512];
+
+        if (s->down)
+                return;
+        s->down = true;
+        error_line(s->conn, why, sizeof(why));
+        {
+                const struct phi_journal_field fields[] = {
+                        { "PHI_STORE", s->where },
+                        { "PHI_ERROR", why },
+                        { "PHI_BACKEND", "postgresql" },
+                };
+                /* Once per outage (s->down, and one connection of the
+                 * daemon's): a login storm must not become a journal storm. */
+                if (!atomic_exchange(&outage_journaled, true))
+                        phi_journal_event(PHI_EVENT_STORE_UNREACHABLE, LOG_ERR, fields, PHI_ELEMENTSOF(fields),
+                                          "the PostgreSQL store at %s is unreachable (%s): %s", s->where, what, why);
+                else
+                        phi_log(LOG_ERR, "the PostgreSQL store at %s is unreachable (%s): %s", s->where, what, why);
+        }
 }
 
 static int sqlstate_error(const char *state) {
@@ -746,7 +783,15 @@ static int ensure_connected(struct pg *s) {
         }
         if (s->down) {
                 s->down = false;
-                phi_log(LOG_NOTICE, "the PostgreSQL store at %s is reachable again", s->where);
+                const struct phi_journal_field fields[] = {
+                        { "PHI_STORE", s->where },
+                        { "PHI_BACKEND", "postgresql" },
+                };
+                if (atomic_exchange(&outage_journaled, false))
+                        phi_journal_event(PHI_EVENT_STORE_RECOVERED, LOG_NOTICE, fields, PHI_ELEMENTSOF(fields),
+                                          "the PostgreSQL store at %s is reachable again", s->where);
+                else
+                        phi_log(LOG_NOTICE, "the PostgreSQL store at %s is reachable again", s->where);
         }
         return 0;
 }
@@ -758,6 +803,12 @@ static void pg_close(void *b) {
                 return;
         if (s->conn)
                 PQfinish(s->conn);
+        if (s->listen)
+                PQfinish(s->listen);
+        if (s->listen_epoll >= 0)
+                close(s->listen_epoll);
+        if (s->listen_timer >= 0)
+                close(s->listen_timer);
         free(s->conninfo);
         free(s);
 }
@@ -784,6 +835,7 @@ static int pg_open(const struct phi_store_params *p, const char *identities_loca
 
         if (!s)
                 return -ENOMEM;
+        s->listen_epoll = s->listen_timer = s->listen_sock = -1;
         if (phi_pg_conninfo_check(p->location, why, sizeof(why)) < 0) {
                 phi_log(LOG_ERR, "the PostgreSQL store's connection string is refused: %s", why);
                 r = -EINVAL;
@@ -1674,6 +1726,122 @@ static int pg_probe(void *b, char *where, size_t where_len, bool *ret_reachable)
         return 0;
 }
 
+/* ------------------------------------------------ the change feed's wake-up */
+
+/* The listening connection given up: its socket out of the set (a dead
+ * socket stays readable, and must not spin the reader), a reconnection
+ * due after a backoff of 1, 2, 4, 8, then every 10 seconds. */
+static void listen_drop(struct pg *s) {
+        struct itimerspec t = { 0 };
+
+        if (s->listen_sock >= 0)
+                (void) epoll_ctl(s->listen_epoll, EPOLL_CTL_DEL, s->listen_sock, NULL);
+        s->listen_sock = -1;
+        if (s->listen)
+                PQfinish(PHI_TAKE_PTR(s->listen));
+        s->listen_backoff_s = s->listen_backoff_s == 0 ? 1 : s->listen_backoff_s >= 5 ? 10 : s->listen_backoff_s * 2;
+        t.it_value.tv_sec = s->listen_backoff_s;
+        (void) timerfd_settime(s->listen_timer, 0, &t, NULL);
+}
+
+static void listen_lost(struct pg *s, const char *what) {
+        char why[512];
+
+        error_line(s->listen, why, sizeof(why));
+        if (!s->listen_lost)
+                phi_log(LOG_WARNING, "change notifications from the PostgreSQL store at %s stopped (%s: %s); "
+                                     "polling the change feed meanwhile, and reconnecting",
+                        s->where, what, why);
+        s->listen_lost = true;
+        listen_drop(s);
+}
+
+/* Same string, same transport rule as the store's connection; a short
+ * connect_timeout, since the reader's thread waits for it. */
+static void listen_connect(struct pg *s) {
+        const char *const keys[] = { "connect_timeout", "fallback_application_name", "dbname", NULL };
+        const char *const values[] = { "2", "phiaccessd-listen", s->conninfo, NULL };
+        struct epoll_event ev = { .events = EPOLLIN };
+        PGresult *res;
+        bool ok;
+
+        if (!(s->listen = PQconnectdbParams(keys, values, 1)) || PQstatus(s->listen) != CONNECTION_OK) {
+                listen_lost(s, "cannot connect");
+                return;
+        }
+        (void) PQsetNoticeProcessor(s->listen, notice_ignore, NULL);
+        if (!transport_safe(s->listen)) {
+                listen_lost(s, "reached over TCP without a checked certificate, refused");
+                return;
+        }
+        res = PQexec(s->listen, "LISTEN phi_changes");
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+        if (!ok) {
+                listen_lost(s, "LISTEN refused");
+                return;
+        }
+        s->listen_sock = PQsocket(s->listen);
+        ev.data.fd = s->listen_sock;
+        if (s->listen_sock < 0 || epoll_ctl(s->listen_epoll, EPOLL_CTL_ADD, s->listen_sock, &ev) < 0) {
+                s->listen_sock = -1;
+                listen_lost(s, "no socket");
+                return;
+        }
+        if (s->listen_lost)
+                phi_log(LOG_NOTICE, "change notifications from the PostgreSQL store at %s resumed", s->where);
+        s->listen_lost = false;
+        s->listen_backoff_s = 0;
+}
+
+static int pg_changes_wake_fd(void *b) {
+        struct pg *s = b;
+        struct epoll_event ev = { .events = EPOLLIN };
+
+        if (s->listen_epoll >= 0)
+                return s->listen_epoll;
+        if ((s->listen_epoll = epoll_create1(EPOLL_CLOEXEC)) < 0)
+                return -errno;
+        if ((s->listen_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0) {
+                int r = -errno;
+                close(s->listen_epoll);
+                s->listen_epoll = -1;
+                return r;
+        }
+        ev.data.fd = s->listen_timer;
+        if (epoll_ctl(s->listen_epoll, EPOLL_CTL_ADD, s->listen_timer, &ev) < 0) {
+                int r = -errno;
+                close(PHI_TAKE_FD(s->listen_epoll));
+                close(PHI_TAKE_FD(s->listen_timer));
+                return r;
+        }
+        /* A first connection that fails arms the timer: the reader polls
+         * meanwhile, and the descriptor stays the same. */
+        listen_connect(s);
+        return s->listen_epoll;
+}
+
+/* What woke the reader consumed: the notifications (their payload is empty,
+ * the table says what changed), or the timer, then a new connection. */
+static void pg_changes_wake_ack(void *b) {
+        struct pg *s = b;
+        uint64_t expirations;
+        PGnotify *n;
+
+        if (s->listen_epoll < 0)
+                return;
+        if (read(s->listen_timer, &expirations, sizeof(expirations)) == (ssize_t) sizeof(expirations) && !s->listen)
+                listen_connect(s);
+        if (!s->listen)
+                return;
+        if (!PQconsumeInput(s->listen) || PQstatus(s->listen) == CONNECTION_BAD) {
+                listen_lost(s, "connection lost");
+                return;
+        }
+        while ((n = PQnotifies(s->listen)))
+                PQfreemem(n);
+}
+
 const struct phi_store_ops phi_store_pg_ops = {
         .name = "postgresql",
         .open = pg_open,
@@ -1722,4 +1890,6 @@ const struct phi_store_ops phi_store_pg_ops = {
         .changes_after = pg_changes_after,
         .changes_max = pg_changes_max,
         .changes_prune = pg_changes_prune,
+        .changes_wake_fd = pg_changes_wake_fd,
+        .changes_wake_ack = pg_changes_wake_ack,
 };

@@ -1989,7 +1989,11 @@ void phi_verifier_audit_hook(void *userdata, enum phi_event event, int priority,
         const char *x;
 
         (void) priority;
-        if (!v || event >= _PHI_EVENT_MAX || event == PHI_EVENT_CHECKPOINT)
+        /* The store's own outage is the journal's alone: its record could
+         * only be written to the store that is gone, and the reply that
+         * journaled it (phictl status) would wait for that. */
+        if (!v || event >= _PHI_EVENT_MAX || event == PHI_EVENT_CHECKPOINT || event == PHI_EVENT_STORE_UNREACHABLE ||
+            event == PHI_EVENT_STORE_RECOVERED)
                 return;
         snprintf(q.audit_event, sizeof(q.audit_event), "%s", phi_events[event].name);
 #define COPY(dst, name)                                             \

@@ -252,11 +252,11 @@ mkdir -p "$cat_root/usr/lib/systemd/catalog" "$cat_root/var/lib/systemd/catalog"
 cp "$PHI_SOURCE_DIR/phiaccessd/phi.catalog" "$cat_root/usr/lib/systemd/catalog/"
 journalctl --root="$cat_root" --update-catalog
 listed=$(journalctl --root="$cat_root" --list-catalog)
-phi_assert_eq "$(grep -c ' phi: ' <<<"$listed")" 28 "the catalog holds 28 phi entries"
+phi_assert_eq "$(grep -c ' phi: ' <<<"$listed")" 30 "the catalog holds 30 phi entries"
 for ev in auth_ok auth_fail totp_replay lockout access_granted access_denied session_open session_close \
           elevation_requested elevation_approved elevation_denied elevation_expired elevation_revoked elevation_cancelled \
           sudo_escalation sudo_denied breakglass breakglass_reviewed ticket_issued enrolled token_reset token_revoked policy_reload audit_query \
-          ldap_sync checkpoint store_restored session_ended; do
+          ldap_sync checkpoint store_restored session_ended store_unreachable store_recovered; do
     id=$(sed -n "s/.*\"$ev\", \"\\([0-9a-f]*\\)\".*/\\1/p" "$PHI_SOURCE_DIR/phiaccessd/events.h")
     if [ -z "$id" ] || ! grep -q "^$id phi: " <<<"$listed"; then
         phi_fail "event $ev has no catalog entry (id '$id')"

@@ -12,11 +12,15 @@
 # shared part of the store is one SQLite file in one directory, so that its
 # -wal and -shm are the same for every host; what is a host's own beside it
 # (the identity file, named after the store's path, and the instance lock)
-# is bound over from the host's directory.
+# is bound over from the host's directory. FLEET_NET=1 gives each host a
+# network namespace of its own too (only its loopback, down): what it shares
+# with the others is then only the filesystem (fleet_pg_test.sh reaches
+# PostgreSQL on a Unix socket).
 
 FLEET_ORIGIN=clinic.example/phi-audit
 FLEET_OWN_FILES=(phi-identities.db phi-identities.db-wal phi-identities.db-shm phi.db.lock)
 declare -gA DIR=() PID=() VKEY=()
+: "${FLEET_NET:=}"
 
 # fleet_setup HOST...: the shared store, and each host's directory, key and
 # configuration ($PHI_TMP/HOST/phiaccessd.conf). FLEET_EXTRA_AUDIT: more
@@ -60,9 +64,10 @@ fleet_setup() {
 
 # host_start HOST: the daemon in its namespaces; waits for its socket.
 host_start() {
-    local h=$1 d=${DIR[$1]}
+    local h=$1 d=${DIR[$1]} net=()
+    [ -z "$FLEET_NET" ] || net=(--net)
     # shellcheck disable=SC2016 # expanded by the inner bash
-    phi_spawn "phiaccessd-$h" unshare --mount --uts --propagation private -- bash -c '
+    phi_spawn "phiaccessd-$h" unshare --mount --uts "${net[@]}" --propagation private -- bash -c '
         h=$1 d=$2 shared=$3 exe=$4
         shift 4
         hostname "$h" && mount --bind "$d/run" /run/phiaccessd && mount --bind "$d/lib" /var/lib/phiaccessd ||
@@ -78,9 +83,10 @@ host_start() {
 
 # on HOST CMD...: CMD in HOST's namespaces (its sockets, its NSS files).
 on() {
-    local h=$1
+    local h=$1 net=()
     shift
-    nsenter --target "${PID[$h]}" --mount --uts -- "$@"
+    [ -z "$FLEET_NET" ] || net=(--net)
+    nsenter --target "${PID[$h]}" --mount --uts "${net[@]}" -- "$@"
 }
 
 # ctl HOST USER ARGS...: phictl on HOST as USER; output in OUT, status in RC.

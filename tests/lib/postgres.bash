@@ -109,3 +109,71 @@ phi_pg_psql() {
     fi
     "$PHI_PG_BIN/psql" -X -v ON_ERROR_STOP=1 -h "$PHI_PG_SOCK" -U postgres -d "$db" "$@"
 }
+
+# A streaming replica of the server phi_pg_start made, for a failover test:
+#
+#   phi_pg_replica_start    pg_basebackup -R from the primary into
+#                           PHI_PG_REPLICA_DIR, started on its own socket
+#                           directory PHI_PG_REPLICA_SOCK; then the primary's
+#                           synchronous_standby_names = '*', so that a COMMIT
+#                           returns only once the replica has it
+#   phi_pg_kill_primary     SIGKILL to the primary's postmaster (its backends
+#                           see it die and exit)
+#   phi_pg_promote          pg_ctl promote on the replica; phi_pg_psql then
+#                           speaks to it
+#
+# PHI_PG_URI_BOTH: the daemon's string naming both socket directories, with
+# target_session_attrs=read-write.
+PHI_PG_REPLICA_PID=""
+
+phi_pg_replica_start() {
+    [ -n "$PHI_PG_PID" ] || phi_die "phi_pg_replica_start needs phi_pg_start first"
+    PHI_PG_REPLICA_DIR=$PHI_TMP/pg/replica
+    PHI_PG_REPLICA_SOCK=$PHI_TMP/pg/sock2
+    mkdir -p "$PHI_PG_REPLICA_SOCK"
+    chown "$PHI_PG_USER:nogroup" "$PHI_PG_REPLICA_SOCK"
+    chmod 0755 "$PHI_PG_REPLICA_SOCK"
+    _phi_pg_as "$PHI_PG_BIN/pg_basebackup" -h "$PHI_PG_SOCK" -U postgres -D "$PHI_PG_REPLICA_DIR" -R -X stream \
+        -c fast >"$PHI_TMP/pg/basebackup.log" 2>&1 || phi_die "pg_basebackup failed: $(tail -5 "$PHI_TMP/pg/basebackup.log")"
+    phi_on_exit phi_pg_replica_stop
+    phi_spawn postgres-replica setpriv --reuid="$PHI_PG_USER" --regid=nogroup --clear-groups -- \
+        "$PHI_PG_BIN/postgres" -D "$PHI_PG_REPLICA_DIR" -k "$PHI_PG_REPLICA_SOCK" -c listen_addresses= \
+        -c fsync=on -c synchronous_commit=on -c max_connections=50 -c unix_socket_permissions=0777 \
+        -c cluster_name=phi_replica
+    PHI_PG_REPLICA_PID=$PHI_LAST_PID
+    phi_wait_for --timeout 30 --what "the replica ready" "$PHI_PG_BIN/pg_isready" -q -h "$PHI_PG_REPLICA_SOCK" \
+        -d postgres -U postgres || phi_die "the replica did not start (see $PHI_TMP/postgres-replica.log)"
+    phi_wait_for --timeout 30 --what "the replica streaming" _phi_pg_replica_is streaming state ||
+        phi_die "the replica does not stream"
+    phi_pg_psql -d postgres -q -c "ALTER SYSTEM SET synchronous_standby_names = '*'" -c "SELECT pg_reload_conf()" >/dev/null
+    phi_wait_for --timeout 30 --what "the replica synchronous" _phi_pg_replica_is sync sync_state ||
+        phi_die "the replica did not become a synchronous standby"
+    PHI_PG_URI_BOTH="host=$PHI_PG_SOCK,$PHI_PG_REPLICA_SOCK dbname=phi user=phid target_session_attrs=read-write"
+    PHI_PG_URI_OWNER="host=$PHI_PG_SOCK dbname=phi user=phi_owner"
+    export PHI_PG_REPLICA_DIR PHI_PG_REPLICA_SOCK PHI_PG_URI_BOTH
+}
+
+_phi_pg_replica_is() { # VALUE COLUMN: the primary's pg_stat_replication says so
+    [ "$(phi_pg_psql -d postgres -tAc "SELECT $2 FROM pg_stat_replication WHERE application_name = 'phi_replica'")" = "$1" ]
+}
+
+phi_pg_kill_primary() {
+    [ -n "$PHI_PG_PID" ] || phi_die "phi_pg_kill_primary: no primary"
+    kill -KILL "$PHI_PG_PID"
+    phi_wait_for --timeout 10 --what "the primary gone" bash -c "! kill -0 $PHI_PG_PID 2>/dev/null" ||
+        phi_die "the primary outlived SIGKILL"
+    PHI_PG_PID=""
+}
+
+phi_pg_promote() {
+    _phi_pg_as "$PHI_PG_BIN/pg_ctl" promote -D "$PHI_PG_REPLICA_DIR" -w -t 30 >/dev/null ||
+        phi_die "pg_ctl promote failed"
+    PHI_PG_SOCK=$PHI_PG_REPLICA_SOCK
+}
+
+phi_pg_replica_stop() {
+    [ -n "$PHI_PG_REPLICA_PID" ] || return 0
+    _phi_pg_as "$PHI_PG_BIN/pg_ctl" stop -D "$PHI_PG_REPLICA_DIR" -m fast -w -t 20 >/dev/null 2>&1 || true
+    phi_stop_pid "$PHI_PG_REPLICA_PID"
+    PHI_PG_REPLICA_PID=""
+}
