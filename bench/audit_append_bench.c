@@ -132,7 +132,9 @@ static int run_sha256(void) {
 
 static int run_fill(void) {
         const struct phi_audit_log_config ac = {
-                .key_path = O.key, .origin = "bench/phi-audit", .checkpoint_records = 1000, .checkpoint_interval = 60,
+                /* no origin: the key's name, as the daemon's own log has it */
+                .key_path = O.key, .key_name = "bench/phi-audit", .checkpoint_records = 1000,
+                .checkpoint_interval = 60,
         };
         phi_store *s = NULL;
         phi_audit_log *l = NULL;
@@ -186,7 +188,9 @@ static int run_fill(void) {
 
 static int run_treeread(void) {
         const struct phi_audit_log_config ac = {
-                .key_path = O.key, .origin = "bench/phi-audit", .checkpoint_records = 1000, .checkpoint_interval = 60,
+                /* no origin: the key's name, as the daemon's own log has it */
+                .key_path = O.key, .key_name = "bench/phi-audit", .checkpoint_records = 1000,
+                .checkpoint_interval = 60,
         };
         phi_store *s = NULL;
         phi_audit_log *l = NULL;

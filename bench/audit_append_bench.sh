@@ -86,7 +86,8 @@ awk -v n="$n" -v a="$audit_bytes" -v f="$file_bytes" 'BEGIN {
     printf "  bytes: %d records; audit tables %.1f MB = %.0f bytes/record (%.0f MB per million); whole store %.1f MB = %.0f bytes/record\n",
         n, a / 1e6, a / n, a / n, f / 1e6, f / n }'
 t0=$(date +%s%N)
-out=$("$PHI_BUILD_DIR/phiaccessd/phiaccessd" --verify-audit "$db" --key "$TOTP_DIR/audit.key.pub")
+out=$("$PHI_BUILD_DIR/phiaccessd/phiaccessd" --verify-audit "$db" --key "$TOTP_DIR/audit.key.pub") ||
+    phi_die "phiaccessd --verify-audit failed: $out"
 t1=$(date +%s%N)
 echo "  offline (--verify-audit, journal read): $(( (t1 - t0) / 1000000 )) ms: $(tr -s ' \n' ' ' <<<"$out")"
 totp_daemon_start
