@@ -10,7 +10,13 @@
 #     glibc and nss_phi show on hostb soon after (LISTEN/NOTIFY wakes hostb),
 #     and pam_phi's elevate check lets the user in there; hostc, which the
 #     role does not cover, shows no membership and refuses the check;
-#   - a revoke on hostc ends it on hostb;
+#   - the same with the real setuid sudo on each host (sudoers `%phi-dba`,
+#     group_source dynamic, pam_phi and sudo_phi's plugins, each host's own
+#     timestamps): refused on hostb before the approval, runs after it and
+#     is journaled by hostb's daemon with its command; refused and journaled
+#     on hostc;
+#   - a revoke on hostc ends it on hostb, sudo refused there again inside
+#     its timestamp window;
 #   - `phictl audit verify` on hostc verifies the whole fleet's log;
 #   - PostgreSQL stopped: NSS answers on every host (a grant in force
 #     still listed where its role applies), logins are denied as
@@ -99,6 +105,109 @@ nss_get() { # HOST DB KEY: getent through nss_phi on HOST (as members does)
         exec getent "$@"' nss-run "$PHI_TMP/nsswitch.conf" "$PHI_TMP/passwd" "$PHI_TMP/group" "$2" "$3" || true
 }
 
+# ------------------------------------------- /etc for sudo, its calls only
+# Each sudo call binds these over /etc in a mount namespace of its own inside
+# the host's: the host's accounts plus the test users and dbsvc (the run-as
+# target), nsswitch.conf saying phi (the grant's group comes from nss_phi, as
+# on a real host), the rule naming only the grant's group, and sudo's PAM
+# stack with pam_phi (the code, then the grant on every call, even inside
+# the timestamp window). /run/sudo is each host's own: a timestamp made on
+# one host is no use on another.
+SUDO=$(command -v sudo) || phi_die "sudo is missing; run ./scripts/setup"
+[ -u "$SUDO" ] || phi_die "$SUDO is not setuid root"
+SUDO_PHI=$PHI_BUILD_DIR/sudo_phi/sudo_phi.so
+ETC=$PHI_TMP/etc
+mkdir -p "$ETC" "$PHI_TMP/home"
+{
+    cat /etc/passwd
+    grep -v '^root:' "$TOTP_DIR/passwd"
+    echo "dbsvc:x:2100:2100:db service:/nonexistent:/bin/sh"
+} >"$ETC/passwd"
+# phi-dba is nss_phi's alone: a files entry would hide its members.
+{
+    cat /etc/group
+    grep -v -e '^root:' -e '^phi-admins:' -e '^phi-dba:' "$TOTP_DIR/group"
+    for u in "${TOTP_USERS[@]}"; do echo "$u:x:${TOTP_UID[$u]}:"; done
+    echo "dbsvc:x:2100:"
+} >"$ETC/group"
+cp "$PHI_TMP/nsswitch.conf" "$ETC/nsswitch.conf"
+cat >"$ETC/pam.sudo" <<PAM
+auth     required $PAM_PHI
+account  required $PAM_PHI elevate
+session  required $PAM_PHI elevate
+PAM
+# timestamp_type=global: one window per host for every call (no tty to key
+# it to); 5 minutes, longer than the test.
+cat >"$ETC/sudoers" <<'SUDOERS'
+Defaults env_reset, !lecture, timestamp_type=global, timestamp_timeout=5, passwd_tries=1
+%phi-dba ALL=(ALL) ALL
+SUDOERS
+chmod 0440 "$ETC/sudoers"
+visudo -c -f "$ETC/sudoers" >/dev/null || phi_die "the test's sudoers does not parse"
+# Group memberships read at each call: a grant's group ends with it.
+printf 'Set group_source dynamic\nPlugin sudoers_policy sudoers.so\nPlugin sudoers_io sudoers.so
+Plugin sudoers_audit sudoers.so\nPlugin sudo_phi_approval %s\nPlugin sudo_phi_audit %s\n' \
+    "$SUDO_PHI" "$SUDO_PHI" >"$ETC/sudo.conf"
+chmod 0644 "$ETC/sudo.conf" "$ETC/passwd" "$ETC/group" "$ETC/nsswitch.conf" "$ETC/pam.sudo"
+for h in "${HOSTS[@]}"; do
+    mkdir -p "${DIR[$h]}/sudo"
+    chmod 0711 "${DIR[$h]}/sudo"
+done
+phi_private_dir /run/sudo
+phi_private_dir /var/lib/sudo
+# The sanitizer build's modules need their runtimes loaded first in sudo,
+# which, being setuid, ignores LD_PRELOAD but not /etc/ld.so.preload: an
+# empty one (in an overlay of /etc, the test's alone, made before the hosts'
+# namespaces so that they have it), the runtimes bound over it for each sudo
+# call. Leak reports would be sudo's; the others are read at the end.
+SAN_LIBS=$(ldd "$PAM_PHI" | awk '/libasan|libubsan/ { print $3 }')
+SUDO_PRELOAD=
+SUDO_ENV=()
+if [ -n "$SAN_LIBS" ]; then
+    _phi_overlay /etc
+    : >/etc/ld.so.preload
+    SUDO_PRELOAD=$PHI_TMP/ld.so.preload
+    printf '%s\n' "$SAN_LIBS" >"$SUDO_PRELOAD"
+    mkdir -p "$PHI_TMP/san"
+    chmod 0755 "$PHI_TMP/san"
+    SUDO_ENV=("ASAN_OPTIONS=detect_leaks=0:log_path=$PHI_TMP/san/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+        "UBSAN_OPTIONS=print_stacktrace=1:log_path=$PHI_TMP/san/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}")
+fi
+# stdout apart from stderr: sudo warns there that it cannot resolve the
+# host's name (the host has no network).
+run_sudo() { # HOST USER ARGS...: sudo on HOST as USER, stdin from the caller; stdout in OUT, stderr in ERR, status in RC
+    local h=$1 u=$2
+    shift 2
+    RC=0
+    # shellcheck disable=SC2016 # expanded by the inner sh
+    OUT=$(on "$h" env "${SUDO_ENV[@]}" unshare --mount --propagation private -- sh -c '
+        d=$1 etc=$2 preload=$3 uid=$4 home=$5
+        shift 5
+        for f in passwd group nsswitch.conf sudoers sudo.conf; do
+            mount --bind "$etc/$f" "/etc/$f" || exit 125
+        done
+        mount --bind "$etc/pam.sudo" /etc/pam.d/sudo && mount --bind "$d/sudo" /run/sudo || exit 125
+        [ -z "$preload" ] || mount --bind "$preload" /etc/ld.so.preload || exit 125
+        exec env -C "$home" setpriv --reuid="$uid" --regid="$uid" --init-groups -- timeout 20 "$@"' \
+        sudo-run "${DIR[$h]}" "$ETC" "$SUDO_PRELOAD" "${TOTP_UID[$u]}" "$PHI_TMP/home" "$SUDO" "$@" \
+        2>"$PHI_TMP/sudo.err") || RC=$?
+    ERR=$(cat "$PHI_TMP/sudo.err")
+}
+sudo_with_code() { # HOST USER ARGS...: sudo -S on HOST, answering the code prompt with a fresh code
+    local h=$1 u=$2 step
+    shift 2
+    step=$(totp_fresh_step "$u")
+    run_sudo "$h" "$u" -S -p "" "$@" <<<"$(totp_code "$u" "$step")"
+    # Used up whether or not the command then ran.
+    TOTP_LAST[$u]=$step
+}
+sudo_event() { # HOST CURSOR EVENT FIELD=VALUE...: the first such entry HOST's daemon journaled
+    local h=$1 cursor=$2 ev=$3
+    shift 3
+    phi_journal_wait --first --timeout 10 --after "$cursor" SYSLOG_IDENTIFIER=phiaccessd "_PID=${PID[$h]}" \
+        "PHI_EVENT=$ev" "$@"
+}
+
 for h in "${HOSTS[@]}"; do host_start "$h"; done
 for h in "${HOSTS[@]}"; do
     phi_assert_eq "$(on "$h" hostname)" "$h" "$h runs under its own hostname"
@@ -138,6 +247,15 @@ phi_assert_match "$id" '^[0-9a-f]{12}$' "the request has an id"
 ctl hosta bob requests
 phi_assert_contains "$OUT" "$id" "hosta lists the request made on hostb"
 phi_assert_eq "$(sudo_account hostb alice)" PAM_PERM_DENIED "before the approval hostb refuses alice's elevate check"
+cursor=$(phi_journal_cursor)
+sudo_with_code hostb alice -u dbsvc /usr/bin/id -un
+phi_assert_eq "$RC" 1 "before the approval alice's sudo on hostb is refused, her code right" "$OUT$ERR"
+phi_assert_contains "$ERR" "account management error: Permission denied" \
+    "refused by pam_phi's account check: no grant yet"
+phi_assert_not_contains "$OUT" dbsvc "and the command did not run"
+sudo_event hostb "$cursor" sudo_denied PHI_USER=alice "PHI_COMMAND=/usr/bin/id -un" >/dev/null ||
+    phi_fail "hostb's daemon journals the refused sudo as sudo_denied, with its command"
+phi_pass "hostb's daemon journals the refused sudo as sudo_denied, with its command"
 ctl hosta bob approve "$id"
 phi_assert_eq "$RC" 0 "bob approves on hosta" "$OUT"
 phi_assert_eq "$(pair state)" active "the grant is active"
@@ -147,9 +265,29 @@ else
     phi_fail "hostb's NSS never listed alice in phi-dba" "$(members hostb phi-dba)"
 fi
 phi_assert_eq "$(sudo_account hostb alice)" PAM_SUCCESS "hostb's elevate check lets alice in"
+cursor=$(phi_journal_cursor)
+sudo_with_code hostb alice -u dbsvc /usr/bin/id -un
+phi_assert_eq "$RC" 0 "approved on hosta, alice's sudo on hostb runs" "$OUT$ERR"
+phi_assert_eq "$OUT" dbsvc "as dbsvc"
+e=$(sudo_event hostb "$cursor" sudo_escalation PHI_STAGE=accept PHI_USER=alice) ||
+    phi_fail "hostb's daemon journals the command as sudo_escalation"
+phi_assert_eq "$(phi_json_field PHI_COMMAND <<<"$e")" "/usr/bin/id -un" "sudo_escalation on hostb: PHI_COMMAND"
+phi_assert_eq "$(phi_json_field PHI_TARGET_USER <<<"$e")" dbsvc "sudo_escalation on hostb: PHI_TARGET_USER"
+phi_assert_eq "$(phi_json_field PHI_REQUEST_ID <<<"$e")" "$id" "sudo_escalation on hostb: the grant approved on hosta"
+run_sudo hostb alice -n -u dbsvc /usr/bin/id -un </dev/null
+phi_assert_eq "$RC:$OUT" 0:dbsvc "a second sudo on hostb inside its timestamp window runs without a code" "$OUT$ERR"
 sleep 1.5
 phi_assert_not_contains ",$(members hostc phi-dba)," ",alice," "hostc's NSS does not list alice (role dba does not cover hostc)"
 phi_assert_eq "$(sudo_account hostc alice)" PAM_PERM_DENIED "hostc's elevate check refuses alice"
+cursor=$(phi_journal_cursor)
+sudo_with_code hostc alice -u dbsvc /usr/bin/id -un
+phi_assert_eq "$RC" 1 "alice's sudo on hostc is refused (role dba does not cover hostc)" "$OUT$ERR"
+phi_assert_contains "$ERR" "account management error: Permission denied" \
+    "refused by pam_phi's account check: the grant is not for hostc"
+phi_assert_not_contains "$OUT" dbsvc "and the command did not run"
+sudo_event hostc "$cursor" sudo_denied PHI_USER=alice "PHI_COMMAND=/usr/bin/id -un" >/dev/null ||
+    phi_fail "hostc's daemon journals it as sudo_denied, with its command"
+phi_pass "hostc's daemon journals it as sudo_denied, with its command"
 
 # ---------------------------------------------------- revoke on C ends it on B
 ctl hostc bob revoke "$id" --reason "done, from hostc"
@@ -160,6 +298,19 @@ else
     phi_fail "hostb still lists alice after the revoke on hostc" "$(members hostb phi-dba)"
 fi
 phi_assert_eq "$(sudo_account hostb alice)" PAM_PERM_DENIED "hostb's elevate check refuses alice after the revoke"
+cursor=$(phi_journal_cursor)
+run_sudo hostb alice -n -u dbsvc /usr/bin/id -un </dev/null
+phi_assert_eq "$RC" 1 "revoked on hostc, alice's sudo on hostb is refused inside its timestamp window" "$OUT$ERR"
+phi_assert_contains "$ERR" "account management error: Permission denied" \
+    "by pam_phi's account check, which sudo calls even inside the window"
+phi_assert_not_contains "$OUT" dbsvc "and the command did not run"
+sudo_event hostb "$cursor" sudo_denied PHI_USER=alice "PHI_COMMAND=/usr/bin/id -un" >/dev/null ||
+    phi_fail "hostb's daemon journals it as sudo_denied"
+phi_pass "hostb's daemon journals it as sudo_denied"
+if [ -n "$SAN_LIBS" ]; then
+    phi_assert_eq "$(cat "$PHI_TMP"/san/asan.* "$PHI_TMP"/san/ubsan.* 2>/dev/null || true)" "" \
+        "no sanitizer report from pam_phi, sudo_phi or nss_phi inside sudo"
+fi
 ctl hostb root status
 phi_check "hostb reacted to other hosts' changes ($(pair fleet_changes_applied))" test "$(pair fleet_changes_applied)" -gt 0
 
