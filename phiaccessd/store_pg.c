@@ -45,6 +45,7 @@
 
 #include "journal.h"
 #include "store.h"
+#include "phi/secret.h"
 #include "store_pg_conninfo.h"
 #include "store_schema.h"
 #include "store_sqlite_db.h"
@@ -809,7 +810,7 @@ static void pg_close(void *b) {
                 close(s->listen_epoll);
         if (s->listen_timer >= 0)
                 close(s->listen_timer);
-        free(s->conninfo);
+        phi_secret_free_str(s->conninfo);   /* may hold a password */
         free(s);
 }
 
@@ -1302,23 +1303,29 @@ static int pg_elev_put(void *b, const struct phi_elev_request *x) {
         return n == 1 ? 0 : -EEXIST;
 }
 
+/* $1..$12 of S_ELEV_UPDATE and S_ELEV_TRANSITION: the id and what a
+ * transition may change. */
+static void elev_mutable_params(struct params *p, const struct phi_elev_request *x) {
+        p_text(p, x->id);
+        p_u64(p, (uint64_t) x->state);
+        p_u64(p, x->approvals);
+        p_u64(p, x->denials);
+        p_u64(p, x->starts);
+        p_u64(p, x->expires);
+        p_u64(p, x->ended);
+        p_text(p, x->ended_by);
+        p_text(p, x->end_reason);
+        p_text(p, x->reviewer);
+        p_text(p, x->review_note);
+        p_u64(p, x->reviewed);
+}
+
 static int pg_elev_update(void *b, const struct phi_elev_request *x) {
         struct params p = { 0 };
         uint64_t n = 0;
         int r;
 
-        p_text(&p, x->id);
-        p_u64(&p, (uint64_t) x->state);
-        p_u64(&p, x->approvals);
-        p_u64(&p, x->denials);
-        p_u64(&p, x->starts);
-        p_u64(&p, x->expires);
-        p_u64(&p, x->ended);
-        p_text(&p, x->ended_by);
-        p_text(&p, x->end_reason);
-        p_text(&p, x->reviewer);
-        p_text(&p, x->review_note);
-        p_u64(&p, x->reviewed);
+        elev_mutable_params(&p, x);
         if ((r = ready(b)) < 0 || (r = run_count(b, S_ELEV_UPDATE, &p, &n)) < 0)
                 return r;
         return n > 0 ? 0 : -ENOENT;
@@ -1586,18 +1593,7 @@ static int pg_elev_transition(void *b, const struct phi_elev_request *x, const s
         uint64_t n = 0;
         int r;
 
-        p_text(&p, x->id);
-        p_u64(&p, (uint64_t) x->state);
-        p_u64(&p, x->approvals);
-        p_u64(&p, x->denials);
-        p_u64(&p, x->starts);
-        p_u64(&p, x->expires);
-        p_u64(&p, x->ended);
-        p_text(&p, x->ended_by);
-        p_text(&p, x->end_reason);
-        p_text(&p, x->reviewer);
-        p_text(&p, x->review_note);
-        p_u64(&p, x->reviewed);
+        elev_mutable_params(&p, x);
         p_u64(&p, (uint64_t) old->state);
         p_u64(&p, old->approvals);
         p_u64(&p, old->denials);
