@@ -45,8 +45,13 @@ fleet_setup() {
         mkdir -p "$d/run" "$d/lib" "$d/store"
         chmod 0755 "$d" "$d/run" "$d/lib"
         chmod 0700 "$d/store"
+        # Each host's identities file in WAL mode before any daemon opens it:
+        # switching an empty file to WAL goes through a rollback journal,
+        # beside the shared path where every host would find it (two hosts
+        # starting at once read each other's as hot: EIO).
+        sqlite3 "$d/store/phi-identities.db" 'PRAGMA journal_mode=WAL;' >/dev/null
         for f in "${FLEET_OWN_FILES[@]}"; do
-            : >"$d/store/$f"
+            [ "$f" = phi-identities.db ] || : >"$d/store/$f"
             chmod 0600 "$d/store/$f"
         done
         "$PHI_BUILD_DIR/tests/tools/phi-audit-mkexport" keygen "$h/phi-audit" "$d/audit.key" "$d/audit.key.pub"
